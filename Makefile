@@ -1,0 +1,30 @@
+# Two commands do all the set-up (README): `make demo` runs the whole pipeline on the demo fleet,
+# `make test` runs the tests. Both create/refresh the virtual environment first.
+PYTHON ?= python3.11
+VENV ?= .venv
+STAMP := $(VENV)/.installed
+export PATH := $(abspath $(VENV))/bin:$(PATH)
+export MLFLOW_TRACKING_URI ?= sqlite:///mlflow.db
+export MLFLOW_EXPERIMENT_NAME ?= meterflow
+# `make demo ARGS="-P model=kmedoids -P distance_metric=dtw"` passes options to the pipeline.
+ARGS ?=
+
+.PHONY: demo test lint ui benchmarks
+
+demo: $(STAMP)
+	mlflow run . --env-manager local --experiment-name $(MLFLOW_EXPERIMENT_NAME) $(ARGS)
+
+test: $(STAMP)
+	python -m pytest $(ARGS)
+
+lint: $(STAMP)
+	ruff check . && ruff format --check .
+
+ui: $(STAMP)
+	mlflow ui --backend-store-uri $(MLFLOW_TRACKING_URI) --port 5000
+
+$(STAMP): pyproject.toml constraints.txt
+	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/python -m pip install --quiet --upgrade "pip>=24"
+	$(VENV)/bin/python -m pip install --quiet -c constraints.txt -e ".[dev]"
+	touch $(STAMP)

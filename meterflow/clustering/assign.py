@@ -1,0 +1,195 @@
+"""Picklable predictors that assign new daily profiles to the clusters of a fitted model.
+
+Each assigner holds only numpy arrays and plain settings (slot count, normalisation, DTW window),
+so it unpickles in a fresh process with nothing but ``meterflow`` and its dependencies, and it
+needs neither the training data nor the library that fitted the model (the LSTM encoder runs in
+numpy). ``predict`` = argmin of ``distances``; ties go to the lowest cluster index.
+
+Input: an array (n, L) or a DataFrame with ``slot_*`` columns (other columns are ignored) or with
+exactly L numeric columns.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from meterflow.clustering.distances import (
+    dtw_cross,
+    euclidean_cross,
+    normalize_profiles,
+    sbd_cross,
+)
+from meterflow.errors import SchemaError
+from meterflow.schemas import slot_columns
+
+
+@dataclass(kw_only=True, eq=False)
+class Assigner:
+    """Common part: input checks, normalisation, ``predict`` and an input example."""
+
+    n_slots: int
+    normalize: str = "none"  # per-profile normalisation applied before any distance
+    example_rows: np.ndarray = field(repr=False)  # a few rows for the MLflow input example
+
+    @property
+    def n_clusters(self) -> int:
+        raise NotImplementedError
+
+    def prepare(self, X: Any) -> np.ndarray:
+        """Check ``X`` and return it normalised, as float64 (n, L): the space of the centres."""
+        arr = self._as_array(X)
+        if arr.ndim != 2 or arr.shape[1] != self.n_slots:
+            raise SchemaError(
+                f"expected profiles with {self.n_slots} slots per row, got shape {arr.shape}"
+            )
+        finite = np.isfinite(arr).all(axis=1)
+        if not finite.all():
+            raise SchemaError(f"profile row {int(np.flatnonzero(~finite)[0])} has NaN/inf values")
+        return normalize_profiles(arr, self.normalize)
+
+    def _as_array(self, X: Any) -> np.ndarray:
+        if isinstance(X, pd.DataFrame):
+            slots = [c for c in X.columns if isinstance(c, str) and c.startswith("slot_")]
+            if slots:
+                expected = slot_columns(self.n_slots)
+                missing = [c for c in expected if c not in X.columns]
+                if missing or len(slots) != self.n_slots:
+                    raise SchemaError(
+                        f"expected columns {expected[0]}..{expected[-1]} ({self.n_slots} slots), "
+                        f"got {len(slots)} slot columns (missing {missing[:3]})"
+                    )
+                return X[expected].to_numpy(dtype=np.float64)
+            numeric = X.select_dtypes("number")
+            return numeric.to_numpy(dtype=np.float64)
+        return np.asarray(X, dtype=np.float64)
+
+    def distances(self, X: Any) -> np.ndarray:
+        """Distances (n, k) of each profile to each cluster in the method's own metric."""
+        return self._distances(self.prepare(X))
+
+    def _distances(self, Xp: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def predict(self, X: Any) -> np.ndarray:
+        """Cluster index (n,) int64 of each profile."""
+        return self.distances(X).argmin(axis=1).astype(np.int64)
+
+    def input_example(self) -> pd.DataFrame:
+        """A small profile table (slot columns) that ``predict`` accepts."""
+        return pd.DataFrame(self.example_rows, columns=slot_columns(self.n_slots))
+
+    def settings(self) -> dict[str, Any]:
+        """Plain settings that define the assignment rule (for logging)."""
+        return {"n_slots": self.n_slots, "normalize": self.normalize, "rule": type(self).__name__}
+
+
+@dataclass(kw_only=True, eq=False)
+class CentroidAssigner(Assigner):
+    """Nearest centre under ``metric``: ``euclidean``; ``dtw`` (dtaidistance, band ``window``);
+    or ``sbd`` (k-Shape's shape-based distance on z-normalised profiles)."""
+
+    centers: np.ndarray = field(repr=False)  # (k, L) in the normalised space
+    metric: str = "euclidean"
+    window: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.metric not in ("euclidean", "dtw", "sbd"):
+            raise ValueError(f"unknown assignment metric {self.metric!r}")
+        self.centers = np.ascontiguousarray(self.centers, dtype=np.float64)
+
+    @property
+    def n_clusters(self) -> int:
+        return int(self.centers.shape[0])
+
+    def _distances(self, Xp: np.ndarray) -> np.ndarray:
+        if self.metric == "dtw":
+            return dtw_cross(Xp, self.centers, self.window)
+        if self.metric == "sbd":
+            return sbd_cross(Xp, self.centers)
+        return euclidean_cross(Xp, self.centers)
+
+    def settings(self) -> dict[str, Any]:
+        out = super().settings() | {"metric": self.metric, "n_clusters": self.n_clusters}
+        if self.metric == "dtw":
+            out["window"] = self.window
+        return out
+
+
+@dataclass(kw_only=True, eq=False)
+class SOMAssigner(CentroidAssigner):
+    """Winning node of a self-organising map: the node whose weight vector is nearest
+    (Euclidean), nodes numbered row-major over the ``grid`` (rows, cols)."""
+
+    grid: tuple[int, int] = (1, 1)
+
+    @property
+    def weights_grid(self) -> np.ndarray:
+        """Node weights as (rows, cols, L)."""
+        return self.centers.reshape(self.grid[0], self.grid[1], self.n_slots)
+
+    def settings(self) -> dict[str, Any]:
+        return super().settings() | {"grid": f"{self.grid[0]}x{self.grid[1]}"}
+
+
+@dataclass(kw_only=True, eq=False)
+class AutoencoderAssigner(Assigner):
+    """Encode with the LSTM encoder (numpy forward pass of the trained PyTorch weights), then take
+    the nearest k-means centre in the latent space.
+
+    Scaling: ``(x - scale_mean) / scale_std`` with scalars fitted on the training profiles.
+    ``weights``: ``w_ih`` (4H, 1), ``w_hh`` (4H, H), ``b_ih``, ``b_hh`` (4H,) in PyTorch's gate
+    order (input, forget, cell, output), then ``w_out`` (D, 2H), ``b_out`` (D,) of the latent
+    projection of [last hidden state, mean hidden state over the day].
+    """
+
+    weights: dict[str, np.ndarray] = field(repr=False)
+    scale_mean: float = 0.0
+    scale_std: float = 1.0
+    latent_centers: np.ndarray = field(repr=False)  # (k, D)
+
+    @property
+    def n_clusters(self) -> int:
+        return int(self.latent_centers.shape[0])
+
+    def encode(self, X: Any) -> np.ndarray:
+        """Latent codes (n, D) of the profiles."""
+        return encode_lstm(self.weights, (self.prepare(X) - self.scale_mean) / self.scale_std)
+
+    def _distances(self, Xp: np.ndarray) -> np.ndarray:
+        codes = encode_lstm(self.weights, (Xp - self.scale_mean) / self.scale_std)
+        return euclidean_cross(codes, self.latent_centers)
+
+    def settings(self) -> dict[str, Any]:
+        return super().settings() | {
+            "n_clusters": self.n_clusters,
+            "hidden_size": int(self.weights["w_hh"].shape[1]),
+            "latent_dim": int(self.latent_centers.shape[1]),
+        }
+
+
+def encode_lstm(weights: dict[str, np.ndarray], Z: np.ndarray) -> np.ndarray:
+    """Single-layer LSTM over each row of ``Z`` (n, L) as a univariate sequence; returns the
+    latent projection of [last hidden state, mean hidden state], float64 (n, D)."""
+    w_ih, w_hh = weights["w_ih"], weights["w_hh"]
+    bias = weights["b_ih"] + weights["b_hh"]
+    hidden = w_hh.shape[1]
+    n, length = Z.shape
+    h = np.zeros((n, hidden))
+    c = np.zeros((n, hidden))
+    total = np.zeros((n, hidden))
+    for t in range(length):
+        gates = Z[:, t : t + 1] @ w_ih.T + h @ w_hh.T + bias
+        i, f, g, o = np.split(gates, 4, axis=1)
+        c = _sigmoid(f) * c + _sigmoid(i) * np.tanh(g)
+        h = _sigmoid(o) * np.tanh(c)
+        total += h
+    features = np.concatenate([h, total / length], axis=1)
+    return features @ weights["w_out"].T + weights["b_out"]
+
+
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    return 0.5 * (1.0 + np.tanh(0.5 * x))

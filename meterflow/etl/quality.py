@@ -1,0 +1,63 @@
+"""Per-meter data-quality table of one ETL run."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from meterflow.etl.calendar import LocalCalendar
+from meterflow.schemas import Action
+
+
+def quality_table(
+    readings: pd.DataFrame,
+    context: np.ndarray,
+    kept: np.ndarray,
+    quarantine: pd.DataFrame,
+    profiles: pd.DataFrame,
+    cal: LocalCalendar,
+) -> pd.DataFrame:
+    """One row per meter: readings_in/kept/quarantined/filled/corrected, days_spanned (local
+    days from its first to its last reading), days_kept, completeness (days_kept /
+    days_spanned) and one ``<action>_<reason>`` count column per reason that occurred."""
+    live = ~context
+    mid = readings["meter_id"].astype(object).to_numpy()[live]
+    ts = readings["timestamp"].to_numpy(dtype="datetime64[ns]").view(np.int64)[live]
+    base = pd.DataFrame({"meter_id": mid, "kept": kept[live], "ts": ts})
+    g = base.groupby("meter_id", sort=True)
+    table = pd.DataFrame(
+        {"readings": g.size(), "readings_kept": g["kept"].sum(), "first": g["ts"].min(),
+         "last": g["ts"].max()}
+    )  # fmt: skip
+    q = quarantine.assign(meter_id=quarantine["meter_id"].astype(object))
+    counts = q.groupby(["meter_id", "action", "reason"], observed=True).size()
+    by_kind = counts.unstack(["action", "reason"], fill_value=0)
+    by_kind.columns = [f"{a}_{r}" for a, r in by_kind.columns]
+    by_action = q.groupby(["meter_id", "action"], observed=True).size().unstack(fill_value=0)
+    adapter_only = q.loc[~q["meter_id"].isin(table.index), "meter_id"].unique()
+    table = table.reindex(table.index.union(pd.Index(adapter_only)))
+    table["readings_quarantined"] = by_action.get(str(Action.DROPPED), pd.Series(dtype=int))
+    table["readings_filled"] = by_action.get(str(Action.FILLED), pd.Series(dtype=int))
+    table["readings_corrected"] = by_action.get(str(Action.CORRECTED), pd.Series(dtype=int))
+    table = table.fillna({c: 0 for c in table.columns if c not in ("first", "last")})
+    adapter_dropped = table["readings_quarantined"] - (
+        table["readings"] - table["readings_kept"]
+    ).clip(lower=0)
+    table["readings_in"] = table["readings"] + adapter_dropped.clip(lower=0)
+    first = table["first"].fillna(0).astype(np.int64).to_numpy()
+    last = table["last"].fillna(0).astype(np.int64).to_numpy()
+    d0, _ = cal.day_and_minute(first // cal.raw_ns)
+    d1, _ = cal.day_and_minute(last // cal.raw_ns)
+    table["days_spanned"] = np.where(table["first"].notna(), d1 - d0 + 1, 0)
+    table["days_kept"] = profiles.groupby("meter_id").size().reindex(table.index, fill_value=0)
+    table["completeness"] = np.where(
+        table["days_spanned"] > 0, table["days_kept"] / table["days_spanned"].clip(lower=1), 0.0
+    )
+    cols = ["readings_in", "readings_kept", "readings_quarantined", "readings_filled",
+            "readings_corrected", "days_spanned", "days_kept", "completeness"]  # fmt: skip
+    out = table[cols].join(by_kind).fillna(0)
+    for c in out.columns:
+        if c != "completeness":
+            out[c] = out[c].astype(np.int64)
+    out.index.name = "meter_id"
+    return out.reset_index()

@@ -1,0 +1,239 @@
+"""Profiles -> per-meter chronological series, the chronological split and per-meter scaling.
+
+A fleet is held as flat arrays, meter-major and time-sorted, so windows are index arithmetic:
+``time_idx`` counts slots since the first day's midnight (naive local time), and a *segment* is a
+run of consecutive slots of one meter. Windows never cross a segment boundary, so a missing day
+(or a missing slot) is never bridged.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from meterflow.errors import SchemaError
+from meterflow.schemas import MINUTES_PER_DAY, profile_matrix, profile_slot_columns
+from meterflow.schemas import validate_profiles as _validate_profiles
+from meterflow.sources.formats import SOURCES
+
+log = logging.getLogger(__name__)
+
+TRAIN, VAL, TEST = 0, 1, 2
+SPLIT_NAMES = {TRAIN: "train", VAL: "validation", TEST: "test"}
+SCALE_FLOOR_WH = 1.0  # per-meter scale floor (Wh per slot), so flat meters do not blow up
+CALENDAR_ORIGIN = np.datetime64("1970-01-05T00:00", "ns")  # a Monday midnight
+
+
+def calendar_index(timestamps: np.ndarray, resolution_min: int) -> np.ndarray:
+    """Slots since a Monday midnight of naive local slot-start timestamps (day of week and
+    slot of day follow from it)."""
+    stamps = np.asarray(timestamps, dtype="datetime64[ns]")
+    return ((stamps - CALENDAR_ORIGIN) // np.timedelta64(resolution_min, "m")).astype(np.int64)
+
+
+def _dedupe_sources(profiles: pd.DataFrame) -> pd.DataFrame:
+    """One row per meter-day: where sources overlap keep the preferred one (``SOURCES`` order)."""
+    dup = profiles.duplicated(["meter_id", "date"], keep=False)
+    if not dup.any():
+        return profiles
+    rank = {s: i for i, s in enumerate(SOURCES)}
+    order = profiles["source"].map(rank).fillna(len(rank))
+    kept = (
+        profiles.assign(_rank=order)
+        .sort_values(["meter_id", "date", "_rank"], kind="stable")
+        .drop_duplicates(["meter_id", "date"], keep="first")
+        .drop(columns="_rank")
+    )
+    log.warning(
+        "profiles: dropped %d rows of meter-days present in several sources (preference %s)",
+        len(profiles) - len(kept),
+        SOURCES,
+    )
+    return kept
+
+
+def profiles_to_series(profiles: pd.DataFrame) -> pd.DataFrame:
+    """Long format ``meter_id, timestamp (naive local start of slot), value (Wh)``.
+
+    Sorted by meter and time; slots that are NaN are left out (they are gaps), days that are
+    missing simply have no rows.
+    """
+    _validate_profiles(profiles, where="forecasting input")
+    cols = profile_slot_columns(profiles)
+    df = _dedupe_sources(profiles).sort_values(["meter_id", "date"], kind="stable")
+    n_slots = len(cols)
+    res = np.timedelta64(MINUTES_PER_DAY // n_slots, "m")
+    values = profile_matrix(df, cols).ravel()
+    dates = df["date"].to_numpy(dtype="datetime64[ns]")
+    stamps = (dates[:, None] + (np.arange(n_slots) * res)[None, :]).ravel()
+    out = pd.DataFrame(
+        {
+            "meter_id": np.repeat(df["meter_id"].astype(str).to_numpy(), n_slots),
+            "timestamp": stamps,
+            "value": values,
+        }
+    )
+    return out.loc[np.isfinite(values)].reset_index(drop=True)
+
+
+@dataclass(frozen=True)
+class DateSplit:
+    """Chronological split by calendar day: train < val_start <= val < test_start <= test."""
+
+    val_start: pd.Timestamp
+    test_start: pd.Timestamp
+    n_days: tuple[int, int, int]
+
+
+def split_dates(dates: pd.Series | np.ndarray, train_frac: float, val_frac: float) -> DateSplit:
+    """Split the distinct days of the fleet: the first ``train_frac`` for training, the next
+    ``val_frac`` for validation (early stopping, thresholds), the most recent rest for test."""
+    days = np.unique(pd.to_datetime(np.asarray(dates)).normalize())
+    n = len(days)
+    n_train = round(train_frac * n)
+    n_val = round(val_frac * n)
+    if n_train < 1 or n_val < 1 or n - n_train - n_val < 1:
+        raise SchemaError(
+            f"forecasting input has {n} distinct days: too few for a train/validation/test "
+            f"split of {train_frac:g}/{val_frac:g}/{1 - train_frac - val_frac:g}"
+        )
+    return DateSplit(
+        val_start=pd.Timestamp(days[n_train]),
+        test_start=pd.Timestamp(days[n_train + n_val]),
+        n_days=(n_train, n_val, n - n_train - n_val),
+    )
+
+
+@dataclass(frozen=True)
+class MeterScaler:
+    """Per-meter standard scaling fitted on the training split only."""
+
+    meter_ids: tuple[str, ...]
+    mean: np.ndarray  # Wh per slot, one per meter
+    scale: np.ndarray  # Wh per slot, >= SCALE_FLOOR_WH
+
+    def index_of(self, meter_ids: np.ndarray | pd.Series) -> np.ndarray:
+        """Positions of ``meter_ids`` in the scaler, -1 where unknown."""
+        lookup = pd.Index(self.meter_ids)
+        return lookup.get_indexer(pd.Index(np.asarray(meter_ids, dtype=object)))
+
+
+@dataclass
+class FleetSeries:
+    """The fleet's series as flat arrays (meter-major, time-sorted), with split and segments."""
+
+    meter_ids: np.ndarray  # (n_meters,) object, index -> meter id
+    meter_idx: np.ndarray  # (N,) int64
+    time_idx: np.ndarray  # (N,) int64 slots since t0
+    values: np.ndarray  # (N,) float64 Wh
+    seg_start: np.ndarray  # (N,) int64 position of the first point of the point's segment
+    split: np.ndarray  # (N,) int8 TRAIN/VAL/TEST
+    t0: pd.Timestamp  # midnight of the first day
+    resolution_min: int
+    dates: DateSplit
+
+    @property
+    def slots_per_day(self) -> int:
+        return MINUTES_PER_DAY // self.resolution_min
+
+    @property
+    def calendar_offset(self) -> int:
+        """``calendar_index`` of ``t0``: add ``time_idx`` to get any point's."""
+        return int(calendar_index(np.array([self.t0.to_datetime64()]), self.resolution_min)[0])
+
+    @property
+    def n_times(self) -> int:
+        return int(self.time_idx.max()) + 1 if len(self.time_idx) else 0
+
+    def timestamps(self, positions: np.ndarray) -> np.ndarray:
+        """Naive local timestamps (start of slot) of the points at ``positions``."""
+        step = np.timedelta64(self.resolution_min, "m")
+        return self.t0.to_datetime64() + self.time_idx[positions] * step
+
+    def positions_of(self, meter_idx: np.ndarray, time_idx: np.ndarray) -> np.ndarray:
+        """Positions of (meter, time) pairs, -1 where the fleet has no such point."""
+        span = np.int64(self.n_times + 1)
+        keys = self.meter_idx * span + self.time_idx
+        want = meter_idx.astype(np.int64) * span + time_idx.astype(np.int64)
+        pos = np.searchsorted(keys, want)
+        pos = np.minimum(pos, len(keys) - 1)
+        ok = (time_idx >= 0) & (keys[pos] == want)
+        return np.where(ok, pos, -1)
+
+    def history_start(self, positions: np.ndarray, padding: str) -> np.ndarray:
+        """First position usable as input for a label at ``positions``: the segment start, or
+        with ``padding="zeros"`` the later of that and the meter's first test point."""
+        first = self.seg_start[positions]
+        if padding == "zeros":
+            is_test = self.split == TEST
+            starts = np.full(len(self.meter_ids), np.iinfo(np.int64).max, dtype=np.int64)
+            np.minimum.at(starts, self.meter_idx[is_test], np.flatnonzero(is_test))
+            first = np.maximum(first, starts[self.meter_idx[positions]])
+        return first
+
+
+def build_fleet(profiles: pd.DataFrame, train_frac: float, val_frac: float) -> FleetSeries:
+    """Series of every meter, split chronologically by day, with segment starts."""
+    series = profiles_to_series(profiles)
+    if series.empty:
+        raise SchemaError("forecasting input has no finite profile values")
+    n_slots = len(profile_slot_columns(profiles))
+    resolution = MINUTES_PER_DAY // n_slots
+    dates = split_dates(profiles["date"], train_frac, val_frac)
+    codes, meter_ids = pd.factorize(series["meter_id"], sort=True)
+    stamps = series["timestamp"].to_numpy(dtype="datetime64[ns]")
+    t0 = pd.Timestamp(stamps.min()).normalize()
+    time_idx = ((stamps - t0.to_datetime64()) // np.timedelta64(resolution, "m")).astype(np.int64)
+    meter_idx = codes.astype(np.int64)
+    n = len(series)
+    breaks = np.ones(n, dtype=bool)
+    breaks[1:] = (meter_idx[1:] != meter_idx[:-1]) | (time_idx[1:] != time_idx[:-1] + 1)
+    seg_start = np.maximum.accumulate(np.where(breaks, np.arange(n), 0))
+    day = stamps.astype("datetime64[D]")
+    split = np.full(n, TRAIN, dtype=np.int8)
+    split[day >= dates.val_start.to_datetime64().astype("datetime64[D]")] = VAL
+    split[day >= dates.test_start.to_datetime64().astype("datetime64[D]")] = TEST
+    fleet = FleetSeries(
+        meter_ids=np.asarray(meter_ids, dtype=object),
+        meter_idx=meter_idx,
+        time_idx=time_idx,
+        values=series["value"].to_numpy(dtype=np.float64),
+        seg_start=seg_start.astype(np.int64),
+        split=split,
+        t0=t0,
+        resolution_min=resolution,
+        dates=dates,
+    )
+    log.info(
+        "fleet: %d meters, %d points at %d min, %d segments; days train/val/test = %s",
+        len(meter_ids),
+        n,
+        resolution,
+        int(breaks.sum()),
+        dates.n_days,
+    )
+    return fleet
+
+
+def fit_scaler(fleet: FleetSeries) -> MeterScaler:
+    """Mean and standard deviation of each meter's TRAINING values (floored at 1 Wh).
+
+    Meters without training data get NaN statistics; callers leave them out of training."""
+    train = fleet.split == TRAIN
+    n_m = len(fleet.meter_ids)
+    idx = fleet.meter_idx[train]
+    vals = fleet.values[train]
+    count = np.bincount(idx, minlength=n_m).astype(np.float64)
+    total = np.bincount(idx, weights=vals, minlength=n_m)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = total / count
+        var = np.bincount(idx, weights=(vals - mean[idx]) ** 2, minlength=n_m) / count
+    scale = np.maximum(np.sqrt(var), SCALE_FLOOR_WH)
+    scale[count == 0] = np.nan
+    missing = int((count == 0).sum())
+    if missing:
+        log.warning("%d meter(s) have no training data and are left out of the model", missing)
+    return MeterScaler(tuple(str(m) for m in fleet.meter_ids), mean, scale)

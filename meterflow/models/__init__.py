@@ -1,0 +1,1 @@
+"""MLflow model wrappers: every step's predictor is logged as a loadable pyfunc model."""

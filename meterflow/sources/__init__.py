@@ -1,0 +1,1 @@
+"""Adapters that talk to stores: they translate raw formats into the readings contract."""

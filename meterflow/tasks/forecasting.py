@@ -1,0 +1,45 @@
+"""The ``forecasting`` step: LSTM or hybrid LSTM+CNN forecasts of each meter's load, scored on a
+chronological test split against persistence, seasonal-naive, linear and climatology baselines
+(never tuned on the test split)."""
+
+from __future__ import annotations
+
+from meterflow import tracking
+from meterflow.config import Environment, ForecastingOptions
+from meterflow.forecasting.settings import ForecastSettings
+from meterflow.forecasting.train import train_forecaster
+from meterflow.tasks.harmonization import METERS, PROFILES_ENERGY
+
+
+def log_history(run: tracking.StepRun, history) -> None:
+    """Per-epoch training and validation loss as metric series (the MLflow UI plots them)."""
+    for epoch, (train, val) in enumerate(zip(history.train_loss, history.val_loss, strict=False)):
+        run.log_metrics({"train_loss": train, "val_loss": val}, step=epoch + 1)
+
+
+def run_forecasting(opts: ForecastingOptions, env: Environment) -> str:
+    tracking.configure(env.experiment)
+    settings = ForecastSettings(
+        model=opts.model,
+        seq_length=opts.seq_length,
+        horizon=opts.horizon,
+        test_padding=opts.padding,
+        epochs=opts.epochs,
+        hidden_size=opts.hidden_size,
+        max_train_windows=opts.max_train_windows,
+        seed=opts.seed,
+    )
+    with tracking.step_run("forecasting", opts) as run:
+        source_run = tracking.resolve_run(opts.profiles_run, "harmonization")
+        run.set_tags({"input.profiles_run": source_run})
+        profiles = tracking.load_table(source_run, PROFILES_ENERGY)
+        meters = tracking.load_table(source_run, METERS)
+        result = train_forecaster(profiles, meters, settings)
+        run.log_metrics(result.metrics)
+        log_history(run, result.history)
+        run.set_tags({"forecasting.best_baseline": result.best_baseline})
+        run.log_table(result.predictions, "test_predictions")
+        for name, fig in result.figures.items():
+            run.log_figure(fig, name)
+        run.log_model(result.predictor)
+        return run.run_id

@@ -1,0 +1,124 @@
+"""The ``harmonization`` step: one profile table from every ETL run, plus the cached DTW matrix."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import pandas as pd
+
+from meterflow import tracking
+from meterflow.config import Environment, HarmonizationOptions
+from meterflow.errors import ConfigError
+from meterflow.profiles.dtw.cache import DtwCache
+from meterflow.profiles.harmonize import harmonize
+from meterflow.profiles.normalize import normalize
+from meterflow.profiles.predictor import ProfileNormalizer
+from meterflow.profiles.resample import resample_profiles
+from meterflow.profiles.select import recent_days_mask
+from meterflow.schemas import PROFILE_KEYS, profile_matrix, profile_slot_columns
+
+log = logging.getLogger(__name__)
+
+ETL_ENTRY_POINTS = ("etl_newmongo", "etl_sql", "etl_oldmongo")
+# Tables of the harmonization run, read by the downstream steps.
+PROFILES = "profiles"  # normalised: what clustering compares
+PROFILES_ENERGY = "profiles_energy"  # Wh: what forecasting and anomaly detection model
+DTW_INDEX = "dtw_index"  # rows of PROFILES in the DTW matrix
+METERS = "meters"
+
+
+def _etl_runs(option: str) -> list[str]:
+    """The ETL runs to merge: the given ids (each checked), or the newest run of each ETL step."""
+    if option:
+        ids = [s.strip() for s in option.split(",") if s.strip()]
+        return [tracking.resolve_run(run_id, ETL_ENTRY_POINTS) for run_id in ids]
+    runs = [tracking.finished_runs(ep, max_results=1) for ep in ETL_ENTRY_POINTS]
+    found = [r[0].info.run_id for r in runs if r]
+    if not found:
+        raise ConfigError("no finished ETL run found; run an etl_* step first or pass etl_runs")
+    return found
+
+
+def run_harmonization(opts: HarmonizationOptions, env: Environment) -> str:
+    tracking.configure(env.experiment)
+    with tracking.step_run("harmonization", opts) as run:
+        run_ids = _etl_runs(opts.etl_runs)
+        tables = [tracking.load_table(r, "profiles") for r in run_ids]
+        tables = [t for t in tables if len(t)]
+        if not tables:
+            raise ConfigError(f"the ETL runs {run_ids} produced no profiles")
+        merged = harmonize(
+            tables, resolution_min=opts.resolution, priority=opts.priority.split(",")
+        )
+        energy = merged.profiles
+        carried = 0
+        if opts.previous_run:
+            previous = tracking.load_table(
+                tracking.resolve_run(opts.previous_run, "harmonization"), PROFILES_ENERGY
+            )
+            energy, carried = _carry_over(energy, previous, opts.resolution)
+        energy = energy.sort_values(["meter_id", "date"], ignore_index=True)
+        normalized = normalize(energy, opts.normalization)
+        meters = pd.concat([tracking.load_table(r, METERS) for r in run_ids]).drop_duplicates(
+            "meter_id", keep="first"
+        )
+        run.log_table(energy, PROFILES_ENERGY)
+        run.log_table(normalized, PROFILES)
+        run.log_table(merged.losers, "losers")
+        run.log_table(meters, METERS)
+        metrics = {
+            "profiles": len(normalized),
+            "meters": normalized["meter_id"].nunique(),
+            "days": normalized["date"].nunique(),
+            "overlapping_meter_days": merged.overlaps,
+            "losing_candidates": len(merged.losers),
+            "carried_over_meter_days": carried,
+        }
+        metrics.update(
+            {f"profiles_from_{s}": n for s, n in energy["source"].value_counts().items()}
+        )
+        if opts.compute_dtw:
+            metrics.update(_update_dtw(run, normalized, opts, env))
+        run.log_metrics(metrics)
+        run.log_model(ProfileNormalizer(opts.resolution, opts.normalization))
+        return run.run_id
+
+
+def _carry_over(
+    new: pd.DataFrame, previous: pd.DataFrame, resolution: int
+) -> tuple[pd.DataFrame, int]:
+    """Keep the previous harmonization's meter-days that no new ETL output covers (incremental
+    nightly runs load only new MongoDB documents)."""
+    previous = resample_profiles(previous, resolution)
+    covered = pd.MultiIndex.from_frame(new[["meter_id", "date"]])
+    old = previous.loc[~pd.MultiIndex.from_frame(previous[["meter_id", "date"]]).isin(covered)]
+    return pd.concat([new, old], ignore_index=True), len(old)
+
+
+def _update_dtw(
+    run: tracking.StepRun, profiles: pd.DataFrame, opts: HarmonizationOptions, env: Environment
+) -> dict[str, float]:
+    complete = ~profiles[profile_slot_columns(profiles)].isna().any(axis=1)
+    mask = recent_days_mask(profiles["date"].where(complete), opts.dtw_max_profiles)
+    subset = profiles.loc[mask & complete.to_numpy()]
+    cache_dir = Path(opts.dtw_cache_dir) if opts.dtw_cache_dir else env.dtw_cache_dir
+    matrix = DtwCache(cache_dir).update(
+        profile_matrix(subset), window=opts.dtw_window, normalization=opts.normalization
+    )
+    index = subset[list(PROFILE_KEYS)].reset_index(names="profile_row")
+    run.log_table(index, DTW_INDEX)
+    run.set_tags(
+        {
+            "dtw.cache_key": matrix.key,
+            "dtw.cache_path": str(matrix.path.resolve()),
+            "dtw.window": matrix.window,
+        }
+    )
+    return {
+        "dtw_profiles": len(subset),
+        "dtw_matrix_rows": matrix.n,
+        "dtw_matrix_bytes": matrix.nbytes,
+        "dtw_pairs_computed": matrix.pairs_computed,
+        "dtw_pairs_reused": matrix.pairs_reused,
+    }

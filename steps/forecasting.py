@@ -1,0 +1,13 @@
+"""MLflow entry point `forecasting`: load forecasts (LSTM / hybrid) against honest baselines.
+
+Options: `python steps/forecasting.py --help`; logic: `meterflow.tasks.forecasting`.
+"""
+
+import sys
+
+from meterflow.cli import run_entry
+from meterflow.config import ForecastingOptions
+from meterflow.tasks.forecasting import run_forecasting
+
+if __name__ == "__main__":
+    sys.exit(run_entry("forecasting", ForecastingOptions, run_forecasting))

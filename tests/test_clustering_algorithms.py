@@ -1,0 +1,199 @@
+"""Every registered clustering algorithm on synthetic daily profiles with known groups."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from dtaidistance import dtw as dtai_dtw
+from sklearn.metrics import adjusted_rand_score
+
+from meterflow.clustering import ALGORITHMS, fit_clustering, needs_dtw_matrix
+from meterflow.clustering.assign import SOMAssigner, encode_lstm
+from meterflow.clustering.distances import dtw_cross, square_dtw
+from meterflow.clustering.lstm_autoencoder import LSTMAutoencoderClustering, train_autoencoder
+from meterflow.errors import ConfigError, SchemaError
+from meterflow.schemas import slot_columns
+
+WINDOW = {24: 3, 96: 9}
+COMBOS = [
+    ("kmeans", "euclidean", "mean"),
+    ("kmeans", "dtw", "dba_barycentre"),
+    ("kmedoids", "euclidean", "medoid"),
+    ("kmedoids", "dtw", "medoid"),
+    ("agglomerative", "euclidean", "medoid"),
+    ("agglomerative", "dtw", "medoid"),
+    ("som", "euclidean", "som_node"),
+    ("kshape", "euclidean", "shape_centroid"),
+    ("lstm_autoencoder", "euclidean", "member_mean"),
+]
+FAST = {"lstm_autoencoder": {"epochs": 30}, "kmeans": {"n_init": 2}}
+
+
+def make_profiles(n_per: int, n_slots: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Three daily shapes (evening-peak household, office plateau, night load) with random level,
+    a time shift of up to half an hour and noise; returns profiles (3*n_per, L) and groups."""
+    rng = np.random.default_rng(seed)
+    rows, groups = [], []
+    for g in range(3):
+        for _ in range(n_per):
+            t = np.arange(n_slots) * 24 / n_slots + rng.uniform(-0.5, 0.5)
+            shape = [
+                np.exp(-(((t - 8) / 1.5) ** 2)) + 1.2 * np.exp(-(((t - 20) / 1.5) ** 2)),
+                1 / (1 + np.exp(-(t - 8) * 2)) / (1 + np.exp((t - 18) * 2)),
+                np.exp(-(((t - 3) / 2) ** 2)),
+            ][g]
+            rows.append(rng.uniform(0.8, 1.2) * shape + 0.1 + rng.normal(0, 0.05, n_slots))
+            groups.append(g)
+    return np.array(rows), np.array(groups)
+
+
+@pytest.fixture(scope="module", params=[24, 96])
+def data(request):
+    n_slots = request.param
+    X, truth = make_profiles(20, n_slots, seed=7)
+    matrix = square_dtw(dtai_dtw.distance_matrix_fast(X, window=WINDOW[n_slots]))
+    return X, truth, matrix, WINDOW[n_slots]
+
+
+@pytest.mark.parametrize(("name", "metric", "kind"), COMBOS)
+def test_recovers_known_groups(data, name, metric, kind):
+    X, truth, matrix, window = data
+    result = fit_clustering(
+        name,
+        X,
+        k=3,
+        distance_metric=metric,
+        dtw=matrix,
+        window=window,
+        seed=3,
+        options=FAST.get(name),
+    )
+    assert adjusted_rand_score(truth, result.labels) >= 0.8
+    assert result.labels.shape == (len(X),) and result.labels.dtype == np.int64
+    assert result.centers.shape == (3, X.shape[1])
+    assert result.center_kind == kind
+    np.testing.assert_array_equal(result.assigner.predict(X), result.labels)
+    assert result.sizes.sum() == len(X)
+    assert result.options["model"] == name and result.options["k"] == 3
+
+
+def test_dtw_centres_are_medoids_or_barycentres(data):
+    X, _, matrix, window = data
+    for name in ("kmedoids", "agglomerative"):
+        result = fit_clustering(name, X, k=3, distance_metric="dtw", dtw=matrix, window=window)
+        rows = result.info["medoid_rows"]
+        np.testing.assert_array_equal(result.centers, X[rows])
+        # assignment is by DTW to the medoids, in the run's band
+        expected = dtw_cross(X, X[rows], window).argmin(axis=1)
+        np.testing.assert_array_equal(result.labels, expected)
+    dba = fit_clustering("kmeans", X, k=3, distance_metric="dtw", window=window, seed=1)
+    means = np.stack([X[dba.labels == c].mean(axis=0) for c in range(3)])
+    assert np.abs(dba.centers - means).max() > 1e-3  # DBA barycentres, not Euclidean means
+    assert dba.assigner.metric == "dtw" and dba.assigner.window == window
+
+
+def test_missing_dtw_matrix_is_a_clear_error():
+    X, _ = make_profiles(5, 24, seed=1)
+    for name in ("kmedoids", "agglomerative"):
+        assert needs_dtw_matrix(name, "dtw") and not needs_dtw_matrix(name, "euclidean")
+        with pytest.raises(ConfigError, match="precomputed DTW matrix"):
+            fit_clustering(name, X, k=3, distance_metric="dtw", dtw=None)
+    with pytest.raises(SchemaError, match="shape"):
+        fit_clustering("kmedoids", X, k=3, distance_metric="dtw", dtw=np.zeros((4, 4)))
+    upper = np.triu(dtai_dtw.distance_matrix_fast(X))
+    upper[np.tril_indices(len(X), -1)] = np.inf  # triangle only: not a square matrix
+    with pytest.raises(SchemaError, match="square_dtw"):
+        fit_clustering("kmedoids", X, k=3, distance_metric="dtw", dtw=upper)
+    result = fit_clustering("kmedoids", X, k=3, distance_metric="dtw", dtw=square_dtw(upper))
+    assert result.center_kind == "medoid"
+
+
+def test_bad_settings_are_config_errors():
+    X, _ = make_profiles(5, 24, seed=1)
+    D = square_dtw(dtai_dtw.distance_matrix_fast(X))
+    cases = [
+        (dict(name="nope", k=3), "unknown clustering model"),
+        (dict(name="som", k=3, distance_metric="dtw"), "supports distance_metric euclidean"),
+        (dict(name="kmeans", k=1), r"\[2, 15\]"),
+        (dict(name="kmeans", k=16), r"\[2, 15\]"),
+        (dict(name="kmeans", k=3, options={"n_clusterz": 2}), "unknown clustering option"),
+        (dict(name="kmeans", k=3, options={"n_init": "many"}), "n_init"),
+        (dict(name="kmeans", k=3, options={"normalize": "l7"}), "normalize"),
+        (dict(name="agglomerative", k=3, distance_metric="dtw", dtw=D, options={"linkage": "ward"}),
+         "ward"),
+        (dict(name="som", k=3, options={"som_grid": "2x2"}), "4 nodes"),
+        (dict(name="kmeans", k=3, distance_metric="dtw", window=-1), "window"),
+    ]  # fmt: skip
+    for kwargs, message in cases:
+        name = kwargs.pop("name")
+        with pytest.raises(ConfigError, match=message):
+            fit_clustering(name, X, **kwargs)
+
+
+def test_nan_profile_names_the_row():
+    X, _ = make_profiles(5, 24, seed=1)
+    X[7, 3] = np.nan
+    with pytest.raises(SchemaError, match="row 7"):
+        fit_clustering("kmeans", X, k=3)
+
+
+def test_som_grid_and_registry():
+    assert sorted(ALGORITHMS) == sorted(
+        ["kmeans", "kmedoids", "agglomerative", "som", "kshape", "lstm_autoencoder"]
+    )
+    X, _ = make_profiles(15, 24, seed=2)
+    result = fit_clustering("som", X, k=4, seed=0, options={"som_grid": "2x2", "som_epochs": 5})
+    assert isinstance(result.assigner, SOMAssigner)
+    assert result.assigner.grid == (2, 2)
+    assert result.assigner.weights_grid.shape == (2, 2, 24)
+    assert set(result.labels) <= {0, 1, 2, 3}
+    assert result.info["grid"] == "2x2"
+
+
+def test_lstm_autoencoder_is_deterministic_and_encoder_matches_torch():
+    X, _ = make_profiles(10, 24, seed=4)
+    opts = LSTMAutoencoderClustering.Options(epochs=3, batch_size=8)
+    Z = (X - X.mean()) / X.std()
+    w1, codes1, loss1 = train_autoencoder(Z, opts, seed=11)
+    w2, codes2, loss2 = train_autoencoder(Z, opts, seed=11)
+    for key, value in w1.items():
+        np.testing.assert_array_equal(value, w2[key])
+    np.testing.assert_array_equal(codes1, codes2)
+    assert loss1 == loss2 and len(loss1) == 3
+    assert np.abs(encode_lstm(w1, Z) - codes1).max() < 1e-4  # numpy forward pass == PyTorch's
+    other_seed = train_autoencoder(Z, opts, seed=12)[0]
+    assert not np.array_equal(other_seed["w_hh"], w1["w_hh"])
+    # fitting again with another k reuses the trained network (same data, options, seed)
+    a = fit_clustering("lstm_autoencoder", X, k=3, seed=11, options={"epochs": 3, "batch_size": 8})
+    b = fit_clustering("lstm_autoencoder", X, k=4, seed=11, options={"epochs": 3, "batch_size": 8})
+    np.testing.assert_array_equal(a.assigner.weights["w_hh"], b.assigner.weights["w_hh"])
+    assert a.info["train_loss"] == b.info["train_loss"]
+    assert a.info["encoder_check"] < 1e-4 and b.k == 4
+
+
+def test_normalisation_and_dataframe_input():
+    X, _ = make_profiles(10, 24, seed=5)
+    plain = fit_clustering("kmeans", X, k=3, seed=0, options={"normalize": "znorm"})
+    scaled = fit_clustering("kmeans", 5 * X + 3, k=3, seed=0, options={"normalize": "znorm"})
+    np.testing.assert_array_equal(plain.labels, scaled.labels)
+    assert plain.assigner.normalize == "znorm"
+    # k-Shape z-normalises whatever is asked
+    assert fit_clustering("kshape", X, k=3, seed=0).assigner.normalize == "znorm"
+    frame = pd.DataFrame(X, columns=slot_columns(24))
+    frame.insert(0, "meter_id", "m1")
+    np.testing.assert_array_equal(plain.assigner.predict(frame), plain.labels)
+    example = plain.assigner.input_example()
+    assert list(example.columns) == slot_columns(24) and len(example) == 3
+    with pytest.raises(SchemaError, match="24 slots"):
+        plain.assigner.predict(X[:, :12])
+
+
+def test_agglomerative_labels_follow_nearest_medoid():
+    X, _ = make_profiles(20, 24, seed=6)
+    result = fit_clustering("agglomerative", X, k=3, options={"linkage": "average"})
+    medoids = X[result.info["medoid_rows"]]
+    distances = np.linalg.norm(X[:, None, :] - medoids[None, :, :], axis=2)
+    np.testing.assert_array_equal(result.labels, distances.argmin(axis=1))
+    assert result.info["linkage"] == "average"
+    assert 0.9 <= result.info["native_label_agreement"] <= 1.0

@@ -1,0 +1,439 @@
+"""Forecasting: notebook windows, padding, chronological split, baselines, models, predictor."""
+
+from __future__ import annotations
+
+import pickle
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from meterflow.errors import ConfigError, SchemaError
+from meterflow.forecasting import ForecastSettings, profiles_to_series, train_forecaster
+from meterflow.forecasting.baselines import (
+    climatology,
+    climatology_table,
+    fit_linear,
+    persistence,
+    seasonal_naive,
+)
+from meterflow.forecasting.hybrid import build_layout, grids_from_recent, recent_from_wide
+from meterflow.forecasting.metrics import forecast_metrics, skill
+from meterflow.forecasting.series import TEST, TRAIN, VAL, build_fleet, fit_scaler
+from meterflow.forecasting.windows import (
+    gather_windows,
+    label_positions,
+    sliding_windows,
+    streaming_windows,
+)
+from meterflow.schemas import slot_columns
+
+SPD = 24
+
+
+def make_profiles(
+    values: np.ndarray, dates: pd.DatetimeIndex, meter: str = "M1", source: str = "sql"
+) -> pd.DataFrame:
+    """Profiles table of one meter from a (days, slots) array."""
+    df = pd.DataFrame(values.astype(np.float64), columns=slot_columns(values.shape[1]))
+    df.insert(0, "source", source)
+    df.insert(0, "date", pd.DatetimeIndex(dates).astype("datetime64[ns]"))
+    df.insert(0, "meter_id", meter)
+    return df
+
+
+def synthetic_fleet(
+    n_meters: int = 6, n_days: int = 60, seed: int = 0
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Periodic daily load with noise and a regional shock, meters on a small map."""
+    rng = np.random.default_rng(seed)
+    hours = np.arange(SPD)
+    shape = 0.4 + 0.5 * np.exp(-(((hours - 8) / 1.5) ** 2)) + np.exp(-(((hours - 20) / 2.5) ** 2))
+    dates = pd.date_range("2024-01-01", periods=n_days, freq="D")
+    regional = np.cumsum(rng.normal(0, 0.03, n_days * SPD))
+    regional = 0.2 * (regional - regional.mean()) / (regional.std() + 1e-9)
+    frames, rows = [], []
+    for m in range(n_meters):
+        level = rng.uniform(300, 900)
+        series = level * (
+            np.tile(shape, n_days) * (1 + regional) + rng.normal(0, 0.05, n_days * SPD)
+        )
+        frames.append(make_profiles(series.reshape(n_days, SPD), dates, f"M{m:02d}"))
+        rows.append((f"M{m:02d}", 6.0, 0.0, "household", 45.0 + 0.01 * m, 9.0 + 0.02 * (m % 3)))
+    meters = pd.DataFrame(
+        rows,
+        columns=["meter_id", "contractual_power_kw", "production_kw", "type", "latitude",
+                 "longitude"],
+    )  # fmt: skip
+    return pd.concat(frames, ignore_index=True), meters
+
+
+FAST = dict(
+    epochs=6,
+    patience=3,
+    learning_rate=1e-2,
+    max_train_windows=2000,
+    max_val_windows=1000,
+    num_threads=1,
+)
+
+
+@pytest.fixture(scope="module")
+def fleet_tables() -> tuple[pd.DataFrame, pd.DataFrame]:
+    return synthetic_fleet()
+
+
+@pytest.fixture(scope="module")
+def lstm_result(fleet_tables):
+    profiles, meters = fleet_tables
+    return train_forecaster(profiles, meters, ForecastSettings(**FAST))
+
+
+@pytest.fixture(scope="module")
+def hybrid_result(fleet_tables):
+    profiles, meters = fleet_tables
+    cfg = ForecastSettings(model="hybrid", n_neighbours=3, **{**FAST, "epochs": 3})
+    return train_forecaster(profiles, meters, cfg)
+
+
+# --- windows exactly as the notebook -------------------------------------------------------
+
+
+def notebook_training_windows(series: np.ndarray, seq_length: int, ph: int):
+    seq_arrays, seq_labs = [], []
+    for i in range(len(series) - seq_length - ph):
+        seq_arrays.append(series[i : i + seq_length])
+        seq_labs.append(series[i + seq_length + ph - 1])
+    return np.array(seq_arrays), np.array(seq_labs)
+
+
+def notebook_streaming_windows(series: np.ndarray, seq_length: int, ph: int):
+    val_arrays, val_labs = [], []
+    for i in range(2, len(series) - ph):
+        seq = series[0:i][-seq_length:]  # pad_sequences truncates 'pre' by default
+        val_arrays.append(np.concatenate([np.zeros(seq_length - len(seq)), seq]))  # 'pre' pad
+        val_labs.append(series[i + ph - 1])
+    return np.array(val_arrays), np.array(val_labs)
+
+
+def test_training_windows_match_notebook_indexing():
+    series = np.arange(100, 150, dtype=float)  # distinct values: indices are visible
+    x, y = sliding_windows(series, seq_length=30, horizon=5)
+    nb_x, nb_y = notebook_training_windows(series, 30, 5)
+    assert x.shape == (len(series) - 30 - 5 + 1, 30)
+    np.testing.assert_array_equal(x[: len(nb_x)], nb_x)
+    np.testing.assert_array_equal(y[: len(nb_y)], nb_y)
+    # first window: readings 0..29, label index 0 + 30 + 5 - 1 = 34
+    np.testing.assert_array_equal(x[0], series[:30])
+    assert y[0] == series[34]
+    # the one extra window the notebook's range() leaves out predicts the last reading
+    np.testing.assert_array_equal(x[-1], series[-35:-5])
+    assert y[-1] == series[-1]
+
+
+def test_streaming_windows_prepad_like_notebook():
+    series = np.arange(1, 41, dtype=float)
+    x, y = streaming_windows(series, seq_length=30, horizon=5, min_history=2)
+    nb_x, nb_y = notebook_streaming_windows(series, 30, 5)
+    assert x.shape == (len(series) - 6, 30) and len(nb_x) == len(series) - 7
+    np.testing.assert_array_equal(x[: len(nb_x)], nb_x)
+    np.testing.assert_array_equal(y[: len(nb_y)], nb_y)
+    # predictions start after two readings: 28 zeros then readings 0 and 1, label index 6
+    np.testing.assert_array_equal(x[0], np.r_[np.zeros(28), series[:2]])
+    assert y[0] == series[6]
+    # once 30 readings are known there is no padding left
+    np.testing.assert_array_equal(x[28], series[:30])
+    assert y[-1] == series[-1]
+
+
+def test_gather_windows_counts_real_values():
+    values = np.arange(10, dtype=float)
+    windows, n_real = gather_windows(values, np.array([4, 9]), np.array([2, 0]), 4, 2, np.nan)
+    # label 4: inputs end at index 2 (exclusive 3), only index 2 is >= first=2
+    np.testing.assert_array_equal(windows[0], [np.nan, np.nan, np.nan, 2.0])
+    np.testing.assert_array_equal(windows[1], [4.0, 5.0, 6.0, 7.0])
+    np.testing.assert_array_equal(n_real, [1, 4])
+
+
+# --- series, split, scaling ----------------------------------------------------------------
+
+
+def ramp_profiles(n_days: int = 10, skip_day: int | None = None) -> pd.DataFrame:
+    dates = pd.date_range("2024-03-01", periods=n_days, freq="D")
+    values = np.arange(n_days * SPD, dtype=float).reshape(n_days, SPD)
+    keep = np.ones(n_days, dtype=bool)
+    if skip_day is not None:
+        keep[skip_day] = False
+    return make_profiles(values[keep], dates[keep])
+
+
+def test_profiles_to_series_drops_nan_and_keeps_local_slots():
+    profiles = ramp_profiles(3)
+    profiles.loc[1, "slot_05"] = np.nan
+    series = profiles_to_series(profiles)
+    assert list(series.columns) == ["meter_id", "timestamp", "value"]
+    assert len(series) == 3 * SPD - 1
+    assert series["timestamp"].iloc[0] == pd.Timestamp("2024-03-01 00:00")
+    assert series["timestamp"].iloc[SPD + 5] == pd.Timestamp("2024-03-02 06:00")
+    assert series["value"].iloc[SPD + 5] == SPD + 6
+
+
+def test_overlapping_sources_keep_one_row_per_day():
+    a = ramp_profiles(2)
+    b = a.iloc[[1]].assign(source="oldmongo", slot_00=-1.0)
+    series = profiles_to_series(pd.concat([a, b], ignore_index=True))
+    assert len(series) == 2 * SPD and (series["value"] >= 0).all()  # sql preferred
+
+
+def test_windows_never_cross_a_missing_day():
+    fleet = build_fleet(ramp_profiles(10, skip_day=4), train_frac=0.5, val_frac=0.2)
+    pos, _ = label_positions(fleet, (TRAIN, VAL, TEST), None, 30, 5, 30)
+    windows, _ = gather_windows(fleet.values, pos, fleet.seg_start[pos], 30, 5)
+    # the ramp is contiguous within a segment, so every window is consecutive values
+    assert np.all(np.diff(windows, axis=1) == 1)
+    # nothing on day 5 (first day after the gap) can be a label of a full window: the segment
+    # restarted, and its first label needs 34 earlier slots
+    day5 = pd.Timestamp("2024-03-06")
+    stamps = pd.DatetimeIndex(fleet.timestamps(pos))
+    assert not ((stamps >= day5) & (stamps < day5 + pd.Timedelta(hours=10))).any()
+    assert len(np.unique(fleet.seg_start)) == 2
+
+
+def test_split_is_chronological_and_scaler_uses_train_only():
+    profiles = ramp_profiles(10)
+    fleet = build_fleet(profiles, train_frac=0.5, val_frac=0.2)
+    stamps = pd.DatetimeIndex(fleet.timestamps(np.arange(len(fleet.values))))
+    assert stamps[fleet.split == TRAIN].max() < stamps[fleet.split == VAL].min()
+    assert stamps[fleet.split == VAL].max() < stamps[fleet.split == TEST].min()
+    assert fleet.dates.n_days == (5, 2, 3)
+    scaler = fit_scaler(fleet)
+    train_values = np.arange(5 * SPD, dtype=float)
+    assert scaler.mean[0] == pytest.approx(train_values.mean())
+    assert scaler.scale[0] == pytest.approx(train_values.std())
+    # changing validation/test values does not move the scaler
+    changed = profiles.copy()
+    changed.loc[5:, slot_columns(SPD)] = 1e6
+    assert fit_scaler(build_fleet(changed, 0.5, 0.2)).mean[0] == scaler.mean[0]
+
+
+def test_test_padding_history_vs_zeros():
+    fleet = build_fleet(ramp_profiles(10), train_frac=0.5, val_frac=0.2)
+    first_test = int(np.flatnonzero(fleet.split == TEST)[0])  # value 168 at 2024-03-08 00:00
+    for padding, expected_first in (("history", 0), ("zeros", first_test)):
+        first = fleet.history_start(np.arange(len(fleet.values)), padding)
+        pos, start = label_positions(fleet, (TEST,), first, 30, 5, 2)
+        windows, n_real = gather_windows(fleet.values, pos, start, 30, 5)
+        assert start[0] == expected_first
+        if padding == "history":  # the first test value is predicted from real history
+            assert pos[0] == first_test
+            np.testing.assert_array_equal(windows[0], np.arange(first_test - 34, first_test - 4))
+        else:  # as the notebook: two readings, then label horizon slots later
+            assert pos[0] == first_test + 6 and n_real[0] == 2
+            np.testing.assert_array_equal(windows[0], np.r_[np.zeros(28), 168.0, 169.0])
+
+
+# --- baselines and metrics -----------------------------------------------------------------
+
+
+def test_baselines_on_hand_made_series():
+    profiles = ramp_profiles(10, skip_day=6)
+    fleet = build_fleet(profiles, train_frac=0.5, val_frac=0.2)
+    stamps = pd.DatetimeIndex(fleet.timestamps(np.arange(len(fleet.values))))
+    pos = np.flatnonzero(stamps == pd.Timestamp("2024-03-08 03:00"))  # day after the gap
+    pos_ok = np.flatnonzero(stamps == pd.Timestamp("2024-03-10 03:00"))
+    assert persistence(np.array([[1.0, 2.0, 3.0]]))[0] == 3.0
+    # seasonal naive: same slot the day before, persistence where that day is missing
+    assert seasonal_naive(fleet, pos_ok, fallback=fleet.values[pos_ok - 5])[0] == (
+        fleet.values[pos_ok][0] - SPD
+    )
+    assert seasonal_naive(fleet, pos, fallback=np.array([-7.0]))[0] == -7.0
+    # climatology: mean of the slot over the training days of the ramp (4 of the 9 days)
+    assert fleet.dates.n_days[0] == 4
+    table = climatology_table(fleet)
+    assert table[0, 3] == pytest.approx(np.mean([3 + SPD * d for d in range(4)]))
+    assert climatology(fleet, table, pos_ok)[0] == table[0, 3]
+    # linear regression on the window recovers an exact linear relation
+    windows, targets = sliding_windows(np.arange(200, dtype=float), 30, 5)
+    model = fit_linear(windows, targets)
+    np.testing.assert_allclose(model.predict(windows[:3].astype(float)), targets[:3], atol=1e-6)
+
+
+def test_forecast_metrics_mape_floor_and_wape():
+    y = np.array([100.0, 100.0, 1.0, 0.0])
+    pred = np.array([110.0, 90.0, 30.0, 5.0])
+    m = forecast_metrics(y, pred, np.array(["a"] * 4), floor_frac=0.05)
+    assert m["mae"] == pytest.approx(np.mean([10, 10, 29, 5]))
+    assert m["rmse"] == pytest.approx(np.sqrt(np.mean([100, 100, 841, 25])))
+    # the floor is 5 % of mean |y| = 2.525: the 1.0 and 0.0 actuals are left out
+    assert m["mape"] == pytest.approx(10.0)
+    assert m["wape"] == pytest.approx(100 * 54 / 201)
+    assert "mape" not in forecast_metrics(np.zeros(3), np.ones(3), np.array(["a"] * 3))
+    assert skill(5.0, 10.0) == 0.5
+
+
+def test_settings_reject_bad_values():
+    with pytest.raises(ConfigError, match="model"):
+        ForecastSettings(model="transformer")
+    with pytest.raises(ConfigError, match="no test split"):
+        ForecastSettings(train_frac=0.8, val_frac=0.2)
+    with pytest.raises(ConfigError, match="min_history"):
+        ForecastSettings(min_history=0)
+
+
+def test_too_few_days_is_a_clear_error():
+    with pytest.raises(SchemaError, match="distinct days"):
+        build_fleet(ramp_profiles(2), 0.7, 0.1)
+
+
+# --- models --------------------------------------------------------------------------------
+
+
+def test_lstm_beats_persistence_and_reports_metrics(lstm_result):
+    m = lstm_result.metrics
+    for key in ("test_mae", "test_rmse", "test_mape", "test_wape", "skill_vs_best_baseline"):
+        assert np.isfinite(m[key]), key
+    for name in ("persistence", "seasonal_naive", "linear", "climatology"):
+        for metric in ("mae", "rmse", "mape"):
+            assert np.isfinite(m[f"baseline_{name}_{metric}"])
+    assert m["test_mae"] < 0.6 * m["baseline_persistence_mae"]
+    assert m["test_mae"] < m["baseline_climatology_mae"]
+    preds = lstm_result.predictions
+    assert len(preds) == m["n_test_windows"]
+    assert (preds["timestamp"] >= lstm_result.split.test_start).all()
+    assert preds["timestamp"].min() == lstm_result.split.test_start  # history padding
+    assert lstm_result.history.best_epoch >= 1
+    assert set(lstm_result.figures) == {"training_curves", "test_predictions"}
+
+
+def test_training_is_deterministic(fleet_tables):
+    profiles, meters = fleet_tables
+    cfg = ForecastSettings(**{**FAST, "epochs": 2, "max_train_windows": 500})
+    a = train_forecaster(profiles, meters, cfg).predictions["prediction"].to_numpy()
+    b = train_forecaster(profiles, meters, cfg).predictions["prediction"].to_numpy()
+    np.testing.assert_array_equal(a, b)
+
+
+def test_zero_padding_mode_predicts_after_two_readings(fleet_tables):
+    profiles, meters = fleet_tables
+    cfg = ForecastSettings(**{**FAST, "epochs": 1, "test_padding": "zeros"})
+    result = train_forecaster(profiles, meters, cfg)
+    first = result.predictions.groupby("meter_id")["timestamp"].min()
+    expected = result.split.test_start + pd.Timedelta(hours=1 + 5)  # 2 readings + horizon 5
+    assert (first == expected).all()
+    assert result.predictions["n_history"].min() == 2
+
+
+def test_predictor_matches_training_predictions(lstm_result, fleet_tables):
+    preds = lstm_result.predictions
+    series = profiles_to_series(fleet_tables[0]).set_index(["meter_id", "timestamp"])["value"]
+    rows = preds.head(50)
+    cols = lstm_result.predictor.lag_columns
+    lags = np.array(
+        [
+            [series.get((m, end - pd.Timedelta(hours=29 - j)), np.nan) for j in range(30)]
+            for m, end in zip(rows["meter_id"], rows["window_end"], strict=True)
+        ]
+    )
+    df = pd.DataFrame(lags, columns=cols).assign(
+        meter_id=rows["meter_id"].to_numpy(), window_end=rows["window_end"].to_numpy()
+    )
+    out = lstm_result.predictor.predict(df)
+    np.testing.assert_allclose(out["prediction"], rows["prediction"], rtol=1e-5)
+    assert (out["target_time"].to_numpy() == rows["timestamp"].to_numpy()).all()
+
+
+def test_predictor_rejects_bad_windows(lstm_result):
+    example = lstm_result.predictor.input_example()
+    assert list(example.columns) == ["meter_id", "window_end", *lstm_result.predictor.lag_columns]
+    broken = example.copy()
+    broken.loc[broken.index[0], "lag_10"] = np.nan
+    with pytest.raises(SchemaError, match="row"):
+        lstm_result.predictor.predict(broken)
+    with pytest.raises(SchemaError, match="window_end"):
+        lstm_result.predictor.predict(example.drop(columns="window_end"))
+    short = example.copy()
+    short.loc[:, "lag_00":"lag_28"] = np.nan
+    with pytest.raises(SchemaError, match="min_history"):
+        lstm_result.predictor.predict(short)
+    padded = example.copy()
+    padded.loc[:, "lag_00":"lag_20"] = np.nan  # leading NaN = pre-padding, accepted
+    assert np.isfinite(lstm_result.predictor.predict(padded)["prediction"]).all()
+
+
+def test_predictors_pickle_into_a_fresh_process(lstm_result, hybrid_result, tmp_path):
+    expected = {}
+    for name, result in (("lstm", lstm_result), ("hybrid", hybrid_result)):
+        example = result.predictor.input_example()
+        expected[name] = result.predictor.predict(example)["prediction"].to_numpy()
+        (tmp_path / f"{name}.pkl").write_bytes(pickle.dumps(result.predictor))
+        example.to_pickle(tmp_path / f"{name}_example.pkl")
+    script = tmp_path / "fresh.py"
+    script.write_text(
+        textwrap.dedent(
+            f"""
+            import pickle, numpy as np, pandas as pd
+            for name in ("lstm", "hybrid"):
+                with open({str(tmp_path)!r} + f"/{{name}}.pkl", "rb") as fh:
+                    predictor = pickle.load(fh)
+                example = pd.read_pickle({str(tmp_path)!r} + f"/{{name}}_example.pkl")
+                out = predictor.predict(example)["prediction"].to_numpy()
+                np.save({str(tmp_path)!r} + f"/{{name}}_out.npy", out)
+            """
+        )
+    )
+    proc = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, timeout=120
+    )
+    assert proc.returncode == 0, proc.stderr
+    for name, values in expected.items():
+        np.testing.assert_array_equal(np.load(tmp_path / f"{name}_out.npy"), values)
+
+
+# --- hybrid --------------------------------------------------------------------------------
+
+
+def test_hybrid_grid_is_built_from_neighbours():
+    meters = pd.DataFrame(
+        {
+            "meter_id": ["A", "B", "C", "D"],
+            "latitude": [45.0, 45.0, 45.01, 46.0],  # B east of A, C north of A, D far away
+            "longitude": [9.0, 9.01, 9.0, 9.0],
+        }
+    )
+    layout = build_layout(np.array(["A", "B", "C", "D"]), meters, n_neighbours=2, grid_size=5)
+    assert set(layout.neighbours[0]) == {1, 2}
+    b_cell = layout.cells[0][list(layout.neighbours[0]).index(1)]
+    c_cell = layout.cells[0][list(layout.neighbours[0]).index(2)]
+    assert divmod(int(b_cell), 5) == (2, 4)  # middle row, east edge
+    assert divmod(int(c_cell), 5) == (0, 2)  # top row (north), middle column
+    wide = np.array([[0.0] * 4, [1.0, 2.0, 3.0, 4.0], [-1.0] * 4, [9.0] * 4], dtype=np.float32)
+    grid = grids_from_recent(layout, np.array([0]), recent_from_wide(layout, wide, np.array([0]),
+                                                                     np.array([3]), 2))  # fmt: skip
+    assert grid.shape == (1, 3, 5, 5)
+    np.testing.assert_array_equal(grid[0, :2, 2, 4], [3.0, 4.0])  # B's last two readings
+    np.testing.assert_array_equal(grid[0, :2, 0, 2], [-1.0, -1.0])  # C
+    assert grid[0, 2, 2, 4] == 0.5 and grid[0, 2].sum() == pytest.approx(1.0)  # occupancy
+    assert np.count_nonzero(grid[0, :2]) == 4  # nothing else: not A itself, not far-away D
+    wide_far = wide.copy()
+    wide_far[3] = -50.0
+    again = grids_from_recent(
+        layout, np.array([0]), recent_from_wide(layout, wide_far, np.array([0]), np.array([3]), 2)
+    )
+    np.testing.assert_array_equal(grid, again)
+
+
+def test_hybrid_trains_and_uses_neighbours_at_prediction(hybrid_result, fleet_tables):
+    profiles = fleet_tables[0]
+    m = hybrid_result.metrics
+    assert np.isfinite(m["test_mae"]) and m["test_mae"] < m["baseline_persistence_mae"]
+    predictor = hybrid_result.predictor
+    example = predictor.input_example()
+    assert example["window_end"].nunique() == 1 and len(example) == 6
+    full = predictor.predict(example)["prediction"].to_numpy()
+    alone = predictor.predict(example.iloc[[0]])["prediction"].to_numpy()
+    assert alone[0] != full[0]  # without its neighbours' rows the grid is empty
+    with pytest.raises(ConfigError, match="meters"):
+        train_forecaster(profiles, None, predictor.settings)
