@@ -26,11 +26,6 @@ DEFAULT_DATA_DIR = "data"
 DEFAULT_EXPERIMENT = "meterflow"
 
 
-def redact_uri(uri: str) -> str:
-    """``scheme://user:password@host/...`` -> ``scheme://***@host/...`` (for logs and tags)."""
-    return re.sub(r"(//)[^/@]*@", r"\1***@", uri)
-
-
 class Environment(BaseModel):
     """Store locations, from environment variables (see README "Configuration")."""
 

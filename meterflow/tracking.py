@@ -237,6 +237,9 @@ def run_child(
             mlflow.set_tag(f"meterflow.step.{entry_point}", found)
             return found, True
     parent = mlflow.active_run()
+    # The child gets the parent's experiment by id; an experiment *name* in the environment
+    # would make the `mlflow run` child refuse to start ("only one of name or id").
+    os.environ.pop("MLFLOW_EXPERIMENT_NAME", None)
     submitted = mlflow.projects.run(
         str(project_dir),
         entry_point=entry_point,

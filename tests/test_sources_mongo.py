@@ -9,13 +9,9 @@ import pytest
 
 from meterflow.errors import SourceError
 from meterflow.etl import CleaningConfig
+from meterflow.redact import redact_uri
 from meterflow.schemas import profile_matrix
-from meterflow.sources.mongo import (
-    etl_newmongo,
-    read_mongo_documents,
-    read_mongo_previous,
-    redact_uri,
-)
+from meterflow.sources.mongo import etl_newmongo, read_mongo_documents, read_mongo_previous
 from meterflow.sources.mongo_server import free_port
 
 TZ = "Europe/Rome"

@@ -9,9 +9,10 @@ from pathlib import Path
 import pymongo
 import sqlalchemy as sa
 
-from meterflow.config import redact_uri
 from meterflow.errors import SourceError
+from meterflow.redact import redact_uri
 from meterflow.sources import formats
+from meterflow.sources.sql import redact_url
 
 
 def _digest(*parts: object) -> str:
@@ -30,7 +31,7 @@ def sql_fingerprint(url: str, table: str = formats.HISTORIAN_TABLE) -> str:
         engine.dispose()
     except sa.exc.SQLAlchemyError as e:
         raise SourceError(
-            f"cannot read table {table!r} at {redact_uri(url)}: {type(e).__name__}", source="sql"
+            f"cannot read table {table!r} at {redact_url(url)}: {type(e).__name__}", source="sql"
         ) from None
     return _digest(count, newest)
 

@@ -16,7 +16,6 @@ of the local day that ``since`` falls in, so that this day can still become comp
 from __future__ import annotations
 
 import logging
-import re
 import time
 from collections.abc import Sequence
 from typing import Literal
@@ -30,6 +29,7 @@ from meterflow.errors import SourceError
 from meterflow.etl import CleaningConfig, EtlResult, clean_readings
 from meterflow.etl.counters import registers_to_readings
 from meterflow.etl.readings import empty_readings
+from meterflow.redact import redact_uri
 from meterflow.sources.formats import (
     MONGO_COLLECTION,
     MONGO_DATABASE,
@@ -43,11 +43,6 @@ log = logging.getLogger(__name__)
 Method = Literal["auto", "arrow", "pymongo"]
 DEFAULT_METHOD: Literal["arrow", "pymongo"] = "arrow"
 _NUMERIC = ("import_kwh", "export_kwh", "voltage_v", "current_a", "power_w")
-
-
-def redact_uri(uri: str) -> str:
-    """The URI with ``user:password@`` replaced (safe for logs and messages)."""
-    return re.sub(r"//[^@/]*@", "//***:***@", uri)
 
 
 def _client(uri: str, timeout_ms: int) -> pymongo.MongoClient:
@@ -255,4 +250,4 @@ def etl_newmongo(
     return result
 
 
-__all__ = ["etl_newmongo", "read_mongo_documents", "read_mongo_previous", "redact_uri"]
+__all__ = ["etl_newmongo", "read_mongo_documents", "read_mongo_previous"]

@@ -15,9 +15,10 @@ import logging
 import pandas as pd
 
 from meterflow import tracking
-from meterflow.config import Environment, LoadNewMongoOptions, parse_utc, redact_uri
+from meterflow.config import Environment, LoadNewMongoOptions, parse_utc
 from meterflow.etl import CleaningConfig
 from meterflow.etl.predictor import DocumentsTranslator
+from meterflow.redact import uri_host
 from meterflow.sources.meters import read_meters
 from meterflow.sources.mongo import read_mongo_documents, read_mongo_previous
 
@@ -29,7 +30,7 @@ TAG_TARGET = "meterflow.mongo_target"
 
 def _target(uri: str, database: str, collection: str) -> str:
     """Identity of the collection read (hash of host, database, collection; no credentials)."""
-    host = redact_uri(uri).split("@")[-1]
+    host = uri_host(uri)
     return hashlib.sha256(f"{host}|{database}|{collection}".encode()).hexdigest()[:16]
 
 
@@ -70,7 +71,7 @@ def run_load_newmongo(opts: LoadNewMongoOptions, env: Environment) -> str:
         run.set_tags(
             {
                 TAG_TARGET: target,
-                "meterflow.mongo_host": redact_uri(uri).split("@")[-1],
+                "meterflow.mongo_host": uri_host(uri),
                 "meterflow.since": "" if since is None else since.isoformat(),
                 TAG_WATERMARK: "" if watermark is None else pd.Timestamp(watermark).isoformat(),
             }

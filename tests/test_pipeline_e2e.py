@@ -1,0 +1,174 @@
+"""End to end: `mlflow run` of the whole pipeline on a small demo fleet against a real MLflow
+tracking server (SQLite backend), a real MongoDB wire-protocol server and a SQLite historian;
+then a second run that reuses every step."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import mlflow
+import pytest
+from mlflow.tracking import MlflowClient
+
+from tests.conftest import repo_copy, subprocess_env
+
+STEPS = (
+    "load_newmongo", "etl_newmongo", "etl_sql", "etl_oldmongo",
+    "harmonization", "clustering", "forecasting", "anomaly",
+)  # fmt: skip
+REQUIRED_METRICS = {
+    "load_newmongo": ("documents",),
+    "etl_newmongo": ("readings_in", "readings_kept", "readings_quarantined", "meter_days_out"),
+    "etl_sql": ("readings_in", "readings_kept", "readings_quarantined", "meter_days_out"),
+    "etl_oldmongo": ("readings_in", "readings_kept", "readings_quarantined", "meter_days_out"),
+    "harmonization": ("profiles", "dtw_pairs_computed", "dtw_pairs_reused"),
+    "clustering": ("davies_bouldin", "silhouette", "silhouette_dtw", "ari", "peak_match"),
+    "forecasting": (
+        "test_mae", "test_mape", "baseline_persistence_mae", "baseline_seasonal_naive_mae",
+        "baseline_linear_mae",
+    ),
+    "anomaly": ("threshold", "flagged_share"),
+}  # fmt: skip
+ARGS = [
+    "-P",
+    "demo_meters=10",
+    "-P",
+    "demo_days=40",
+    "-P",
+    "epochs=2",
+    "-P",
+    "dtw_max_profiles=300",
+]
+
+
+def _mlflow_run(project: Path, data_dir: Path, tracking: str, experiment: str) -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "mlflow", "run", str(project), "--env-manager", "local",
+         "--experiment-name", experiment, *ARGS],
+        cwd=project, capture_output=True, text=True, timeout=1500,
+        env=subprocess_env(
+            MLFLOW_TRACKING_URI=tracking, METERFLOW_DATA_DIR=str(data_dir),
+            PATH=f"{Path(sys.executable).parent}:{os.environ['PATH']}",
+        ),
+    )  # fmt: skip
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-6000:]
+
+
+@pytest.fixture(scope="module")
+def pipeline(tracking_server, tmp_path_factory):
+    project = repo_copy(tmp_path_factory.mktemp("project"))
+    data_dir = tmp_path_factory.mktemp("data")
+    experiment = "e2e"
+    _mlflow_run(project, data_dir, tracking_server, experiment)
+    mlflow.set_tracking_uri(tracking_server)
+    client = MlflowClient()
+    exp = client.get_experiment_by_name(experiment)
+    return {"client": client, "exp": exp, "project": project, "data_dir": data_dir,
+            "tracking": tracking_server}  # fmt: skip
+
+
+def _runs(client, exp, filter_string=""):
+    return client.search_runs([exp.experiment_id], filter_string=filter_string, max_results=500)
+
+
+def test_parent_run_with_one_finished_child_per_step(pipeline):
+    client, exp = pipeline["client"], pipeline["exp"]
+    parents = _runs(client, exp, "tags.`mlflow.project.entryPoint` = 'main'")
+    assert len(parents) == 1 and parents[0].info.status == "FINISHED"
+    parent = parents[0]
+    children = _runs(client, exp, f"tags.`mlflow.parentRunId` = '{parent.info.run_id}'")
+    by_step = {r.data.tags["mlflow.project.entryPoint"]: r for r in children}
+    assert sorted(by_step) == sorted(STEPS) and len(children) == len(STEPS)
+    for step, run in by_step.items():
+        assert run.info.status == "FINISHED", step
+        assert run.data.params, step
+        for name in REQUIRED_METRICS[step]:
+            assert name in run.data.metrics, (step, name)
+        assert all(math.isfinite(v) for v in run.data.metrics.values()), step
+        artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
+        assert {"tables", "model"} <= artifacts, (step, artifacts)
+        assert parent.data.tags[f"meterflow.step.{step}"] == run.info.run_id
+    assert parent.data.metrics["steps_run"] == len(STEPS)
+
+
+def test_etl_counts_reconcile_and_harmonization_covers_all_sources(pipeline):
+    client, exp = pipeline["client"], pipeline["exp"]
+    total_days = 0
+    for step in ("etl_newmongo", "etl_sql", "etl_oldmongo"):
+        (run,) = _runs(client, exp, f"tags.`mlflow.project.entryPoint` = '{step}'")
+        m = run.data.metrics
+        assert m["readings_in"] == m["readings_kept"] + m["readings_quarantined"] > 0
+        assert m["readings_quarantined"] > 0  # the demo fleet has injected defects
+        assert m["meter_days_out"] > 0
+        total_days += m["meter_days_out"]
+    (harm,) = _runs(client, exp, "tags.`mlflow.project.entryPoint` = 'harmonization'")
+    m = harm.data.metrics
+    # overlapping days between sources are deduplicated, never added twice
+    assert m["profiles"] == total_days - m["losing_candidates"]
+    assert m["profiles_from_newmongo"] > 0 and m["profiles_from_sql"] > 0
+    assert m["profiles_from_oldmongo"] > 0
+    assert m["dtw_pairs_computed"] == m["dtw_profiles"] * (m["dtw_profiles"] - 1) / 2
+
+
+def test_every_model_loads_in_a_fresh_process_and_predicts(pipeline):
+    client, exp = pipeline["client"], pipeline["exp"]
+    uris = {
+        r.data.tags["mlflow.project.entryPoint"]: f"runs:/{r.info.run_id}/model"
+        for r in _runs(client, exp, "tags.`mlflow.project.entryPoint` != 'main'")
+    }
+    script = r"""
+import json, sys, mlflow, pandas as pd
+from mlflow.models import Model
+out = {}
+for step, uri in json.loads(sys.argv[1]).items():
+    model = mlflow.pyfunc.load_model(uri)
+    example = Model.load(uri).load_input_example(mlflow.artifacts.download_artifacts(uri))
+    pred = model.predict(example)
+    out[step] = len(pred)
+print(json.dumps(out))
+"""
+    res = subprocess.run(
+        [sys.executable, "-c", script, json.dumps(uris)], capture_output=True, text=True,
+        timeout=600, cwd=pipeline["data_dir"],
+        env=subprocess_env(MLFLOW_TRACKING_URI=pipeline["tracking"]),
+    )  # fmt: skip
+    assert res.returncode == 0, res.stderr[-4000:]
+    counts = json.loads(res.stdout.strip().splitlines()[-1])
+    assert set(counts) == set(STEPS)
+    assert all(n > 0 for n in counts.values()), counts
+
+
+def test_clustering_model_reproduces_the_logged_assignments(pipeline):
+    from meterflow import tracking
+
+    client, exp = pipeline["client"], pipeline["exp"]
+    (run,) = _runs(client, exp, "tags.`mlflow.project.entryPoint` = 'clustering'")
+    (harm,) = _runs(client, exp, "tags.`mlflow.project.entryPoint` = 'harmonization'")
+    assignments = tracking.load_table(run.info.run_id, "assignments")
+    profiles = tracking.load_table(harm.info.run_id, "profiles")
+    model = mlflow.pyfunc.load_model(f"runs:/{run.info.run_id}/model")
+    slots = [c for c in profiles.columns if c.startswith("slot_")]
+    labels = model.predict(profiles[slots])
+    assert len(assignments) == len(profiles)
+    assert (labels == assignments["cluster"].to_numpy()).all()
+    assert assignments["cluster"].nunique() == run.data.metrics["k"]
+
+
+def test_second_run_reuses_every_step(pipeline):
+    client, exp = pipeline["client"], pipeline["exp"]
+    _mlflow_run(pipeline["project"], pipeline["data_dir"], pipeline["tracking"], "e2e")
+    parents = _runs(client, exp, "tags.`mlflow.project.entryPoint` = 'main'")
+    assert len(parents) == 2
+    latest = max(parents, key=lambda r: r.info.start_time)
+    assert latest.info.status == "FINISHED"
+    assert latest.data.metrics["steps_reused"] == len(STEPS)
+    first = min(parents, key=lambda r: r.info.start_time)
+    for step in STEPS:
+        assert (
+            latest.data.tags[f"meterflow.step.{step}"] == first.data.tags[f"meterflow.step.{step}"]
+        )

@@ -1,0 +1,266 @@
+"""The MLflow steps (tasks) on a small demo fleet in real stores, tracked by a real MLflow
+server: incremental MongoDB loads, carry-over harmonization, every clustering algorithm with its
+reloadable model, a labelled external profile file, the hybrid forecaster and the detector."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import mlflow
+import numpy as np
+import pandas as pd
+import pymongo
+import pytest
+
+from meterflow import tracking
+from meterflow.config import (
+    AnomalyOptions,
+    ClusteringOptions,
+    Environment,
+    EtlNewMongoOptions,
+    EtlOldMongoOptions,
+    EtlSqlOptions,
+    ForecastingOptions,
+    HarmonizationOptions,
+    LoadNewMongoOptions,
+)
+from meterflow.demo import DemoSpec, build_fleet, write_fleet
+from meterflow.sources.formats import MONGO_COLLECTION
+from meterflow.tasks.anomaly import run_anomaly
+from meterflow.tasks.clustering import run_clustering
+from meterflow.tasks.etl import run_etl_newmongo, run_etl_oldmongo, run_etl_sql
+from meterflow.tasks.forecasting import run_forecasting
+from meterflow.tasks.harmonization import run_harmonization
+from meterflow.tasks.newmongo import run_load_newmongo
+from tests.conftest import subprocess_env
+
+SPEC = DemoSpec(n_meters=12, history_days=60, mongo_days=6, seed=11)
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory, mongo_uri, tracking_server) -> Environment:
+    root = tmp_path_factory.mktemp("steps")
+    env = Environment(
+        data_dir=root,
+        sql_url=f"sqlite:///{root / 'historian.db'}",
+        mongodb_uri=mongo_uri,
+        mongo_database="steps_demo",
+        experiment=f"steps-{time.time_ns()}",
+    )
+    fleet = build_fleet(SPEC)
+    write_fleet(
+        fleet, sql_url=env.sql_url, mongo_uri=mongo_uri, mongo_database=env.mongo_database,
+        exports_dir=env.exports_dir, truth_dir=env.truth_dir,
+    )  # fmt: skip
+    mp = pytest.MonkeyPatch()
+    mp.setenv("MLFLOW_TRACKING_URI", tracking_server)
+    mp.delenv("MLFLOW_RUN_ID", raising=False)
+    mp.delenv("MLFLOW_EXPERIMENT_ID", raising=False)
+    mlflow.set_tracking_uri(tracking_server)
+    yield env
+    mp.undo()
+
+
+def metrics(run_id: str) -> dict[str, float]:
+    return mlflow.get_run(run_id).data.metrics
+
+
+@pytest.fixture(scope="module")
+def chain(env) -> dict[str, str]:
+    """load -> the three ETLs -> harmonization, as the pipeline chains them."""
+    ids = {"load": run_load_newmongo(LoadNewMongoOptions(since="watermark"), env)}
+    ids["etl_newmongo"] = run_etl_newmongo(EtlNewMongoOptions(raw_run=ids["load"]), env)
+    ids["etl_sql"] = run_etl_sql(EtlSqlOptions(), env)
+    ids["etl_oldmongo"] = run_etl_oldmongo(EtlOldMongoOptions(reference_run=ids["etl_sql"]), env)
+    etl = ",".join(ids[k] for k in ("etl_newmongo", "etl_sql", "etl_oldmongo"))
+    ids["harmonization"] = run_harmonization(
+        HarmonizationOptions(etl_runs=etl, dtw_max_profiles=400), env
+    )
+    return ids
+
+
+def test_etl_steps_log_reconciled_counts_and_the_quarantine(chain):
+    for step in ("etl_newmongo", "etl_sql", "etl_oldmongo"):
+        m = metrics(chain[step])
+        assert m["readings_in"] == m["readings_kept"] + m["readings_quarantined"]
+        quarantine = tracking.load_table(chain[step], "quarantine")
+        dropped = quarantine[quarantine["action"] == "dropped"]
+        assert len(dropped) == m["readings_quarantined"] > 0
+        assert {"meter_id", "timestamp", "original_value", "action", "reason"} <= set(quarantine)
+    scale = tracking.load_table(chain["etl_oldmongo"], "scale_corrections")
+    assert len(scale) > 0 and metrics(chain["etl_oldmongo"])["scale_corrections"] == len(scale)
+
+
+def test_incremental_mongo_load_reads_only_new_documents(env, chain):
+    first = mlflow.get_run(chain["load"])
+    watermark = pd.Timestamp(first.data.tags["meterflow.watermark"])
+    with pymongo.MongoClient(env.mongodb_uri) as client:
+        coll = client[env.mongo_database][MONGO_COLLECTION]
+        last = pd.DataFrame(list(coll.find({"ts": watermark.tz_localize(None).to_pydatetime()})))
+        new = []
+        for k in range(1, 9):  # two more hours for every meter, registers going on
+            for _, doc in last.iterrows():
+                new.append(
+                    {
+                        "meter_id": doc["meter_id"],
+                        "ts": doc["ts"] + pd.Timedelta(minutes=15 * k),
+                        "import_kwh": doc["import_kwh"] + 0.1 * k,
+                        "export_kwh": doc["export_kwh"],
+                        "voltage_v": 230.0, "current_a": 1.0, "power_w": 400.0,
+                    }
+                )  # fmt: skip
+        coll.insert_many(new)
+    second = run_load_newmongo(LoadNewMongoOptions(since="watermark"), env)
+    run = mlflow.get_run(second)
+    assert pd.Timestamp(run.data.tags["meterflow.since"]) == watermark
+    assert run.data.metrics["documents"] == len(new)
+    assert pd.Timestamp(run.data.tags["meterflow.watermark"]) == watermark + pd.Timedelta(hours=2)
+    etl = run_etl_newmongo(EtlNewMongoOptions(raw_run=second), env)
+    m = metrics(etl)
+    assert m["readings_in"] == 2 * len(new)  # import and export register of each document
+    assert m["readings_quarantined"] == 0
+    # a third load with nothing new loads nothing
+    third = run_load_newmongo(LoadNewMongoOptions(since="watermark"), env)
+    assert metrics(third)["documents"] == 0
+
+
+def test_harmonization_carries_over_previous_meter_days(env, chain):
+    previous = tracking.load_table(chain["harmonization"], "profiles_energy")
+    only_sql = run_harmonization(
+        HarmonizationOptions(
+            etl_runs=chain["etl_sql"], previous_run=chain["harmonization"], compute_dtw=False
+        ),
+        env,
+    )
+    merged = tracking.load_table(only_sql, "profiles_energy")
+    assert len(merged) == len(previous)
+    keys = ["meter_id", "date"]
+    assert (
+        merged.set_index(keys)
+        .index.sort_values()
+        .equals(previous.set_index(keys).index.sort_values())
+    )
+    assert metrics(only_sql)["carried_over_meter_days"] > 0
+
+
+ALGORITHMS = [
+    ("kmeans", "euclidean"), ("kmeans", "dtw"), ("kmedoids", "euclidean"), ("kmedoids", "dtw"),
+    ("agglomerative", "euclidean"), ("agglomerative", "dtw"), ("som", "euclidean"),
+    ("kshape", "euclidean"), ("lstm_autoencoder", "euclidean"),
+]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def clustered(env, chain) -> dict[tuple[str, str], str]:
+    runs = {}
+    for model, metric in ALGORITHMS:
+        runs[(model, metric)] = run_clustering(
+            ClusteringOptions(
+                profiles_run=chain["harmonization"], model=model, distance_metric=metric,
+                number_of_clusters=3, epochs=5,
+            ),
+            env,
+        )  # fmt: skip
+    return runs
+
+
+@pytest.mark.parametrize(("model", "metric"), ALGORITHMS)
+def test_each_algorithm_on_demo_profiles_beats_chance(clustered, model, metric):
+    m = metrics(clustered[(model, metric)])
+    for name in ("davies_bouldin", "silhouette", "silhouette_dtw", "peak_match", "ari", "nmi"):
+        assert np.isfinite(m[name]), name
+    assert m["k"] == 3
+    # meter types (household / commercial / agricultural) are recovered better than chance
+    assert m["ari"] > 0.02, m["ari"]
+
+
+def test_every_clustering_model_reloads_in_a_fresh_process(env, chain, clustered):
+    profiles = tracking.load_table(chain["harmonization"], "profiles")
+    slots = [c for c in profiles.columns if c.startswith("slot_")]
+    sample = profiles[slots].iloc[::7].reset_index(drop=True)
+    path = env.data_dir / "sample.parquet"
+    sample.to_parquet(path)
+    uris = {f"{m}/{d}": f"runs:/{rid}/model" for (m, d), rid in clustered.items()}
+    script = (
+        "import json, sys, mlflow, pandas as pd\n"
+        "x = pd.read_parquet(sys.argv[2])\n"
+        "out = {k: mlflow.pyfunc.load_model(u).predict(x).tolist()"
+        " for k, u in json.loads(sys.argv[1]).items()}\n"
+        "print(json.dumps(out))\n"
+    )
+    res = subprocess.run(
+        [sys.executable, "-c", script, json.dumps(uris), str(path)], capture_output=True,
+        text=True, timeout=900, env=subprocess_env(MLFLOW_TRACKING_URI=mlflow.get_tracking_uri()),
+    )  # fmt: skip
+    assert res.returncode == 0, res.stderr[-4000:]
+    fresh = json.loads(res.stdout.strip().splitlines()[-1])
+    for (model, metric), run_id in clustered.items():
+        assigned = tracking.load_table(run_id, "assignments")["cluster"].to_numpy()[::7]
+        assert fresh[f"{model}/{metric}"] == assigned.tolist(), (model, metric)
+
+
+def test_labelled_96_slot_file_and_automatic_k(env, tmp_path):
+    rng = np.random.default_rng(3)
+    hours = np.arange(96) / 4
+    shapes = {
+        "evening": np.exp(-((hours - 19) ** 2) / 4),
+        "office": ((hours > 8) & (hours < 18)).astype(float),
+        "night": np.exp(-((hours - 2) ** 2) / 6),
+    }
+    rows = []
+    for label, shape in shapes.items():
+        for i in range(40):
+            shift = rng.integers(-2, 3)
+            values = np.roll(shape, shift) + rng.normal(0, 0.05, 96)
+            rows.append(
+                {"id": f"{label}-{i}", "label": label, **{f"h{j}": v for j, v in enumerate(values)}}
+            )
+    path = tmp_path / "profiles.csv"
+    pd.DataFrame(rows).to_csv(path, index=False)
+    run_id = run_clustering(
+        ClusteringOptions(in_profiles=str(path), id_column="id", date_column="",
+                          label_column="label", number_of_clusters=0, k_max=6),
+        env,
+    )  # fmt: skip
+    m = metrics(run_id)
+    assert m["k"] == 3
+    assert m["ari"] > 0.9 and m["nmi"] > 0.9 and m["rand_index"] > 0.9
+    assert "silhouette_dtw" not in m  # no DTW matrix for a Euclidean run on a file
+    k_table = tracking.load_table(run_id, "k_selection")
+    assert list(k_table["k"]) == [2, 3, 4, 5, 6]
+
+
+def test_hybrid_forecaster_against_baselines(env, chain):
+    run_id = run_forecasting(
+        ForecastingOptions(profiles_run=chain["harmonization"], model="hybrid", epochs=2), env
+    )
+    m = metrics(run_id)
+    for name in ("test_mae", "test_mape", "baseline_persistence_mae",
+                 "baseline_seasonal_naive_mae", "baseline_linear_mae"):  # fmt: skip
+        assert np.isfinite(m[name]) and m[name] >= 0, name
+    predictions = tracking.load_table(run_id, "test_predictions")
+    assert len(predictions) == m["n_test_windows"]
+
+
+def test_anomaly_step_scores_labels(env, chain):
+    labels = env.truth_dir / "anomalies.csv"
+    run_id = run_anomaly(
+        AnomalyOptions(profiles_run=chain["harmonization"], labels=str(labels), epochs=2), env
+    )
+    m = metrics(run_id)
+    for name in ("precision", "recall", "f1", "auc_roc"):
+        assert 0 <= m[name] <= 1, name
+    assert m["auc_roc"] > 0.5
+    scores = tracking.load_table(run_id, "scores")
+    assert scores["label"].fillna(False).astype(bool).any()
+
+
+def test_bad_label_file_names_file_and_row(env, chain, tmp_path: Path):
+    bad = tmp_path / "labels.csv"
+    bad.write_text("meter_id,kind,start_utc,end_utc\nMTR0001,spike,2025-01-01,not-a-time\n")
+    with pytest.raises(Exception, match=r"file=.*labels.csv.*row=2"):
+        run_anomaly(AnomalyOptions(profiles_run=chain["harmonization"], labels=str(bad)), env)
