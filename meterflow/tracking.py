@@ -11,6 +11,7 @@ import json
 import logging
 import math
 import os
+import shlex
 import tempfile
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -208,9 +209,14 @@ def find_reusable_run(
         if run.data.tags.get(TAG_CODE_VERSION) != code_version:
             continue
         logged = run.data.params
-        if all(logged.get(k) == v for k, v in params.items() if k not in ignore):
+        if all(_same_param(logged.get(k), v) for k, v in params.items() if k not in ignore):
             return run.info.run_id
     return None
+
+
+def _same_param(logged: str | None, value: str) -> bool:
+    """``mlflow run`` logs entry-point params shell-quoted (an empty string as ``''``)."""
+    return logged is not None and logged in (value, shlex.quote(value))
 
 
 TAG_CODE_VERSION = "meterflow.code_version"

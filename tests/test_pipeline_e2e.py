@@ -91,7 +91,13 @@ def test_parent_run_with_one_finished_child_per_step(pipeline):
             assert name in run.data.metrics, (step, name)
         assert all(math.isfinite(v) for v in run.data.metrics.values()), step
         artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
-        assert {"tables", "model"} <= artifacts, (step, artifacts)
+        assert "tables" in artifacts, (step, artifacts)
+        models = mlflow.search_logged_models(
+            experiment_ids=[exp.experiment_id],
+            filter_string=f"source_run_id = '{run.info.run_id}'",
+            output_format="list",
+        )
+        assert [m.name for m in models] == ["model"], step
         assert parent.data.tags[f"meterflow.step.{step}"] == run.info.run_id
     assert parent.data.metrics["steps_run"] == len(STEPS)
 

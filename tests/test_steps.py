@@ -98,31 +98,40 @@ def test_etl_steps_log_reconciled_counts_and_the_quarantine(chain):
 def test_incremental_mongo_load_reads_only_new_documents(env, chain):
     first = mlflow.get_run(chain["load"])
     watermark = pd.Timestamp(first.data.tags["meterflow.watermark"])
+    tz = "Europe/Rome"
+    new_day = watermark.tz_convert(tz).normalize() + pd.Timedelta(days=1)  # local midnight
+    # reads every 15 min up to the end of the next complete local day, registers going on
+    reads = pd.date_range(
+        watermark + pd.Timedelta(minutes=15), (new_day + pd.Timedelta(days=1)).tz_convert("UTC"),
+        freq="15min",
+    )  # fmt: skip
     with pymongo.MongoClient(env.mongodb_uri) as client:
         coll = client[env.mongo_database][MONGO_COLLECTION]
         last = pd.DataFrame(list(coll.find({"ts": watermark.tz_localize(None).to_pydatetime()})))
-        new = []
-        for k in range(1, 9):  # two more hours for every meter, registers going on
-            for _, doc in last.iterrows():
-                new.append(
-                    {
-                        "meter_id": doc["meter_id"],
-                        "ts": doc["ts"] + pd.Timedelta(minutes=15 * k),
-                        "import_kwh": doc["import_kwh"] + 0.1 * k,
-                        "export_kwh": doc["export_kwh"],
-                        "voltage_v": 230.0, "current_a": 1.0, "power_w": 400.0,
-                    }
-                )  # fmt: skip
+        assert len(last) == SPEC.n_meters
+        new = [
+            {
+                "meter_id": doc["meter_id"], "ts": ts.tz_localize(None).to_pydatetime(),
+                "import_kwh": doc["import_kwh"] + 0.1 * (k + 1), "export_kwh": doc["export_kwh"],
+                "voltage_v": 230.0, "current_a": 1.0, "power_w": 400.0,
+            }
+            for k, ts in enumerate(reads)
+            for _, doc in last.iterrows()
+        ]  # fmt: skip
         coll.insert_many(new)
     second = run_load_newmongo(LoadNewMongoOptions(since="watermark"), env)
     run = mlflow.get_run(second)
     assert pd.Timestamp(run.data.tags["meterflow.since"]) == watermark
     assert run.data.metrics["documents"] == len(new)
-    assert pd.Timestamp(run.data.tags["meterflow.watermark"]) == watermark + pd.Timedelta(hours=2)
+    assert pd.Timestamp(run.data.tags["meterflow.watermark"]) == reads[-1]
     etl = run_etl_newmongo(EtlNewMongoOptions(raw_run=second), env)
     m = metrics(etl)
     assert m["readings_in"] == 2 * len(new)  # import and export register of each document
     assert m["readings_quarantined"] == 0
+    profiles = tracking.load_table(etl, "profiles")
+    day = profiles[profiles["date"] == new_day.tz_localize(None)]
+    assert len(day) == SPEC.n_meters
+    assert np.allclose(day.filter(like="slot_").sum(axis=1), 100.0 * 96)  # 0.1 kWh per read
     # a third load with nothing new loads nothing
     third = run_load_newmongo(LoadNewMongoOptions(since="watermark"), env)
     assert metrics(third)["documents"] == 0

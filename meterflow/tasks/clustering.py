@@ -227,7 +227,7 @@ def _log_outputs(run, profiles, X_fit, labels, fit_rows, result, meters, k_table
     run.log_table(centers, "centers")
     k = len(result.centers)
     for name, table in composition_tables(assign, meters, k=k).items():
-        run.log_table(table.reset_index(), name)
+        run.log_table(table if table.index.name is None else table.reset_index(), name)
     if k_table is not None:
         run.log_table(k_table, "k_selection")
     run.log_figure(
