@@ -45,9 +45,32 @@ class LocalCalendar:
 
     def day_and_minute(self, k: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Local day (days since the epoch) and wall-clock minute of day of intervals ``k``."""
-        loc = self.local_ns(k)
+        return self._day_lookup(k, 1)
+
+    def day_and_slot(self, k: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Local day and wall-clock raw slot of the day (minute // raw interval) of ``k``."""
+        return self._day_lookup(k, self.raw_interval_min)
+
+    def _day_lookup(self, k: np.ndarray, minutes_per_unit: int) -> tuple[np.ndarray, np.ndarray]:
+        k = np.asarray(k, dtype=np.int64)
+        if len(k) == 0:
+            return k.copy(), k.copy()
+        # divide once per distinct interval (a table over the range, or the unique values),
+        # then gather: int64 floor division per reading is the slow part otherwise
+        lo, hi = int(k.min()), int(k.max())
+        if hi - lo + 1 <= _MAX_TABLE and hi - lo + 1 < 4 * len(k) + 1024:
+            day, unit = self._day_unit(np.arange(lo, hi + 1, dtype=np.int64), minutes_per_unit)
+            idx = k - lo
+            return day[idx], unit[idx]
+        uniq, inv = np.unique(k, return_inverse=True)
+        day, unit = self._day_unit(uniq, minutes_per_unit)
+        return day[inv], unit[inv]
+
+    def _day_unit(self, k: np.ndarray, minutes_per_unit: int) -> tuple[np.ndarray, np.ndarray]:
+        loc = self._convert(k)
         day = loc // NS_PER_DAY
-        return day, (loc - day * NS_PER_DAY) // NS_PER_MIN
+        minute = (loc - day * NS_PER_DAY) // NS_PER_MIN
+        return day, minute // minutes_per_unit if minutes_per_unit != 1 else minute
 
     def day_start_k(self, days: np.ndarray) -> np.ndarray:
         """Interval index of the first interval of each local day (its UTC start)."""

@@ -16,9 +16,12 @@ def preceding_gap(series: np.ndarray, k: np.ndarray, span: np.ndarray) -> np.nda
     """Missing intervals between each reading and the previous one of its series (sorted)."""
     gap = np.zeros(len(k), dtype=np.int64)
     if len(k) > 1:
-        same = series[1:] == series[:-1]
-        gap[1:] = np.where(same, k[1:] - (k[:-1] + span[:-1]), 0)
-    return np.maximum(gap, 0)
+        d = gap[1:]
+        np.subtract(k[1:], k[:-1], out=d)
+        d -= span[:-1]
+        d[series[1:] != series[:-1]] = 0
+        np.maximum(gap, 0, out=gap)
+    return gap
 
 
 def classify_outliers(
@@ -37,6 +40,11 @@ def classify_outliers(
     mag = np.abs(energy_wh)
     gap = preceding_gap(series, k, span)
     over = mag > bound_per_interval_wh * span + abs_tolerance_wh
-    fits_gap = mag <= bound_per_interval_wh * (span + gap) + abs_tolerance_wh
-    accumulated = over & (gap > 0) & fits_gap
+    accumulated = np.zeros(len(k), dtype=bool)
+    cand = np.flatnonzero(over)  # few: test the gap only there
+    if len(cand):
+        g = gap[cand]
+        bound = np.broadcast_to(bound_per_interval_wh, len(k))[cand]
+        fits_gap = mag[cand] <= bound * (span[cand] + g) + abs_tolerance_wh
+        accumulated[cand] = (g > 0) & fits_gap
     return over & ~accumulated, accumulated, gap

@@ -114,11 +114,12 @@ def clean_readings(
 
     # 1. edge checks
     tol = config.outlier_abs_tolerance_wh
+    k_all, off_grid = np.divmod(ts, raw_ns)  # one pass for the interval index and the check
     checks = [
         (mcode < 0, Reason.UNKNOWN_METER, "meter not in the meters table"),
         (reg < 0, Reason.MALFORMED_ROW, "register is neither import nor export"),
         (~np.isfinite(e0), Reason.MISSING_VALUE, "energy is missing or not finite"),
-        (ts % raw_ns != 0, Reason.OFF_GRID, f"not on the {config.raw_interval_min}-min grid"),
+        (off_grid != 0, Reason.OFF_GRID, f"not on the {config.raw_interval_min}-min grid"),
         (span0 < 1, Reason.MALFORMED_ROW, "span below one interval"),
         (((reg == 0) & (e0 < -tol)) | ((reg == 1) & (e0 > tol)), Reason.NEGATIVE_ENERGY,
          "import below zero or export above zero"),
@@ -128,13 +129,15 @@ def clean_readings(
         hit = mask & ~bad
         qlog.add(np.flatnonzero(hit), Action.DROPPED, reason, detail)
         bad |= hit
-    pos = np.flatnonzero(~bad)
+    del off_grid
     series_all = mcode * 2 + reg
-    k_all = np.where(bad, 0, ts // raw_ns)
-    key = series_all[pos] * (1 << 34) + (k_all[pos] - (k_all[pos].min() if len(pos) else 0))
-    if len(key) > 1 and not (key[1:] >= key[:-1]).all():
-        pos = pos[np.argsort(key, kind="stable")]
-    s, k, e, span = series_all[pos], k_all[pos], e0[pos].copy(), span0[pos].copy()
+    if bad.any():
+        k_all[bad] = 0
+        pos = np.flatnonzero(~bad)
+        pos, s, k = _series_order(pos, series_all[pos], k_all[pos], 2 * len(mids))
+    else:
+        pos, s, k = _series_order(None, series_all, k_all, 2 * len(mids))
+    e, span = e0[pos], span0[pos]
     log.info("%s: %d readings, %d pass the edge checks", source, n, len(pos))
 
     # 2. duplicates
@@ -144,9 +147,10 @@ def clean_readings(
         pos[conflicting], Action.DROPPED, Reason.CONFLICTING_DUPLICATE,
         np.char.add("kept value ", e[chosen].round(3).astype(str)).astype(object),
     )  # fmt: skip
-    keep = np.ones(len(pos), dtype=bool)
-    keep[exact] = keep[conflicting] = False
-    pos, s, k, e, span = pos[keep], s[keep], k[keep], e[keep], span[keep]
+    if len(exact) or len(conflicting):
+        keep = np.ones(len(pos), dtype=bool)
+        keep[exact] = keep[conflicting] = False
+        pos, s, k, e, span = pos[keep], s[keep], k[keep], e[keep], span[keep]
 
     # 3. scale
     scale_report = empty_scale_report()
@@ -161,8 +165,9 @@ def clean_readings(
 
     # 4. outliers, accumulated energy over gaps
     raw_h = config.raw_interval_min / 60
-    per_kw = np.where(s % 2 == 0, imp_kw[s // 2], exp_kw[s // 2])
-    bound = per_kw * raw_h * 1000 * (1 + config.outlier_tolerance)
+    # the bound of each series (import: contractual power, export: production), then gathered
+    per_kw = np.column_stack([imp_kw, exp_kw]).ravel()
+    bound = (per_kw * raw_h * 1000 * (1 + config.outlier_tolerance))[s]
     out, acc, gap_before = outliers.classify_outliers(s, k, span, e, bound, tol)
     qlog.add(
         pos[out], Action.DROPPED, Reason.OUTLIER,
@@ -170,11 +175,13 @@ def clean_readings(
             object
         ),
     )  # fmt: skip
-    k = np.where(acc, k - gap_before, k)
-    span = np.where(acc, span + gap_before, span)
+    if acc.any():
+        k = np.where(acc, k - gap_before, k)
+        span = np.where(acc, span + gap_before, span)
     acc_pos = pos[acc]
-    keep = ~out
-    pos, s, k, e, span = pos[keep], s[keep], k[keep], e[keep], span[keep]
+    if out.any():
+        keep = ~out
+        pos, s, k, e, span = pos[keep], s[keep], k[keep], e[keep], span[keep]
 
     # 5. gaps: spread spans, then interpolate short gaps
     multi = np.flatnonzero(span > 1)
@@ -183,8 +190,7 @@ def clean_readings(
         pos[multi[~allowed]], Action.DROPPED, Reason.LONG_GAP,
         np.char.add("energy spans intervals: ", span[multi[~allowed]].astype(str)).astype(object),
     )  # fmt: skip
-    keep = np.ones(len(pos), dtype=bool)
-    keep[multi[~allowed]] = False
+    long_rows = multi[~allowed]
     spread_rows = multi[allowed]
     spread = gaps.spread_spans(s, k, span, e, spread_rows)
     spread_pos, spread_new = pos[spread_rows], e[spread_rows] / span[spread_rows]
@@ -194,16 +200,19 @@ def clean_readings(
     k = k.copy()
     k[spread_rows] += span[spread_rows] - 1  # the reading keeps the last interval of its span
     spread_stamp = k[spread_rows] * raw_ns
-    pos, s, k, e = pos[keep], s[keep], k[keep], e[keep]
+    if len(long_rows):
+        keep = np.ones(len(pos), dtype=bool)
+        keep[long_rows] = False
+        pos, s, k, e = pos[keep], s[keep], k[keep], e[keep]
     # merge readings and spread fills into one sorted sequence
-    es = np.concatenate([s, spread.series])
-    ek = np.concatenate([k, spread.k])
-    ee = np.concatenate([e, spread.energy_wh])
-    ekind = np.concatenate(
-        [np.full(len(s), _KIND_READING, np.int8), np.full(len(spread.k), _KIND_SPREAD, np.int8)]
-    )
-    esrc = np.concatenate([pos, spread_src])
+    ekind = np.full(len(s), _KIND_READING, np.int8)
+    es, ek, ee, esrc = s, k, e, pos
     if len(spread.k):
+        es = np.concatenate([s, spread.series])
+        ek = np.concatenate([k, spread.k])
+        ee = np.concatenate([e, spread.energy_wh])
+        ekind = np.concatenate([ekind, np.full(len(spread.k), _KIND_SPREAD, np.int8)])
+        esrc = np.concatenate([pos, spread_src])
         order = np.lexsort((ek, es))
         es, ek, ee, ekind, esrc = es[order], ek[order], ee[order], ekind[order], esrc[order]
     interp, _ = gaps.interpolate_gaps(es, ek, ee, config, cal)
@@ -216,11 +225,10 @@ def clean_readings(
     einfo = np.concatenate([np.zeros(len(ek) - len(interp.k), np.int64), gap_len])
 
     # 6. complete local days
-    day, wall_min = cal.day_and_minute(ek)
-    present_regs = np.zeros((len(mids), 2), dtype=bool)
-    present_regs[series_all[~bad] // 2, series_all[~bad] % 2] = True
-    sd_key = es * (1 << 32) + (day - (day.min() if len(day) else 0))
-    sd_uniq, sd_inv, sd_count = np.unique(sd_key, return_inverse=True, return_counts=True)
+    day, wall_slot = cal.day_and_slot(ek)
+    n_series = 2 * len(mids)
+    present_regs = (np.bincount(series_all[~bad], minlength=n_series) > 0).reshape(-1, 2)
+    sd_uniq, sd_inv, sd_count = _series_days(es, day, n_series)
     sd_series = sd_uniq >> 32
     sd_day = (sd_uniq & ((1 << 32) - 1)) + (day.min() if len(day) else 0)
     sd_complete = sd_count == cal.expected_intervals(sd_day)
@@ -242,11 +250,18 @@ def clean_readings(
     ok_md = np.flatnonzero(md_complete)
     row_of_md = np.full(len(md_uniq), -1)
     row_of_md[ok_md] = np.arange(len(ok_md))
-    sel = np.flatnonzero(entry_ok)
-    wall = wall_clock_matrix(
-        row_of_md[entry_md[sel]], wall_min[sel] // config.raw_interval_min, es[sel] % 2,
-        ee[sel], len(ok_md), config.raw_per_day,
-    )  # fmt: skip
+    if entry_ok.all():  # the usual case: no gather needed
+        sel = np.arange(len(entry_ok))
+        wall = wall_clock_matrix(
+            row_of_md[entry_md], wall_slot, es & 1, ee,
+            len(ok_md), config.raw_per_day,
+        )  # fmt: skip
+    else:
+        sel = np.flatnonzero(entry_ok)
+        wall = wall_clock_matrix(
+            row_of_md[entry_md[sel]], wall_slot[sel], es[sel] % 2,
+            ee[sel], len(ok_md), config.raw_per_day,
+        )  # fmt: skip
     md_day = (md_uniq & ((1 << 32) - 1)) + (day.min() if len(day) else 0)
     if len(ok_md):
         values = resample_matrix(wall.matrix, config.raw_interval_min, config.resolution_min)
@@ -324,6 +339,54 @@ def clean_readings(
     return EtlResult(
         profiles, quarantine, quality, summarize_corrections(quarantine), scale_report, metrics
     )
+
+
+def _series_order(
+    pos: np.ndarray | None, series: np.ndarray, k: np.ndarray, n_series: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(pos, series, k)`` ordered by (series, k), ties in input order (a stable sort of that
+    key); ``pos`` None stands for ``arange(len(series))``.
+
+    Readings usually arrive in time order per series (only interleaved across series): a stable
+    sort by series alone, an O(n) radix sort on 16-bit codes, then gives the same permutation;
+    otherwise the full key is sorted.
+    """
+    n = len(series)
+    if n < 2:
+        return (np.arange(n) if pos is None else pos), series, k
+    if n_series <= 1 << 16:
+        if (series[1:] >= series[:-1]).all():
+            order, ss, ks = None, series, k
+        else:
+            order = np.argsort(series.astype(np.uint16), kind="stable")
+            ss, ks = series[order], k[order]
+        if ((ss[1:] != ss[:-1]) | (ks[1:] >= ks[:-1])).all():
+            if order is None:
+                return (np.arange(n) if pos is None else pos), ss, ks
+            return (order if pos is None else pos[order]), ss, ks
+    order = np.argsort(series * (1 << 34) + (k - k.min()), kind="stable")
+    return (order if pos is None else pos[order]), series[order], k[order]
+
+
+def _series_days(
+    series: np.ndarray, day: np.ndarray, n_series: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``np.unique(series << 32 | day - min(day), return_inverse, return_counts)``, counted in a
+    dense (series x day) table when that is small (no sort of the entries)."""
+    d0 = int(day.min()) if len(day) else 0
+    n_days = int(day.max()) - d0 + 1 if len(day) else 0
+    size = n_series * n_days
+    if len(day) == 0 or size > 4 * len(day) + (1 << 20):
+        key = series * (1 << 32) + (day - d0)
+        return np.unique(key, return_inverse=True, return_counts=True)
+    dense = series * n_days
+    dense += day
+    dense -= d0
+    count = np.bincount(dense, minlength=size)
+    present = np.flatnonzero(count)
+    rank = np.cumsum(count > 0) - 1
+    uniq = (present // n_days) * (1 << 32) + present % n_days
+    return uniq, rank[dense], count[present]
 
 
 def _mid(readings: pd.DataFrame, p: np.ndarray) -> np.ndarray:

@@ -54,17 +54,29 @@ def wall_clock_matrix(
     net = np.zeros(size)
     seen = np.zeros(size, dtype=bool)
     merged_entry, merged_value = [], []
-    for r in np.unique(register):
-        sel = np.flatnonzero(register == r)
-        cell = md[sel] * raw_per_day + wall_slot[sel]
-        s = np.bincount(cell, weights=energy_wh[sel], minlength=size)
-        c = np.bincount(cell, minlength=size)
-        mean = np.divide(s, c, out=np.zeros(size), where=c > 0)
+    # one pass over the entries for both registers: (register, cell) bins
+    cell2 = md * raw_per_day
+    cell2 += wall_slot
+    cell2 += register * size
+    s2 = np.bincount(cell2, weights=energy_wh, minlength=2 * size).reshape(2, size)
+    c2 = np.bincount(cell2, minlength=2 * size).reshape(2, size)
+    dup_cells = np.flatnonzero(c2.ravel() > 1)  # repeated wall-clock hours (fall-back days)
+    if len(dup_cells):
+        is_dup = np.zeros(2 * size, dtype=bool)
+        is_dup[dup_cells] = True
+        dup_entry = np.flatnonzero(is_dup[cell2])
+    for r in (0, 1):  # register by register: import, then export
+        c = c2[r]
+        if not c.any():
+            continue
+        # = s / c where c > 0; where c == 0 the sum is 0.0 and so is 0.0 / 1
+        mean = s2[r] / np.maximum(c, 1)
         net += mean
         seen |= c > 0
-        dup = c[cell] > 1
-        merged_entry.append(sel[dup])
-        merged_value.append(mean[cell[dup]])
+        if len(dup_cells):
+            sel = dup_entry[register[dup_entry] == r]
+            merged_entry.append(sel)
+            merged_value.append(mean[cell2[sel] - r * size])
     matrix = net.reshape(n_meter_days, raw_per_day)
     missing = ~seen.reshape(n_meter_days, raw_per_day)
     rows = np.flatnonzero(missing.any(axis=1))

@@ -78,7 +78,10 @@ def codes_in(values: pd.Series, categories: pd.Index | list[str]) -> np.ndarray:
     if isinstance(values.dtype, pd.CategoricalDtype):
         lookup = cats.get_indexer(values.cat.categories.astype(object))
         codes = values.cat.codes.to_numpy()
-        return np.where(codes >= 0, lookup[codes], -1).astype(np.int64)
+        if np.array_equal(lookup, np.arange(len(lookup))):  # same categories, same order
+            return codes.astype(np.int64)  # a missing value (-1) stays -1
+        # one gather; code -1 (missing) picks the -1 appended at the end
+        return np.append(lookup, -1).astype(np.int64)[codes]
     return cats.get_indexer(values.astype(object)).astype(np.int64)
 
 

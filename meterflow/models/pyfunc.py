@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import pickle
 import tempfile
+import warnings
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -56,12 +57,16 @@ def log_predictor(predictor: Any, *, name: str) -> str:
         path = Path(tmp) / "predictor.pkl"
         with path.open("wb") as f:
             pickle.dump(predictor, f, protocol=pickle.HIGHEST_PROTOCOL)
-        info = mlflow.pyfunc.log_model(
-            name=name,
-            python_model=PredictorModel(),
-            artifacts={PREDICTOR_ARTIFACT: str(path)},
-            code_paths=[str(Path(meterflow.__file__).parent)],
-            input_example=example,
-            pip_requirements=_requirements(),
-        )
+        with warnings.catch_warnings():
+            # integer outputs (cluster labels, counts) are by design, never missing
+            warnings.filterwarnings("ignore", message=".*integer column", category=UserWarning)
+            info = mlflow.pyfunc.log_model(
+                name=name,
+                python_model=PredictorModel(),
+                artifacts={PREDICTOR_ARTIFACT: str(path)},
+                code_paths=[str(Path(meterflow.__file__).parent)],
+                input_example=example,
+                pip_requirements=_requirements(),
+                metadata={"predictor": type(predictor).__name__},
+            )
     return info.model_uri

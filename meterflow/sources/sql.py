@@ -3,9 +3,15 @@
 The ``historian`` table holds one row per tag and interval: ``timestamp`` (naive UTC, END of
 the interval), ``tagname`` (``<meter_id>.1.8.0`` import, ``<meter_id>.2.8.0`` export),
 ``energy`` (kWh, >= 0) and ``quality`` (OPC 192 good, 64 uncertain, else bad). Every row is one
-reading: import rows give +Wh, export rows -Wh, stamped at the interval START. Rows are streamed
-with a server-side cursor (``stream_results``) in chunks and kept as compact columns; the
-cleaning then runs per batch of meters.
+reading: import rows give +Wh, export rows -Wh, stamped at the interval START.
+
+Reading: SQLite and PostgreSQL URLs are read Arrow-natively through ADBC (``adbc-driver-sqlite``
+/ ``adbc-driver-postgresql``) in record batches of ``chunk_size`` rows; every other dialect, or
+when ADBC is not installed, cannot connect or hands back a column type it cannot translate
+exactly, goes through SQLAlchemy with a server-side cursor in chunks (the same rows either way:
+both paths run the same reflected, compiled SELECT, and a failed ADBC read starts over). The
+table and its columns are always checked through SQLAlchemy first, so errors read the same.
+Rows are kept as compact columns; the cleaning then runs per batch of meters.
 
 Rows that cannot be translated are quarantined at the edge: bad OPC quality (``bad_quality``),
 a tag that is not ``<meter>.1.8.0``/``.2.8.0`` (``unknown_tag``), an unparseable timestamp or
@@ -15,18 +21,22 @@ meter's) and counted in the metric ``readings_uncertain``.
 
 from __future__ import annotations
 
+import importlib
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 import sqlalchemy as sa
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError, SQLAlchemyError
 
 from meterflow.errors import SourceError
 from meterflow.etl import CleaningConfig, EtlResult, Reason, clean_readings, make_readings
+from meterflow.etl.memory import reuse_freed_memory
 from meterflow.etl.quarantine import concat_quarantine, quarantine_frame
 from meterflow.etl.readings import EXPORT, IMPORT
 from meterflow.etl.result import merge_results
@@ -88,14 +98,16 @@ def _utc_naive(value: TimeLike) -> pd.Timestamp | None:
 
 def historian_query(
     table: sa.Table, *, start: TimeLike = None, end: TimeLike = None,
-    raw_interval_min: int = RAW_INTERVAL_MIN,
+    raw_interval_min: int = RAW_INTERVAL_MIN, timestamp_as_text: bool = True,
 ) -> sa.Select:  # fmt: skip
     """SELECT of the historian columns for intervals STARTING in [start, end) (UTC).
 
-    The timestamp comes back as text (parsed once per distinct value, fast on every driver).
+    The timestamp comes back as text (parsed once per distinct value, fast on every driver)
+    unless ``timestamp_as_text`` is False (the Arrow read of PostgreSQL takes native timestamps).
     """
     col = table.c
-    stmt = sa.select(sa.cast(col.timestamp, sa.String), col.tagname, col.energy, col.quality)
+    ts = sa.cast(col.timestamp, sa.String) if timestamp_as_text else col.timestamp
+    stmt = sa.select(ts, col.tagname, col.energy, col.quality)
     shift = pd.Timedelta(minutes=raw_interval_min)
     if (lo := _utc_naive(start)) is not None:
         stmt = stmt.where(col.timestamp >= (lo + shift).to_pydatetime())
@@ -114,6 +126,40 @@ def _reflect(conn: sa.Connection, table: str) -> sa.Table:
     return tbl
 
 
+def _read_error(exc: Exception, engine: sa.Engine, url: str | sa.URL) -> SourceError:
+    if isinstance(exc, SQLAlchemyError):
+        text = describe_db_error(exc, url)
+    else:
+        text = f"{type(exc).__name__}: {str(exc).splitlines()[0]} [{redact_url(url)}]"
+    return SourceError(f"cannot read the historian: {text}", source=SOURCE_SQL)
+
+
+def historian_sql(
+    url: str | sa.URL,
+    *,
+    start: TimeLike = None,
+    end: TimeLike = None,
+    table: str = HISTORIAN_TABLE,
+    raw_interval_min: int = RAW_INTERVAL_MIN,
+    timestamp_as_text: bool = True,
+) -> str:
+    """The historian SELECT as the database at ``url`` runs it (table and columns checked by
+    reflection; the bounds are our own timestamps, rendered as literals by the dialect)."""
+    engine = engine_for(url, source=SOURCE_SQL)
+    try:
+        with engine.connect() as conn:
+            tbl = _reflect(conn, table)
+            stmt = historian_query(
+                tbl, start=start, end=end, raw_interval_min=raw_interval_min,
+                timestamp_as_text=timestamp_as_text,
+            )  # fmt: skip
+            return str(stmt.compile(dialect=engine.dialect, compile_kwargs={"literal_binds": True}))
+    except (SQLAlchemyError, engine.dialect.loaded_dbapi.Error) as exc:
+        raise _read_error(exc, engine, url) from None
+    finally:
+        engine.dispose()
+
+
 def read_historian(
     url: str | sa.URL,
     *,
@@ -124,7 +170,8 @@ def read_historian(
     raw_interval_min: int = RAW_INTERVAL_MIN,
 ) -> Iterator[list[tuple]]:
     """Stream raw historian rows ``(timestamp text, tagname, energy, quality)`` in chunks
-    through a server-side cursor. Connection problems raise SourceError (no credentials)."""
+    through SQLAlchemy's DBAPI connection (a server-side cursor on PostgreSQL). Connection
+    problems raise SourceError (no credentials)."""
     engine = engine_for(url, source=SOURCE_SQL)
     try:
         with engine.connect() as conn:
@@ -145,16 +192,8 @@ def read_historian(
             finally:
                 cursor.close()
                 conn.rollback()
-    except SQLAlchemyError as exc:
-        raise SourceError(
-            f"cannot read the historian: {describe_db_error(exc, url)}", source=SOURCE_SQL
-        ) from None
-    except engine.dialect.loaded_dbapi.Error as exc:
-        raise SourceError(
-            f"cannot read the historian: {type(exc).__name__}: {str(exc).splitlines()[0]} "
-            f"[{redact_url(url)}]",
-            source=SOURCE_SQL,
-        ) from None
+    except (SQLAlchemyError, engine.dialect.loaded_dbapi.Error) as exc:
+        raise _read_error(exc, engine, url) from None
     finally:
         engine.dispose()
 
@@ -168,6 +207,101 @@ def read_historian_frame(url: str | sa.URL, **kwargs: object) -> pd.DataFrame:
     return pd.concat(chunks, ignore_index=True)
 
 
+# --- Arrow-native read through ADBC -------------------------------------------------------------
+
+ADBC_DRIVERS = {"sqlite": "adbc_driver_sqlite.dbapi", "postgresql": "adbc_driver_postgresql.dbapi"}
+
+
+class ArrowReadError(Exception):
+    """The Arrow (ADBC) read cannot serve this URL or these rows; the caller reads through
+    SQLAlchemy instead. The message never holds credentials."""
+
+
+class NotExact(ArrowReadError):
+    """A batch whose column types or nulls the translation cannot take over exactly as the
+    SQLAlchemy path would (e.g. text in the energy column of a SQLite historian)."""
+
+
+def adbc_target(url: str | sa.URL) -> tuple[str, str] | None:
+    """``(backend, ADBC URI)`` for a SQLite file or PostgreSQL URL, None for anything else.
+
+    The URI carries the credentials of ``url``: it goes to the driver only, never to a log.
+    """
+    try:
+        u = sa.make_url(url)
+    except (ArgumentError, ValueError):
+        return None
+    backend = u.get_backend_name()
+    if backend == "sqlite":
+        # in-memory and URI-style (query options) databases stay with SQLAlchemy
+        if not u.database or u.database == ":memory:" or u.query:
+            return None
+        return backend, u.database
+    if backend == "postgresql":
+        return backend, u.set(drivername="postgresql").render_as_string(hide_password=False)
+    return None
+
+
+def _scrubbed(exc: BaseException, url: str | sa.URL, uri: str) -> str:
+    """One line about an ADBC error, without the URI or the password."""
+    lines = str(exc).strip().splitlines()
+    first = lines[0] if lines else ""
+    first = first.replace(uri, redact_url(url))
+    try:
+        password = sa.make_url(url).password
+    except (ArgumentError, ValueError):
+        password = None
+    if password:
+        first = first.replace(str(password), "***")
+    return f"{type(exc).__name__}: {first}"[:300]
+
+
+def read_historian_arrow(
+    url: str | sa.URL,
+    *,
+    start: TimeLike = None,
+    end: TimeLike = None,
+    chunk_size: int = 200_000,
+    table: str = HISTORIAN_TABLE,
+    raw_interval_min: int = RAW_INTERVAL_MIN,
+) -> Iterator[pa.RecordBatch]:
+    """Stream the historian rows as Arrow record batches through ADBC (SQLite: batches of
+    ``chunk_size`` rows; PostgreSQL: binary COPY, the driver's batches). The table is checked
+    and the SELECT compiled through SQLAlchemy first (SourceError as on the other path).
+    ArrowReadError when ADBC cannot serve the URL (other dialect, driver not installed,
+    connection or driver failure)."""
+    target = adbc_target(url)
+    if target is None:
+        raise ArrowReadError("no ADBC driver for this dialect")
+    backend, uri = target
+    try:
+        dbapi = importlib.import_module(ADBC_DRIVERS[backend])
+        from adbc_driver_manager import Error as AdbcError
+    except ImportError:
+        raise ArrowReadError(f"{ADBC_DRIVERS[backend]} is not installed") from None
+    sql = historian_sql(
+        url, start=start, end=end, table=table, raw_interval_min=raw_interval_min,
+        timestamp_as_text=backend == "sqlite",
+    )  # fmt: skip
+    try:
+        with dbapi.connect(uri) as conn, conn.cursor() as cursor:
+            if backend == "sqlite":  # also the window the driver infers column types from
+                opts = {"adbc.sqlite.query.batch_rows": str(max(int(chunk_size), 1024))}
+                cursor.adbc_statement.set_options(**opts)
+            cursor.execute(sql)
+            yield from cursor.fetch_record_batch()
+    except (AdbcError, pa.ArrowException, OSError) as exc:
+        raise ArrowReadError(_scrubbed(exc, url, uri)) from None
+
+
+def _float_column(col: pa.Array) -> np.ndarray:
+    """float64 values (NaN for nulls) of an integer or floating Arrow column, exactly as
+    ``float()`` of the driver's Python values; NotExact for any other type."""
+    if not (pa.types.is_integer(col.type) or pa.types.is_floating(col.type)):
+        raise NotExact(f"column of type {col.type}")
+    return col.cast(pa.float64()).to_numpy(zero_copy_only=False)
+
+
 @dataclass
 class _Columns:
     """Compact historian rows translated so far (one entry per kept row)."""
@@ -176,25 +310,27 @@ class _Columns:
     register: list[np.ndarray]
     start_ns: list[np.ndarray]
     energy_wh: list[np.ndarray]
-    row: list[np.ndarray]
+    first_row: list[int]  # source row of the chunk's first row
+    kept: list[np.ndarray | None]  # chunk rows kept (None: all of them)
 
 
 class HistorianTranslator:
-    """Translates chunks of raw historian rows into compact reading columns + quarantine."""
+    """Translates chunks of raw historian rows (tuples from the DBAPI cursor or Arrow record
+    batches from ADBC) into compact reading columns + quarantine."""
 
     def __init__(self, raw_interval_min: int = RAW_INTERVAL_MIN) -> None:
         self.raw_ns = raw_interval_min * 60 * 10**9
         self.meter_ids: list[str] = []
         self._meter_code: dict[str, int] = {}
         self._tag: dict[str, tuple[int, int]] = {}  # tag -> (meter code, register 0/1, -1 bad)
-        self.cols = _Columns([], [], [], [], [])
+        self.cols = _Columns([], [], [], [], [], [])
         self.quarantine: list[pd.DataFrame] = []
         self.rows = 0
         self.uncertain = 0
 
     def _parse_tags(self, uniques: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        meter = np.empty(len(uniques), dtype=np.int64)
-        reg = np.empty(len(uniques), dtype=np.int64)
+        meter = np.empty(len(uniques), dtype=np.int32)
+        reg = np.empty(len(uniques), dtype=np.int8)
         for i, tag in enumerate(uniques):  # distinct tags only (2 per meter)
             if tag not in self._tag:
                 mid, _, obis = str(tag).partition(".")
@@ -206,20 +342,21 @@ class HistorianTranslator:
             meter[i], reg[i] = self._tag[tag]
         return meter, reg
 
+    @staticmethod
+    def _parse_times(uniques: np.ndarray | list) -> np.ndarray:
+        """End stamps (ns, naive UTC) of distinct timestamp texts; int64 min where unparseable."""
+        end_ns = pd.to_datetime(pd.Series(uniques, dtype=object), format="ISO8601", errors="coerce")
+        return end_ns.to_numpy("datetime64[ns]").view(np.int64)
+
     def add(self, rows: list[tuple]) -> None:
-        """Translate one chunk."""
+        """Translate one chunk of DBAPI rows."""
         n = len(rows)
-        row = np.arange(self.rows, self.rows + n, dtype=np.int64)
-        self.rows += n
         table = np.array(rows, dtype=object).reshape(n, 4)  # fast C transpose of the tuples
         ts_txt, tags, energy, quality = (table[:, i] for i in range(4))
         t_codes, t_uniq = pd.factorize(ts_txt)
-        end_ns = pd.to_datetime(pd.Series(t_uniq), format="ISO8601", errors="coerce")
-        end_ns = end_ns.to_numpy("datetime64[ns]").view(np.int64)[t_codes]
-        bad_ts = end_ns == np.iinfo(np.int64).min
+        end_ns = self._parse_times(t_uniq)[t_codes]
         g_codes, g_uniq = pd.factorize(tags)
         meter_u, reg_u = self._parse_tags(g_uniq)
-        meter, reg = meter_u[g_codes], reg_u[g_codes]
         try:
             e_kwh = energy.astype(np.float64)
         except (TypeError, ValueError):
@@ -228,6 +365,52 @@ class HistorianTranslator:
             q = quality.astype(np.float64)
         except (TypeError, ValueError):
             q = pd.to_numeric(pd.Series(quality), errors="coerce").to_numpy(np.float64)
+        self._emit(end_ns, meter_u[g_codes], reg_u[g_codes], lambda hit: tags[hit], e_kwh, q)
+
+    def add_arrow(self, batch: pa.RecordBatch) -> None:
+        """Translate one Arrow record batch (columns as :func:`read_historian_arrow` selects
+        them). NotExact, before anything is kept, when a column cannot be taken over exactly;
+        the caller then starts over through SQLAlchemy."""
+        if batch.num_columns != 4:
+            raise NotExact(f"{batch.num_columns} columns")
+        if batch.num_rows == 0:
+            return
+        ts, tags, energy, quality = batch.columns
+        if ts.null_count or tags.null_count or not pa.types.is_string(tags.type):
+            raise NotExact("null timestamp or tag, or tag that is not text")
+        if pa.types.is_timestamp(ts.type):  # PostgreSQL: naive UTC, or aware (UTC instant)
+            end_ns = ts.cast(pa.timestamp("ns", tz=ts.type.tz)).cast(pa.int64()).to_numpy()
+        elif pa.types.is_string(ts.type) or pa.types.is_large_string(ts.type):
+            # historians are time-ordered: parse each run of equal stamps once
+            runs = pc.run_end_encode(ts)
+            run_ends = runs.run_ends.to_numpy()
+            t_dict = pc.dictionary_encode(runs.values)
+            per_run = self._parse_times(t_dict.dictionary.to_numpy(zero_copy_only=False))
+            per_run = per_run[t_dict.indices.to_numpy()]
+            end_ns = np.repeat(per_run, np.diff(run_ends, prepend=0))
+        else:
+            raise NotExact(f"timestamp column of type {ts.type}")
+        e_kwh, q = _float_column(energy), _float_column(quality)
+        g_dict = pc.dictionary_encode(tags)
+        tag_text = g_dict.dictionary.to_numpy(zero_copy_only=False)
+        meter_u, reg_u = self._parse_tags(tag_text)
+        codes = g_dict.indices.to_numpy()
+        self._emit(end_ns, meter_u[codes], reg_u[codes], lambda hit: tag_text[codes[hit]], e_kwh, q)
+
+    def _emit(
+        self,
+        end_ns: np.ndarray,
+        meter: np.ndarray,
+        reg: np.ndarray,
+        tag_text: Callable[[np.ndarray], np.ndarray],
+        e_kwh: np.ndarray,
+        q: np.ndarray,
+    ) -> None:
+        """Quarantine untranslatable rows of one chunk and keep the others as columns."""
+        n = len(end_ns)
+        first_row = self.rows
+        self.rows += n
+        bad_ts = end_ns == np.iinfo(np.int64).min
         start_ns = end_ns - self.raw_ns
         signed_wh = np.where(reg == 1, -1000.0, 1000.0) * e_kwh
 
@@ -245,7 +428,7 @@ class HistorianTranslator:
             det = (
                 np.char.add("OPC quality ", q[hit].astype(str)).astype(object)
                 if detail is None
-                else np.char.add(f"{detail}: ", tags[hit].astype(str)).astype(object)
+                else np.char.add(f"{detail}: ", tag_text(hit).astype(str)).astype(object)
             )
             self.quarantine.append(
                 quarantine_frame(
@@ -256,45 +439,83 @@ class HistorianTranslator:
                     register=np.where(reg[hit] == 1, EXPORT, IMPORT).astype(object),
                 )
             )  # fmt: skip
-        keep = ~dropped
-        self.uncertain += int((keep & (q == OPC_UNCERTAIN)).sum())
-        self.cols.meter.append(meter[keep].astype(np.int32))
-        self.cols.register.append(reg[keep].astype(np.int8))
-        self.cols.start_ns.append(start_ns[keep])
-        self.cols.energy_wh.append(signed_wh[keep])
-        self.cols.row.append(row[keep])
+        uncertain = q == OPC_UNCERTAIN
+        kept = None
+        if dropped.any():
+            keep = ~dropped
+            kept = np.flatnonzero(keep)
+            meter, reg, uncertain = meter[keep], reg[keep], uncertain[keep]
+            start_ns, signed_wh = start_ns[keep], signed_wh[keep]
+        self.uncertain += int(np.count_nonzero(uncertain))
+        self.cols.meter.append(meter.astype(np.int32, copy=False))
+        self.cols.register.append(reg.astype(np.int8, copy=False))
+        self.cols.start_ns.append(start_ns)
+        self.cols.energy_wh.append(signed_wh)
+        self.cols.first_row.append(first_row)
+        self.cols.kept.append(kept)
 
     def batches(self, meter_batch: int) -> Iterator[tuple[pd.DataFrame, pd.DataFrame]]:
-        """(readings, quarantine) per batch of ``meter_batch`` meters, in meter order."""
-        dtypes = {"meter": np.int32, "register": np.int8, "start_ns": np.int64,
-                  "energy_wh": np.float64, "row": np.int64}  # fmt: skip
-        cat = {}
-        for f, t in dtypes.items():  # concatenate column by column, freeing the chunks
-            parts = getattr(self.cols, f)
-            cat[f] = np.concatenate(parts) if parts else np.array([], t)
-            parts.clear()
-        q_all = concat_quarantine(self.quarantine)
+        """(readings, quarantine) per batch of ``meter_batch`` meters (by sorted id); within a
+        batch, readings are ordered by meter code (first appearance), then as read.
+
+        Each chunk is first split by batch (a stable 16-bit radix sort, O(n)); a batch is then
+        its pieces of every chunk in read order, sorted stably by meter: no sort or copy of the
+        whole table, and the per-batch arrays are the same size each time (memory is reused).
+        """
         ids = np.asarray(self.meter_ids, dtype=object)
-        order = np.argsort(cat["meter"], kind="stable")
-        meter_sorted = cat["meter"][order]
-        names = np.sort(ids)
-        for i in range(0, len(names), meter_batch):
-            chunk = names[i : i + meter_batch]
-            codes = np.flatnonzero(np.isin(ids, chunk))
-            lo = np.searchsorted(meter_sorted, codes, side="left")
-            hi = np.searchsorted(meter_sorted, codes, side="right")
-            sel = order[np.concatenate([np.arange(a, b) for a, b in zip(lo, hi, strict=True)])]
-            readings = make_readings(
-                pd.Categorical.from_codes(cat["meter"][sel], categories=ids),
-                pd.DatetimeIndex(cat["start_ns"][sel], tz="UTC"),
-                cat["energy_wh"][sel], source=SOURCE_SQL,
-                register=pd.Categorical.from_codes(
-                    cat["register"][sel].astype(np.int64), categories=[IMPORT, EXPORT]
-                ),
-                row=cat["row"][sel],
+        q_all = concat_quarantine(self.quarantine)
+        n_batches = -(-len(ids) // meter_batch)
+        rank = np.empty(len(ids), dtype=np.int64)
+        rank[np.argsort(ids, kind="stable")] = np.arange(len(ids))
+        batch_of = rank // meter_batch
+        small = n_batches <= 1 << 16
+        if small:
+            batch_of = batch_of.astype(np.uint16)
+        cols = self.cols
+        pieces: list[list[tuple[np.ndarray, ...]]] = [[] for _ in range(n_batches)]
+        for c in range(len(cols.meter)):
+            meter, reg, start, energy = (
+                cols.meter[c], cols.register[c], cols.start_ns[c], cols.energy_wh[c]
             )  # fmt: skip
+            kept = cols.kept[c]
+            row = cols.first_row[c] + (np.arange(len(meter)) if kept is None else kept)
+            b = batch_of[meter]
+            if n_batches > 1:
+                order = np.argsort(b, kind="stable")
+                meter, reg, start, energy, row = (
+                    meter[order], reg[order], start[order], energy[order], row[order]
+                )  # fmt: skip
+                bounds = np.r_[0, np.cumsum(np.bincount(b, minlength=n_batches))]
+            else:
+                bounds = np.array([0, len(meter)])
+            for j in np.flatnonzero(np.diff(bounds)):
+                sl = slice(bounds[j], bounds[j + 1])
+                pieces[j].append((meter[sl], reg[sl], start[sl], energy[sl], row[sl]))
+            for f in (cols.meter, cols.register, cols.start_ns, cols.energy_wh, cols.kept):
+                f[c] = None  # type: ignore[call-overload]
+        empty = (np.array([], np.int32), np.array([], np.int8), np.array([], np.int64),
+                 np.array([], np.float64), np.array([], np.int64))  # fmt: skip
+        names = np.sort(ids)
+        for j in range(n_batches):
+            parts = pieces[j] or [empty]
+            meter, reg, start, energy, row = (np.concatenate(f) for f in zip(*parts, strict=True))
+            pieces[j] = []
+            # stable sort by meter code: 16-bit keys get numpy's radix sort
+            order = np.argsort(meter.astype(np.uint16) if len(ids) <= 1 << 16 else meter,
+                               kind="stable")  # fmt: skip
+            readings = make_readings(
+                pd.Categorical.from_codes(meter[order], categories=ids),
+                pd.DatetimeIndex(start[order], tz="UTC"),
+                energy[order], source=SOURCE_SQL,
+                register=pd.Categorical.from_codes(reg[order], categories=[IMPORT, EXPORT]),
+                row=row[order],
+            )  # fmt: skip
+            del meter, reg, start, energy, row, order
+            chunk = names[j * meter_batch : (j + 1) * meter_batch]
             quarantine = q_all.loc[q_all["meter_id"].isin(chunk)]
             yield readings, quarantine.reset_index(drop=True)
+        cols.meter.clear(), cols.register.clear(), cols.start_ns.clear()
+        cols.energy_wh.clear(), cols.first_row.clear(), cols.kept.clear()
 
 
 def etl_sql(
@@ -307,21 +528,53 @@ def etl_sql(
     chunk_size: int = 200_000,
     meter_batch: int = 100,
     table: str = HISTORIAN_TABLE,
+    use_adbc: bool = True,
 ) -> EtlResult:
     """ETL of the SQL historian at ``url`` for intervals starting in [start, end) (UTC; None =
     unbounded): stream, translate, clean per batch of meters, merge.
 
+    SQLite and PostgreSQL are read through ADBC (Arrow) unless ``use_adbc`` is False or ADBC
+    cannot serve them; every other URL through SQLAlchemy (same rows, same result).
     Raises SourceError for an unreachable database, a missing table/column or an empty
     selection.
     """
+    with reuse_freed_memory():  # hundreds of large temporary arrays: no page fault storm
+        return _etl_sql(
+            url, meters=meters, config=config, start=start, end=end, chunk_size=chunk_size,
+            meter_batch=meter_batch, table=table, use_adbc=use_adbc,
+        )  # fmt: skip
+
+
+def _etl_sql(
+    url: str | sa.URL,
+    *,
+    meters: pd.DataFrame,
+    config: CleaningConfig,
+    start: TimeLike,
+    end: TimeLike,
+    chunk_size: int,
+    meter_batch: int,
+    table: str,
+    use_adbc: bool,
+) -> EtlResult:
     t0 = time.perf_counter()
+    kwargs = {"start": start, "end": end, "chunk_size": chunk_size, "table": table,
+              "raw_interval_min": config.raw_interval_min}  # fmt: skip
     tr = HistorianTranslator(config.raw_interval_min)
-    for rows in read_historian(
-        url, start=start, end=end, chunk_size=chunk_size, table=table,
-        raw_interval_min=config.raw_interval_min,
-    ):  # fmt: skip
-        tr.add(rows)
-        log.info("sql: %d historian rows read", tr.rows)
+    arrow = use_adbc and adbc_target(url) is not None
+    if arrow:
+        try:
+            for batch in read_historian_arrow(url, **kwargs):  # type: ignore[arg-type]
+                tr.add_arrow(batch)
+                log.debug("sql: %d historian rows read (ADBC)", tr.rows)
+        except ArrowReadError as exc:
+            log.warning("sql: the Arrow read (ADBC) failed (%s); reading through SQLAlchemy", exc)
+            arrow, tr = False, HistorianTranslator(config.raw_interval_min)
+    if not arrow:
+        for rows in read_historian(url, **kwargs):  # type: ignore[arg-type]
+            tr.add(rows)
+            log.debug("sql: %d historian rows read", tr.rows)
+    log.info("sql: %d historian rows read (%s)", tr.rows, "ADBC" if arrow else "SQLAlchemy")
     if tr.rows == 0:
         raise SourceError(
             f"historian table {table!r} has no rows for intervals in [{start}, {end}) "
@@ -337,6 +590,7 @@ def etl_sql(
     result.metrics.update(
         rows_read=float(tr.rows),
         readings_uncertain=float(tr.uncertain),
+        read_arrow=float(arrow),
         read_seconds=t1 - t0,
         clean_seconds=time.perf_counter() - t1,
     )

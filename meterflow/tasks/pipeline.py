@@ -27,6 +27,7 @@ from meterflow.config import (
     ForecastingOptions,
     HarmonizationOptions,
     LoadNewMongoOptions,
+    Options,
     PipelineOptions,
 )
 from meterflow.errors import ConfigError
@@ -113,11 +114,10 @@ def _run_steps(
 ) -> dict[str, tuple[str, bool]]:
     version = code_version(project_dir)
 
-    def child(entry_point: str, options: object, ignore: tuple[str, ...] = ()) -> tuple[str, bool]:
-        params = options.params()  # type: ignore[attr-defined]
+    def child(entry_point: str, options: Options, ignore: tuple[str, ...] = ()) -> tuple[str, bool]:
         return tracking.run_child(
             entry_point,
-            params,
+            options.params(),
             project_dir=project_dir,
             code_version=version,
             reuse=opts.reuse,
