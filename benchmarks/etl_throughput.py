@@ -6,7 +6,11 @@ writes it to a SQLite historian, a per-meter CSV folder and a slice of it to Mon
 wire-protocol server unless --mongo-uri is given: it inserts only a few thousand documents per
 second), then times in a fresh process per case (so that each peak memory is its own):
 
-- sql:         etl_sql (stream, translate, clean, profiles) vs pandas.read_sql in chunks
+- sql:         etl_sql (Arrow read through ADBC, translate, clean, profiles) vs the bare read:
+               pandas.read_sql in chunks through SQLAlchemy (the plain driver read)
+- sql_read:    the ADBC record-batch stream alone (``read_historian_arrow``) vs the same bare read
+- sql_sqlalchemy: etl_sql(use_adbc=False), the SQLAlchemy fallback path, vs the same bare read
+               (not in the default cases: slow)
 - mongo:       read_mongo_documents + etl_newmongo vs a plain pymongo find into a DataFrame
 - mongo_read_arrow / mongo_read_pymongo: ``read_mongo_documents`` alone with each method vs
                the same plain pymongo read (picks ``mongo.DEFAULT_METHOD``)
@@ -14,7 +18,9 @@ second), then times in a fresh process per case (so that each peak memory is its
 
 One line per case: ``case=<name> ours_per_s=<float> bare_per_s=<float> ratio=<float>`` (readings
 per second of one process, i.e. per core: one reading = one register value of one interval,
-one document for Mongo), then ``peak_rss_mb`` of each side. Run with --quick for a small fleet.
+one document for Mongo), then ``peak_rss_mb`` of each side (peak resident memory, VmHWM).
+Cases that share a bare read (the SQL ones, the Mongo ones) time it once per run.
+Run with --quick for a small fleet.
 """
 
 from __future__ import annotations
@@ -157,18 +163,22 @@ def run_case(case: str, side: str, work: Path, mongo_uri: str | None) -> dict:
     from meterflow.etl import CleaningConfig
     from meterflow.sources.mongo import etl_newmongo, read_mongo_documents
     from meterflow.sources.oldexports import etl_oldexports
-    from meterflow.sources.sql import etl_sql
+    from meterflow.sources.sql import etl_sql, read_historian_arrow
 
     cfg = CleaningConfig()
     meters = pd.read_parquet(work / "meters.parquet")
     url = f"sqlite:///{work / 'historian.db'}"
     t0 = time.perf_counter()
-    if case == "sql" and side == "ours":
-        res = etl_sql(url, meters=meters, config=cfg)
+    if case in ("sql", "sql_sqlalchemy") and side == "ours":
+        res = etl_sql(url, meters=meters, config=cfg, use_adbc=case == "sql")
         n = res.metrics["readings_in"]
         extra = {"meter_days": len(res.profiles), "read_s": res.metrics["read_seconds"],
-                 "clean_s": res.metrics["clean_seconds"]}  # fmt: skip
-    elif case == "sql":
+                 "clean_s": res.metrics["clean_seconds"],
+                 "adbc": bool(res.metrics["read_arrow"])}  # fmt: skip
+    elif case == "sql_read" and side == "ours":
+        n = sum(b.num_rows for b in read_historian_arrow(url))
+        extra = {}
+    elif case.startswith("sql"):
         n = 0
         engine = sa.create_engine(url)
         q = "SELECT timestamp, tagname, energy, quality FROM historian"
@@ -209,7 +219,9 @@ def main() -> None:
     ap.add_argument("--days", type=int, default=365)
     ap.add_argument("--mongo-docs", type=int, default=300_000)
     ap.add_argument("--mongo-uri", default=None, help="default: a local nx-27017 server")
-    ap.add_argument("--cases", default="sql,mongo,mongo_read_arrow,mongo_read_pymongo,oldexports")
+    ap.add_argument(
+        "--cases", default="sql,sql_read,mongo,mongo_read_arrow,mongo_read_pymongo,oldexports"
+    )
     ap.add_argument("--workdir", type=Path, default=None, help="keep the generated stores here")
     ap.add_argument("--run-case", nargs=4, metavar=("CASE", "SIDE", "WORK", "URI"),
                     help=argparse.SUPPRESS)  # fmt: skip
@@ -229,7 +241,7 @@ def main() -> None:
     meters_frame(f).to_parquet(work / "meters.parquet")
     log.info("fleet: %d meters x %d intervals (%.0fs)", args.meters, len(f["ts"]),
              time.perf_counter() - t)  # fmt: skip
-    if "sql" in cases and not (work / "historian.db").exists():
+    if any(c.startswith("sql") for c in cases) and not (work / "historian.db").exists():
         t = time.perf_counter()
         rows = write_sqlite(f, work / "historian.db")
         log.info("sqlite historian: %d rows (%.0fs)", rows, time.perf_counter() - t)
@@ -247,15 +259,21 @@ def main() -> None:
         docs = write_mongo(f, uri, args.mongo_docs)
         log.info("mongo: %d documents inserted (%.0fs)", docs, time.perf_counter() - t)
     del f
+    bare_runs: dict[str, dict] = {}  # one bare read per store and run, shared by its cases
+
+    def run_side(case: str, side: str) -> dict:
+        cmd = [sys.executable, __file__, "--run-case", case, side, str(work), uri or "-"]
+        proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+        if proc.returncode:
+            raise SystemExit(f"{case}/{side} failed:\n{proc.stderr[-3000:]}")
+        return json.loads(proc.stdout.strip().splitlines()[-1])
+
     try:
         for case in cases:
-            out = {}
-            for side in ("bare", "ours"):
-                cmd = [sys.executable, __file__, "--run-case", case, side, str(work), uri or "-"]
-                proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
-                if proc.returncode:
-                    raise SystemExit(f"{case}/{side} failed:\n{proc.stderr[-3000:]}")
-                out[side] = json.loads(proc.stdout.strip().splitlines()[-1])
+            store = next((s for s in ("sql", "mongo") if case.startswith(s)), case)
+            if store not in bare_runs:
+                bare_runs[store] = run_side(case, "bare")
+            out = {"bare": bare_runs[store], "ours": run_side(case, "ours")}
             ours = out["ours"]["n"] / out["ours"]["seconds"]
             bare = out["bare"]["n"] / out["bare"]["seconds"]
             print(

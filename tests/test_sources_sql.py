@@ -21,7 +21,12 @@ from meterflow.etl import CleaningConfig
 from meterflow.schemas import profile_matrix
 from meterflow.sources.meters import read_meters
 from meterflow.sources.mongo_server import free_port
-from meterflow.sources.sql import etl_sql, read_historian_frame
+from meterflow.sources.sql import (
+    adbc_target,
+    etl_sql,
+    read_historian_arrow,
+    read_historian_frame,
+)
 
 TZ = "Europe/Rome"
 METERS = pd.DataFrame(
@@ -156,6 +161,60 @@ def test_meters_table_is_read_and_validated(sqlite_url: str, tmp_path: Path):
         read_meters(bad)
 
 
+# --- Arrow read through ADBC: the same rows and the same result as the SQLAlchemy path ---------
+
+
+def assert_same_result(a, b) -> None:
+    for name in ("profiles", "quarantine", "quality", "corrections_summary", "scale_corrections"):
+        pd.testing.assert_frame_equal(getattr(a, name), getattr(b, name), check_exact=True)
+    skip = {"read_seconds", "clean_seconds", "read_arrow"}
+    assert {k: v for k, v in a.metrics.items() if k not in skip} == {
+        k: v for k, v in b.metrics.items() if k not in skip
+    }
+
+
+def test_adbc_target_converts_urls_without_logging_them():
+    assert adbc_target("sqlite:///data/historian.db") == ("sqlite", "data/historian.db")
+    assert adbc_target("sqlite://") is None and adbc_target("sqlite:///:memory:") is None
+    assert adbc_target("postgresql+psycopg2://u:p%40ss@db.example:5433/hist?sslmode=require") == (
+        "postgresql",
+        "postgresql://u:p%40ss@db.example:5433/hist?sslmode=require",
+    )
+    assert adbc_target("mysql+pymysql://u:p@h/db") is None
+
+
+def test_sqlite_adbc_read_gives_the_same_rows_and_result(sqlite_url: str):
+    pytest.importorskip("adbc_driver_sqlite")
+    start = pd.Timestamp("2024-01-10 12:00", tz=TZ)
+    arrow = pd.concat(
+        [b.to_pandas() for b in read_historian_arrow(sqlite_url, start=start, chunk_size=50)],
+        ignore_index=True,
+    )
+    bare = read_historian_frame(sqlite_url, start=start)
+    assert arrow.to_numpy().tolist() == bare.to_numpy().tolist()
+    fast = etl_sql(sqlite_url, meters=METERS, config=CleaningConfig(), chunk_size=100)
+    slow = etl_sql(sqlite_url, meters=METERS, config=CleaningConfig(), use_adbc=False)
+    assert fast.metrics["read_arrow"] == 1.0 and slow.metrics["read_arrow"] == 0.0
+    assert_same_result(fast, slow)
+    check_result(fast)
+
+
+def test_adbc_falls_back_to_sqlalchemy_on_values_it_cannot_take_exactly(tmp_path: Path):
+    pytest.importorskip("adbc_driver_sqlite")
+    url = f"sqlite:///{tmp_path / 'mixed.db'}"
+    rows = historian_rows()
+    write_store(url, rows)
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:  # text in the energy column (SQLite keeps it as text)
+        conn.exec_driver_sql("UPDATE historian SET energy = 'n/a' WHERE rowid = 300")
+    engine.dispose()
+    fast = etl_sql(url, meters=METERS, config=CleaningConfig(), chunk_size=1024)
+    slow = etl_sql(url, meters=METERS, config=CleaningConfig(), use_adbc=False)
+    assert fast.metrics["read_arrow"] == 0.0  # fell back, same result
+    assert_same_result(fast, slow)
+    assert (fast.quarantine["reason"] == "missing_value").sum() == 1
+
+
 # --- PostgreSQL: a throwaway server started by the test ---------------------------------------
 
 
@@ -214,3 +273,17 @@ def test_postgresql_historian_matches_sqlite(postgres_url: str, sqlite_url: str)
     start = pd.Timestamp("2024-01-11", tz=TZ)
     part = etl_sql(postgres_url, meters=METERS, config=CleaningConfig(), start=start)
     assert part.metrics["rows_read"] == 3 * 96
+
+
+@pytest.mark.postgres
+def test_postgresql_adbc_read_matches_sqlalchemy(postgres_url: str):
+    pytest.importorskip("adbc_driver_postgresql")
+    write_store(postgres_url, historian_rows())
+    fast = etl_sql(postgres_url, meters=METERS, config=CleaningConfig())
+    slow = etl_sql(postgres_url, meters=METERS, config=CleaningConfig(), use_adbc=False)
+    assert fast.metrics["read_arrow"] == 1.0 and slow.metrics["read_arrow"] == 0.0
+    assert_same_result(fast, slow)
+    check_result(fast)
+    start = pd.Timestamp("2024-01-11", tz=TZ)
+    n = sum(b.num_rows for b in read_historian_arrow(postgres_url, start=start))
+    assert n == 3 * 96 == len(read_historian_frame(postgres_url, start=start))

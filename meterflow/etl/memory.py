@@ -51,7 +51,7 @@ def reuse_freed_memory() -> Iterator[None]:
         _depth += 1
         if _depth == 1:
             _LIBC.mallopt(_M_MMAP_THRESHOLD, _BULK)
-            _LIBC.mallopt(_M_TRIM_THRESHOLD, _BULK * 2 - 1)
+            _LIBC.mallopt(_M_TRIM_THRESHOLD, -1)  # -1: never trim
     try:
         yield
     finally:

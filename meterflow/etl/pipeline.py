@@ -138,6 +138,9 @@ def clean_readings(
     else:
         pos, s, k = _series_order(None, series_all, k_all, 2 * len(mids))
     e, span = e0[pos], span0[pos]
+    n_series = 2 * len(mids)
+    # registers each meter has readings of (after the edge checks)
+    present_regs = (np.bincount(s, minlength=n_series) > 0).reshape(-1, 2)
     log.info("%s: %d readings, %d pass the edge checks", source, n, len(pos))
 
     # 2. duplicates
@@ -226,8 +229,6 @@ def clean_readings(
 
     # 6. complete local days
     day, wall_slot = cal.day_and_slot(ek)
-    n_series = 2 * len(mids)
-    present_regs = (np.bincount(series_all[~bad], minlength=n_series) > 0).reshape(-1, 2)
     sd_uniq, sd_inv, sd_count = _series_days(es, day, n_series)
     sd_series = sd_uniq >> 32
     sd_day = (sd_uniq & ((1 << 32) - 1)) + (day.min() if len(day) else 0)
@@ -250,8 +251,8 @@ def clean_readings(
     ok_md = np.flatnonzero(md_complete)
     row_of_md = np.full(len(md_uniq), -1)
     row_of_md[ok_md] = np.arange(len(ok_md))
-    if entry_ok.all():  # the usual case: no gather needed
-        sel = np.arange(len(entry_ok))
+    if entry_ok.all():  # the usual case: no gather needed (sel None: all entries)
+        sel = None
         wall = wall_clock_matrix(
             row_of_md[entry_md], wall_slot, es & 1, ee,
             len(ok_md), config.raw_per_day,
@@ -273,7 +274,10 @@ def clean_readings(
     validate_profiles(profiles, where=f"{source} ETL output")
 
     # corrections and fills of the kept readings
-    kept_reading = sel[ekind[sel] == _KIND_READING]
+    if sel is None:
+        kept_reading = np.flatnonzero(ekind == _KIND_READING)
+    else:
+        kept_reading = sel[ekind[sel] == _KIND_READING]
     kept_pos = esrc[kept_reading]
     is_kept = np.zeros(n, dtype=bool)
     is_kept[kept_pos] = True
@@ -287,7 +291,7 @@ def clean_readings(
                  "register difference across missing documents, spread").astype(object),
         spread_new[sp], spread_stamp[sp],
     )  # fmt: skip
-    merged = sel[wall.merged_entry]
+    merged = wall.merged_entry if sel is None else sel[wall.merged_entry]
     mr = ekind[merged] == _KIND_READING
     qlog.add(
         esrc[merged[mr]], Action.CORRECTED, Reason.DST_FALLBACK_MERGE,
@@ -397,7 +401,11 @@ def _mid(readings: pd.DataFrame, p: np.ndarray) -> np.ndarray:
 
 
 def _fill_rows(sel, ekind, es, ek, ee, einfo, esrc, ctx, mids, cal, source) -> pd.DataFrame:
-    f = sel[(ekind[sel] != _KIND_READING) & ~ctx[esrc[sel]]]
+    if sel is None:  # all entries
+        f = np.flatnonzero(ekind != _KIND_READING)
+        f = f[~ctx[esrc[f]]]
+    else:
+        f = sel[(ekind[sel] != _KIND_READING) & ~ctx[esrc[sel]]]
     spread = ekind[f] == _KIND_SPREAD
     detail = np.where(
         spread,

@@ -324,6 +324,7 @@ class HistorianTranslator:
         self._meter_code: dict[str, int] = {}
         self._tag: dict[str, tuple[int, int]] = {}  # tag -> (meter code, register 0/1, -1 bad)
         self.cols = _Columns([], [], [], [], [], [])
+        self._last_tags: tuple[pa.Array, np.ndarray, np.ndarray] | None = None
         self.quarantine: list[pd.DataFrame] = []
         self.rows = 0
         self.uncertain = 0
@@ -345,7 +346,7 @@ class HistorianTranslator:
     @staticmethod
     def _parse_times(uniques: np.ndarray | list) -> np.ndarray:
         """End stamps (ns, naive UTC) of distinct timestamp texts; int64 min where unparseable."""
-        end_ns = pd.to_datetime(pd.Series(uniques, dtype=object), format="ISO8601", errors="coerce")
+        end_ns = pd.to_datetime(pd.Series(uniques), format="ISO8601", errors="coerce")
         return end_ns.to_numpy("datetime64[ns]").view(np.int64)
 
     def add(self, rows: list[tuple]) -> None:
@@ -392,10 +393,16 @@ class HistorianTranslator:
             raise NotExact(f"timestamp column of type {ts.type}")
         e_kwh, q = _float_column(energy), _float_column(quality)
         g_dict = pc.dictionary_encode(tags)
-        tag_text = g_dict.dictionary.to_numpy(zero_copy_only=False)
-        meter_u, reg_u = self._parse_tags(tag_text)
-        codes = g_dict.indices.to_numpy()
-        self._emit(end_ns, meter_u[codes], reg_u[codes], lambda hit: tag_text[codes[hit]], e_kwh, q)
+        codes, tag_text = g_dict.indices.to_numpy(), g_dict.dictionary
+        if self._last_tags is not None and self._last_tags[0].equals(tag_text):
+            meter_u, reg_u = self._last_tags[1:]  # same distinct tags as the previous batch
+        else:
+            meter_u, reg_u = self._parse_tags(tag_text.to_numpy(zero_copy_only=False))
+            self._last_tags = (tag_text, meter_u, reg_u)
+        self._emit(
+            end_ns, meter_u[codes], reg_u[codes],
+            lambda hit: tag_text.to_numpy(zero_copy_only=False)[codes[hit]], e_kwh, q,
+        )  # fmt: skip
 
     def _emit(
         self,
