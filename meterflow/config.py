@@ -201,6 +201,7 @@ class HarmonizationOptions(Options):
 
 
 ClusterModel = Literal["kmeans", "kmedoids", "agglomerative", "som", "kshape", "lstm_autoencoder"]
+Prosumers = Literal["include", "exclude", "only"]  # meters with PV production (production_kw > 0)
 
 
 class ClusteringOptions(Options):
@@ -222,6 +223,9 @@ class ClusteringOptions(Options):
         10_000, gt=1, description="profiles the model is fitted on (all are assigned)"
     )
     som_grid: str = Field("", description="SOM grid 'MxN' ('' = k x 1)")
+    prosumers: Prosumers = Field(
+        "include", description="meters with PV production: include | exclude | only"
+    )
     epochs: int = Field(30, gt=0, description="LSTM-autoencoder epochs")
     seed: int = Field(42, description="random seed")
 
@@ -233,6 +237,11 @@ class ClusteringOptions(Options):
             raise ValueError(f"som_grid must look like 3x4, got {self.som_grid!r}")
         if self.in_profiles and self.profiles_run:
             raise ValueError("give either in_profiles or profiles_run, not both")
+        if self.in_profiles and self.prosumers != "include":
+            raise ValueError(
+                "prosumers=exclude/only needs the meter table of a harmonization run, "
+                "not in_profiles"
+            )
         return self
 
 
@@ -279,6 +288,7 @@ class PipelineOptions(Options):
     model: ClusterModel = Field("kmeans", description="clustering algorithm")
     distance_metric: Literal["euclidean", "dtw"] = Field("euclidean", description="distance")
     number_of_clusters: int = Field(0, ge=0, description="k; 0 = choose by silhouette")
+    prosumers: Prosumers = Field("include", description="PV meters clustered: include|exclude|only")
     forecast_model: Literal["lstm", "hybrid"] = Field("lstm", description="forecasting model")
     epochs: int = Field(8, gt=0, description="epochs of the forecasting/anomaly LSTMs")
 

@@ -187,6 +187,32 @@ def test_each_algorithm_on_demo_profiles_beats_chance(clustered, model, metric):
     assert m["ari"] > 0.02, m["ari"]
 
 
+@pytest.mark.parametrize(("which", "metric"), [("exclude", "dtw"), ("only", "euclidean")])
+def test_prosumer_filter_clusters_only_the_chosen_meters(env, chain, which, metric):
+    meters = tracking.load_table(chain["harmonization"], "meters")
+    profiles = tracking.load_table(chain["harmonization"], "profiles")
+    pv = set(meters.loc[meters["production_kw"] > 0, "meter_id"])
+    expected = profiles["meter_id"].isin(pv) == (which == "only")
+    run_id = run_clustering(
+        ClusteringOptions(
+            profiles_run=chain["harmonization"], model="kmedoids", distance_metric=metric,
+            number_of_clusters=2, prosumers=which,
+        ),
+        env,
+    )  # fmt: skip
+    assigned = tracking.load_table(run_id, "assignments")
+    assert len(assigned) == expected.sum() > 0
+    assert (assigned["meter_id"].isin(pv) == (which == "only")).all()
+    m = metrics(run_id)
+    assert m["profiles"] == expected.sum()
+    assert np.isfinite(m["silhouette_dtw"])
+
+
+def test_prosumer_filter_needs_a_meter_table(tmp_path):
+    with pytest.raises(ValueError, match="prosumers=exclude/only needs the meter table"):
+        ClusteringOptions(in_profiles=str(tmp_path / "p.csv"), prosumers="exclude")
+
+
 def test_every_clustering_model_reloads_in_a_fresh_process(env, chain, clustered):
     profiles = tracking.load_table(chain["harmonization"], "profiles")
     slots = [c for c in profiles.columns if c.startswith("slot_")]

@@ -123,6 +123,24 @@ def _truth(profiles: pd.DataFrame, meters: pd.DataFrame | None) -> tuple[np.ndar
     return None, ""
 
 
+def _select_prosumers(
+    profiles: pd.DataFrame, meters: pd.DataFrame, dtw_rows: np.ndarray | None, which: str
+) -> tuple[pd.DataFrame, np.ndarray | None]:
+    """Profiles of meters without PV (``exclude``) or with PV (``only``), and the DTW rows
+    renumbered to the kept profiles. Net profiles of prosumers are shaped by their export, so
+    clustering them with consumers mostly separates sunny days from the rest."""
+    production = profiles["meter_id"].map(meters.set_index("meter_id")["production_kw"])
+    is_prosumer = production.fillna(0).to_numpy() > 0
+    keep = is_prosumer if which == "only" else ~is_prosumer
+    if not keep.any():
+        raise ConfigError(f"prosumers={which} leaves no profiles to cluster")
+    log.info("prosumers=%s: %d of %d profiles", which, keep.sum(), len(keep))
+    if dtw_rows is not None:
+        new_row = np.cumsum(keep) - 1
+        dtw_rows = new_row[dtw_rows[keep[dtw_rows]]]
+    return profiles[keep].reset_index(drop=True), dtw_rows
+
+
 def _dtw_square(X: np.ndarray, env: Environment, *, window: int, normalization: str) -> np.ndarray:
     """The DTW matrix of ``X`` from the cache (computing only what it lacks). A read-only lookup
     comes first so that clustering a subset never evicts rows the harmonization step cached."""
@@ -151,6 +169,8 @@ def run_clustering(opts: ClusteringOptions, env: Environment) -> str:
             if tracking.run_tag(source_run, "dtw.cache_key"):
                 index = tracking.load_table(source_run, DTW_INDEX)
                 dtw_rows = index["profile_row"].to_numpy(dtype=np.int64)
+            if opts.prosumers != "include":
+                profiles, dtw_rows = _select_prosumers(profiles, meters, dtw_rows, opts.prosumers)
         slots = [c for c in profiles.columns if c.startswith("slot_")]
         X = np.ascontiguousarray(profiles[slots].to_numpy(dtype=np.float64))
         fit_rows = _fit_rows(profiles, dtw_rows, uses_dtw, opts)

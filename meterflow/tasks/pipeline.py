@@ -171,6 +171,7 @@ def _run_steps(
             model=opts.model,
             distance_metric=opts.distance_metric,
             number_of_clusters=opts.number_of_clusters,
+            prosumers=opts.prosumers,
         ),
     )
     steps["forecasting"] = child(
