@@ -216,7 +216,7 @@ class ClusteringOptions(Options):
     k_min: int = Field(2, ge=2, description="smallest k tried when number_of_clusters=0")
     k_max: int = Field(12, ge=2, description="largest k tried when number_of_clusters=0")
     linkage: Literal["", "ward", "average", "complete"] = Field(
-        "", description="agglomerative linkage ('' = ward for euclidean, average for dtw)"
+        "", description="agglomerative linkage ('' = ward for euclidean, complete for dtw)"
     )
     dtw_window: int = Field(3, ge=0, description="DTW band (dtaidistance 'window'; 0 = none)")
     max_profiles: int = Field(

@@ -34,7 +34,7 @@ class AgglomerativeClusteringAlgo(ClusteringAlgorithm):
 
     @dataclass(frozen=True)
     class Options:
-        linkage: str | None = None  # None = ward (euclidean) or average (dtw)
+        linkage: str | None = None  # None = ward (euclidean) or complete (dtw)
 
         def __post_init__(self) -> None:
             if self.linkage is not None and self.linkage not in LINKAGES:
@@ -44,7 +44,7 @@ class AgglomerativeClusteringAlgo(ClusteringAlgorithm):
 
     def fit(self, X: np.ndarray, ctx: FitContext) -> FitOutput:
         dtw = ctx.distance_metric == "dtw"
-        linkage = self.options.linkage or ("average" if dtw else "ward")
+        linkage = self.options.linkage or ("complete" if dtw else "ward")
         if dtw and linkage == "ward":
             raise ConfigError(
                 "agglomerative linkage 'ward' needs Euclidean distances; use average or complete "
