@@ -4,7 +4,8 @@ Every arrow of the pipeline is one of these tables (a Parquet artifact of a step
 
 - readings:   meter_id, timestamp (UTC, start of the interval), energy_wh (import +, export -),
               source, quality
-- quarantine: meter_id, timestamp, source, original_value, new_value, action, reason, detail
+- quarantine: meter_id, timestamp, source, original_value, new_value, action, reason, detail,
+              location (where the record sits in its store: file:line, table key, collection _id)
 - profiles:   meter_id, date (local calendar day, naive midnight), source, slot_00 ... slot_NN
               (energy in Wh per slot; NN = slots per day - 1, set by the run's resolution)
 - meters:     meter_id, contractual_power_kw, production_kw, type, latitude, longitude
@@ -111,6 +112,7 @@ QUARANTINE = Contract(
         "action": "str",
         "reason": "str",
         "detail": "str",
+        "location": "str",
     },
 )
 

@@ -38,7 +38,7 @@ from meterflow.etl.profiles import (
 )
 from meterflow.etl.quality import quality_table
 from meterflow.etl.quarantine import Reason, concat_quarantine, quarantine_frame
-from meterflow.etl.readings import REGISTERS, codes_in
+from meterflow.etl.readings import REGISTERS, Locator, codes_in, row_locator
 from meterflow.etl.result import EtlResult, summarize_corrections
 from meterflow.etl.scale import detect_scale, empty_scale_report, reference_levels
 from meterflow.schemas import (
@@ -87,15 +87,18 @@ def clean_readings(
     source: str,
     adapter_quarantine: pd.DataFrame | None = None,
     reference_profiles: pd.DataFrame | None = None,
+    locate: Locator | None = None,
 ) -> EtlResult:
     """Clean one source's readings (any set of meters) into daily profiles (see module doc).
 
     ``adapter_quarantine`` holds what the source adapter already quarantined (counted in);
+    ``locate`` names the store location of quarantined readings (default ``<source> row N``);
     ``reference_profiles`` (profiles of the same meters from another source, e.g. the SQL
     historian for the old exports) anchor the scale detection on overlapping days.
     """
     READINGS.validate(readings, where=f"{source} readings")
     METERS.validate(meters, where="meters table")
+    locate = locate or row_locator(source)
     cal = LocalCalendar(config.timezone, config.raw_interval_min)
     raw_ns = cal.raw_ns
     n = len(readings)
@@ -299,6 +302,8 @@ def clean_readings(
     )  # fmt: skip
 
     fills = _fill_rows(sel, ekind, es, ek, ee, einfo, esrc, ctx, mids, cal, source)
+    parent = fills.pop("parent").to_numpy()
+    fills["location"] = locate(readings.iloc[parent]) if len(parent) else ""
     spring = _spring_rows(wall, md_meter[ok_md], md_day[ok_md], mids, cal, config, source)
 
     # assemble, leaving out context readings (already accounted for in an earlier run)
@@ -316,6 +321,7 @@ def clean_readings(
                 source=source, original_value=e0[p2],
                 new_value=new_value[keep_c], action=action, reason=reason, detail=det,
                 register=np.asarray(REGISTERS, dtype=object)[np.maximum(reg[p2], 0)],
+                location=locate(readings.iloc[p2]),
             )
         )  # fmt: skip
     quarantine = concat_quarantine([*qparts, fills, spring])
@@ -416,7 +422,7 @@ def _fill_rows(sel, ekind, es, ek, ee, einfo, esrc, ctx, mids, cal, source) -> p
         meter_id=mids.to_numpy(object)[es[f] // 2], timestamp=cal.k_to_utc(ek[f]), source=source,
         original_value=np.nan, new_value=ee[f], action=Action.FILLED, reason=Reason.GAP,
         detail=detail, register=np.asarray(REGISTERS, dtype=object)[es[f] % 2],
-    )  # fmt: skip
+    ).assign(parent=esrc[f])  # fmt: skip
 
 
 def _spring_rows(wall, md_meter, md_day, mids, cal, config, source) -> pd.DataFrame:

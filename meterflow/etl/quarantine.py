@@ -16,13 +16,19 @@ from meterflow.schemas import QUARANTINE, Action
 
 
 class Reason(StrEnum):
-    """Why a reading is listed in the quarantine/corrections table."""
+    """Why a reading is listed in the quarantine/corrections table (meanings: REASON_MEANING)."""
 
     # translation at the source edge
+    MISSING_KEY = "missing_key"
     UNKNOWN_METER = "unknown_meter"
+    METER_MISMATCH = "meter_mismatch"
     UNKNOWN_TAG = "unknown_tag"
     BAD_QUALITY = "bad_quality"
     MALFORMED_ROW = "malformed_row"
+    MALFORMED_VALUE = "malformed_value"
+    COERCED_VALUE = "coerced_value"
+    TRUNCATED_LINE = "truncated_line"
+    UNREADABLE_FILE = "unreadable_file"
     MISSING_VALUE = "missing_value"
     OFF_GRID = "off_grid_timestamp"
     NONEXISTENT_LOCAL_TIME = "nonexistent_local_time"
@@ -32,6 +38,10 @@ class Reason(StrEnum):
     COUNTER_DECREASE = "counter_decrease"
     COUNTER_GLITCH = "counter_glitch"
     # shared cleaning
+    AGGREGATED_INTERVAL = "aggregated_interval"
+    INCOMPLETE_INTERVAL = "incomplete_interval"
+    COARSE_INTERVAL = "coarse_interval"
+    IRREGULAR_INTERVAL = "irregular_interval"
     NEGATIVE_ENERGY = "negative_energy"
     DUPLICATE = "duplicate"
     CONFLICTING_DUPLICATE = "conflicting_duplicate"
@@ -43,6 +53,50 @@ class Reason(StrEnum):
     INCOMPLETE_DAY = "incomplete_day"
     DST_FALLBACK_MERGE = "dst_fallback_merge"
     DST_SPRING_GAP = "dst_spring_gap"
+
+
+REASON_MEANING: dict[Reason, str] = {
+    Reason.MISSING_KEY: "meter, tag or time of the record is missing: never filled from a neighbour",
+    Reason.UNKNOWN_METER: "meter is not in the meter description table",
+    Reason.METER_MISMATCH: "row of a per-meter export names another meter than its file",
+    Reason.UNKNOWN_TAG: "historian tag is not <meter>.1.8.0 or <meter>.2.8.0",
+    Reason.BAD_QUALITY: "historian OPC quality is bad",
+    Reason.MALFORMED_ROW: "row or document cannot be parsed (wrong type, wrong field count)",
+    Reason.MALFORMED_VALUE: "value is text that is not a number (raw text in detail)",
+    Reason.COERCED_VALUE: "value stored with the wrong type was read unambiguously (detail: how)",
+    Reason.TRUNCATED_LINE: "last line of a file without its line end: cut off while written",
+    Reason.UNREADABLE_FILE: "file cannot be read as an export (empty, bad header, not CSV)",
+    Reason.MISSING_VALUE: "energy or register value is missing or not finite",
+    Reason.OFF_GRID: "timestamp not on the raw interval grid",
+    Reason.NONEXISTENT_LOCAL_TIME: "local wall-clock time skipped by the spring-forward change",
+    Reason.COUNTER_BASELINE: "first register read of a meter: no interval to difference",
+    Reason.COUNTER_RESET: "register restarted near zero (meter replaced)",
+    Reason.COUNTER_ROLLOVER: "register wrapped at its rollover value: difference reconstructed",
+    Reason.COUNTER_DECREASE: "register went down without a reset, rollover or rebound",
+    Reason.COUNTER_GLITCH: "one register read off its trend and back at the next read: ignored",
+    Reason.AGGREGATED_INTERVAL: "finer-than-raw reading summed into its raw interval",
+    Reason.INCOMPLETE_INTERVAL: "finer-than-raw readings that do not cover their raw interval",
+    Reason.COARSE_INTERVAL: "series reports coarser than the raw interval: slots unknown",
+    Reason.IRREGULAR_INTERVAL: "series interval does not divide the raw interval",
+    Reason.NEGATIVE_ENERGY: "import below zero or export above zero",
+    Reason.DUPLICATE: "exact copy of another reading",
+    Reason.CONFLICTING_DUPLICATE: "another value for the same interval; detail: the value kept",
+    Reason.SCALE: "unit/scale error of the store removed",
+    Reason.OUTLIER: "beyond contractual power (import) or production (export)",
+    Reason.ACCUMULATED_OVER_GAP: "energy of several intervals in one reading, spread over them",
+    Reason.LONG_GAP: "reading spans a gap longer than may be filled",
+    Reason.GAP: "value created by gap filling",
+    Reason.INCOMPLETE_DAY: "local day without every interval: profiles hold complete days only",
+    Reason.DST_FALLBACK_MERGE: "the two occurrences of the repeated hour averaged into one slot",
+    Reason.DST_SPRING_GAP: "wall-clock slot skipped by the spring change, filled",
+}
+
+
+def reasons_table() -> pd.DataFrame:
+    """Every reason code with its meaning (logged beside the quarantine table)."""
+    return pd.DataFrame(
+        {"reason": [str(r) for r in Reason], "meaning": [REASON_MEANING[r] for r in Reason]}
+    )
 
 
 QUARANTINE_COLUMNS = [*QUARANTINE.columns, "register"]
@@ -59,8 +113,11 @@ def quarantine_frame(
     reason: Reason,
     detail: str | np.ndarray | pd.Series,
     register: str | np.ndarray | pd.Series | pd.Categorical,
+    location: str | np.ndarray | pd.Series = "",
 ) -> pd.DataFrame:
-    """Build quarantine rows (vectorised; scalars are broadcast)."""
+    """Build quarantine rows (vectorised; scalars are broadcast). ``location`` says where the
+    record sits in its store (``file:line``, historian key, collection ``_id``); it is empty only
+    for values the ETL created (DST spring-gap fills)."""
     ts = pd.DatetimeIndex(timestamp)
     ts = ts.tz_localize("UTC") if ts.tz is None else ts.tz_convert("UTC")
     n = len(ts)
@@ -75,6 +132,7 @@ def quarantine_frame(
             "reason": str(reason),
             "detail": detail if not isinstance(detail, str) else np.full(n, detail, dtype=object),
             "register": register if isinstance(register, str) else np.asarray(register, object),
+            "location": location if isinstance(location, str) else np.asarray(location, object),
         },
         index=pd.RangeIndex(n),
     )
@@ -102,6 +160,6 @@ def concat_quarantine(parts: list[pd.DataFrame]) -> pd.DataFrame:
     if not parts:
         return empty_quarantine()
     out = pd.concat(parts, ignore_index=True)
-    for col in ("meter_id", "source", "action", "reason", "detail", "register"):
+    for col in ("meter_id", "source", "action", "reason", "detail", "register", "location"):
         out[col] = out[col].astype(object)
     return out[QUARANTINE_COLUMNS]

@@ -15,11 +15,17 @@ Extra columns, all optional for callers of :func:`make_readings`:
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import pandas as pd
 from pandas.api.types import union_categoricals
 
 from meterflow.schemas import READINGS, Quality
+
+Locator = Callable[[pd.DataFrame], np.ndarray]
+"""Maps rows of a readings table to where each record sits in its store (``file:line``, a table
+key, a collection ``_id``), as strings; the cleaning calls it for quarantined readings only."""
 
 IMPORT, EXPORT = "import", "export"
 REGISTERS = (IMPORT, EXPORT)
@@ -70,6 +76,15 @@ def _registers(register: str | np.ndarray | pd.Series | pd.Categorical, n: int) 
         code = REGISTERS.index(register) if register in REGISTERS else -1
         return pd.Categorical.from_codes(np.full(n, code, dtype=np.int8), categories=REGISTERS)
     return pd.Categorical(np.asarray(register, dtype=object), categories=list(REGISTERS))
+
+
+def row_locator(store: str) -> Locator:
+    """The default :data:`Locator`: ``<store> row <row>``."""
+
+    def locate(rows: pd.DataFrame) -> np.ndarray:
+        return np.char.add(f"{store} row ", rows["row"].to_numpy().astype(str)).astype(object)
+
+    return locate
 
 
 def codes_in(values: pd.Series, categories: pd.Index | list[str]) -> np.ndarray:
