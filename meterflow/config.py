@@ -163,7 +163,9 @@ class EtlOldMongoOptions(CleaningOptions):
         "", description="etl_sql run whose profiles anchor the scale detection ('' = none)"
     )
     on_bad_file: Literal["raise", "quarantine"] = Field(
-        "raise", description="a malformed CSV stops the run, or is quarantined whole"
+        "quarantine",
+        description="quarantine: bad lines and unreadable files are quarantined with their reason "
+        "and the other files read; raise: the first one stops the run (file, meter, line named)",
     )
     source_fingerprint: str = Field("", description="set by the pipeline to detect new data")
 

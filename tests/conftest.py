@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+pytest.register_assert_rewrite("tests.corpus.common")
+
 from meterflow.sources.mongo_server import LocalMongoServer, free_port
 
 REPO = Path(__file__).resolve().parents[1]

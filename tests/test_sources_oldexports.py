@@ -74,14 +74,14 @@ def test_spring_forward_file_and_a_row_at_a_skipped_time(tmp_path: Path):
     q = res.quarantine
     skipped = q[q["reason"] == "nonexistent_local_time"]
     assert len(skipped) == 2 and set(skipped["register"]) == {"import", "export"}
-    assert "line 11" in skipped["detail"].iloc[0]
+    assert set(skipped["location"]) == {"M1.csv:11"}
     assert np.allclose(profile_matrix(res.profiles), 100.0)
     assert res.metrics["readings_in"] == 2 * 93 and res.metrics["readings_kept"] == 2 * 92
 
 
 def test_missing_column_names_the_file(tmp_path: Path):
     (tmp_path / "M1.csv").write_text("meter_id,datetime,active_import\nM1,2024-01-01 00:00:00,1\n")
-    with pytest.raises(SourceError, match=r"missing column.*active_export.*file=M1.csv"):
+    with pytest.raises(SourceError, match=r"header lacks column.*active_export.*file=M1.csv"):
         read_export_file(tmp_path / "M1.csv", timezone=TZ)
 
 
@@ -98,12 +98,14 @@ def test_wrong_type_raises_or_is_quarantined(tmp_path: Path):
     imp = np.full(96, "0.1", dtype=object)
     imp[3] = "n/a"
     path = write_csv(tmp_path / "M1.csv", times, imp)
-    with pytest.raises(SourceError, match=r"wrong type.*file=M1.csv, meter=M1, row=5"):
+    with pytest.raises(
+        SourceError, match=r"active_import is not a number: n/a.*file=M1.csv, meter=M1, row=5"
+    ):
         read_export_file(path, timezone=TZ)
     res = etl_oldexports(tmp_path, meters=METERS, config=CleaningConfig(), detect_scale=False,
                          on_error="quarantine")  # fmt: skip
-    bad = res.quarantine[res.quarantine["reason"] == "malformed_row"]
-    assert len(bad) == 2 and "line 5" in bad["detail"].iloc[0]
+    bad = res.quarantine[res.quarantine["reason"] == "malformed_value"]
+    assert len(bad) == 2 and set(bad["location"]) == {"M1.csv:5"}
     assert res.metrics["readings_in"] == 192 and res.metrics["readings_quarantined"] == 2
     assert res.metrics["meter_days_out"] == 1  # the lost interval is a short gap: filled
     assert res.metrics["readings_filled"] == 2

@@ -212,7 +212,9 @@ def test_adbc_falls_back_to_sqlalchemy_on_values_it_cannot_take_exactly(tmp_path
     slow = etl_sql(url, meters=METERS, config=CleaningConfig(), use_adbc=False)
     assert fast.metrics["read_arrow"] == 0.0  # fell back, same result
     assert_same_result(fast, slow)
-    assert (fast.quarantine["reason"] == "missing_value").sum() == 1
+    bad = fast.quarantine.loc[fast.quarantine["reason"] == "malformed_value"]
+    assert len(bad) == 1 and bad["detail"].iloc[0] == "energy 'n/a' is not a number"
+    assert bad["location"].iloc[0].startswith("historian[tagname=")
 
 
 # --- PostgreSQL: a throwaway server started by the test ---------------------------------------

@@ -30,6 +30,7 @@ from meterflow.etl import gaps, outliers
 from meterflow.etl.calendar import LocalCalendar
 from meterflow.etl.config import CleaningConfig
 from meterflow.etl.duplicates import resolve_duplicates
+from meterflow.etl.interval import aggregate_fine_readings, coarse_series
 from meterflow.etl.profiles import (
     empty_profiles,
     pivot_profiles,
@@ -88,17 +89,27 @@ def clean_readings(
     adapter_quarantine: pd.DataFrame | None = None,
     reference_profiles: pd.DataFrame | None = None,
     locate: Locator | None = None,
+    end_stamped: bool = False,
 ) -> EtlResult:
     """Clean one source's readings (any set of meters) into daily profiles (see module doc).
 
     ``adapter_quarantine`` holds what the source adapter already quarantined (counted in);
     ``locate`` names the store location of quarantined readings (default ``<source> row N``);
+    ``end_stamped``: the store stamps interval ends (timestamps are end - raw interval), which
+    places the readings of a finer-than-raw series (``etl.interval``);
     ``reference_profiles`` (profiles of the same meters from another source, e.g. the SQL
     historian for the old exports) anchor the scale detection on overlapping days.
     """
     READINGS.validate(readings, where=f"{source} readings")
     METERS.validate(meters, where="meters table")
     locate = locate or row_locator(source)
+    readings, interval_q = aggregate_fine_readings(
+        readings, config.raw_interval_min, source, locate, end_stamped
+    )
+    if interval_q is not None:
+        adapter_quarantine = concat_quarantine(
+            [q for q in (adapter_quarantine, interval_q) if q is not None]
+        )
     cal = LocalCalendar(config.timezone, config.raw_interval_min)
     raw_ns = cal.raw_ns
     n = len(readings)
@@ -144,6 +155,17 @@ def clean_readings(
     n_series = 2 * len(mids)
     # registers each meter has readings of (after the edge checks)
     present_regs = (np.bincount(s, minlength=n_series) > 0).reshape(-1, 2)
+    coarse = coarse_series(s, k, span, n_series)[s]
+    if coarse.any():
+        step_min = (coarse[coarse > 0] * config.raw_interval_min).astype(str)
+        qlog.add(
+            pos[coarse > 0], Action.DROPPED, Reason.COARSE_INTERVAL,
+            np.char.add(np.char.add("readings every ", step_min),
+                        f" min, coarser than the {config.raw_interval_min}-min raw interval"
+                        ).astype(object),
+        )  # fmt: skip
+        keep = coarse == 0
+        pos, s, k, e, span = pos[keep], s[keep], k[keep], e[keep], span[keep]
     log.info("%s: %d readings, %d pass the edge checks", source, n, len(pos))
 
     # 2. duplicates

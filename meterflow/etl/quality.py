@@ -85,3 +85,18 @@ def _reading_counts(readings: pd.DataFrame, live: np.ndarray, kept: np.ndarray) 
          "last": last[present]},
         index=index,
     )  # fmt: skip
+
+
+def quality_with_every_meter(quality: pd.DataFrame, meters: pd.DataFrame) -> pd.DataFrame:
+    """The quality table with a row for every meter of the meter table: a meter without any
+    reading of this source shows zeros and the note ``no readings`` (nothing skipped silently)."""
+    known = quality["meter_id"].astype(str)
+    absent = sorted(set(meters["meter_id"].astype(str)) - set(known))
+    out = quality.assign(note="")
+    if absent:
+        zeros = pd.DataFrame({"meter_id": absent, "note": "no readings"})
+        out = pd.concat([out, zeros], ignore_index=True)
+        numeric = [c for c in out.columns if c not in ("meter_id", "note")]
+        out[numeric] = out[numeric].fillna(0)
+        out = out.astype({c: quality[c].dtype for c in numeric if c in quality})
+    return out.sort_values("meter_id", ignore_index=True)

@@ -56,7 +56,7 @@ class Reason(StrEnum):
 
 
 REASON_MEANING: dict[Reason, str] = {
-    Reason.MISSING_KEY: "meter, tag or time of the record is missing: never filled from a neighbour",
+    Reason.MISSING_KEY: "meter, tag or time is missing: never filled from a neighbour",
     Reason.UNKNOWN_METER: "meter is not in the meter description table",
     Reason.METER_MISMATCH: "row of a per-meter export names another meter than its file",
     Reason.UNKNOWN_TAG: "historian tag is not <meter>.1.8.0 or <meter>.2.8.0",

@@ -21,6 +21,7 @@ class EtlResult:
     metrics             readings_in, readings_kept, readings_quarantined (in = kept +
                         quarantined), readings_filled, readings_corrected, meter_days_out, ...
     watermark           newest source timestamp consumed (incremental Mongo loads)
+    files               file sources: one row per file found (read, or skipped and why)
     """
 
     profiles: pd.DataFrame
@@ -30,6 +31,7 @@ class EtlResult:
     scale_corrections: pd.DataFrame
     metrics: dict[str, float] = field(default_factory=dict)
     watermark: pd.Timestamp | None = None  # newest source time consumed (Mongo ``since``)
+    files: pd.DataFrame | None = None  # file sources: every file found, read or why not
 
 
 def summarize_corrections(quarantine: pd.DataFrame) -> pd.DataFrame:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
@@ -24,152 +25,183 @@ import pandas as pd
 
 from meterflow.errors import SourceError
 from meterflow.etl import CleaningConfig, EtlResult, Reason, clean_readings, make_readings
+from meterflow.etl.coerce import describe_coercion
 from meterflow.etl.quarantine import concat_quarantine, quarantine_frame
-from meterflow.etl.readings import EXPORT, IMPORT, concat_readings
+from meterflow.etl.readings import EXPORT, IMPORT, concat_readings, empty_readings
 from meterflow.etl.result import merge_results
 from meterflow.schemas import Action
-from meterflow.sources.formats import OLD_EXPORT_COLUMNS, SOURCE_OLDMONGO
+from meterflow.sources.exportfile import (
+    VALUE_COLUMNS,
+    ExportRows,
+    UnreadableFile,
+    parse_rows,
+    read_lines,
+)
+from meterflow.sources.formats import SOURCE_OLDMONGO
 
 log = logging.getLogger(__name__)
 
 OnError = Literal["raise", "quarantine"]
-_VALUE_COLUMNS = ("active_import", "active_export")
+FILE_COLUMNS = ("file", "meter_id", "status", "reason", "lines", "readings_in")
 
 
-def list_export_files(folder: str | Path) -> list[Path]:
-    """The ``*.csv`` files of an old-exports folder, sorted; SourceError when there are none."""
+def list_export_files(folder: str | Path) -> tuple[list[Path], list[dict]]:
+    """The CSV exports of a folder (``*.csv`` in any letter case, sorted) and a files-table row
+    for every other entry, which is not read; SourceError when there is no export at all."""
     root = Path(folder)
     if not root.is_dir():
         raise SourceError("old-exports folder not found", source=SOURCE_OLDMONGO, file=str(root))
-    files = sorted(root.glob("*.csv"))
-    if not files:
+    exports, skipped = [], []
+    for entry in sorted(root.iterdir()):
+        if entry.is_file() and entry.suffix.lower() == ".csv":
+            exports.append(entry)
+        else:
+            kind = "a folder" if entry.is_dir() else f"not a .csv file ({entry.suffix or 'none'})"
+            skipped.append(_file_row(entry, "skipped", f"{kind}: not read", 0, 0))
+    if not exports:
         raise SourceError("no <meter_id>.csv files", source=SOURCE_OLDMONGO, file=str(root))
-    return files
+    for row in skipped:
+        log.warning("old exports: %s skipped (%s)", row["file"], row["reason"])
+    return exports, skipped
 
 
-def read_export_file(
-    path: str | Path, *, timezone: str, on_error: OnError = "raise"
-) -> tuple[pd.DataFrame, pd.DataFrame | None]:
-    """Read one CSV into (readings, quarantine) with localised UTC timestamps.
+def _file_row(path: Path, status: str, reason: str, lines: int, readings: int) -> dict:
+    return dict(zip(FILE_COLUMNS, (path.name, path.stem, status, reason, lines, readings),
+                    strict=True))  # fmt: skip
 
-    Structural problems raise SourceError naming the file and line (line 1 is the header):
-    missing column, truncated last line, and -- with ``on_error="raise"`` -- values of the
-    wrong type. With ``on_error="quarantine"`` rows with unparseable values are quarantined
-    (reason ``malformed_row``) instead.
+
+@dataclass
+class ExportFile:
+    """One file read: its readings, its quarantine rows and its row of the files table."""
+
+    readings: pd.DataFrame
+    quarantine: pd.DataFrame | None
+    record: dict
+
+
+def read_export_file(path: str | Path, *, timezone: str, on_error: OnError = "raise") -> ExportFile:
+    """Read one CSV into readings (localised UTC timestamps) and quarantine rows.
+
+    With ``on_error="raise"`` the first problem raises SourceError naming the file, its meter
+    and the line; with ``"quarantine"`` every bad line is quarantined with its reason and a
+    file that cannot be read at all has each line quarantined as ``unreadable_file``.
     """
     path = Path(path)
-    name = path.name
-    raw = _read_typed(path)
-    if raw is None:  # some value is not a number: parse as text to find and name it
-        raw = _read_text(path)
-    missing = [c for c in OLD_EXPORT_COLUMNS if c not in raw.columns]
-    if missing:
+    try:
+        rows = parse_rows(path)
+    except UnreadableFile as exc:
+        if on_error == "raise":
+            raise SourceError(exc.reason, source=SOURCE_OLDMONGO, file=path.name,
+                              meter=path.stem, row=exc.line) from None  # fmt: skip
+        return _unreadable(path, exc)
+    bad = rows.problem != ""
+    if bad.any() and on_error == "raise":
+        i = int(np.flatnonzero(bad)[0])
         raise SourceError(
-            f"missing column(s) {missing}; found {list(raw.columns)}",
-            source=SOURCE_OLDMONGO, file=name, row=1,
+            f"{rows.problem[i]}: {rows.problem_detail[i]}", source=SOURCE_OLDMONGO,
+            file=path.name, meter=path.stem, row=int(rows.line[i]),
         )  # fmt: skip
-    line = np.arange(len(raw), dtype=np.int64) + 2
-    meter = raw["meter_id"].astype(str).str.strip()
-    naive = pd.to_datetime(raw["datetime"], format="%Y-%m-%d %H:%M:%S", errors="coerce")
-    if pd.api.types.is_float_dtype(raw["active_import"]) and pd.api.types.is_float_dtype(
-        raw["active_export"]
-    ):
-        values = {c: raw[c] for c in _VALUE_COLUMNS}
-        wrong = np.zeros(len(raw), dtype=bool)
-    else:
-        values = {c: pd.to_numeric(raw[c].str.strip(), errors="coerce") for c in _VALUE_COLUMNS}
-        blank = {c: raw[c].str.strip() == "" for c in _VALUE_COLUMNS}
-        wrong = np.logical_or.reduce([(values[c].isna() & ~blank[c]).to_numpy() for c in values])
-    bad_type = naive.isna().to_numpy() | (meter == "").to_numpy() | wrong
-    if len(raw) and _truncated(path, len(raw.columns)):
-        raise SourceError(
-            "file is truncated: last line incomplete", source=SOURCE_OLDMONGO, file=name,
-            meter=path.stem, row=int(line[-1]),
-        )  # fmt: skip
-    if bad_type.any() and on_error == "raise":
-        i = int(np.flatnonzero(bad_type)[0])
-        raise SourceError(
-            f"wrong type in row {dict(raw.iloc[i])}", source=SOURCE_OLDMONGO, file=name,
-            meter=str(meter.iloc[i]) or path.stem, row=int(line[i]),
-        )  # fmt: skip
+    utc, nonexistent = localise_by_order(rows.naive.where(~bad), timezone)
+    _mark(rows, nonexistent & ~bad, Reason.NONEXISTENT_LOCAL_TIME,
+          "wall-clock time skipped by the spring-forward change")  # fmt: skip
+    quarantine = _row_quarantine(path, rows, utc)
+    readings = _readings(path, rows, utc)
+    n_in = len(readings) + (0 if quarantine is None else _dropped(quarantine))
+    status = "read" if len(rows.line) else "no data rows"
+    if not len(rows.line):
+        log.warning("old exports: %s has a header but no data rows", path.name)
+    return ExportFile(readings, quarantine, _file_row(path, status, "", len(rows.line), n_in))
 
-    utc, nonexistent = localise_by_order(pd.DatetimeIndex(naive), timezone)
-    q_parts = []
-    for mask, reason, detail in (
-        (bad_type, Reason.MALFORMED_ROW, f"{name}: value of the wrong type"),
-        (nonexistent & ~bad_type, Reason.NONEXISTENT_LOCAL_TIME,
-         f"{name}: wall-clock time skipped by the spring-forward change"),
-    ):  # fmt: skip
-        idx = np.flatnonzero(mask)
-        if len(idx):
-            ts = utc[idx].fillna(pd.Timestamp(0, tz="UTC"))
-            for reg, col, sign in ((IMPORT, "active_import", 1), (EXPORT, "active_export", -1)):
-                q_parts.append(
-                    quarantine_frame(
-                        meter_id=np.where(meter.iloc[idx] == "", path.stem, meter.iloc[idx]),
-                        timestamp=ts, source=SOURCE_OLDMONGO,
-                        original_value=sign * 1000 * values[col].to_numpy()[idx],
-                        new_value=np.nan, action=Action.DROPPED, reason=reason,
-                        detail=np.char.add(detail + " line ", line[idx].astype(str)).astype(object),
-                        register=reg,
-                    )
-                )  # fmt: skip
-    ok = np.flatnonzero(~bad_type & ~nonexistent)
-    codes, uniques = pd.factorize(meter.to_numpy(object)[ok])
+
+def _mark(rows: ExportRows, mask: np.ndarray, reason: Reason, detail: str) -> None:
+    rows.problem[mask] = str(reason)
+    rows.problem_detail[mask] = detail
+
+
+def _dropped(quarantine: pd.DataFrame) -> int:
+    return int((quarantine["action"] == str(Action.DROPPED)).sum())
+
+
+def _readings(path: Path, rows: ExportRows, utc: pd.DatetimeIndex) -> pd.DataFrame:
+    """Two readings per usable row (import Wh, export -Wh), located by file and line."""
+    ok = np.flatnonzero(rows.problem == "")
+    imp, exp = (rows.values[c].values[ok] for c in VALUE_COLUMNS)
     readings = make_readings(
-        pd.Categorical.from_codes(np.concatenate([codes] * 2), categories=uniques),
-        utc[ok].append(utc[ok]),
-        np.concatenate(
-            [1000 * values["active_import"].to_numpy()[ok],
-             -1000 * values["active_export"].to_numpy()[ok]]
-        ),
-        source=SOURCE_OLDMONGO,
+        np.concatenate([rows.meter[ok]] * 2), utc[ok].append(utc[ok]),
+        np.concatenate([1000 * imp, -1000 * exp]), source=SOURCE_OLDMONGO,
         register=pd.Categorical.from_codes(np.repeat([0, 1], len(ok)), categories=[IMPORT, EXPORT]),
-        row=np.concatenate([line[ok]] * 2),
+        row=np.concatenate([rows.line[ok]] * 2),
     )  # fmt: skip
-    return readings, (concat_quarantine(q_parts) if q_parts else None)
+    readings["file"] = pd.Categorical.from_codes(np.zeros(len(readings), np.int8), [path.name])
+    return readings
 
 
-def _read_typed(path: Path) -> pd.DataFrame | None:
-    """Fast path: numbers parsed by the C reader; None when a value is not a number."""
+def _row_quarantine(path: Path, rows: ExportRows, utc: pd.DatetimeIndex) -> pd.DataFrame | None:
+    """Both readings of every refused row (dropped), and decimal commas read (corrected)."""
+    parts = []
+    bad = rows.problem != ""
+    for (reg, col, sign), parsed in zip(_REGISTERS, rows.values.values(), strict=True):
+        for mask, action in ((bad, Action.DROPPED), (parsed.coerced & ~bad, Action.CORRECTED)):
+            idx = np.flatnonzero(mask)
+            if not len(idx):
+                continue
+            if action == Action.DROPPED:
+                reason, detail = rows.problem[idx], rows.problem_detail[idx]
+            else:
+                reason = np.full(len(idx), str(Reason.COERCED_VALUE), dtype=object)
+                detail = describe_coercion(col, parsed.raw[idx], parsed.values[idx])
+            parts.append(
+                quarantine_frame(
+                    meter_id=rows.quarantine_meter()[idx],
+                    timestamp=utc[idx], source=SOURCE_OLDMONGO,
+                    original_value=sign * 1000 * parsed.values[idx],
+                    new_value=sign * 1000 * parsed.values[idx] if action == Action.CORRECTED
+                    else np.nan,
+                    action=action, reason=Reason.MALFORMED_ROW, detail=detail, register=reg,
+                    location=np.char.add(f"{path.name}:", rows.line[idx].astype(str)),
+                ).assign(reason=reason)
+            )  # fmt: skip
+    return concat_quarantine(parts) if parts else None
+
+
+def _unreadable(path: Path, exc: UnreadableFile) -> ExportFile:
+    """A file that cannot be read: each of its lines quarantined (both registers)."""
     try:
-        return pd.read_csv(
-            path, dtype={"meter_id": str, "datetime": str, "active_import": np.float64,
-                         "active_export": np.float64}, keep_default_na=False, na_values=[""],
-        )  # fmt: skip
-    except ValueError:
-        return None
-    except pd.errors.EmptyDataError as exc:
-        raise SourceError("file is empty", source=SOURCE_OLDMONGO, file=path.name) from exc
-    except (pd.errors.ParserError, UnicodeDecodeError) as exc:
-        raise SourceError(
-            f"cannot parse CSV: {str(exc).splitlines()[0]}", source=SOURCE_OLDMONGO, file=path.name
-        ) from exc
+        lines, _ = read_lines(path)
+    except UnreadableFile:
+        lines = []
+    body = np.asarray(lines[1:], dtype=object)
+    line_no = np.arange(2, len(lines) + 1)
+    keep = np.array([bool(str(t).strip()) for t in body], dtype=bool)
+    body, line_no = body[keep], line_no[keep]
+    detail = np.char.add(f"{exc.reason}: ", np.array([str(t)[:200] for t in body], dtype=str))
+    parts = [
+        quarantine_frame(
+            meter_id=np.full(len(body), path.stem, dtype=object),
+            timestamp=pd.DatetimeIndex([pd.NaT] * len(body), tz="UTC"),
+            source=SOURCE_OLDMONGO,
+            original_value=np.nan,
+            new_value=np.nan,
+            action=Action.DROPPED,
+            reason=Reason.UNREADABLE_FILE,
+            detail=detail.astype(object),
+            register=reg,
+            location=np.char.add(f"{path.name}:", line_no.astype(str)),
+        )
+        for reg, _, _ in _REGISTERS
+    ]
+    log.warning("old exports: %s cannot be read (%s): %d lines quarantined", path.name,
+                exc.reason, len(body))  # fmt: skip
+    record = _file_row(path, "quarantined", exc.reason, len(body), 2 * len(body))
+    return ExportFile(empty_readings(SOURCE_OLDMONGO), concat_quarantine(parts), record)
 
 
-def _read_text(path: Path) -> pd.DataFrame:
-    try:
-        return pd.read_csv(path, dtype=str, keep_default_na=False, na_filter=False)
-    except (pd.errors.ParserError, UnicodeDecodeError) as exc:
-        raise SourceError(
-            f"cannot parse CSV: {str(exc).splitlines()[0]}", source=SOURCE_OLDMONGO, file=path.name
-        ) from exc
+_REGISTERS = ((IMPORT, "active_import", 1), (EXPORT, "active_export", -1))
 
 
-def _truncated(path: Path, n_columns: int) -> bool:
-    """Whether the last line was cut off: no final newline and fewer fields than the header
-    (or an empty last field)."""
-    with path.open("rb") as fh:
-        fh.seek(0, 2)
-        size = fh.tell()
-        if size == 0:
-            return False
-        fh.seek(max(0, size - 4096))
-        tail = fh.read()
-    if tail.endswith((b"\n", b"\r")):
-        return False
-    last = tail.splitlines()[-1].split(b",")
-    return len(last) < n_columns or last[-1].strip() == b""
+def locate_in_file(rows: pd.DataFrame) -> np.ndarray:
+    """Location of old-export readings: ``<file>:<line>``."""
+    return (rows["file"].astype(str) + ":" + rows["row"].astype(str)).to_numpy(object)
 
 
 def localise_by_order(
@@ -221,25 +253,28 @@ def etl_oldexports(
     detection on common days. Without them the contractual power alone decides a factor that
     covers a whole file.
     """
-    paths = [Path(f) for f in files] if files is not None else list_export_files(folder)
+    if files is not None:
+        paths, skipped = [Path(f) for f in files], []
+    else:
+        paths, skipped = list_export_files(folder)
     cfg = dataclasses.replace(config, detect_scale=detect_scale)
-    results = []
+    results, records = [], list(skipped)
     for i in range(0, len(paths), meter_batch):
-        batch = paths[i : i + meter_batch]
-        parts = [read_export_file(p, timezone=cfg.timezone, on_error=on_error) for p in batch]
-        readings = concat_readings([r for r, _ in parts], SOURCE_OLDMONGO)
-        quarantine = concat_quarantine([q for _, q in parts if q is not None])
+        parts = [read_export_file(p, timezone=cfg.timezone, on_error=on_error)
+                 for p in paths[i : i + meter_batch]]  # fmt: skip
+        records += [p.record for p in parts]
         results.append(
             clean_readings(
-                readings,
-                meters,
-                cfg,
+                concat_readings([p.readings for p in parts], SOURCE_OLDMONGO), meters, cfg,
                 source=SOURCE_OLDMONGO,
-                adapter_quarantine=quarantine,
-                reference_profiles=reference_profiles,
+                adapter_quarantine=concat_quarantine([p.quarantine for p in parts
+                                                      if p.quarantine is not None]),
+                reference_profiles=reference_profiles, locate=locate_in_file,
             )
-        )
+        )  # fmt: skip
         log.info("old exports: %d/%d files done", min(i + meter_batch, len(paths)), len(paths))
     result = merge_results(results)
     result.metrics["files_in"] = float(len(paths))
+    result.metrics["files_not_read"] = float(sum(r["status"] != "read" for r in records))
+    result.files = pd.DataFrame.from_records(records, columns=list(FILE_COLUMNS))
     return result

@@ -36,10 +36,17 @@ from sqlalchemy.exc import ArgumentError, NoSuchModuleError, SQLAlchemyError
 
 from meterflow.errors import SourceError
 from meterflow.etl import CleaningConfig, EtlResult, Reason, clean_readings, make_readings
+from meterflow.etl.coerce import (
+    ParsedNumbers,
+    describe_coercion,
+    describe_malformed,
+    parse_numbers,
+)
 from meterflow.etl.memory import reuse_freed_memory
 from meterflow.etl.quarantine import concat_quarantine, quarantine_frame
-from meterflow.etl.readings import EXPORT, IMPORT
+from meterflow.etl.readings import EXPORT, IMPORT, Locator
 from meterflow.etl.result import merge_results
+from meterflow.redact import redact_uri
 from meterflow.schemas import Action
 from meterflow.sources.formats import (
     HISTORIAN_TABLE,
@@ -54,15 +61,19 @@ from meterflow.sources.formats import (
 log = logging.getLogger(__name__)
 
 HISTORIAN_COLUMNS = ("timestamp", "tagname", "energy", "quality")
+_NULL_TS = np.iinfo(np.int64).min  # end stamp of a row whose timestamp is NULL
+_BAD_TS = _NULL_TS + 1  # ... whose timestamp cannot be parsed
+_KEY_TIME = "%Y-%m-%d %H:%M:%S"  # timestamps in quarantine locations (UTC interval end)
 TimeLike = str | pd.Timestamp | None
 
 
 def redact_url(url: str | sa.URL) -> str:
-    """The URL with its password hidden (safe for logs and messages)."""
-    try:
-        return sa.make_url(url).render_as_string(hide_password=True)
-    except (ArgumentError, ValueError):
-        return "<unparseable URL>"
+    """The URL with its password hidden (safe for logs and messages): a URL object renders
+    without it; a string is cut at its last ``@`` (``meterflow.redact``), so a password with an
+    unescaped ``@`` or ``/`` is not half shown as a URL parser would."""
+    if isinstance(url, sa.URL):
+        return url.render_as_string(hide_password=True)
+    return redact_uri(url)
 
 
 def engine_for(url: str | sa.URL, *, source: str) -> sa.Engine:
@@ -76,17 +87,30 @@ def engine_for(url: str | sa.URL, *, source: str) -> sa.Engine:
 
 
 def describe_db_error(exc: SQLAlchemyError, url: str | sa.URL) -> str:
-    """One line about a database error without the password (driver text is kept only when
-    it does not contain it)."""
+    """One line about a database error without the password: the driver's text is kept only
+    when it holds no part of the URL's credentials."""
     text = str(getattr(exc, "orig", exc) or exc).strip().splitlines()
     first = text[0] if text else type(exc).__name__
+    secrets = _secrets(url)
+    if any(secret in first or len(secret) < 4 for secret in secrets):
+        first = type(exc).__name__  # a short password cannot be searched for reliably
+    return f"{first} [{redact_url(url)}]"
+
+
+def _secrets(url: str | sa.URL) -> list[str]:
+    """The password as SQLAlchemy parses it and the whole userinfo up to the last ``@``."""
+    found = []
+    if isinstance(url, sa.URL):
+        return [str(url.password)] if url.password else []
+    _, sep, rest = url.partition("://")
+    if sep and "@" in rest:
+        userinfo = rest[: rest.rfind("@")]
+        found += [userinfo, userinfo.partition(":")[2]]
     try:
         password = sa.make_url(url).password
     except (ArgumentError, ValueError):
         password = None
-    if password and str(password) in first:
-        first = first.replace(str(password), "***")
-    return f"{first} [{redact_url(url)}]"
+    return [p for p in [*found, str(password or "")] if p]
 
 
 def _utc_naive(value: TimeLike) -> pd.Timestamp | None:
@@ -247,12 +271,8 @@ def _scrubbed(exc: BaseException, url: str | sa.URL, uri: str) -> str:
     lines = str(exc).strip().splitlines()
     first = lines[0] if lines else ""
     first = first.replace(uri, redact_url(url))
-    try:
-        password = sa.make_url(url).password
-    except (ArgumentError, ValueError):
-        password = None
-    if password:
-        first = first.replace(str(password), "***")
+    for secret in sorted(_secrets(url), key=len, reverse=True):
+        first = first.replace(secret, "***")
     return f"{type(exc).__name__}: {first}"[:300]
 
 
@@ -294,6 +314,11 @@ def read_historian_arrow(
         raise ArrowReadError(_scrubbed(exc, url, uri)) from None
 
 
+def _no_flags(n: int) -> tuple[np.ndarray, np.ndarray]:
+    """(coerced, malformed) of a numeric Arrow column: none."""
+    return np.zeros(n, bool), np.zeros(n, bool)
+
+
 def _float_column(col: pa.Array) -> np.ndarray:
     """float64 values (NaN for nulls) of an integer or floating Arrow column, exactly as
     ``float()`` of the driver's Python values; NotExact for any other type."""
@@ -318,8 +343,11 @@ class HistorianTranslator:
     """Translates chunks of raw historian rows (tuples from the DBAPI cursor or Arrow record
     batches from ADBC) into compact reading columns + quarantine."""
 
-    def __init__(self, raw_interval_min: int = RAW_INTERVAL_MIN) -> None:
+    def __init__(
+        self, raw_interval_min: int = RAW_INTERVAL_MIN, table: str = HISTORIAN_TABLE
+    ) -> None:
         self.raw_ns = raw_interval_min * 60 * 10**9
+        self.table = table
         self.meter_ids: list[str] = []
         self._meter_code: dict[str, int] = {}
         self._tag: dict[str, tuple[int, int]] = {}  # tag -> (meter code, register 0/1, -1 bad)
@@ -333,6 +361,9 @@ class HistorianTranslator:
         meter = np.empty(len(uniques), dtype=np.int32)
         reg = np.empty(len(uniques), dtype=np.int8)
         for i, tag in enumerate(uniques):  # distinct tags only (2 per meter)
+            if not str(tag).strip():
+                meter[i], reg[i] = -1, -1  # a blank tag names no meter: a missing key
+                continue
             if tag not in self._tag:
                 mid, _, obis = str(tag).partition(".")
                 r = {TAG_IMPORT: 0, TAG_EXPORT: 1}.get(obis, -1)
@@ -345,28 +376,43 @@ class HistorianTranslator:
 
     @staticmethod
     def _parse_times(uniques: np.ndarray | list) -> np.ndarray:
-        """End stamps (ns, naive UTC) of distinct timestamp texts; int64 min where unparseable."""
-        end_ns = pd.to_datetime(pd.Series(uniques), format="ISO8601", errors="coerce")
-        return end_ns.to_numpy("datetime64[ns]").view(np.int64)
+        """End stamps (ns, UTC) of distinct timestamp texts: naive text is UTC, text with an
+        offset is converted per value (offsets may differ row to row); ``_BAD_TS`` where
+        unparseable."""
+        texts = pd.Series(uniques, dtype=object).astype(str).str.strip()
+        end = pd.to_datetime(texts, format="ISO8601", utc=True, errors="coerce")
+        end_ns = end.to_numpy("datetime64[ns]").view(np.int64).copy()
+        end_ns[end.isna().to_numpy()] = _BAD_TS
+        return end_ns
 
     def add(self, rows: list[tuple]) -> None:
-        """Translate one chunk of DBAPI rows."""
+        """Translate one chunk of DBAPI rows (NULL keys stay missing: code -1 never indexes a
+        neighbouring value)."""
         n = len(rows)
         table = np.array(rows, dtype=object).reshape(n, 4)  # fast C transpose of the tuples
         ts_txt, tags, energy, quality = (table[:, i] for i in range(4))
-        t_codes, t_uniq = pd.factorize(ts_txt)
-        end_ns = self._parse_times(t_uniq)[t_codes]
+        t_codes, t_uniq = pd.factorize(ts_txt)  # NULL -> -1 -> the appended _NULL_TS
+        end_ns = np.append(self._parse_times(t_uniq), _NULL_TS)[t_codes]
         g_codes, g_uniq = pd.factorize(tags)
         meter_u, reg_u = self._parse_tags(g_uniq)
-        try:
-            e_kwh = energy.astype(np.float64)
-        except (TypeError, ValueError):
-            e_kwh = pd.to_numeric(pd.Series(energy), errors="coerce").to_numpy(np.float64)
-        try:
-            q = quality.astype(np.float64)
-        except (TypeError, ValueError):
-            q = pd.to_numeric(pd.Series(quality), errors="coerce").to_numpy(np.float64)
-        self._emit(end_ns, meter_u[g_codes], reg_u[g_codes], lambda hit: tags[hit], e_kwh, q)
+        self._emit(
+            end_ns, np.append(meter_u, -1)[g_codes], np.append(reg_u, -1)[g_codes],
+            lambda hit: (list(tags[hit]), list(ts_txt[hit])),
+            parse_numbers(energy), parse_numbers(quality).values,
+        )  # fmt: skip
+
+    def _locations(self, raw: tuple[list, list], end_ns: np.ndarray, row: np.ndarray) -> np.ndarray:
+        """``historian[tagname='..', timestamp='..']`` of raw rows: their key, the timestamp as
+        parsed (UTC interval end) or, when it cannot be, as stored; a row without any key is
+        named by its position in the selection (``historian row N``)."""
+        tags, stamps = raw
+        parsed = pd.DatetimeIndex(np.where(end_ns <= _BAD_TS, 0, end_ns)).strftime(_KEY_TIME)
+        out = []
+        for t, x, p, e, r in zip(tags, stamps, parsed, end_ns, row, strict=True):
+            shown = p if e > _BAD_TS else (None if x is None else str(x))
+            key = f"[tagname={t!r}, timestamp={shown!r}]" if t or shown else f" row {r}"
+            out.append(self.table + key)
+        return np.array(out, dtype=object)
 
     def add_arrow(self, batch: pa.RecordBatch) -> None:
         """Translate one Arrow record batch (columns as :func:`read_historian_arrow` selects
@@ -377,13 +423,15 @@ class HistorianTranslator:
         if batch.num_rows == 0:
             return
         ts, tags, energy, quality = batch.columns
-        if ts.null_count or tags.null_count or not pa.types.is_string(tags.type):
-            raise NotExact("null timestamp or tag, or tag that is not text")
+        if not pa.types.is_string(tags.type):
+            raise NotExact(f"tag column of type {tags.type}")
+        null_ts = ts.is_null().to_numpy(zero_copy_only=False) if ts.null_count else None
         if pa.types.is_timestamp(ts.type):  # PostgreSQL: naive UTC, or aware (UTC instant)
-            end_ns = ts.cast(pa.timestamp("ns", tz=ts.type.tz)).cast(pa.int64()).to_numpy()
+            as_ns = ts.cast(pa.timestamp("ns", tz=ts.type.tz)).cast(pa.int64())
+            end_ns = as_ns.fill_null(_NULL_TS).to_numpy()
         elif pa.types.is_string(ts.type) or pa.types.is_large_string(ts.type):
             # historians are time-ordered: parse each run of equal stamps once
-            runs = pc.run_end_encode(ts)
+            runs = pc.run_end_encode(ts.fill_null("") if null_ts is not None else ts)
             run_ends = runs.run_ends.to_numpy()
             t_dict = pc.dictionary_encode(runs.values)
             per_run = self._parse_times(t_dict.dictionary.to_numpy(zero_copy_only=False))
@@ -391,8 +439,10 @@ class HistorianTranslator:
             end_ns = np.repeat(per_run, np.diff(run_ends, prepend=0))
         else:
             raise NotExact(f"timestamp column of type {ts.type}")
+        if null_ts is not None:
+            end_ns[null_ts] = _NULL_TS
         e_kwh, q = _float_column(energy), _float_column(quality)
-        g_dict = pc.dictionary_encode(tags)
+        g_dict = pc.dictionary_encode(tags.fill_null("") if tags.null_count else tags)
         codes, tag_text = g_dict.indices.to_numpy(), g_dict.dictionary
         if self._last_tags is not None and self._last_tags[0].equals(tag_text):
             meter_u, reg_u = self._last_tags[1:]  # same distinct tags as the previous batch
@@ -401,7 +451,8 @@ class HistorianTranslator:
             self._last_tags = (tag_text, meter_u, reg_u)
         self._emit(
             end_ns, meter_u[codes], reg_u[codes],
-            lambda hit: tag_text.to_numpy(zero_copy_only=False)[codes[hit]], e_kwh, q,
+            lambda hit: (tags.take(hit).to_pylist(), ts.take(hit).cast(pa.string()).to_pylist()),
+            ParsedNumbers(e_kwh, *_no_flags(len(e_kwh)), e_kwh), q,
         )  # fmt: skip
 
     def _emit(
@@ -409,50 +460,69 @@ class HistorianTranslator:
         end_ns: np.ndarray,
         meter: np.ndarray,
         reg: np.ndarray,
-        tag_text: Callable[[np.ndarray], np.ndarray],
-        e_kwh: np.ndarray,
+        locate: Callable[[np.ndarray], np.ndarray],
+        energy: ParsedNumbers,
         q: np.ndarray,
     ) -> None:
         """Quarantine untranslatable rows of one chunk and keep the others as columns."""
         n = len(end_ns)
         first_row = self.rows
         self.rows += n
-        bad_ts = end_ns == np.iinfo(np.int64).min
-        start_ns = end_ns - self.raw_ns
-        signed_wh = np.where(reg == 1, -1000.0, 1000.0) * e_kwh
-
+        signed_wh = np.where(reg == 1, -1000.0, 1000.0) * energy.values
         rules = [
-            (bad_ts, Reason.MALFORMED_ROW, "timestamp cannot be parsed"),
+            ((end_ns == _NULL_TS) | (meter < 0), Reason.MISSING_KEY, "tag or timestamp is NULL"),
+            (end_ns == _BAD_TS, Reason.MALFORMED_ROW, "timestamp cannot be parsed"),
             (reg < 0, Reason.UNKNOWN_TAG, "tag is not <meter>.1.8.0 or <meter>.2.8.0"),
+            (energy.malformed, Reason.MALFORMED_VALUE, None),
             ((q != OPC_GOOD) & (q != OPC_UNCERTAIN), Reason.BAD_QUALITY, None),
-        ]
+        ]  # fmt: skip
         dropped = np.zeros(n, dtype=bool)
         for mask, reason, detail in rules:
             hit = np.flatnonzero(mask & ~dropped)
-            if len(hit) == 0:
-                continue
-            dropped[hit] = True
-            det = (
-                np.char.add("OPC quality ", q[hit].astype(str)).astype(object)
-                if detail is None
-                else np.char.add(f"{detail}: ", tag_text(hit).astype(str)).astype(object)
-            )
-            self.quarantine.append(
-                quarantine_frame(
-                    meter_id=np.asarray(self.meter_ids, dtype=object)[meter[hit]],
-                    timestamp=np.where(bad_ts[hit], 0, start_ns[hit]),
-                    source=SOURCE_SQL, original_value=signed_wh[hit], new_value=np.nan,
-                    action=Action.DROPPED, reason=reason, detail=det,
-                    register=np.where(reg[hit] == 1, EXPORT, IMPORT).astype(object),
-                )
+            if len(hit):
+                dropped[hit] = True
+                if reason == Reason.MALFORMED_VALUE:
+                    detail = describe_malformed("energy", energy.raw[hit])
+                elif reason == Reason.BAD_QUALITY:
+                    detail = np.char.add("OPC quality ", q[hit].astype(str)).astype(object)
+                self._quarantine(hit, meter, reg, end_ns, signed_wh, Action.DROPPED, reason,
+                                 detail, locate, first_row)  # fmt: skip
+        fixed = np.flatnonzero(energy.coerced & ~dropped)
+        if len(fixed):
+            self._quarantine(
+                fixed, meter, reg, end_ns, signed_wh, Action.CORRECTED, Reason.COERCED_VALUE,
+                describe_coercion("energy", energy.raw[fixed], energy.values[fixed]), locate,
+                first_row,
             )  # fmt: skip
-        uncertain = q == OPC_UNCERTAIN
+        start_ns = end_ns - self.raw_ns  # (rows with a missing or bad stamp are dropped)
+        self._keep(first_row, ~dropped, meter, reg, start_ns, signed_wh, q == OPC_UNCERTAIN)
+
+    def _quarantine(
+        self, hit, meter, reg, end_ns, signed_wh, action, reason, detail, locate, first_row
+    ) -> None:
+        """Quarantine rows ``hit`` of a chunk (a missing meter or time stays missing)."""
+        start_ns = np.where(end_ns <= _BAD_TS, end_ns, end_ns - self.raw_ns)
+        ids = np.append(np.asarray(self.meter_ids, dtype=object), "")
+        stamp = pd.DatetimeIndex(np.where(start_ns[hit] <= _BAD_TS, np.iinfo(np.int64).min,
+                                          start_ns[hit]), tz="UTC")  # fmt: skip
+        self.quarantine.append(
+            quarantine_frame(
+                meter_id=ids[meter[hit]], timestamp=stamp, source=SOURCE_SQL,
+                original_value=signed_wh[hit],
+                new_value=signed_wh[hit] if action == Action.CORRECTED else np.nan,
+                action=action, reason=reason, detail=detail,
+                register=np.where(reg[hit] == 1, EXPORT, IMPORT).astype(object),
+                location=self._locations(locate(hit), end_ns[hit], first_row + 1 + hit),
+            )
+        )  # fmt: skip
+
+    def _keep(self, first_row, keep, meter, reg, start_ns, signed_wh, uncertain) -> None:
+        """Keep the translated rows ``keep`` of a chunk as compact columns."""
         kept = None
-        if dropped.any():
-            keep = ~dropped
+        if not keep.all():
             kept = np.flatnonzero(keep)
-            meter, reg, uncertain = meter[keep], reg[keep], uncertain[keep]
-            start_ns, signed_wh = start_ns[keep], signed_wh[keep]
+            meter, reg, uncertain = meter[kept], reg[kept], uncertain[kept]
+            start_ns, signed_wh = start_ns[kept], signed_wh[kept]
         self.uncertain += int(np.count_nonzero(uncertain))
         self.cols.meter.append(meter.astype(np.int32, copy=False))
         self.cols.register.append(reg.astype(np.int8, copy=False))
@@ -471,7 +541,7 @@ class HistorianTranslator:
         """
         ids = np.asarray(self.meter_ids, dtype=object)
         q_all = concat_quarantine(self.quarantine)
-        n_batches = -(-len(ids) // meter_batch)
+        n_batches = max(1, -(-len(ids) // meter_batch))  # one batch even when no meter is known
         rank = np.empty(len(ids), dtype=np.int64)
         rank[np.argsort(ids, kind="stable")] = np.arange(len(ids))
         batch_of = rank // meter_batch
@@ -519,10 +589,30 @@ class HistorianTranslator:
             )  # fmt: skip
             del meter, reg, start, energy, row, order
             chunk = names[j * meter_batch : (j + 1) * meter_batch]
-            quarantine = q_all.loc[q_all["meter_id"].isin(chunk)]
+            mine = q_all["meter_id"].isin(chunk)
+            if j == 0:  # rows of no known meter (a NULL tag) go with the first batch
+                mine |= ~q_all["meter_id"].isin(names)
+            quarantine = q_all.loc[mine]
             yield readings, quarantine.reset_index(drop=True)
         cols.meter.clear(), cols.register.clear(), cols.start_ns.clear()
         cols.energy_wh.clear(), cols.first_row.clear(), cols.kept.clear()
+
+
+def historian_locator(table: str, raw_interval_min: int) -> Locator:
+    """Location of readings as the historian key: ``table[tagname='M1.1.8.0', timestamp='..']``
+    (the interval END, as the historian stamps it)."""
+    shift = pd.Timedelta(minutes=raw_interval_min)
+
+    def locate(rows: pd.DataFrame) -> np.ndarray:
+        obis = np.where(rows["register"].astype(object) == EXPORT, TAG_EXPORT, TAG_IMPORT)
+        tags = rows["meter_id"].astype(object).to_numpy() + "." + obis
+        ends = (rows["timestamp"] + shift).dt.strftime(_KEY_TIME).to_numpy()
+        return np.array(
+            [f"{table}[tagname={t!r}, timestamp={e!r}]" for t, e in zip(tags, ends, strict=True)],
+            dtype=object,
+        )
+
+    return locate
 
 
 def etl_sql(
@@ -567,7 +657,7 @@ def _etl_sql(
     t0 = time.perf_counter()
     kwargs = {"start": start, "end": end, "chunk_size": chunk_size, "table": table,
               "raw_interval_min": config.raw_interval_min}  # fmt: skip
-    tr = HistorianTranslator(config.raw_interval_min)
+    tr = HistorianTranslator(config.raw_interval_min, table)
     arrow = use_adbc and adbc_target(url) is not None
     if arrow:
         try:
@@ -576,7 +666,7 @@ def _etl_sql(
                 log.debug("sql: %d historian rows read (ADBC)", tr.rows)
         except ArrowReadError as exc:
             log.warning("sql: the Arrow read (ADBC) failed (%s); reading through SQLAlchemy", exc)
-            arrow, tr = False, HistorianTranslator(config.raw_interval_min)
+            arrow, tr = False, HistorianTranslator(config.raw_interval_min, table)
     if not arrow:
         for rows in read_historian(url, **kwargs):  # type: ignore[arg-type]
             tr.add(rows)
@@ -589,8 +679,17 @@ def _etl_sql(
             source=SOURCE_SQL,
         )
     t1 = time.perf_counter()
+    locate = historian_locator(table, config.raw_interval_min)
     results = [
-        clean_readings(r, meters, config, source=SOURCE_SQL, adapter_quarantine=q)
+        clean_readings(
+            r,
+            meters,
+            config,
+            source=SOURCE_SQL,
+            adapter_quarantine=q,
+            locate=locate,
+            end_stamped=True,
+        )
         for r, q in tr.batches(meter_batch)
     ]
     result = merge_results(results)

@@ -1,8 +1,10 @@
 """The ETL steps: each source through the shared cleaning into daily profiles, nothing lost.
 
 Every run logs the tables ``profiles``, ``quarantine`` (every dropped, corrected or filled
-reading with its reason), ``quality`` (per meter), ``corrections_summary``, ``scale_corrections``
-and ``meters``, the reconciled counts (readings_in = readings_kept + readings_quarantined) and a
+reading with its reason and store location), ``quality`` (per meter of the meter table, also
+those without readings), ``corrections_summary``, ``scale_corrections``, ``reasons`` (what each
+reason code means), ``files`` (file sources: every file found and whether it was read) and
+``meters``, the reconciled counts (readings_in = readings_kept + readings_quarantined) and a
 ``ReadingsCleaner`` model.
 """
 
@@ -23,6 +25,8 @@ from meterflow.config import (
 from meterflow.errors import MeterflowError
 from meterflow.etl import CleaningConfig, EtlResult
 from meterflow.etl.predictor import ReadingsCleaner
+from meterflow.etl.quality import quality_with_every_meter
+from meterflow.etl.quarantine import reasons_table
 from meterflow.sources import formats
 from meterflow.sources.meters import read_meters
 from meterflow.sources.mongo import etl_newmongo
@@ -53,8 +57,12 @@ def log_result(
             f"{source}: counts do not reconcile: in={m['readings_in']:.0f} "
             f"kept={m['readings_kept']:.0f} quarantined={m['readings_quarantined']:.0f}"
         )
+    result.quality = quality_with_every_meter(result.quality, meters)
     for name in RESULT_TABLES:
         run.log_table(getattr(result, name), name)
+    if result.files is not None:
+        run.log_table(result.files, "files")
+    run.log_table(reasons_table(), "reasons")
     run.log_table(meters, "meters")
     run.log_metrics(m)
     run.log_model(ReadingsCleaner(meters, config, source))
