@@ -156,11 +156,13 @@ def aggregate_fine_readings(
     that say so (module doc); the readings unchanged and None in the usual case.
     ``end_stamped``: see :func:`aggregate_fine_series`."""
     raw_ns = raw_interval_min * _NS_PER_MIN
+    ts = readings["timestamp"].to_numpy("datetime64[ns]").view(np.int64)
+    if not (ts % raw_ns).any():  # the usual case: every reading on the raw grid
+        return readings, None
     meter = readings["meter_id"]
     mcode = (meter.cat.codes if isinstance(meter.dtype, pd.CategoricalDtype)
              else pd.Series(pd.factorize(meter)[0])).to_numpy(np.int64)  # fmt: skip
     reg = codes_in(readings["register"], list(REGISTERS))
-    ts = readings["timestamp"].to_numpy("datetime64[ns]").view(np.int64)
     energy = readings["energy_wh"].to_numpy(float)
     candidates = (mcode >= 0) & (reg >= 0) & (readings["span"].to_numpy() == 1)
     candidates &= ~readings["context"].to_numpy(bool) & ~readings["timestamp"].isna().to_numpy()

@@ -35,7 +35,7 @@ from meterflow.sources.exportfile import (
     ExportRows,
     UnreadableFile,
     parse_rows,
-    read_lines,
+    split_lines,
 )
 from meterflow.sources.formats import SOURCE_OLDMONGO
 
@@ -53,7 +53,7 @@ def list_export_files(folder: str | Path) -> tuple[list[Path], list[dict]]:
         raise SourceError("old-exports folder not found", source=SOURCE_OLDMONGO, file=str(root))
     exports, skipped = [], []
     for entry in sorted(root.iterdir()):
-        if entry.is_file() and entry.suffix.lower() == ".csv":
+        if entry.suffix.lower() == ".csv" and not entry.is_dir():
             exports.append(entry)
         else:
             kind = "a folder" if entry.is_dir() else f"not a .csv file ({entry.suffix or 'none'})"
@@ -113,6 +113,24 @@ def read_export_file(path: str | Path, *, timezone: str, on_error: OnError = "ra
     return ExportFile(readings, quarantine, _file_row(path, status, "", len(rows.line), n_in))
 
 
+def _read_or_list(path: Path, timezone: str, on_error: OnError) -> ExportFile:
+    """:func:`read_export_file`; with ``on_error="quarantine"`` a file the system cannot read
+    (permissions, I/O) is listed as failed instead of stopping the other files."""
+    try:
+        return read_export_file(path, timezone=timezone, on_error=on_error)
+    except OSError as exc:
+        if on_error == "raise":
+            raise SourceError(
+                f"cannot read the file: {exc.strerror or exc}",
+                source=SOURCE_OLDMONGO,
+                file=path.name,
+                meter=path.stem,
+            ) from None
+        log.warning("old exports: %s cannot be read: %s", path.name, exc)
+        record = _file_row(path, "failed", f"cannot read the file: {exc.strerror or exc}", 0, 0)
+        return ExportFile(empty_readings(SOURCE_OLDMONGO), None, record)
+
+
 def _mark(rows: ExportRows, mask: np.ndarray, reason: Reason, detail: str) -> None:
     rows.problem[mask] = str(reason)
     rows.problem_detail[mask] = detail
@@ -167,7 +185,7 @@ def _row_quarantine(path: Path, rows: ExportRows, utc: pd.DatetimeIndex) -> pd.D
 def _unreadable(path: Path, exc: UnreadableFile) -> ExportFile:
     """A file that cannot be read: each of its lines quarantined (both registers)."""
     try:
-        lines, _ = read_lines(path)
+        lines, _ = split_lines(path.read_bytes())
     except UnreadableFile:
         lines = []
     body = np.asarray(lines[1:], dtype=object)
@@ -260,8 +278,7 @@ def etl_oldexports(
     cfg = dataclasses.replace(config, detect_scale=detect_scale)
     results, records = [], list(skipped)
     for i in range(0, len(paths), meter_batch):
-        parts = [read_export_file(p, timezone=cfg.timezone, on_error=on_error)
-                 for p in paths[i : i + meter_batch]]  # fmt: skip
+        parts = [_read_or_list(p, cfg.timezone, on_error) for p in paths[i : i + meter_batch]]
         records += [p.record for p in parts]
         results.append(
             clean_readings(

@@ -269,3 +269,18 @@ def test_missing_meter_file_shows_in_the_quality_table(tmp_path: Path) -> None:
     quality = quality_with_every_meter(result.quality, METERS).set_index("meter_id")
     assert quality.loc[DAMAGED, "note"] == "no readings"
     assert quality.loc[DAMAGED, "readings_in"] == 0
+
+
+def test_a_file_that_cannot_be_opened_is_listed_and_the_others_read(tmp_path: Path, clean_result):
+    write_folder(tmp_path, None)
+    (tmp_path / f"{DAMAGED}.csv").mkdir()  # a folder named like an export: open() fails
+    (tmp_path / "ZZZ.csv").symlink_to(tmp_path / "missing-target.csv")
+    result = run(tmp_path)
+    files = result.files.set_index("file")
+    assert files.loc["ZZZ.csv", "status"] == "failed"
+    assert files.loc["ZZZ.csv", "reason"] == "cannot read the file: No such file or directory"
+    assert files.loc[f"{DAMAGED}.csv", "status"] == "skipped"
+    for meter in (CLEAN, PV):
+        got = result.profiles.loc[result.profiles["meter_id"] == meter].reset_index(drop=True)
+        want = clean_result.profiles.loc[clean_result.profiles["meter_id"] == meter]
+        pd.testing.assert_frame_equal(got, want.reset_index(drop=True))
