@@ -15,7 +15,7 @@ import pytest
 
 pytest.register_assert_rewrite("tests.corpus.common")
 
-from meterflow.sources.mongo_server import LocalMongoServer, free_port
+from meterflow.sources.mongo_server import LocalMongoServer, free_port  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 

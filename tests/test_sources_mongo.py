@@ -117,3 +117,71 @@ def test_unreachable_server_and_empty_collection(mongo_uri: str, collection: str
     with pytest.raises(SourceError, match="holds no documents"):
         read_mongo_documents(mongo_uri, DB, collection)
     assert redact_uri("mongodb://u:p@h:1/db?x=1") == "mongodb://***:***@h:1/db?x=1"
+
+
+def test_drifted_documents_fall_back_from_arrow_once_and_read_like_pymongo(
+    mongo_uri: str, collection: str, caplog: pytest.LogCaptureFixture
+):
+    docs = documents(8)
+    docs[2]["import_kwh"] = "1000,1"  # A, read 1
+    docs[5]["ts"] = docs[5]["ts"].isoformat() + "+00:00"  # B, read 2
+    docs[6]["meter_id"] = None  # A, read 3
+    insert(mongo_uri, collection, docs)
+    with caplog.at_level("WARNING", logger="meterflow.sources.mongo"):
+        arrow = read_mongo_documents(mongo_uri, DB, collection, method="arrow")
+    assert len([r for r in caplog.records if "pymongo instead of pymongoarrow" in r.message]) == 1
+    plain = read_mongo_documents(mongo_uri, DB, collection, method="pymongo")
+    pd.testing.assert_frame_equal(arrow, plain)
+    assert arrow["_id"].map(type).eq(str).all() and str(arrow["ts"].dtype) == "datetime64[ns, UTC]"
+    assert list(arrow["issue"]) == [""] * 6 + ["missing_key"] + [""] * 9
+    assert arrow["issue_detail"].iloc[6] == (
+        "meter_id missing; fields: _id, meter_id, ts, import_kwh, export_kwh, voltage_v, "
+        "current_a, power_w"
+    )
+    assert arrow.loc[2, "import_kwh"] == 1000.1 and "read as 1000.1" in arrow.loc[2, "coercions"]
+    assert arrow.attrs["mongo_collection"] == collection
+
+    result = etl_newmongo(arrow, meters=METERS, config=CleaningConfig())
+    q = result.quarantine
+    assert set(q["location"]) <= {f"{collection}/_id={i}" for i in arrow["_id"]}
+    assert (
+        q.loc[q["reason"] == "missing_key", "location"].tolist()
+        == [f"{collection}/_id={arrow.loc[6, '_id']}"] * 2
+    )
+    other = etl_newmongo(arrow, meters=METERS, config=CleaningConfig(), collection="elsewhere")
+    assert other.quarantine["location"].str.startswith("elsewhere/_id=").all()
+    assert result.metrics["documents_with_issue"] == 1 and result.metrics["documents_coerced"] == 2
+
+
+def test_incremental_read_places_read_times_stored_as_text_or_epoch(
+    mongo_uri: str, collection: str
+):
+    docs = documents(6)  # A read k at 2k, B read k at 2k + 1
+    for i in (2, 3):  # read 1 of A and B (before the window): text
+        docs[i]["ts"] = docs[i]["ts"].isoformat()
+    docs[8]["ts"] = int(pd.Timestamp(docs[8]["ts"]).value // 10**6)  # A read 4: epoch ms
+    b4 = pd.Timestamp(docs[9]["ts"]).tz_localize("UTC")
+    docs[9]["ts"] = b4.tz_convert("+02:00").isoformat()  # B read 4: text with an offset
+    docs[10]["ts"] = "not a time"  # A read 5: no window can hold it
+    insert(mongo_uri, collection, docs)
+    since = DAY0 + pd.Timedelta(minutes=15 * 2)
+    for method in ("arrow", "pymongo"):
+        new = read_mongo_documents(mongo_uri, DB, collection, since=since, method=method)
+        got = sorted(zip(new["meter_id"], new["ts"], strict=True))
+        want = sorted(
+            (m, DAY0 + pd.Timedelta(minutes=15 * k)) for m in "AB" for k in (3, 4, 5)
+            if (m, k) != ("A", 5)
+        )  # fmt: skip
+        assert got == want, method
+        assert (new["coercions"] != "").sum() == 2  # A read 4 (epoch), B read 4 (offset)
+
+
+def test_meter_filter_finds_numeric_ids_stored_as_integers(mongo_uri: str, collection: str):
+    docs = documents(3)
+    for d in docs:
+        if d["meter_id"] == "B":
+            d["meter_id"] = 42
+    insert(mongo_uri, collection, docs)
+    got = read_mongo_documents(mongo_uri, DB, collection, meters=["42"], method="arrow")
+    assert list(got["meter_id"]) == ["42"] * 3
+    assert got["coercions"].str.startswith("meter_id 42 read as '42'").all()

@@ -6,6 +6,12 @@ with a projection and a ``find`` time filter (``aggregate`` ``$match`` on dateti
 on the local wire-protocol server), in batches; ``pymongoarrow`` and plain pymongo are both
 available (``method``), the default is the faster one in ``benchmarks/etl_throughput.py``.
 
+Schema drift never fails a read: the typed Arrow read raises on the first document of another
+type (a number or time stored as text, an epoch time, an integer meter id), and that read is then
+redone with pymongo (one warning), which reads values as stored. Both give the same documents
+table: what is unambiguous is coerced and recorded (``coercions``), the rest is marked per
+document (``issue``, ``issue_detail``) for the ETL to quarantine (see ``etl.counters``).
+
 Incremental loads: ``since`` is an exclusive lower bound on ``ts`` (the watermark of the last
 successful load: ``EtlResult.watermark``). To continue differencing across that boundary,
 :func:`read_mongo_previous` fetches the documents already loaded that the new ones need as
@@ -22,13 +28,22 @@ from typing import Literal
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pymongo
+from bson import ObjectId
+from pymongo.collection import Collection
 from pymongo.errors import PyMongoError
 
 from meterflow.errors import SourceError
 from meterflow.etl import CleaningConfig, EtlResult, clean_readings
-from meterflow.etl.counters import registers_to_readings
-from meterflow.etl.readings import empty_readings
+from meterflow.etl.counters import (
+    DocumentLocator,
+    FieldsOf,
+    document_locator,
+    normalize_documents,
+    registers_to_readings,
+)
+from meterflow.etl.readings import Locator, empty_readings
 from meterflow.redact import redact_uri
 from meterflow.sources.formats import (
     MONGO_COLLECTION,
@@ -42,7 +57,10 @@ log = logging.getLogger(__name__)
 
 Method = Literal["auto", "arrow", "pymongo"]
 DEFAULT_METHOD: Literal["arrow", "pymongo"] = "arrow"
-_NUMERIC = ("import_kwh", "export_kwh", "voltage_v", "current_a", "power_w")
+_REGISTERS = ("import_kwh", "export_kwh")
+_EXTRA = ("voltage_v", "current_a", "power_w")
+_FIELDS = ("_id", *MONGO_FIELDS)
+_HEX = np.frombuffer(b"0123456789abcdef", dtype=np.uint8)
 
 
 def _client(uri: str, timeout_ms: int) -> pymongo.MongoClient:
@@ -74,37 +92,116 @@ def _time_filter(since: pd.Timestamp | None, until: pd.Timestamp | None) -> dict
     return {"ts": cond} if cond else {}
 
 
-def _frame(docs: pd.DataFrame) -> pd.DataFrame:
-    """Normalise a documents frame: all fields present, ts UTC, numbers float."""
-    out = pd.DataFrame(index=range(len(docs)))
-    for f in MONGO_FIELDS:
-        out[f] = docs[f].to_numpy() if f in docs else np.nan
-    out["meter_id"] = out["meter_id"].astype(object)
-    ts = pd.to_datetime(out["ts"], errors="coerce")
-    out["ts"] = ts.dt.tz_localize("UTC") if ts.dt.tz is None else ts.dt.tz_convert("UTC")
-    out["ts"] = out["ts"].dt.as_unit("ns")
-    for f in _NUMERIC:
-        out[f] = pd.to_numeric(out[f], errors="coerce").astype(np.float64)
+def _meter_filter(meters: Sequence[str] | None) -> dict:
+    """``meter_id`` among ``meters``, also where a numeric id is stored as an integer."""
+    if meters is None:
+        return {}
+    ids = [str(m) for m in meters]
+    ints = [int(m) for m in ids if m.isdigit() and str(int(m)) == m]
+    return {"meter_id": {"$in": ids + ints}}
+
+
+def _frame(docs: pd.DataFrame, fields_of: FieldsOf | None = None) -> pd.DataFrame:
+    """Normalise a documents frame (typed columns, issue columns; see
+    :func:`~meterflow.etl.counters.normalize_documents`)."""
+    return normalize_documents(docs, extra=_EXTRA, fields_of=fields_of)
+
+
+def _find_pymongo(coll: Collection, flt: dict, batch_size: int) -> pd.DataFrame:
+    """Documents as object columns, values as stored (no type inference across documents)."""
+    docs = list(coll.find(flt, dict.fromkeys(MONGO_FIELDS, 1), batch_size=batch_size))
+    return pd.DataFrame({f: pd.Series([d.get(f) for d in docs], dtype=object) for f in _FIELDS})
+
+
+def _hex_ids(column: pa.ChunkedArray) -> np.ndarray:
+    """ObjectIds of a pymongoarrow ``_id`` column as 24-digit hex text (vectorised)."""
+    arr = column.combine_chunks()
+    storage = arr.storage if hasattr(arr, "storage") else arr
+    n = len(storage)
+    if n == 0:
+        return np.array([], dtype=object)
+    raw = np.frombuffer(storage.buffers()[1], dtype=np.uint8)
+    raw = raw[storage.offset * 12 : (storage.offset + n) * 12].reshape(n, 12)
+    digits = np.empty((n, 24), dtype=np.uint8)
+    digits[:, 0::2], digits[:, 1::2] = _HEX[raw >> 4], _HEX[raw & 15]
+    return digits.view("S24").ravel().astype(str).astype(object)
+
+
+def _find_arrow(coll: Collection, flt: dict, batch_size: int) -> pd.DataFrame:
+    """Typed read; raises TypeError on the first document of another type than the schema."""
+    from pymongoarrow.api import Schema, find_arrow_all
+    from pymongoarrow.types import ObjectIdType
+
+    schema = Schema(
+        {"_id": ObjectIdType(), "meter_id": pa.string(), "ts": pa.timestamp("ms")}
+        | {f: pa.float64() for f in (*_REGISTERS, *_EXTRA)}
+    )
+    table = find_arrow_all(coll, flt, schema=schema, projection=dict.fromkeys(MONGO_FIELDS, 1),
+                           batch_size=batch_size)  # fmt: skip
+    out = table.drop_columns(["_id"]).to_pandas()
+    out.insert(0, "_id", _hex_ids(table.column("_id")))
     return out
 
 
-def _find(
-    coll: pymongo.collection.Collection, flt: dict, batch_size: int, method: str
-) -> pd.DataFrame:
-    projection = {f: 1 for f in MONGO_FIELDS} | {"_id": 0}
-    if method == "arrow":
-        import pyarrow as pa
-        from pymongoarrow.api import Schema, find_arrow_all
+def _find(coll: Collection, flt: dict, batch_size: int, method: str) -> pd.DataFrame:
+    """Raw documents with ``method``; a typed Arrow read that meets drifted types (a number as
+    text, a time as text or epoch, an integer meter id, another ``_id`` type) is redone with
+    pymongo, which gives the same documents table."""
+    if method != "arrow":
+        return _find_pymongo(coll, flt, batch_size)
+    try:
+        return _find_arrow(coll, flt, batch_size)
+    except (TypeError, ValueError) as exc:  # pyarrow's ArrowInvalid is a ValueError
+        log.warning(
+            "newmongo: %s holds documents of other types than expected (%s); "
+            "reading them with pymongo instead of pymongoarrow", coll.full_name, exc,
+        )  # fmt: skip
+        return _find_pymongo(coll, flt, batch_size)
 
-        schema = Schema(
-            {"meter_id": pa.string(), "ts": pa.timestamp("ms")}
-            | {f: pa.float64() for f in _NUMERIC}
-        )
-        table = find_arrow_all(coll, flt, schema=schema, projection=projection,
-                               batch_size=batch_size)  # fmt: skip
-        return table.to_pandas()
-    cursor = coll.find(flt, projection, batch_size=batch_size)
-    return pd.DataFrame.from_records(list(cursor), columns=list(MONGO_FIELDS))
+
+def _fields_of(coll: Collection, ids: pd.Series) -> FieldsOf:
+    """A :data:`FieldsOf` that asks the server which fields documents have (the reads project
+    the known fields only)."""
+
+    def fields_of(pos: np.ndarray) -> np.ndarray:
+        stored = [ids.iloc[i] for i in pos]
+        query = [*stored, *(ObjectId(v) for v in stored if isinstance(v, str)
+                            and ObjectId.is_valid(v))]  # fmt: skip
+        names: dict[str, str] = {}
+        for start in range(0, len(query), 1000):
+            for doc in coll.find({"_id": {"$in": query[start : start + 1000]}}):
+                names[str(doc["_id"])] = ", ".join(doc)
+        return np.array([names.get(str(v), "(document gone)") for v in stored], dtype=object)
+
+    return fields_of
+
+
+def _read(
+    coll: Collection, lo: pd.Timestamp | None, hi: pd.Timestamp | None, meter_flt: dict,
+    batch_size: int, method: str,
+) -> pd.DataFrame:  # fmt: skip
+    """Normalised documents with ``lo < ts <= hi``. A time filter matches BSON dates only, so
+    with one the read times stored as text or numbers are fetched too and placed after parsing;
+    documents without a readable time are then left to a full load (which quarantines them)."""
+    raw = _find(coll, _time_filter(lo, hi) | meter_flt, batch_size, method)
+    windowed = lo is not None or hi is not None
+    if windowed:
+        drifted = [_find_pymongo(coll, {"ts": {"$type": t}} | meter_flt, batch_size)
+                   for t in ("string", "number")]  # fmt: skip
+        raw = pd.concat([raw, *drifted], ignore_index=True)
+        raw = raw[~raw["_id"].map(str).duplicated()].reset_index(drop=True)
+    docs = _frame(raw, _fields_of(coll, raw["_id"]))
+    if windowed:
+        ts = docs["ts"].dt.tz_localize(None)
+        inside = ts.notna() & (lo is None or ts > lo) & (hi is None or ts <= hi)
+        unplaced = int(docs["ts"].isna().sum())
+        if unplaced:
+            log.warning(
+                "newmongo: %d document(s) of %s without a readable ts are not in any time window; "
+                "a full load (since=all) quarantines them", unplaced, coll.full_name,
+            )  # fmt: skip
+        docs = docs[inside.to_numpy()].reset_index(drop=True)
+    return docs
 
 
 def read_mongo_documents(
@@ -119,13 +216,13 @@ def read_mongo_documents(
     method: Method = "auto",
     timeout_ms: int = 5000,
 ) -> pd.DataFrame:
-    """Documents with ``since < ts <= until`` (UTC; None = unbounded) as a DataFrame with the
-    ``MONGO_FIELDS`` (ts tz-aware UTC). An empty selection gives an empty frame (nothing new);
-    an unreachable server or a collection without any document raises SourceError."""
+    """Documents with ``since < ts <= until`` (UTC; None = unbounded) as a Parquet-writable
+    DataFrame: ``_id`` (text), the ``MONGO_FIELDS`` (ts tz-aware UTC, numbers float) and the
+    ``issue``/``issue_detail``/``coercions`` of drifted documents (see
+    :func:`~meterflow.etl.counters.normalize_documents`); ``attrs["mongo_collection"]`` names the
+    collection. An empty selection gives an empty frame (nothing new); an unreachable server or
+    a collection without any document raises SourceError."""
     lo, hi = _utc_naive(since), _utc_naive(until)
-    flt = _time_filter(lo, hi)
-    if meters is not None:
-        flt["meter_id"] = {"$in": [str(m) for m in meters]}
     use = DEFAULT_METHOD if method == "auto" else method
     t0 = time.perf_counter()
     client = _client(uri, timeout_ms)
@@ -136,7 +233,7 @@ def read_mongo_documents(
                 f"collection {database}.{collection} holds no documents [{redact_uri(uri)}]",
                 source=SOURCE_NEWMONGO,
             )
-        docs = _frame(_find(coll, flt, batch_size, use))
+        docs = _read(coll, lo, hi, _meter_filter(meters), batch_size, use)
     except PyMongoError as exc:
         raise SourceError(
             f"cannot read {database}.{collection}: {type(exc).__name__} [{redact_uri(uri)}]",
@@ -144,9 +241,11 @@ def read_mongo_documents(
         ) from None
     finally:
         client.close()
+    docs.attrs["mongo_collection"] = collection
     log.info(
-        "newmongo: %d documents (ts in (%s, %s]) via %s in %.1fs",
+        "newmongo: %d documents (ts in (%s, %s]) via %s in %.1fs; %d with an issue, %d coerced",
         len(docs), lo, hi, use, time.perf_counter() - t0,
+        int((docs["issue"] != "").sum()), int((docs["coercions"] != "").sum()),
     )  # fmt: skip
     return docs
 
@@ -175,20 +274,8 @@ def read_mongo_previous(
     client = _client(uri, timeout_ms)
     try:
         coll = client[database][collection]
-        window = _frame(_find(coll, _time_filter(lo, hi), 50_000, "pymongo"))
-        wanted = (
-            [str(m) for m in meters]
-            if meters is not None
-            else [str(m) for m in coll.distinct("meter_id")]
-        )
-        lacking = sorted(set(wanted) - set(window["meter_id"].astype(str)))
-        projection = {f: 1 for f in MONGO_FIELDS} | {"_id": 0}
-        extra = []
-        for m in lacking:  # one indexed query per meter without a read in the window
-            flt = {"meter_id": m, "ts": {"$lte": hi.to_pydatetime()}}
-            doc = coll.find_one(flt, projection, sort=[("ts", -1)])
-            if doc is not None:
-                extra.append(doc)
+        window = _read(coll, lo, hi, _meter_filter(meters), 50_000, "pymongo")
+        extra = _last_reads(coll, hi, meters, set(window["meter_id"].dropna()))
     except PyMongoError as exc:
         raise SourceError(
             f"cannot read {database}.{collection}: {type(exc).__name__} [{redact_uri(uri)}]",
@@ -196,15 +283,40 @@ def read_mongo_previous(
         ) from None
     finally:
         client.close()
-    docs = pd.concat(
-        [window, _frame(pd.DataFrame.from_records(extra, columns=list(MONGO_FIELDS)))],
-        ignore_index=True,
-    )
+    docs = pd.concat([window, extra], ignore_index=True)
+    docs = docs[(docs["issue"] == "").to_numpy()]  # only usable reads continue a series
     if timezone is None:
         docs = docs.sort_values("ts").groupby("meter_id", sort=True).tail(1)
     if meters is not None:
         docs = docs[docs["meter_id"].isin([str(m) for m in meters])]
     return docs.reset_index(drop=True)
+
+
+def _last_reads(
+    coll: Collection, hi: pd.Timestamp, meters: Sequence[str] | None, seen: set[str]
+) -> pd.DataFrame:
+    """The last document at or before ``hi`` of each meter not in ``seen`` (one indexed query
+    per meter), normalised."""
+    stored = [str(m) for m in meters] if meters is not None else coll.distinct("meter_id")
+    found = []
+    for m in stored:
+        if m is None or str(m) in seen:
+            continue
+        flt = {"meter_id": m, "ts": {"$lte": hi.to_pydatetime()}}
+        doc = coll.find_one(flt, dict.fromkeys(MONGO_FIELDS, 1), sort=[("ts", -1)])
+        if doc is not None:
+            found.append(doc)
+    raw = pd.DataFrame({f: pd.Series([d.get(f) for d in found], dtype=object) for f in _FIELDS})
+    return _frame(raw)
+
+
+def _locator(locate_documents: DocumentLocator) -> Locator:
+    """Readings' ``row`` (a document's position) -> the document's location."""
+
+    def locate(rows: pd.DataFrame) -> np.ndarray:
+        return locate_documents(rows["row"].to_numpy(np.int64))
+
+    return locate
 
 
 def etl_newmongo(
@@ -214,35 +326,44 @@ def etl_newmongo(
     config: CleaningConfig,
     previous: pd.DataFrame | None = None,
     rollover_kwh: float = REGISTER_ROLLOVER_KWH,
+    collection: str | None = None,
 ) -> EtlResult:
-    """ETL of Mongo documents (from :func:`read_mongo_documents`): registers to interval
-    readings (resets/rollovers handled), shared cleaning, daily profiles.
+    """ETL of Mongo documents (from :func:`read_mongo_documents`): drifted documents coerced or
+    quarantined, registers to interval readings (glitches/resets/rollovers handled), shared
+    cleaning, daily profiles. Quarantine rows name their document ``<collection>/_id=<id>``
+    (``collection`` default: ``documents.attrs["mongo_collection"]``, else ``readings``).
 
     ``previous``: context documents already loaded by an earlier run (from
     :func:`read_mongo_previous`); they let the first new reads be differenced and the day at
     the boundary be completed, and are not counted again. ``EtlResult.watermark`` is the
     latest ``ts`` of ``documents`` (the next run's ``since``).
     """
+    collection = collection or documents.attrs.get("mongo_collection") or MONGO_COLLECTION
     docs = _frame(documents).assign(context=False)
     if previous is not None and len(previous):
         prev = _frame(previous).assign(context=True)
-        prev = prev[prev["ts"] < docs["ts"].min()] if len(docs) else prev.iloc[:0]
+        prev = prev[prev["ts"] < docs["ts"].min()] if docs["ts"].notna().any() else prev.iloc[:0]
         docs = pd.concat([prev, docs], ignore_index=True)
     t0 = time.perf_counter()
+    locate = document_locator(docs, collection)
     if len(docs):
         readings, quarantine = registers_to_readings(
-            docs, meters, config, source=SOURCE_NEWMONGO, rollover_kwh=rollover_kwh
-        )
+            docs, meters, config, source=SOURCE_NEWMONGO, rollover_kwh=rollover_kwh,
+            locate=locate,
+        )  # fmt: skip
     else:
         readings, quarantine = empty_readings(SOURCE_NEWMONGO), None
     result = clean_readings(
-        readings, meters, config, source=SOURCE_NEWMONGO, adapter_quarantine=quarantine
-    )
-    new = docs.loc[~docs["context"], "ts"]
-    result.watermark = new.max() if len(new) else None
+        readings, meters, config, source=SOURCE_NEWMONGO, adapter_quarantine=quarantine,
+        locate=_locator(locate),
+    )  # fmt: skip
+    new = docs.loc[~docs["context"]]
+    result.watermark = new["ts"].max() if new["ts"].notna().any() else None
     result.metrics.update(
         documents_in=float(len(new)),
         documents_context=float(len(docs) - len(new)),
+        documents_with_issue=float((new["issue"] != "").sum()),
+        documents_coerced=float((new["coercions"] != "").sum()),
         clean_seconds=time.perf_counter() - t0,
     )
     if result.watermark is not None:

@@ -121,6 +121,9 @@ def run_etl_newmongo(opts: EtlNewMongoOptions, env: Environment) -> str:
         documents = tracking.load_table(raw_run, "documents")
         context = tracking.load_table(raw_run, "context")
         meters = tracking.load_table(raw_run, "meters")
-        result = etl_newmongo(documents, meters=meters, config=config, previous=context)
+        collection = tracking.run_params(raw_run).get("collection") or formats.MONGO_COLLECTION
+        result = etl_newmongo(
+            documents, meters=meters, config=config, previous=context, collection=collection
+        )
         log_result(run, result, meters, config, formats.SOURCE_NEWMONGO)
         return run.run_id

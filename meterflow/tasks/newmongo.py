@@ -5,6 +5,10 @@ database and collection (its ``meterflow.watermark`` tag); the documents of the 
 falls in, and each meter's last read before it, come along as ``context`` so the ETL can
 difference registers across the boundary and complete that day. Credentials in ``MONGODB_URI``
 never reach params, tags or logs.
+
+The logged ``documents`` table (Parquet) holds the documents as read: typed columns (``_id`` as
+text) plus ``issue``/``issue_detail``/``coercions`` of drifted documents, which ``etl_newmongo``
+quarantines or records as corrections (see ``meterflow.etl.counters``).
 """
 
 from __future__ import annotations
@@ -84,6 +88,8 @@ def run_load_newmongo(opts: LoadNewMongoOptions, env: Environment) -> str:
                 "documents": len(documents),
                 "context_documents": len(context),
                 "meters_with_documents": documents["meter_id"].nunique(),
+                "documents_with_issue": int((documents["issue"] != "").sum()),
+                "documents_coerced": int((documents["coercions"] != "").sum()),
             }
         )
         config = CleaningConfig(timezone=opts.timezone)
