@@ -9,7 +9,8 @@ import pytest
 
 from meterflow.errors import SourceError
 from meterflow.etl import CleaningConfig
-from meterflow.etl.counters import normalize_documents, registers_to_readings
+from meterflow.etl.counters import registers_to_readings
+from meterflow.etl.documents import normalize_documents
 from meterflow.etl.pipeline import clean_readings
 from meterflow.sources.formats import REGISTER_ROLLOVER_KWH
 

@@ -1,9 +1,10 @@
 """Values stored with the wrong type, read only where the reading is unambiguous.
 
 A number stored as text (``"0.25"``, ``" 0.25 "``) or with a decimal comma (``"0,25"``) is read
-and the correction recorded; text with several separators (``"1.234,5"``), words, or anything
-else is refused (the caller quarantines it with the raw text). Missing values (None, NaN, blank
-text) stay missing: the cleaning drops them as ``missing_value``.
+and the correction recorded; ``"1,234"`` (decimal or thousands separator?), text with several
+separators (``"1.234,5"``), words, or anything else is refused (the caller quarantines it with
+the raw text). Missing values (None, NaN, blank text) stay missing: the cleaning drops them as
+``missing_value``.
 """
 
 from __future__ import annotations
@@ -15,7 +16,9 @@ import numpy as np
 import pandas as pd
 
 _NUMERIC_KINDS = ("floating", "integer", "mixed-integer-float", "decimal", "empty")
-_DECIMAL_COMMA = re.compile(r"^[+-]?\d+,\d+$")
+_NUMBER = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
+_DECIMAL_COMMA = re.compile(r"[+-]?\d+,\d+")
+_THOUSANDS = re.compile(r"[+-]?[1-9]\d{0,2},\d{3}")  # '1,234': decimal or thousands separator?
 
 
 @dataclass(frozen=True)
@@ -70,16 +73,23 @@ def _read_one(v: object) -> tuple[float, str]:
         return float(v), ""
     if isinstance(v, bytes):
         v = v.decode("utf-8", "replace")
-    text = str(v).strip()
-    if not text:
+    if not str(v).strip():
         return np.nan, ""
-    if _DECIMAL_COMMA.match(text):
-        text = text.replace(",", ".")
-    try:
-        value = float(text)
-    except ValueError:
-        return np.nan, "malformed"
-    return (value, "coerced") if np.isfinite(value) else (np.nan, "malformed")
+    value, problem = read_number_text(str(v))
+    return (np.nan, "malformed") if problem else (value, "coerced")
+
+
+def read_number_text(text: str) -> tuple[float, str]:
+    """(value, problem) of a number stored as text: ``'0.25'``, ``' 0.25 '``, ``'0,25'``; the
+    problem (``"is not a number"``, ``"is ambiguous ..."``) is empty when it was read."""
+    s = text.strip()
+    if _NUMBER.fullmatch(s):
+        return float(s), ""
+    if _THOUSANDS.fullmatch(s):
+        return np.nan, "is ambiguous (decimal or thousands separator)"
+    if _DECIMAL_COMMA.fullmatch(s):
+        return float(s.replace(",", ".")), ""
+    return np.nan, "is not a number"
 
 
 def describe_coercion(name: str, raw: np.ndarray, values: np.ndarray) -> np.ndarray:

@@ -1,14 +1,6 @@
 """Cumulative registers (one document per meter and read) -> interval energy readings.
 
-**Documents** are first normalised (:func:`normalize_documents`): values stored with a drifted
-type are read when that is unambiguous and the reading is recorded as ``coerced_value``
-(action corrected; detail says what was read how): numbers as text (``'1234.5'``, decimal comma
-``'1,5'``; ``'1,234'`` is ambiguous and not read), read times as ISO 8601 text (naive = UTC) or
-epoch milliseconds, integer meter ids.
-What cannot be read is marked per document (``issue``/``issue_detail``) and both its register
-readings are quarantined: ``missing_key`` (meter id or read time missing or unreadable; detail
-lists the document's fields; never filled from a neighbour), ``malformed_value`` (register text
-that is not a number; raw text in detail), ``malformed_row`` (register of another type).
+Documents are first normalised (``etl.documents``: drifted types read or quarantined).
 
 **Differencing**: per meter, documents are sorted by read time ``ts`` (the END of the interval);
 each register value is differenced against the previous usable read of the same meter, so a
@@ -39,9 +31,6 @@ quarantine row carries the document's location (``<collection>/_id=<id>``).
 
 from __future__ import annotations
 
-import datetime as dt
-import re
-from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -49,294 +38,17 @@ import pandas as pd
 
 from meterflow.errors import SourceError
 from meterflow.etl.config import CleaningConfig
+from meterflow.etl.documents import (
+    COERCION_SEP,
+    REGISTER_COLUMNS,
+    DocumentLocator,
+    document_locator,
+    normalize_documents,
+)
 from meterflow.etl.duplicates import resolve_duplicates
 from meterflow.etl.quarantine import Reason, concat_quarantine, quarantine_frame
 from meterflow.etl.readings import EXPORT, IMPORT, make_readings
 from meterflow.schemas import Action
-
-REGISTER_COLUMNS = {IMPORT: "import_kwh", EXPORT: "export_kwh"}
-ISSUE_COLUMNS = ("issue", "issue_detail", "coercions")
-FieldsOf = Callable[[np.ndarray], np.ndarray]
-"""Positions of documents -> the names of the fields each document has (``"a, b, c"``)."""
-
-_SEP = "; "  # between the entries of ``coercions`` (each starts with its field name)
-_NUMBER = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
-_DECIMAL_COMMA = re.compile(r"[+-]?\d+,\d+")
-_THOUSANDS = re.compile(r"[+-]?[1-9]\d{0,2},\d{3}")  # '1,234': decimal or thousands separator?
-_EPOCH_MS = (1e11, 1e14)  # 1973 .. 5138 in milliseconds (seconds would be 1e9 .. 1e10)
-_MISSING, _NUM, _TEXT, _TIME, _OTHER = range(5)
-_INFERRED = {
-    "empty": _MISSING, "floating": _NUM, "integer": _NUM, "mixed-integer-float": _NUM,
-    "string": _TEXT, "datetime": _TIME, "datetime64": _TIME,
-}  # fmt: skip
-
-
-def _kind(v: object) -> int:
-    if v is None:
-        return _MISSING
-    if isinstance(v, str):
-        return _TEXT
-    if isinstance(v, bool | np.bool_ | int | np.integer):
-        return _NUM  # booleans count as 0/1, as the typed (pymongoarrow) read converts them
-    if isinstance(v, float | np.floating):
-        return _MISSING if v != v else _NUM
-    if isinstance(v, dt.datetime | np.datetime64):
-        return _MISSING if pd.isna(v) else _TIME
-    if hasattr(v, "to_decimal"):  # bson Decimal128
-        return _NUM
-    return _OTHER
-
-
-def _classify(col: pd.Series) -> np.ndarray:
-    """Kind of each value; typed columns without a Python loop."""
-    dtype = col.dtype
-    if dtype is not np.dtype(object):
-        kind = None
-        if pd.api.types.is_bool_dtype(dtype) or pd.api.types.is_numeric_dtype(dtype):
-            kind = _NUM
-        elif pd.api.types.is_datetime64_any_dtype(dtype):
-            kind = _TIME
-        elif pd.api.types.is_string_dtype(dtype):
-            kind = _TEXT
-    else:  # object columns of one type (the usual case) without a loop either
-        kind = _INFERRED.get(pd.api.types.infer_dtype(col, skipna=True))
-    if kind is not None:
-        return np.where(col.isna().to_numpy(), _MISSING, kind).astype(np.int8)
-    return np.fromiter(map(_kind, col.to_numpy(object)), np.int8, len(col))
-
-
-def _raw(v: object) -> str:
-    """A stored value as it appears in details (text quoted, cut at 60 characters)."""
-    text = repr(v) if isinstance(v, str) else str(v)
-    return text if len(text) <= 60 else text[:57] + "..."
-
-
-def _join(a: np.ndarray, b: np.ndarray, sep: str = _SEP) -> np.ndarray:
-    """Element-wise ``a + sep + b`` of text arrays, leaving out empty parts."""
-    a_empty, b_empty = a == "", b == ""
-    if b_empty.all():
-        return a
-    if a_empty.all():
-        return b
-    return np.where(a_empty, b, np.where(b_empty, a, a + sep + b)).astype(object)
-
-
-def _texts(n: int) -> np.ndarray:
-    return np.full(n, "", dtype=object)
-
-
-def _meter_ids(col: pd.Series | None, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(meter id text or None, problem, coercion) per document; integer ids read as text."""
-    out, problem, coerced = np.full(n, None, dtype=object), _texts(n), _texts(n)
-    if col is None:
-        problem[:] = "meter_id missing"
-        return out, problem, coerced
-    kinds, values = _classify(col), col.to_numpy(object)
-    text = np.flatnonzero(kinds == _TEXT)
-    out[text] = values[text]
-    ids = pd.Series(values[text], dtype=object)
-    blank_ids = [u for u in ids.unique() if not u.strip()]  # few distinct ids: no loop over all
-    blank = text[ids.isin(blank_ids).to_numpy(bool)] if blank_ids else text[:0]
-    out[blank] = None
-    problem[kinds == _MISSING] = "meter_id missing"
-    problem[blank] = "meter_id blank"
-    for i in np.flatnonzero((kinds != _TEXT) & (kinds != _MISSING)):
-        v = values[i]
-        if isinstance(v, int | np.integer) and not isinstance(v, bool | np.bool_):
-            out[i] = str(int(v))
-            coerced[i] = f"meter_id {v} read as '{out[i]}'"
-        else:
-            problem[i] = f"meter_id {_raw(v)} is not a meter id"
-    return out, problem, coerced
-
-
-def _times(col: pd.Series | None, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(read time as UTC datetime64[ns], problem, coercion) per document."""
-    out = np.full(n, np.datetime64("NaT"), dtype="datetime64[ns]")
-    problem, coerced = _texts(n), _texts(n)
-    if col is None:
-        problem[:] = "ts missing"
-        return out, problem, coerced
-    kinds = _classify(col)
-    problem[kinds == _MISSING] = "ts missing"
-    if pd.api.types.is_datetime64_any_dtype(col.dtype):
-        ts = pd.DatetimeIndex(col)
-        ts = ts.tz_localize("UTC") if ts.tz is None else ts.tz_convert("UTC")
-        return ts.tz_localize(None).as_unit("ns").to_numpy(), problem, coerced
-    values = col.to_numpy(object)
-    t = np.flatnonzero(kinds == _TIME)
-    if len(t):
-        out[t] = _naive_utc(pd.to_datetime(pd.Series(values[t], dtype=object), utc=True))
-    text = np.flatnonzero(kinds == _TEXT)
-    if len(text):
-        raw = pd.Series(values[text], dtype=object)
-        ts = pd.to_datetime(raw.str.strip(), format="ISO8601", utc=True, errors="coerce")
-        ok = ts.notna().to_numpy()
-        out[text[ok]] = _naive_utc(ts[ok])
-        read = ts[ok].map(pd.Timestamp.isoformat).to_numpy(object)
-        coerced[text[ok]] = [
-            f"ts {_raw(v)} read as {r}" for v, r in zip(raw[ok], read, strict=True)
-        ]
-        problem[text[~ok]] = [f"ts {_raw(v)} is not an ISO 8601 time" for v in raw[~ok]]
-    for i in np.flatnonzero((kinds == _NUM) | (kinds == _OTHER)):
-        v = values[i]
-        if _whole_number(v) and _EPOCH_MS[0] <= v < _EPOCH_MS[1]:
-            stamp = pd.Timestamp(int(v), unit="ms", tz="UTC")
-            out[i] = stamp.tz_localize(None).as_unit("ns").to_datetime64()
-            coerced[i] = f"ts {v} read as {stamp.isoformat()} (epoch milliseconds)"
-        else:
-            problem[i] = f"ts {_raw(v)} is not a time in epoch milliseconds"
-    return out, problem, coerced
-
-
-def _whole_number(v: object) -> bool:
-    """An integer, or a float without fraction (JavaScript writers store epochs as doubles)."""
-    if isinstance(v, bool | np.bool_):
-        return False
-    return isinstance(v, int | np.integer) or (isinstance(v, float | np.floating) and v % 1 == 0)
-
-
-def _naive_utc(ts: pd.Series) -> np.ndarray:
-    return ts.dt.tz_convert("UTC").dt.tz_localize(None).dt.as_unit("ns").to_numpy()
-
-
-def _number_text(name: str, text: str) -> tuple[float, str, str]:
-    """(value, problem, coercion) of a register stored as text."""
-    s = text.strip()
-    if _NUMBER.fullmatch(s):
-        value = float(s)
-    elif _DECIMAL_COMMA.fullmatch(s) and not _THOUSANDS.fullmatch(s):
-        value = float(s.replace(",", "."))
-    elif _THOUSANDS.fullmatch(s):
-        return np.nan, f"{name} {_raw(text)} is ambiguous (decimal or thousands separator)", ""
-    else:
-        return np.nan, f"{name} {_raw(text)} is not a number", ""
-    return value, "", f"{name} {_raw(text)} read as {value!r}"
-
-
-def _register(
-    name: str, col: pd.Series | None, n: int
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """(value kWh, issue, issue detail, coercion) per document; a missing value stays NaN."""
-    values, issue, detail, coerced = np.full(n, np.nan), _texts(n), _texts(n), _texts(n)
-    if col is None:
-        return values, issue, detail, coerced
-    kinds = _classify(col)
-    if not ((kinds == _TEXT) | (kinds == _OTHER)).any():
-        try:
-            return col.to_numpy(np.float64, na_value=np.nan), issue, detail, coerced
-        except (TypeError, ValueError):
-            pass  # bson Decimal128 values: read one by one below
-    raw = col.to_numpy(object)
-    num = np.flatnonzero(kinds == _NUM)
-    values[num] = [
-        float(v.to_decimal()) if hasattr(v, "to_decimal") else float(v) for v in raw[num]
-    ]
-    for i in np.flatnonzero(kinds == _TEXT):
-        values[i], detail[i], coerced[i] = _number_text(name, raw[i])
-        issue[i] = str(Reason.MALFORMED_VALUE) if detail[i] else ""
-    other = np.flatnonzero(kinds == _OTHER)
-    issue[other] = str(Reason.MALFORMED_ROW)
-    detail[other] = [f"{name} of type {type(v).__name__} is not a number" for v in raw[other]]
-    return values, issue, detail, coerced
-
-
-def _present_fields(raw: pd.DataFrame) -> FieldsOf:
-    """The default :data:`FieldsOf`: the frame's columns that hold a value in each row."""
-    cols = [c for c in raw.columns if c not in (*ISSUE_COLUMNS, "context")]
-
-    def fields_of(pos: np.ndarray) -> np.ndarray:
-        present = raw.iloc[pos][cols].notna().to_numpy()
-        return np.array([", ".join(c for c, p in zip(cols, row, strict=True) if p)
-                         for row in present], dtype=object)  # fmt: skip
-
-    return fields_of
-
-
-def _ids(col: pd.Series | None, n: int) -> np.ndarray:
-    """Document ``_id`` as text (None when absent)."""
-    if col is None:
-        return np.full(n, None, dtype=object)
-    values = col.to_numpy(object)
-    if pd.api.types.is_string_dtype(col.dtype) and col.dtype is not np.dtype(object):
-        return np.where(col.isna().to_numpy(), None, values).astype(object)
-    na = pd.isna(values)
-    out = np.full(n, None, dtype=object)
-    out[~na] = [v if isinstance(v, str) else str(v) for v in values[~na]]
-    return out
-
-
-def normalize_documents(
-    raw: pd.DataFrame, *, extra: Sequence[str] = (), fields_of: FieldsOf | None = None
-) -> pd.DataFrame:
-    """Typed documents table (Parquet-writable): ``_id`` text, ``meter_id`` text, ``ts`` UTC,
-    registers and ``extra`` numeric fields as floats, plus ``issue`` (reason code or empty),
-    ``issue_detail`` and ``coercions`` (see module docstring); ``context`` is kept.
-
-    ``fields_of`` names the fields of documents without a usable meter id or read time (for the
-    detail; default: the columns of ``raw`` holding a value). Idempotent: an issue already
-    recorded in ``raw`` is kept, coercions are added to those recorded.
-    """
-    n = len(raw)
-
-    def col(name: str) -> pd.Series | None:
-        return raw.get(name)
-
-    mid, m_problem, m_coerced = _meter_ids(col("meter_id"), n)
-    ts, t_problem, t_coerced = _times(col("ts"), n)
-    issue, detail = _texts(n), _texts(n)
-    key_problem = _join(m_problem, t_problem, ", ")
-    bad = np.flatnonzero(key_problem != "")
-    if len(bad):
-        fields = (fields_of or _present_fields(raw))(bad)
-        issue[bad] = str(Reason.MISSING_KEY)
-        detail[bad] = key_problem[bad] + "; fields: " + fields.astype(object)
-    out = pd.DataFrame({"_id": _ids(col("_id"), n), "meter_id": mid})
-    out["ts"] = pd.DatetimeIndex(ts).tz_localize("UTC")
-    coercions = _join(m_coerced, t_coerced)
-    for name in REGISTER_COLUMNS.values():
-        values, r_issue, r_detail, r_coerced = _register(name, col(name), n)
-        first = (r_issue != "") & (issue == "")
-        issue[first], detail[first] = r_issue[first], r_detail[first]
-        out[name] = values
-        coercions = _join(coercions, r_coerced)
-    for name in extra:
-        c = col(name)
-        vals = np.full(n, np.nan) if c is None else pd.to_numeric(c, errors="coerce")
-        out[name] = np.asarray(vals, dtype=np.float64)
-    if "issue" in raw:  # normalised before: keep what was found then
-        before = raw["issue"].fillna("").astype(str).to_numpy(object)
-        kept = before != ""
-        issue[kept] = before[kept]
-        detail[kept] = raw["issue_detail"].fillna("").astype(str).to_numpy(object)[kept]
-        coercions = _join(raw["coercions"].fillna("").astype(str).to_numpy(object), coercions)
-    out["issue"], out["issue_detail"], out["coercions"] = issue, detail, coercions
-    if "context" in raw:
-        out["context"] = raw["context"].to_numpy(bool)
-    return out
-
-
-DocumentLocator = Callable[[np.ndarray], np.ndarray]
-"""Positions of documents -> where each sits in its store (text)."""
-
-
-def document_locator(documents: pd.DataFrame, collection: str | None = None) -> DocumentLocator:
-    """Where documents sit: ``<collection>/_id=<id>`` (``documents/_id=<id>`` without a
-    collection name), ``documents row N`` for a document without ``_id``; computed on demand
-    (for the quarantined documents only)."""
-    ids = documents.get("_id")
-    prefix = f"{collection or 'documents'}/_id="
-
-    def locate(pos: np.ndarray) -> np.ndarray:
-        pos = np.asarray(pos, dtype=np.int64)
-        rows = np.char.add("documents row ", pos.astype(str)).astype(object)
-        if ids is None:
-            return rows
-        found = _ids(ids.iloc[pos], len(pos))
-        has = np.array([v is not None for v in found], dtype=bool)
-        return np.where(has, np.char.add(prefix, found.astype(str)).astype(object), rows)
-
-    return locate
 
 
 @dataclass
@@ -543,11 +255,11 @@ def _coercion_rows(
     name = REGISTER_COLUMNS[r]
     picked, details, own = [], [], []
     for j in np.flatnonzero(d.coercions[docs] != ""):
-        parts = [p for p in d.coercions[docs[j]].split(_SEP)
+        parts = [p for p in d.coercions[docs[j]].split(COERCION_SEP)
                  if p.split(" ", 1)[0] in ("meter_id", "ts", name)]  # fmt: skip
         if parts:
             picked.append(j)
-            details.append(_SEP.join(parts))
+            details.append(COERCION_SEP.join(parts))
             own.append(any(p.startswith(name + " ") for p in parts))
     if not picked:
         return

@@ -36,12 +36,12 @@ from pymongo.errors import PyMongoError
 
 from meterflow.errors import SourceError
 from meterflow.etl import CleaningConfig, EtlResult, clean_readings
-from meterflow.etl.counters import (
+from meterflow.etl.counters import registers_to_readings
+from meterflow.etl.documents import (
     DocumentLocator,
     FieldsOf,
     document_locator,
     normalize_documents,
-    registers_to_readings,
 )
 from meterflow.etl.readings import Locator, empty_readings
 from meterflow.redact import redact_uri
@@ -103,7 +103,7 @@ def _meter_filter(meters: Sequence[str] | None) -> dict:
 
 def _frame(docs: pd.DataFrame, fields_of: FieldsOf | None = None) -> pd.DataFrame:
     """Normalise a documents frame (typed columns, issue columns; see
-    :func:`~meterflow.etl.counters.normalize_documents`)."""
+    :func:`~meterflow.etl.documents.normalize_documents`)."""
     return normalize_documents(docs, extra=_EXTRA, fields_of=fields_of)
 
 
@@ -219,7 +219,7 @@ def read_mongo_documents(
     """Documents with ``since < ts <= until`` (UTC; None = unbounded) as a Parquet-writable
     DataFrame: ``_id`` (text), the ``MONGO_FIELDS`` (ts tz-aware UTC, numbers float) and the
     ``issue``/``issue_detail``/``coercions`` of drifted documents (see
-    :func:`~meterflow.etl.counters.normalize_documents`); ``attrs["mongo_collection"]`` names the
+    :func:`~meterflow.etl.documents.normalize_documents`); ``attrs["mongo_collection"]`` names the
     collection. An empty selection gives an empty frame (nothing new); an unreachable server or
     a collection without any document raises SourceError."""
     lo, hi = _utc_naive(since), _utc_naive(until)
