@@ -97,6 +97,9 @@ def repo_copy(dst: Path) -> Path:
 
 
 def subprocess_env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_RUN")}
+    # a run or experiment id left in the environment by an earlier in-process test would clash
+    # with the child's own --experiment-name
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith("MLFLOW_RUN") and k != "MLFLOW_EXPERIMENT_ID"}  # fmt: skip
     env.update(extra)
     return env
