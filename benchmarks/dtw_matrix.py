@@ -38,13 +38,13 @@ from distributed import LocalCluster
 from dtaidistance import dtw as dtai
 
 from meterflow.profiles.dtw import (
-    DtwCache,
     band_cells,
     dtw_condensed,
     dtw_condensed_dask,
     dtw_rows,
     n_pairs,
 )
+from meterflow.sources.dtw_cache import DtwCache
 
 
 def timed(fn: Callable[[], object]) -> tuple[float, object]:

@@ -18,6 +18,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from meterflow import domain
 from meterflow.errors import ConfigError
 from meterflow.schemas import MINUTES_PER_DAY
 from meterflow.sources import formats
@@ -106,7 +107,7 @@ class CleaningOptions(Options):
     """Cleaning rules shared by every ETL entry point."""
 
     resolution: int = Field(60, description="profile resolution in minutes (divides a day)")
-    timezone: str = Field(formats.LOCAL_TIMEZONE, description="local timezone of the meter-days")
+    timezone: str = Field(domain.LOCAL_TIMEZONE, description="local timezone of the meter-days")
     max_gap_min: int = Field(60, ge=0, description="longest gap filled by interpolation (min)")
     night_max_gap_min: int = Field(180, ge=0, description="longest gap filled at night (min)")
 
@@ -123,7 +124,7 @@ class LoadNewMongoOptions(Options):
     until: str = Field("", description="exclusive ISO UTC upper bound ('' = none)")
     batch_size: int = Field(50_000, gt=0, description="documents per batch")
     timezone: str = Field(
-        formats.LOCAL_TIMEZONE, description="local timezone: the watermark ends on a local midnight"
+        domain.LOCAL_TIMEZONE, description="local timezone: the watermark ends on a local midnight"
     )
     source_fingerprint: str = Field("", description="set by the pipeline to detect new data")
 
@@ -181,7 +182,7 @@ class HarmonizationOptions(Options):
     resolution: int = Field(60, description="common profile resolution in minutes")
     normalization: Normalization = Field("l2", description="none | l2 | zscore | max")
     priority: str = Field(
-        ",".join(formats.SOURCES), description="source priority for overlapping meter-days"
+        ",".join(domain.SOURCES), description="source priority for overlapping meter-days"
     )
     compute_dtw: bool = Field(True, description="update the cached DTW distance matrix")
     dtw_window: int = Field(3, ge=0, description="DTW band (dtaidistance 'window'; 0 = none)")
@@ -196,9 +197,9 @@ class HarmonizationOptions(Options):
     @classmethod
     def _priority(cls, v: str) -> str:
         names = [s.strip() for s in v.split(",") if s.strip()]
-        unknown = sorted(set(names) - set(formats.SOURCES))
+        unknown = sorted(set(names) - set(domain.SOURCES))
         if unknown or len(set(names)) != len(names):
-            raise ValueError(f"must list distinct sources of {formats.SOURCES}, got {v!r}")
+            raise ValueError(f"must list distinct sources of {domain.SOURCES}, got {v!r}")
         return ",".join(names)
 
 

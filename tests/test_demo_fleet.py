@@ -20,19 +20,21 @@ from meterflow.demo.write import (
     ensure_demo,
     write_fleet,
 )
-from meterflow.errors import ConfigError
-from meterflow.schemas import METERS
-from meterflow.sources.formats import (
-    HISTORIAN_TABLE,
+from meterflow.domain import (
     LOCAL_TIMEZONE,
-    METERS_TABLE,
-    MONGO_COLLECTION,
-    MONGO_FIELDS,
-    OLD_EXPORT_COLUMNS,
     REGISTER_ROLLOVER_KWH,
     SOURCE_NEWMONGO,
     SOURCE_OLDMONGO,
     SOURCE_SQL,
+)
+from meterflow.errors import ConfigError
+from meterflow.schemas import METERS
+from meterflow.sources.formats import (
+    HISTORIAN_TABLE,
+    METERS_TABLE,
+    MONGO_COLLECTION,
+    MONGO_FIELDS,
+    OLD_EXPORT_COLUMNS,
 )
 from meterflow.sources.mongo_server import LocalMongoServer
 

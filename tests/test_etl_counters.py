@@ -7,12 +7,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from meterflow.domain import REGISTER_ROLLOVER_KWH
 from meterflow.errors import SourceError
 from meterflow.etl import CleaningConfig
 from meterflow.etl.counters import registers_to_readings
 from meterflow.etl.documents import normalize_documents
 from meterflow.etl.pipeline import clean_readings
-from meterflow.sources.formats import REGISTER_ROLLOVER_KWH
 
 METERS = pd.DataFrame(
     {"meter_id": ["A", "B"], "contractual_power_kw": [3.0, 3.0], "production_kw": [0.0, 2.0],

@@ -12,9 +12,10 @@ import pytest
 
 from meterflow.demo import DemoSpec, build_fleet
 from meterflow.demo.write import write_mongo, write_old_exports, write_sql
+from meterflow.domain import LOCAL_TIMEZONE
 from meterflow.etl import CleaningConfig
 from meterflow.schemas import profile_slot_columns
-from meterflow.sources.formats import LOCAL_TIMEZONE, MONGO_COLLECTION
+from meterflow.sources.formats import MONGO_COLLECTION
 from meterflow.sources.meters import read_meters
 from meterflow.sources.mongo import etl_newmongo, read_mongo_documents
 from meterflow.sources.oldexports import etl_oldexports

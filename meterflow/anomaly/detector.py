@@ -37,6 +37,7 @@ from meterflow.anomaly.thresholds import (
     fit_residual_scale,
     fit_run_weight,
 )
+from meterflow.domain import LOCAL_TIMEZONE
 from meterflow.errors import ConfigError, SchemaError
 from meterflow.forecasting.lstm import TrainingHistory, torch_threads
 from meterflow.forecasting.series import TEST, VAL, DateSplit, FleetSeries, build_fleet
@@ -49,7 +50,6 @@ from meterflow.forecasting.train import (
     predictor_rows,
 )
 from meterflow.forecasting.windows import label_positions
-from meterflow.sources.formats import LOCAL_TIMEZONE
 
 log = logging.getLogger(__name__)
 

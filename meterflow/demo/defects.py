@@ -20,13 +20,8 @@ import numpy as np
 import pandas as pd
 
 from meterflow.demo.fleet import INTERVAL, STREAM_ANOMALY, CleanFleet, rng_for
-from meterflow.sources.formats import (
-    OPC_BAD,
-    OPC_UNCERTAIN,
-    RAW_INTERVAL_MIN,
-    REGISTER_ROLLOVER_KWH,
-    SOURCE_SQL,
-)
+from meterflow.domain import RAW_INTERVAL_MIN, REGISTER_ROLLOVER_KWH, SOURCE_SQL
+from meterflow.sources.formats import OPC_BAD, OPC_UNCERTAIN
 
 log = logging.getLogger(__name__)
 

@@ -23,15 +23,15 @@ import pandas as pd
 from demandlib import bdew
 from scipy.signal import lfilter
 
-from meterflow.errors import ConfigError
-from meterflow.schemas import METERS, MeterType
-from meterflow.sources.formats import (
+from meterflow.domain import (
     LOCAL_TIMEZONE,
     RAW_INTERVAL_MIN,
     SOURCE_NEWMONGO,
     SOURCE_OLDMONGO,
     SOURCE_SQL,
 )
+from meterflow.errors import ConfigError
+from meterflow.schemas import METERS, MeterType
 
 log = logging.getLogger(__name__)
 

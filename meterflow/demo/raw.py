@@ -32,18 +32,9 @@ from meterflow.demo.fleet import (
     build_clean,
     rng_for,
 )
+from meterflow.domain import REGISTER_ROLLOVER_KWH, SOURCE_NEWMONGO, SOURCE_OLDMONGO, SOURCE_SQL
 from meterflow.schemas import MeterType
-from meterflow.sources.formats import (
-    OLD_EXPORT_COLUMNS,
-    OPC_GOOD,
-    REGISTER_ROLLOVER_KWH,
-    SOURCE_NEWMONGO,
-    SOURCE_OLDMONGO,
-    SOURCE_SQL,
-    TAG_EXPORT,
-    TAG_IMPORT,
-    tagname,
-)
+from meterflow.sources.formats import OLD_EXPORT_COLUMNS, OPC_GOOD, TAG_EXPORT, TAG_IMPORT, tagname
 
 log = logging.getLogger(__name__)
 

@@ -20,15 +20,9 @@ from pymongo.errors import PyMongoError
 
 from meterflow.demo.fleet import DemoSpec
 from meterflow.demo.raw import DemoFleet, build_fleet
+from meterflow.domain import SOURCE_NEWMONGO, SOURCE_OLDMONGO, SOURCE_SQL
 from meterflow.errors import SourceError
-from meterflow.sources.formats import (
-    HISTORIAN_TABLE,
-    METERS_TABLE,
-    MONGO_COLLECTION,
-    SOURCE_NEWMONGO,
-    SOURCE_OLDMONGO,
-    SOURCE_SQL,
-)
+from meterflow.sources.formats import HISTORIAN_TABLE, METERS_TABLE, MONGO_COLLECTION
 
 log = logging.getLogger(__name__)
 

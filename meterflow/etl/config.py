@@ -5,9 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from meterflow.domain import LOCAL_TIMEZONE, RAW_INTERVAL_MIN
 from meterflow.errors import ConfigError
 from meterflow.schemas import MINUTES_PER_DAY
-from meterflow.sources.formats import LOCAL_TIMEZONE, RAW_INTERVAL_MIN
 
 # Error factors a badly exported value can carry (raw = true x factor): powers of ten (Wh, daWh,
 # MWh instead of kWh ...) and minute/hour unit mix-ups (kW average instead of kWh per 15 min = x4,

@@ -7,11 +7,11 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from meterflow.domain import REGISTER_ROLLOVER_KWH, SOURCE_NEWMONGO
 from meterflow.etl.config import CleaningConfig
 from meterflow.etl.counters import registers_to_readings
 from meterflow.etl.pipeline import clean_readings
 from meterflow.etl.readings import EXPORT, IMPORT, make_readings
-from meterflow.sources.formats import REGISTER_ROLLOVER_KWH, SOURCE_NEWMONGO
 
 
 def _example_day(meters: pd.DataFrame, config: CleaningConfig) -> tuple[str, pd.DatetimeIndex]:

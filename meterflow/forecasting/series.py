@@ -14,10 +14,10 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from meterflow.domain import SOURCES
 from meterflow.errors import SchemaError
 from meterflow.schemas import MINUTES_PER_DAY, profile_matrix, profile_slot_columns
 from meterflow.schemas import validate_profiles as _validate_profiles
-from meterflow.sources.formats import SOURCES
 
 log = logging.getLogger(__name__)
 

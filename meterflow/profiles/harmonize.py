@@ -27,6 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from meterflow.domain import SOURCE_NEWMONGO, SOURCE_OLDMONGO, SOURCE_SQL
 from meterflow.errors import ConfigError
 from meterflow.schemas import (
     PROFILE_KEYS,
@@ -35,7 +36,6 @@ from meterflow.schemas import (
     slots_per_day,
     validate_profiles,
 )
-from meterflow.sources.formats import SOURCE_NEWMONGO, SOURCE_OLDMONGO, SOURCE_SQL
 
 from .resample import resample_profiles
 

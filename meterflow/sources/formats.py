@@ -13,19 +13,19 @@ SQL historian (any SQLAlchemy URL; SQLite file by default)
 MongoDB (``MONGODB_URI``), database ``meterflow``, collection ``readings``; one document per
 reading: ``meter_id``, ``ts`` (UTC instant of the register read = END of the interval),
 ``import_kwh`` and ``export_kwh`` (cumulative registers, kWh, roll over at
-``REGISTER_ROLLOVER_KWH`` and restart at 0 when a meter is replaced), ``voltage_v``,
+``domain.REGISTER_ROLLOVER_KWH`` and restart at 0 when a meter is replaced), ``voltage_v``,
 ``current_a``, ``power_w`` (instantaneous values at ``ts``).
 
 Old exports: a folder with one CSV per meter, ``<meter_id>.csv``, columns ``meter_id``,
-``datetime`` (local wall-clock time in ``LOCAL_TIMEZONE``, naive, START of the interval, so DST
-days have 92 or 100 rows), ``active_import`` and ``active_export`` (nominally kWh per interval;
-some meters and periods were exported in other units: the ETL detects the factor).
+``datetime`` (local wall-clock time in ``domain.LOCAL_TIMEZONE``, naive, START of the interval,
+so DST days have 92 or 100 rows), ``active_import`` and ``active_export`` (nominally kWh per
+interval; some meters and periods were exported in other units: the ETL detects the factor).
+
+Domain constants (time zone, raw interval, source names, register roll-over) are in
+``meterflow.domain``.
 """
 
 from __future__ import annotations
-
-LOCAL_TIMEZONE = "Europe/Rome"
-RAW_INTERVAL_MIN = 15
 
 HISTORIAN_TABLE = "historian"
 METERS_TABLE = "meter_description"
@@ -36,15 +36,8 @@ OPC_GOOD, OPC_UNCERTAIN, OPC_BAD = 192, 64, 0
 MONGO_DATABASE = "meterflow"
 MONGO_COLLECTION = "readings"
 MONGO_FIELDS = ("meter_id", "ts", "import_kwh", "export_kwh", "voltage_v", "current_a", "power_w")
-REGISTER_ROLLOVER_KWH = 100_000.0
 
 OLD_EXPORT_COLUMNS = ("meter_id", "datetime", "active_import", "active_export")
-
-# Names of the sources as they appear in the readings/profiles ``source`` column.
-SOURCE_NEWMONGO = "newmongo"
-SOURCE_SQL = "sql"
-SOURCE_OLDMONGO = "oldmongo"
-SOURCES = (SOURCE_NEWMONGO, SOURCE_SQL, SOURCE_OLDMONGO)
 
 
 def tagname(meter_id: str, obis: str) -> str:

@@ -34,6 +34,7 @@ from bson import ObjectId
 from pymongo.collection import Collection
 from pymongo.errors import PyMongoError
 
+from meterflow.domain import REGISTER_ROLLOVER_KWH, SOURCE_NEWMONGO
 from meterflow.errors import SourceError
 from meterflow.etl import CleaningConfig, EtlResult, clean_readings
 from meterflow.etl.counters import registers_to_readings
@@ -45,13 +46,7 @@ from meterflow.etl.documents import (
 )
 from meterflow.etl.readings import Locator, empty_readings
 from meterflow.redact import redact_uri
-from meterflow.sources.formats import (
-    MONGO_COLLECTION,
-    MONGO_DATABASE,
-    MONGO_FIELDS,
-    REGISTER_ROLLOVER_KWH,
-    SOURCE_NEWMONGO,
-)
+from meterflow.sources.formats import MONGO_COLLECTION, MONGO_DATABASE, MONGO_FIELDS
 
 log = logging.getLogger(__name__)
 

@@ -23,6 +23,7 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
+from meterflow.domain import SOURCE_OLDMONGO
 from meterflow.errors import SourceError
 from meterflow.etl import CleaningConfig, EtlResult, Reason, clean_readings, make_readings
 from meterflow.etl.coerce import describe_coercion
@@ -37,7 +38,6 @@ from meterflow.sources.exportfile import (
     parse_rows,
     split_lines,
 )
-from meterflow.sources.formats import SOURCE_OLDMONGO
 
 log = logging.getLogger(__name__)
 

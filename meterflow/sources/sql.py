@@ -34,6 +34,7 @@ import pyarrow.compute as pc
 import sqlalchemy as sa
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError, SQLAlchemyError
 
+from meterflow.domain import RAW_INTERVAL_MIN, SOURCE_SQL
 from meterflow.errors import SourceError
 from meterflow.etl import CleaningConfig, EtlResult, Reason, clean_readings, make_readings
 from meterflow.etl.coerce import (
@@ -52,8 +53,6 @@ from meterflow.sources.formats import (
     HISTORIAN_TABLE,
     OPC_GOOD,
     OPC_UNCERTAIN,
-    RAW_INTERVAL_MIN,
-    SOURCE_SQL,
     TAG_EXPORT,
     TAG_IMPORT,
 )

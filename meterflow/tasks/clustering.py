@@ -28,9 +28,9 @@ from meterflow.clustering.figures import plot_cluster_members, plot_cluster_size
 from meterflow.clustering.metrics import silhouette_dtw
 from meterflow.config import ClusteringOptions, Environment
 from meterflow.errors import ConfigError, SourceError
-from meterflow.profiles.dtw.cache import DtwCache
 from meterflow.profiles.select import recent_days_mask, sample_rows
 from meterflow.schemas import slot_columns
+from meterflow.sources.dtw_cache import DtwCache
 from meterflow.tasks.harmonization import DTW_INDEX, METERS, PROFILES
 
 log = logging.getLogger(__name__)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from meterflow import tracking
+from meterflow import domain, tracking
 from meterflow.config import (
     CleaningOptions,
     Environment,
@@ -87,7 +87,7 @@ def run_etl_sql(opts: EtlSqlOptions, env: Environment) -> str:
             chunk_size=opts.chunk_size,
             table=opts.table,
         )
-        log_result(run, result, meters, config, formats.SOURCE_SQL)
+        log_result(run, result, meters, config, domain.SOURCE_SQL)
         return run.run_id
 
 
@@ -108,7 +108,7 @@ def run_etl_oldmongo(opts: EtlOldMongoOptions, env: Environment) -> str:
             reference_profiles=reference,
             on_error="quarantine" if opts.on_bad_file == "quarantine" else "raise",
         )
-        log_result(run, result, meters, config, formats.SOURCE_OLDMONGO)
+        log_result(run, result, meters, config, domain.SOURCE_OLDMONGO)
         return run.run_id
 
 
@@ -125,5 +125,5 @@ def run_etl_newmongo(opts: EtlNewMongoOptions, env: Environment) -> str:
         result = etl_newmongo(
             documents, meters=meters, config=config, previous=context, collection=collection
         )
-        log_result(run, result, meters, config, formats.SOURCE_NEWMONGO)
+        log_result(run, result, meters, config, domain.SOURCE_NEWMONGO)
         return run.run_id

@@ -10,13 +10,13 @@ import pandas as pd
 from meterflow import tracking
 from meterflow.config import Environment, HarmonizationOptions
 from meterflow.errors import ConfigError
-from meterflow.profiles.dtw.cache import DtwCache
 from meterflow.profiles.harmonize import harmonize
 from meterflow.profiles.normalize import normalize
 from meterflow.profiles.predictor import ProfileNormalizer
 from meterflow.profiles.resample import resample_profiles
 from meterflow.profiles.select import recent_days_mask
 from meterflow.schemas import PROFILE_KEYS, profile_matrix, profile_slot_columns
+from meterflow.sources.dtw_cache import DtwCache
 
 log = logging.getLogger(__name__)
 

@@ -1,11 +1,11 @@
-"""DTW engine: exact numba kernel, incremental content-addressed cache, Dask row blocks.
+"""DTW engine: exact numba kernel and Dask row blocks (the on-disk cache is a store:
+``meterflow.sources.dtw_cache``).
 
 ``window`` everywhere has dtaidistance's meaning (``|i - j| < window``; None/0 = unconstrained;
 tslearn ``sakoe_chiba_radius = window - 1``). Matrices are condensed lower triangles: pair
 ``(i, j)``, ``i > j``, at ``i * (i - 1) // 2 + j``.
 """
 
-from .cache import DtwCache, DtwMatrix, profile_hashes
 from .distributed import dtw_condensed_dask
 from .kernel import (
     band_cells,
@@ -21,8 +21,6 @@ from .kernel import (
 )
 
 __all__ = [
-    "DtwCache",
-    "DtwMatrix",
     "band_cells",
     "canonical_window",
     "condensed_index",
@@ -33,6 +31,5 @@ __all__ = [
     "dtw_distance",
     "dtw_rows",
     "n_pairs",
-    "profile_hashes",
     "square_from_condensed",
 ]

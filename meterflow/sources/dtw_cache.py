@@ -3,8 +3,8 @@
 Layout of ``DtwCache(directory)``: one sub-folder per (profile length, window, normalisation,
 storage dtype), e.g. ``l24-w0-l2-float64/``, holding
 
-- ``matrix-<key>.npy``: the condensed lower-triangle matrix (see ``kernel.py``), one ``.npy``
-  file that ``numpy.load(mmap_mode="r")`` maps without reading it;
+- ``matrix-<key>.npy``: the condensed lower-triangle matrix (see
+  ``meterflow.profiles.dtw.kernel``), one ``.npy`` file that ``numpy.load(mmap_mode="r")`` maps without reading it;
 - ``manifest.json``: format version, length, window, normalisation, dtype, ``n``, the ordered
   profile hashes (matrix row ``r`` belongs to ``hashes[r]``), the matrix file name, its size and
   SHA-256 checksum, the matrix ``key``, and a SHA-256 ``digest`` of all those fields.
@@ -42,8 +42,7 @@ import numpy as np
 from numba import njit
 
 from meterflow.errors import ConfigError
-
-from .kernel import (
+from meterflow.profiles.dtw.kernel import (
     as_profile_array,
     band_cells,
     canonical_window,

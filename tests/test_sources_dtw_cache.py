@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 
 from meterflow.errors import ConfigError
-from meterflow.profiles.dtw import DtwCache, condensed_to_square, dtw_condensed, n_pairs
-from meterflow.profiles.dtw import cache as cache_mod
+from meterflow.profiles.dtw import condensed_to_square, dtw_condensed, n_pairs
+from meterflow.sources import dtw_cache as cache_mod
+from meterflow.sources.dtw_cache import DtwCache
 
 WINDOW = 3
 
