@@ -4,7 +4,8 @@ Layout of ``DtwCache(directory)``: one sub-folder per (profile length, window, n
 storage dtype), e.g. ``l24-w0-l2-float64/``, holding
 
 - ``matrix-<key>.npy``: the condensed lower-triangle matrix (see
-  ``meterflow.profiles.dtw.kernel``), one ``.npy`` file that ``numpy.load(mmap_mode="r")`` maps without reading it;
+  ``meterflow.profiles.dtw.kernel``), one ``.npy`` file that ``numpy.load(mmap_mode="r")``
+  maps without reading it;
 - ``manifest.json``: format version, length, window, normalisation, dtype, ``n``, the ordered
   profile hashes (matrix row ``r`` belongs to ``hashes[r]``), the matrix file name, its size and
   SHA-256 checksum, the matrix ``key``, and a SHA-256 ``digest`` of all those fields.
