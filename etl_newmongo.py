@@ -6,8 +6,6 @@ Options: `python etl_newmongo.py --help`; logic: `meterflow.tasks.etl`.
 import sys
 
 from meterflow.cli import run_entry
-from meterflow.config import EtlNewMongoOptions
-from meterflow.tasks.etl import run_etl_newmongo
 
 if __name__ == "__main__":
-    sys.exit(run_entry("etl_newmongo", EtlNewMongoOptions, run_etl_newmongo))
+    sys.exit(run_entry("etl_newmongo"))

@@ -6,8 +6,6 @@ Options: `python etl_oldmongo.py --help`; logic: `meterflow.tasks.etl`.
 import sys
 
 from meterflow.cli import run_entry
-from meterflow.config import EtlOldMongoOptions
-from meterflow.tasks.etl import run_etl_oldmongo
 
 if __name__ == "__main__":
-    sys.exit(run_entry("etl_oldmongo", EtlOldMongoOptions, run_etl_oldmongo))
+    sys.exit(run_entry("etl_oldmongo"))

@@ -1,24 +1,39 @@
 """Typed command-line options for the entry-point scripts, built from the ``*Options`` models.
 
-Every entry point goes through ``run_entry``: options are parsed and validated once, store
+Every entry point goes through ``run_entry``: options are parsed and validated first — before
+any numerical library or MLflow is imported, so ``--help`` and a typo answer at once — store
 locations come from the environment, and any ``MeterflowError`` ends the process with one clear
-line on stderr (exit code 2) instead of a traceback.
+line on stderr (exit code 2) instead of a traceback. The step's function is imported only once its
+options are valid.
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
+from importlib import import_module
 from typing import TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from meterflow.config import Environment
+from meterflow.config import Environment, choices
 from meterflow.errors import ConfigError, MeterflowError
 
 T = TypeVar("T", bound=BaseModel)
+
+# Libraries whose INFO lines are not progress of this project.
+QUIET_LOGGERS = (
+    "alembic",
+    "urllib3",
+    "distributed",
+    "numba",
+    "matplotlib",
+    "pymongo",
+    "mlflow",
+)
 
 
 def _validation_message(e: ValidationError) -> str:
@@ -27,20 +42,24 @@ def _validation_message(e: ValidationError) -> str:
         loc = ".".join(str(x) for x in err["loc"]) or "options"
         got = err.get("input")
         shown = f" (got {got!r})" if got is not None and not isinstance(got, dict) else ""
-        parts.append(f"{loc}: {err['msg']}{shown}")
+        message = err["msg"].removeprefix("Value error, ")
+        parts.append(f"{loc}: {message}{shown}")
     return "; ".join(parts)
+
+
+def _help(model: type[BaseModel], name: str) -> str:
+    field = model.model_fields[name]
+    allowed = choices(model, name)
+    listed = f" {{{', '.join(allowed)}}}" if allowed else ""
+    return f"{field.description or ''}{listed} (default: {field.default!r})"
 
 
 def parse_options(model: type[T], argv: Sequence[str] | None = None, prog: str = "") -> T:
     """Parse ``--name value`` options into ``model``; raise ConfigError with one line if invalid."""
     parser = argparse.ArgumentParser(prog=prog or None, description=model.__doc__)
-    for name, field in model.model_fields.items():
+    for name in model.model_fields:
         parser.add_argument(
-            f"--{name}",
-            dest=name,
-            default=None,
-            metavar="VALUE",
-            help=f"{field.description or ''} (default: {field.default!r})",
+            f"--{name}", dest=name, default=None, metavar="VALUE", help=_help(model, name)
         )
     ns, unknown = parser.parse_known_args(argv)
     if unknown:
@@ -53,31 +72,50 @@ def parse_options(model: type[T], argv: Sequence[str] | None = None, prog: str =
 
 
 def setup_logging() -> None:
+    """Progress lines of this project at INFO; other libraries only from WARNING."""
     logging.basicConfig(
         level=logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         datefmt="%H:%M:%S",
     )
-    for noisy in ("alembic", "urllib3", "distributed", "numba", "matplotlib", "pymongo"):
+    for noisy in QUIET_LOGGERS:
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
-def run_entry(
-    entry_point: str,
-    model: type[T],
-    task: Callable[[T, Environment], object],
-    argv: Sequence[str] | None = None,
-) -> int:
-    """Parse options, read the environment, run ``task``; return the process exit code."""
+def mark_project_run_rejected(env: Environment, entry_point: str, reason: str) -> None:
+    """Under ``mlflow run`` (which creates the run before the command starts), name and describe
+    the run as rejected so that the runs list says why it failed."""
+    run_id = os.environ.get("MLFLOW_RUN_ID")
+    if run_id:
+        from meterflow import tracking
+
+        tracking.mark_rejected(run_id, env.tracking_uri, entry_point, reason)
+
+
+def run_entry(entry_point: str, argv: Sequence[str] | None = None) -> int:
+    """Parse the options of ``entry_point``, read the environment, import and run its task;
+    return the process exit code."""
+    from meterflow.entrypoints import ENTRY_POINTS
+
+    spec = ENTRY_POINTS[entry_point]
     setup_logging()
     try:
-        options = parse_options(model, argv, prog=entry_point)
+        env = _environment()
         try:
-            env = Environment.from_env()
-        except ValidationError as e:
-            raise ConfigError(f"environment: {_validation_message(e)}") from None
-        task(options, env)
+            options = parse_options(spec.options, argv, prog=entry_point)
+        except ConfigError as e:
+            mark_project_run_rejected(env, entry_point, str(e))
+            raise
+        module, _, function = spec.task.partition(":")
+        getattr(import_module(module), function)(options, env)
     except MeterflowError as e:
         print(f"error: {entry_point}: {e}", file=sys.stderr)
         return 2
     return 0
+
+
+def _environment() -> Environment:
+    try:
+        return Environment.from_env()
+    except ValidationError as e:
+        raise ConfigError(f"environment: {_validation_message(e)}") from None

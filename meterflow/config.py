@@ -5,22 +5,28 @@ Two kinds of settings:
   only (secrets never travel as parameters, tags or logs).
 - one ``*Options`` model per MLflow entry point: the step's parameters, mirrored 1:1 by
   ``MLproject`` (``tests/test_project_files.py`` checks that the two agree).
+
+Each option shared by several entry points is one annotated type below, so the pipeline and its
+steps agree on its default (``meterflow.defaults``), its check and its help. Choices that come
+from a registry (clustering algorithms, distances, forecasting models, normalisations) are read
+from that registry when an option is checked: adding an algorithm changes nothing here.
+This module imports no numerical library, so ``--help`` and option errors are instant.
 """
 
 from __future__ import annotations
 
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from meterflow import domain
+from meterflow import defaults, domain
 from meterflow.errors import ConfigError
-from meterflow.schemas import MINUTES_PER_DAY
 from meterflow.sources import formats
 
 DEFAULT_DATA_DIR = "data"
@@ -37,6 +43,7 @@ class Environment(BaseModel):
     mongodb_uri: str | None  # None: the pipeline starts a local wire-protocol server
     mongo_database: str
     experiment: str
+    tracking_uri: str | None = None  # None: sqlite:///mlflow.db in the working folder
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Environment:
@@ -49,7 +56,12 @@ class Environment(BaseModel):
             mongodb_uri=env.get("MONGODB_URI") or None,
             mongo_database=env.get("METERFLOW_MONGO_DB") or formats.MONGO_DATABASE,
             experiment=env.get("MLFLOW_EXPERIMENT_NAME") or DEFAULT_EXPERIMENT,
+            tracking_uri=env.get("MLFLOW_TRACKING_URI") or None,
         )
+
+    def with_mongodb_uri(self, uri: str) -> Environment:
+        """The same environment with a MongoDB server (e.g. the pipeline's local one)."""
+        return self.model_copy(update={"mongodb_uri": uri})
 
     @property
     def exports_dir(self) -> Path:
@@ -89,9 +101,49 @@ class Options(BaseModel):
         return out
 
 
+# --- checks and choices -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class OneOf:
+    """Check that a value is one of the names a registry lists (read when checked)."""
+
+    choices: Callable[[], tuple[str, ...]]
+
+    def __call__(self, value: str) -> str:
+        names = self.choices()
+        if value not in names:
+            raise ValueError(f"must be one of {', '.join(names)}")
+        return value
+
+
+def cluster_models() -> tuple[str, ...]:
+    from meterflow.clustering.registry import algorithm_names
+
+    return tuple(algorithm_names())
+
+
+def distance_metrics() -> tuple[str, ...]:
+    from meterflow.clustering.base import DISTANCE_METRICS
+
+    return tuple(DISTANCE_METRICS)
+
+
+def forecast_models() -> tuple[str, ...]:
+    from meterflow.forecasting.settings import MODELS
+
+    return tuple(MODELS)
+
+
+def normalizations() -> tuple[str, ...]:
+    from meterflow.profiles.normalize import NORMALIZATIONS
+
+    return tuple(NORMALIZATIONS)
+
+
 def _check_resolution(v: int) -> int:
-    if v <= 0 or MINUTES_PER_DAY % v:
-        raise ValueError(f"must divide a day ({MINUTES_PER_DAY} min), got {v}")
+    if v <= 0 or domain.MINUTES_PER_DAY % v:
+        raise ValueError(f"must divide a day ({domain.MINUTES_PER_DAY} min), got {v}")
     return v
 
 
@@ -103,62 +155,126 @@ def _check_timezone(v: str) -> str:
     return v
 
 
+def _check_utc_time(v: str) -> str:
+    if v not in ("", "watermark", "all"):
+        _parse_utc(v)
+    return v
+
+
+Resolution = Annotated[
+    int,
+    AfterValidator(_check_resolution),
+    Field(defaults.RESOLUTION_MIN, description="profile resolution in minutes (divides a day)"),
+]
+Timezone = Annotated[
+    str,
+    AfterValidator(_check_timezone),
+    Field(domain.LOCAL_TIMEZONE, description="local timezone of the meter-days"),
+]
+UtcTime = Annotated[str, AfterValidator(_check_utc_time)]
+Normalization = Annotated[
+    str,
+    AfterValidator(OneOf(normalizations)),
+    Field(defaults.NORMALIZATION, description="per-profile normalisation"),
+]
+DtwWindow = Annotated[
+    int, Field(defaults.DTW_WINDOW, ge=0, description="DTW band (dtaidistance 'window'; 0 = none)")
+]
+DtwMaxProfiles = Annotated[
+    int,
+    Field(
+        defaults.DTW_MAX_PROFILES,
+        gt=1,
+        description="DTW matrix covers the most recent days holding at most this many profiles",
+    ),
+]
+ClusterModel = Annotated[
+    str,
+    AfterValidator(OneOf(cluster_models)),
+    Field(defaults.CLUSTER_MODEL, description="clustering algorithm"),
+]
+DistanceMetric = Annotated[
+    str,
+    AfterValidator(OneOf(distance_metrics)),
+    Field(defaults.DISTANCE_METRIC, description="distance between profiles"),
+]
+NumberOfClusters = Annotated[int, Field(0, ge=0, description="k; 0 = choose by silhouette")]
+Prosumers = Annotated[
+    Literal["include", "exclude", "only"],
+    Field("include", description="meters with PV production (production_kw > 0)"),
+]
+ForecastModel = Annotated[
+    str,
+    AfterValidator(OneOf(forecast_models)),
+    Field(defaults.FORECAST_MODEL, description="forecasting model"),
+]
+Epochs = Annotated[
+    int, Field(defaults.EPOCHS, gt=0, description="training epochs (early stopping on validation)")
+]
+SeqLength = Annotated[
+    int, Field(defaults.SEQ_LENGTH, gt=1, description="input window length (slots)")
+]
+HiddenSize = Annotated[int, Field(defaults.HIDDEN_SIZE, gt=0, description="LSTM units")]
+MaxTrainWindows = Annotated[
+    int, Field(defaults.MAX_TRAIN_WINDOWS, gt=0, description="cap on sampled training windows")
+]
+Seed = Annotated[int, Field(defaults.SEED, description="random seed")]
+RunId = Annotated[str, Field("", description="harmonization run id ('' = latest finished)")]
+Fingerprint = Annotated[str, Field("", description="set by the pipeline to detect new data")]
+
+
+# --- the entry points' options ------------------------------------------------------------
+
+
 class CleaningOptions(Options):
     """Cleaning rules shared by every ETL entry point."""
 
-    resolution: int = Field(60, description="profile resolution in minutes (divides a day)")
-    timezone: str = Field(domain.LOCAL_TIMEZONE, description="local timezone of the meter-days")
-    max_gap_min: int = Field(60, ge=0, description="longest gap filled by interpolation (min)")
-    night_max_gap_min: int = Field(180, ge=0, description="longest gap filled at night (min)")
-
-    _resolution = field_validator("resolution")(_check_resolution)
-    _timezone = field_validator("timezone")(_check_timezone)
+    resolution: Resolution
+    timezone: Timezone
+    max_gap_min: int = Field(
+        defaults.MAX_GAP_MIN, ge=0, description="longest gap filled by interpolation (min)"
+    )
+    night_max_gap_min: int = Field(
+        defaults.NIGHT_MAX_GAP_MIN, ge=0, description="longest gap filled at night (min)"
+    )
 
 
 class LoadNewMongoOptions(Options):
+    """Load the MongoDB documents that arrived since the last load."""
+
     collection: str = Field(formats.MONGO_COLLECTION, description="MongoDB collection")
-    since: str = Field(
+    since: UtcTime = Field(
         "watermark",
         description="'watermark' (after the last successful load), 'all', or an ISO UTC time",
     )
-    until: str = Field("", description="exclusive ISO UTC upper bound ('' = none)")
+    until: UtcTime = Field("", description="exclusive ISO UTC upper bound ('' = none)")
     batch_size: int = Field(50_000, gt=0, description="documents per batch")
-    timezone: str = Field(
-        domain.LOCAL_TIMEZONE, description="local timezone: the watermark ends on a local midnight"
+    timezone: Timezone = Field(
+        domain.LOCAL_TIMEZONE,
+        description="local timezone: the watermark ends on a local midnight",
     )
-    source_fingerprint: str = Field("", description="set by the pipeline to detect new data")
-
-    _timezone = field_validator("timezone")(_check_timezone)
-
-    @field_validator("since", "until")
-    @classmethod
-    def _time(cls, v: str) -> str:
-        if v in ("", "watermark", "all"):
-            return v
-        _parse_utc(v)
-        return v
+    source_fingerprint: Fingerprint
 
 
 class EtlNewMongoOptions(CleaningOptions):
+    """Clean the documents of a load_newmongo run into daily profiles."""
+
     raw_run: str = Field("", description="load_newmongo run id ('' = latest finished)")
 
 
 class EtlSqlOptions(CleaningOptions):
-    table: str = Field(formats.HISTORIAN_TABLE, description="historian table")
-    start: str = Field("", description="inclusive ISO UTC start ('' = all)")
-    end: str = Field("", description="exclusive ISO UTC end ('' = all)")
-    chunk_size: int = Field(500_000, gt=0, description="rows per chunk")
-    source_fingerprint: str = Field("", description="set by the pipeline to detect new data")
+    """Read the SQL historian and clean it into daily profiles."""
 
-    @field_validator("start", "end")
-    @classmethod
-    def _time(cls, v: str) -> str:
-        if v:
-            _parse_utc(v)
-        return v
+    table: str = Field(formats.HISTORIAN_TABLE, description="historian table")
+    start: UtcTime = Field("", description="inclusive ISO UTC start ('' = all)")
+    end: UtcTime = Field("", description="exclusive ISO UTC end ('' = all)")
+    chunk_size: int = Field(500_000, gt=0, description="rows per chunk")
+    source_fingerprint: Fingerprint
 
 
 class EtlOldMongoOptions(CleaningOptions):
+    """Read the old per-meter exports and clean them into daily profiles."""
+
     exports_dir: str = Field("", description="folder of per-meter CSV exports ('' = data dir)")
     reference_run: str = Field(
         "", description="etl_sql run whose profiles anchor the scale detection ('' = none)"
@@ -168,30 +284,25 @@ class EtlOldMongoOptions(CleaningOptions):
         description="quarantine: bad lines and unreadable files are quarantined with their reason "
         "and the other files read; raise: the first one stops the run (file, meter, line named)",
     )
-    source_fingerprint: str = Field("", description="set by the pipeline to detect new data")
-
-
-Normalization = Literal["none", "l2", "zscore", "max"]
+    source_fingerprint: Fingerprint
 
 
 class HarmonizationOptions(Options):
+    """Merge the ETL runs into one profile table and update the cached DTW matrix."""
+
     etl_runs: str = Field("", description="comma-separated ETL run ids ('' = latest of each)")
     previous_run: str = Field(
         "", description="harmonization run whose meter-days are carried over ('' = none)"
     )
-    resolution: int = Field(60, description="common profile resolution in minutes")
-    normalization: Normalization = Field("l2", description="none | l2 | zscore | max")
+    resolution: Resolution
+    normalization: Normalization
     priority: str = Field(
         ",".join(domain.SOURCES), description="source priority for overlapping meter-days"
     )
     compute_dtw: bool = Field(True, description="update the cached DTW distance matrix")
-    dtw_window: int = Field(3, ge=0, description="DTW band (dtaidistance 'window'; 0 = none)")
-    dtw_max_profiles: int = Field(
-        4000, gt=1, description="DTW matrix covers the most recent days holding at most this many"
-    )
+    dtw_window: DtwWindow
+    dtw_max_profiles: DtwMaxProfiles
     dtw_cache_dir: str = Field("", description="DTW cache folder ('' = <data dir>/cache/dtw)")
-
-    _resolution = field_validator("resolution")(_check_resolution)
 
     @field_validator("priority")
     @classmethod
@@ -203,34 +314,35 @@ class HarmonizationOptions(Options):
         return ",".join(names)
 
 
-ClusterModel = Literal["kmeans", "kmedoids", "agglomerative", "som", "kshape", "lstm_autoencoder"]
-Prosumers = Literal["include", "exclude", "only"]  # meters with PV production (production_kw > 0)
-
-
 class ClusteringOptions(Options):
-    profiles_run: str = Field("", description="harmonization run id ('' = latest finished)")
+    """Cluster daily load profiles, validate, log a model."""
+
+    profiles_run: RunId
     in_profiles: str = Field("", description="CSV/Parquet profile table instead of a run")
     id_column: str = Field("meter_id", description="id column of in_profiles")
     date_column: str = Field("date", description="date column of in_profiles ('' = none)")
     label_column: str = Field("", description="label column of in_profiles ('' = none)")
-    model: ClusterModel = Field("kmeans", description="clustering algorithm")
-    distance_metric: Literal["euclidean", "dtw"] = Field("euclidean", description="distance")
-    number_of_clusters: int = Field(0, ge=0, description="k; 0 = choose by silhouette")
+    model: ClusterModel
+    distance_metric: DistanceMetric
+    number_of_clusters: NumberOfClusters
     k_min: int = Field(2, ge=2, description="smallest k tried when number_of_clusters=0")
     k_max: int = Field(12, ge=2, description="largest k tried when number_of_clusters=0")
     linkage: Literal["", "ward", "average", "complete"] = Field(
         "", description="agglomerative linkage ('' = ward for euclidean, complete for dtw)"
     )
-    dtw_window: int = Field(3, ge=0, description="DTW band (dtaidistance 'window'; 0 = none)")
+    dtw_window: int = Field(
+        -1,
+        ge=-1,
+        description="DTW band (-1 = the harmonization run's window; for in_profiles "
+        f"{defaults.DTW_WINDOW})",
+    )
     max_profiles: int = Field(
         10_000, gt=1, description="profiles the model is fitted on (all are assigned)"
     )
     som_grid: str = Field("", description="SOM grid 'MxN' ('' = k x 1)")
-    prosumers: Prosumers = Field(
-        "include", description="meters with PV production: include | exclude | only"
-    )
-    epochs: int = Field(30, gt=0, description="LSTM-autoencoder epochs")
-    seed: int = Field(42, description="random seed")
+    prosumers: Prosumers
+    epochs: int = Field(defaults.AUTOENCODER_EPOCHS, gt=0, description="LSTM-autoencoder epochs")
+    seed: Seed
 
     @model_validator(mode="after")
     def _check(self) -> ClusteringOptions:
@@ -249,53 +361,75 @@ class ClusteringOptions(Options):
 
 
 class ForecastingOptions(Options):
-    profiles_run: str = Field("", description="harmonization run id ('' = latest finished)")
-    model: Literal["lstm", "hybrid"] = Field("lstm", description="lstm | hybrid (LSTM+CNN)")
-    seq_length: int = Field(30, gt=1, description="input window length (slots)")
-    horizon: int = Field(5, gt=0, description="slots ahead of the window end")
+    """Forecast each meter's load; compare with baselines on a chronological test split."""
+
+    profiles_run: RunId
+    model: ForecastModel
+    seq_length: SeqLength
+    horizon: int = Field(defaults.HORIZON, gt=0, description="slots ahead of the window end")
     padding: Literal["history", "zeros"] = Field(
         "history", description="start of the test stream: real history or zero pre-padding"
     )
-    epochs: int = Field(8, gt=0, description="training epochs (early stopping on validation)")
-    hidden_size: int = Field(32, gt=0, description="LSTM units")
-    max_train_windows: int = Field(20_000, gt=0, description="cap on sampled training windows")
-    seed: int = Field(42, description="random seed")
+    epochs: Epochs
+    hidden_size: HiddenSize
+    max_train_windows: MaxTrainWindows
+    seed: Seed
 
 
 class AnomalyOptions(Options):
-    profiles_run: str = Field("", description="harmonization run id ('' = latest finished)")
+    """Detect anomalies from LSTM prediction errors; score against labels when given."""
+
+    profiles_run: RunId
     labels: str = Field("", description="CSV of labelled anomalies ('' = none)")
-    seq_length: int = Field(30, gt=1, description="input window length (slots)")
+    seq_length: SeqLength
     horizon: int = Field(
-        24, gt=0, description="slots ahead predicted for the residual (24 = a day at 60 min)"
+        defaults.ANOMALY_HORIZON,
+        gt=0,
+        description="slots ahead predicted for the residual (24 = a day at 60 min)",
     )
-    epochs: int = Field(8, gt=0, description="training epochs")
-    hidden_size: int = Field(32, gt=0, description="LSTM units")
-    max_train_windows: int = Field(20_000, gt=0, description="cap on sampled training windows")
+    epochs: Epochs
+    hidden_size: HiddenSize
+    max_train_windows: MaxTrainWindows
     threshold_quantile: float = Field(
-        0.995, gt=0.5, lt=1.0, description="validation-residual quantile used as threshold"
+        defaults.THRESHOLD_QUANTILE,
+        gt=0.5,
+        lt=1.0,
+        description="validation-residual quantile used as threshold",
     )
-    seed: int = Field(42, description="random seed")
+    seed: Seed
 
 
 class PipelineOptions(Options):
+    """Every step, chained as child runs of one parent run."""
+
     demo: bool = Field(True, description="build the demo fleet into the local stores if missing")
     demo_meters: int = Field(200, gt=0, description="meters in the demo fleet")
     demo_days: int = Field(365, gt=20, description="days of history in the demo fleet")
-    demo_seed: int = Field(42, description="seed of the demo fleet")
+    demo_seed: int = Field(defaults.SEED, description="seed of the demo fleet")
     reuse: bool = Field(True, description="reuse finished runs whose inputs did not change")
-    resolution: int = Field(60, description="profile resolution in minutes")
-    normalization: Normalization = Field("l2", description="profile normalisation")
-    dtw_window: int = Field(3, ge=0, description="DTW band (dtaidistance 'window')")
-    dtw_max_profiles: int = Field(4000, gt=1, description="profiles in the DTW matrix")
-    model: ClusterModel = Field("kmeans", description="clustering algorithm")
-    distance_metric: Literal["euclidean", "dtw"] = Field("euclidean", description="distance")
-    number_of_clusters: int = Field(0, ge=0, description="k; 0 = choose by silhouette")
-    prosumers: Prosumers = Field("include", description="PV meters clustered: include|exclude|only")
-    forecast_model: Literal["lstm", "hybrid"] = Field("lstm", description="forecasting model")
-    epochs: int = Field(8, gt=0, description="epochs of the forecasting/anomaly LSTMs")
+    resolution: Resolution
+    normalization: Normalization
+    dtw_window: DtwWindow
+    dtw_max_profiles: DtwMaxProfiles
+    model: ClusterModel
+    distance_metric: DistanceMetric
+    number_of_clusters: NumberOfClusters
+    prosumers: Prosumers
+    forecast_model: ForecastModel
+    epochs: Epochs
 
-    _resolution = field_validator("resolution")(_check_resolution)
+
+def choices(model: type[BaseModel], name: str) -> tuple[str, ...]:
+    """The allowed values of an option with a fixed set of choices (empty tuple otherwise)."""
+    from typing import get_args, get_origin
+
+    field = model.model_fields[name]
+    for meta in field.metadata:
+        if isinstance(getattr(meta, "func", None), OneOf):
+            return meta.func.choices()
+    if get_origin(field.annotation) is Literal:
+        return tuple(str(v) for v in get_args(field.annotation))
+    return ()
 
 
 def _parse_utc(value: str):

@@ -6,6 +6,7 @@ Raw store layouts (table, tag and field names) live in ``meterflow.sources.forma
 
 from __future__ import annotations
 
+MINUTES_PER_DAY = 1440
 LOCAL_TIMEZONE = "Europe/Rome"
 RAW_INTERVAL_MIN = 15
 REGISTER_ROLLOVER_KWH = 100_000.0  # cumulative registers wrap to 0 at this reading

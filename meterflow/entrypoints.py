@@ -1,24 +1,62 @@
-"""The MLflow entry points: name -> (script, options model). ``MLproject`` mirrors this table."""
+"""The MLflow entry points: name -> script, options model and the task function that runs it.
+
+``MLproject`` is generated from this table (``python -m meterflow.entrypoints > MLproject``).
+Tasks are named as ``"module:function"`` and imported only once the options are valid.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import get_args, get_origin
 
 from pydantic import BaseModel
 
 from meterflow import config
 
-ENTRY_POINTS: dict[str, tuple[str, type[config.Options]]] = {
-    "main": ("pipeline.py", config.PipelineOptions),
-    "load_newmongo": ("load_newmongo.py", config.LoadNewMongoOptions),
-    "etl_newmongo": ("etl_newmongo.py", config.EtlNewMongoOptions),
-    "etl_oldmongo": ("etl_oldmongo.py", config.EtlOldMongoOptions),
-    "etl_sql": ("etl_sql.py", config.EtlSqlOptions),
-    "harmonization": ("harmonization.py", config.HarmonizationOptions),
-    "clustering": ("steps/clustering.py", config.ClusteringOptions),
-    "forecasting": ("steps/forecasting.py", config.ForecastingOptions),
-    "anomaly": ("steps/anomaly.py", config.AnomalyOptions),
+
+@dataclass(frozen=True)
+class EntryPoint:
+    script: str
+    options: type[config.Options]
+    task: str  # "module:function", called with (options, environment)
+
+
+ENTRY_POINTS: dict[str, EntryPoint] = {
+    "main": EntryPoint(
+        "pipeline.py", config.PipelineOptions, "meterflow.tasks.pipeline:run_pipeline"
+    ),
+    "load_newmongo": EntryPoint(
+        "load_newmongo.py", config.LoadNewMongoOptions, "meterflow.tasks.newmongo:run_load_newmongo"
+    ),
+    "etl_newmongo": EntryPoint(
+        "etl_newmongo.py", config.EtlNewMongoOptions, "meterflow.tasks.etl:run_etl_newmongo"
+    ),
+    "etl_oldmongo": EntryPoint(
+        "etl_oldmongo.py", config.EtlOldMongoOptions, "meterflow.tasks.etl:run_etl_oldmongo"
+    ),
+    "etl_sql": EntryPoint("etl_sql.py", config.EtlSqlOptions, "meterflow.tasks.etl:run_etl_sql"),
+    "harmonization": EntryPoint(
+        "harmonization.py",
+        config.HarmonizationOptions,
+        "meterflow.tasks.harmonization:run_harmonization",
+    ),
+    "clustering": EntryPoint(
+        "steps/clustering.py", config.ClusteringOptions, "meterflow.tasks.clustering:run_clustering"
+    ),
+    "forecasting": EntryPoint(
+        "steps/forecasting.py",
+        config.ForecastingOptions,
+        "meterflow.tasks.forecasting:run_forecasting",
+    ),
+    "anomaly": EntryPoint(
+        "steps/anomaly.py", config.AnomalyOptions, "meterflow.tasks.anomaly:run_anomaly"
+    ),
 }
+
+
+def command_args(options: config.Options) -> list[str]:
+    """``--name value`` arguments that reproduce ``options`` on an entry script."""
+    return [arg for k, v in options.params().items() for arg in (f"--{k}", v)]
 
 
 def mlproject_type(model: type[BaseModel], name: str) -> str:
@@ -48,7 +86,8 @@ def render_mlproject() -> str:
         "",
         "entry_points:",
     ]
-    for entry_point, (script, model) in ENTRY_POINTS.items():
+    for entry_point, spec in ENTRY_POINTS.items():
+        script, model = spec.script, spec.options
         lines += [f"  {entry_point}:", "    parameters:"]
         for name in model.model_fields:
             default = mlproject_default(model, name)

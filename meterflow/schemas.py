@@ -13,16 +13,15 @@ Every arrow of the pipeline is one of these tables (a Parquet artifact of a step
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 
 import numpy as np
 import pandas as pd
 
+from meterflow.domain import MINUTES_PER_DAY
 from meterflow.errors import SchemaError
-
-MINUTES_PER_DAY = 1440
 
 
 class Quality(StrEnum):
@@ -81,6 +80,8 @@ def _dtype_matches(s: pd.Series, kind: str) -> bool:
         return pd.api.types.is_float_dtype(s.dtype)
     if kind == "int":
         return pd.api.types.is_integer_dtype(s.dtype)
+    if kind == "any":
+        return True
     if kind == "str":
         return (
             pd.api.types.is_string_dtype(s.dtype)
@@ -193,3 +194,89 @@ def profile_matrix(df: pd.DataFrame, columns: Iterable[str] | None = None) -> np
     """The slot values of a profiles table as a C-contiguous float64 array (rows x slots)."""
     cols = list(columns) if columns is not None else profile_slot_columns(df)
     return np.ascontiguousarray(df[cols].to_numpy(dtype=np.float64))
+
+
+def _columns(name: str, *names: str, **kinds: str) -> Contract:
+    """A contract that requires ``names`` (any dtype) and ``kinds`` (name=kind)."""
+    return Contract(name, {**dict.fromkeys(names, "any"), **kinds})
+
+
+def _profiles(df: pd.DataFrame, *, where: str = "") -> pd.DataFrame:
+    return validate_profiles(df, where=where)
+
+
+class Table(StrEnum):
+    """Names of the tables runs log (``tables/<name>.parquet``); see ``TABLES``."""
+
+    PROFILES = "profiles"
+    QUARANTINE = "quarantine"
+    QUALITY = "quality"
+    CORRECTIONS_SUMMARY = "corrections_summary"
+    SCALE_CORRECTIONS = "scale_corrections"
+    FILES = "files"
+    REASONS = "reasons"
+    METERS = "meters"
+    DOCUMENTS = "documents"
+    CONTEXT = "context"
+    PROFILES_ENERGY = "profiles_energy"
+    LOSERS = "losers"
+    DTW_INDEX = "dtw_index"
+    ASSIGNMENTS = "assignments"
+    CENTERS = "centers"
+    CLUSTER_SIZES = "cluster_sizes"
+    BY_TYPE = "by_type"
+    BY_WEEKDAY = "by_weekday"
+    BY_MONTH = "by_month"
+    K_SELECTION = "k_selection"
+    TEST_PREDICTIONS = "test_predictions"
+    SCORES = "scores"
+    EVENTS = "events"
+
+
+# Every table a run logs (``tables/<name>.parquet``), by name, with the check it must pass when it
+# is logged and when another step loads it. A table not listed here cannot be logged.
+TABLES: dict[Table, Callable[..., pd.DataFrame]] = {
+    # ETL runs
+    Table.PROFILES: _profiles,
+    Table.QUARANTINE: QUARANTINE.validate,
+    Table.QUALITY: _columns("quality", meter_id="str").validate,
+    Table.CORRECTIONS_SUMMARY: _columns(
+        "corrections_summary", "action", "reason", "count"
+    ).validate,
+    Table.SCALE_CORRECTIONS: _columns("scale_corrections").validate,
+    Table.FILES: _columns("files", "file", "meter_id", "status", "reason").validate,
+    Table.REASONS: _columns("reasons", "reason", "meaning").validate,
+    Table.METERS: METERS.validate,
+    # load_newmongo runs
+    Table.DOCUMENTS: _columns("documents", "meter_id", "ts", "issue", "coercions").validate,
+    Table.CONTEXT: _columns("context", "meter_id", "ts").validate,
+    # harmonization runs
+    Table.PROFILES_ENERGY: _profiles,
+    Table.LOSERS: _columns("losers", "meter_id", "date", "source", "winner_source").validate,
+    Table.DTW_INDEX: _columns("dtw_index", *PROFILE_KEYS, profile_row="int").validate,
+    # clustering runs
+    Table.ASSIGNMENTS: _columns("assignments", meter_id="str", cluster="int").validate,
+    Table.CENTERS: _columns("centers", cluster="int").validate,
+    Table.CLUSTER_SIZES: _columns("cluster_sizes", "cluster", "profiles", "meters").validate,
+    Table.BY_TYPE: _columns("by_type", "cluster").validate,
+    Table.BY_WEEKDAY: _columns("by_weekday", "cluster").validate,
+    Table.BY_MONTH: _columns("by_month", "cluster").validate,
+    Table.K_SELECTION: _columns("k_selection", "k").validate,
+    # forecasting runs
+    Table.TEST_PREDICTIONS: _columns("test_predictions", "meter_id").validate,
+    # anomaly runs
+    Table.SCORES: _columns("scores", "meter_id", "timestamp", "score", "flagged").validate,
+    Table.EVENTS: _columns("events", "meter_id", "start", "end", "peak_score").validate,
+}
+
+
+def validate_table(name: str, df: pd.DataFrame, *, where: str = "") -> pd.DataFrame:
+    """Check ``df`` against the contract of the run table ``name`` (SchemaError if it breaks it
+    or if ``name`` is not a known table)."""
+    try:
+        check = TABLES[Table(name)]
+    except ValueError:
+        raise SchemaError(
+            f"unknown run table {name!r}; known: {sorted(map(str, TABLES))}"
+        ) from None
+    return check(df, where=where)

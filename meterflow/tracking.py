@@ -1,17 +1,21 @@
-"""The seam to MLflow: runs, params, metrics, tables, figures, models, run lookup and reuse.
+"""The seam to MLflow: runs, params, metrics, tables, figures, models and run lookup.
 
 Nothing else in the package imports mlflow except ``meterflow.models.pyfunc`` (the model wrapper).
 Tables travel between steps as Parquet artifacts under ``tables/`` of the producing run and are read
-back by run id, never through a path beside the code.
+back by run id, never through a path beside the code; each is checked against its contract
+(``meterflow.schemas.TABLES``) when it is logged and when it is loaded, and a small CSV head of it
+goes to ``previews/`` for the MLflow UI, which cannot show Parquet.
+
+Upstream runs are looked up in the experiment of the current run and in the project's experiment
+(``MLFLOW_EXPERIMENT_NAME``, default ``meterflow``), so a step started with ``mlflow run -e``
+without ``--experiment-name`` (MLflow's Default experiment) still finds the pipeline's runs.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import os
-import shlex
 import tempfile
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -23,39 +27,64 @@ import mlflow
 import pandas as pd
 from mlflow.entities import RunStatus
 from mlflow.tracking import MlflowClient
-from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID, MLFLOW_PROJECT_ENTRY_POINT
+from mlflow.utils.mlflow_tags import (
+    MLFLOW_PARENT_RUN_ID,
+    MLFLOW_PROJECT_ENTRY_POINT,
+    MLFLOW_RUN_NAME,
+    MLFLOW_SOURCE_NAME,
+    MLFLOW_SOURCE_TYPE,
+)
 
 import meterflow
+from meterflow.config import Environment
 from meterflow.errors import MeterflowError
+from meterflow.schemas import validate_table
 
 log = logging.getLogger(__name__)
 
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
 TABLES_DIR = "tables"
+PREVIEWS_DIR = "previews"
+PREVIEW_ROWS = 200
 FIGURES_DIR = "figures"
 MODEL_NAME = "model"
 TAG_VERSION = "meterflow.version"
 
 
-def configure(experiment: str) -> None:
-    """Use ``MLFLOW_TRACKING_URI`` (default ``sqlite:///mlflow.db``) and the experiment.
+_project_experiment = DEFAULT_EXPERIMENT_NAME = "meterflow"
 
-    Under ``mlflow run`` the run and its experiment already exist and are resumed instead.
+
+def configure(env: Environment) -> None:
+    """Use the environment's tracking URI (default ``sqlite:///mlflow.db``) and experiment.
+
+    Under ``mlflow run`` (or a pipeline child) the run and its experiment already exist and are
+    resumed instead.
     """
-    if not os.environ.get("MLFLOW_TRACKING_URI"):
-        mlflow.set_tracking_uri(DEFAULT_TRACKING_URI)
+    global _project_experiment
+    mlflow.set_tracking_uri(env.tracking_uri or DEFAULT_TRACKING_URI)
+    _project_experiment = env.experiment
     if not os.environ.get("MLFLOW_RUN_ID") and not os.environ.get("MLFLOW_EXPERIMENT_ID"):
-        mlflow.set_experiment(experiment)
+        mlflow.set_experiment(env.experiment)
 
 
-def _experiment_id() -> str:
+def tracking_uri() -> str:
+    return mlflow.get_tracking_uri()
+
+
+def _current_experiment() -> str:
+    """Id of the experiment of the active run, else the one ``MLFLOW_EXPERIMENT_ID`` names (set
+    by ``mlflow run`` and the pipeline), else the project's."""
     run = mlflow.active_run()
     if run is not None:
         return run.info.experiment_id
-    exp_id = os.environ.get("MLFLOW_EXPERIMENT_ID")
-    if exp_id:
-        return exp_id
-    return mlflow.tracking.fluent._get_experiment_id()
+    if os.environ.get("MLFLOW_EXPERIMENT_ID"):
+        return os.environ["MLFLOW_EXPERIMENT_ID"]
+    return mlflow.set_experiment(_project_experiment).experiment_id
+
+
+def _project_experiment_id() -> str | None:
+    found = mlflow.get_experiment_by_name(_project_experiment)
+    return None if found is None else found.experiment_id
 
 
 @dataclass
@@ -82,11 +111,16 @@ class StepRun:
         mlflow.set_tags({k: str(v) for k, v in tags.items()})
 
     def log_table(self, df: pd.DataFrame, name: str) -> None:
-        """Log ``df`` as ``tables/<name>.parquet``."""
+        """Log ``df`` as ``tables/<name>.parquet`` after checking its contract, and its first
+        rows as ``previews/<name>.csv`` (the MLflow UI shows CSV as a table)."""
+        validate_table(name, df, where=f"run {self.run_id}")
         with tempfile.TemporaryDirectory() as tmp:
             path = Path(tmp) / f"{name}.parquet"
             df.to_parquet(path, index=False)
             mlflow.log_artifact(str(path), artifact_path=TABLES_DIR)
+            preview = Path(tmp) / f"{name}.csv"
+            df.head(PREVIEW_ROWS).to_csv(preview, index=False)
+            mlflow.log_artifact(str(preview), artifact_path=PREVIEWS_DIR)
 
     def log_figure(self, fig: Any, name: str) -> None:
         import matplotlib.pyplot as plt
@@ -128,9 +162,10 @@ def load_table(run_id: str, name: str) -> pd.DataFrame:
             path = mlflow.artifacts.download_artifacts(
                 run_id=run_id, artifact_path=f"{TABLES_DIR}/{name}.parquet", dst_path=tmp
             )
-            return pd.read_parquet(path)
+            table = pd.read_parquet(path)
     except mlflow.exceptions.MlflowException as e:
         raise MeterflowError(f"run {run_id} has no table {name!r}: {e.message}") from None
+    return validate_table(name, table, where=f"run {run_id}")
 
 
 def run_tag(run_id: str, key: str) -> str | None:
@@ -141,14 +176,13 @@ def run_params(run_id: str) -> dict[str, str]:
     return dict(MlflowClient().get_run(run_id).data.params)
 
 
-def run_entry_point(run_id: str) -> str | None:
-    return run_tag(run_id, MLFLOW_PROJECT_ENTRY_POINT)
-
-
-def finished_runs(entry_point: str, *, max_results: int = 100) -> list[Any]:
-    """Finished runs of an entry point in the current experiment, newest first."""
+def finished_runs(
+    entry_point: str, *, max_results: int = 100, experiment_id: str | None = None
+) -> list[Any]:
+    """Finished runs of an entry point in the current experiment (or the one given), newest
+    first."""
     return MlflowClient().search_runs(
-        [_experiment_id()],
+        [experiment_id or _current_experiment()],
         filter_string=(
             f"tags.`{MLFLOW_PROJECT_ENTRY_POINT}` = '{entry_point}' "
             f"and attributes.status = '{RunStatus.to_string(RunStatus.FINISHED)}'"
@@ -159,12 +193,20 @@ def finished_runs(entry_point: str, *, max_results: int = 100) -> list[Any]:
 
 
 def latest_run_id(entry_point: str) -> str:
-    """Id of the newest finished run of ``entry_point``; a clear error when there is none."""
+    """Id of the newest finished run of ``entry_point`` in the current experiment, else in the
+    project's (a step started without ``--experiment-name`` lands in MLflow's Default
+    experiment); a clear error when there is none."""
     runs = finished_runs(entry_point, max_results=1)
+    project = _project_experiment_id()
+    if not runs and project is not None and project != _current_experiment():
+        runs = finished_runs(entry_point, max_results=1, experiment_id=project)
+        if runs:
+            found = runs[0].info.run_id
+            log.info("using %s run %s of experiment %r", entry_point, found, _project_experiment)
     if not runs:
         raise MeterflowError(
-            f"no finished {entry_point} run in this experiment; "
-            "run that step first or pass a run id"
+            f"no finished {entry_point} run in this experiment or in {_project_experiment!r}; "
+            "run that step first, pass a run id, or pass --experiment-name to mlflow run"
         )
     return runs[0].info.run_id
 
@@ -189,87 +231,55 @@ def resolve_run(run_id: str, entry_point: str | tuple[str, ...]) -> str:
     return run_id
 
 
-# --- pipeline: child runs and reuse -------------------------------------------------------
+def set_step_tag(entry_point: str, run_id: str) -> None:
+    """Tag the active (parent) run with the run that served one of its steps."""
+    mlflow.set_tag(f"meterflow.step.{entry_point}", run_id)
 
 
-def find_reusable_run(
+def active_run_ids() -> tuple[str, str] | None:
+    """(run id, experiment id) of the active run, if any."""
+    run = mlflow.active_run()
+    return None if run is None else (run.info.run_id, run.info.experiment_id)
+
+
+def create_child_run(
     entry_point: str,
-    params: Mapping[str, str],
-    code_version: str,
-    ignore: tuple[str, ...] = (),
-) -> str | None:
-    """A finished run of ``entry_point`` with the same params and code version, if any.
-
-    Params are compared as MLflow stores them (strings), after the same normalisation the step
-    applies (``Options.params``), so typed values such as ``5`` vs ``"5"`` compare equal; names in
-    ``ignore`` do not take part (e.g. a carry-over run that does not change the result when the
-    other inputs are equal).
-    """
-    for run in finished_runs(entry_point):
-        if run.data.tags.get(TAG_CODE_VERSION) != code_version:
-            continue
-        logged = run.data.params
-        if all(_same_param(logged.get(k), v) for k, v in params.items() if k not in ignore):
-            return run.info.run_id
-    return None
-
-
-def _same_param(logged: str | None, value: str) -> bool:
-    """``mlflow run`` logs entry-point params shell-quoted (an empty string as ``''``)."""
-    return logged is not None and logged in (value, shlex.quote(value))
-
-
-TAG_CODE_VERSION = "meterflow.code_version"
-TAG_REUSED_FROM = "meterflow.reused_from"
-
-
-def run_child(
-    entry_point: str,
-    params: Mapping[str, str],
     *,
-    project_dir: Path,
-    code_version: str,
-    reuse: bool,
-    ignore: tuple[str, ...] = (),
-) -> tuple[str, bool]:
-    """Run one step as a child of the active run (like ``mlflow run -e``); return (run id, reused).
-
-    With ``reuse``, a finished run with the same params and code version is returned instead.
-    """
-    if reuse:
-        found = find_reusable_run(entry_point, params, code_version, ignore)
-        if found:
-            log.info("%s: reusing finished run %s (same inputs)", entry_point, found)
-            mlflow.set_tag(f"meterflow.step.{entry_point}", found)
-            return found, True
-    parent = mlflow.active_run()
-    # The child gets the parent's experiment by id; an experiment *name* in the environment
-    # would make the `mlflow run` child refuse to start ("only one of name or id").
-    os.environ.pop("MLFLOW_EXPERIMENT_NAME", None)
-    submitted = mlflow.projects.run(
-        str(project_dir),
-        entry_point=entry_point,
-        parameters=dict(params),
-        env_manager="local",
-        experiment_id=parent.info.experiment_id if parent else None,
-        synchronous=False,
-    )
-    client = MlflowClient()
-    client.set_tag(submitted.run_id, TAG_CODE_VERSION, code_version)
-    if parent is not None:
-        client.set_tag(submitted.run_id, MLFLOW_PARENT_RUN_ID, parent.info.run_id)
-    ok = submitted.wait()
-    if not ok:
-        raise MeterflowError(f"step {entry_point} failed (run {submitted.run_id}); see its log")
-    mlflow.set_tag(f"meterflow.step.{entry_point}", submitted.run_id)
-    return submitted.run_id, False
+    experiment_id: str,
+    parent_run_id: str | None,
+    run_name: str,
+    source: str,
+    tags: Mapping[str, str],
+) -> str:
+    """Create the run of one step (as ``mlflow run -e`` would) and return its id."""
+    all_tags = {
+        MLFLOW_PROJECT_ENTRY_POINT: entry_point,
+        MLFLOW_RUN_NAME: run_name,
+        MLFLOW_SOURCE_NAME: source,
+        MLFLOW_SOURCE_TYPE: "PROJECT",
+        **tags,
+    }
+    if parent_run_id:
+        all_tags[MLFLOW_PARENT_RUN_ID] = parent_run_id
+    run = MlflowClient().create_run(experiment_id, tags=all_tags, run_name=run_name)
+    return run.info.run_id
 
 
-def child_runs(parent_run_id: str) -> list[Any]:
-    return MlflowClient().search_runs(
-        [_experiment_id()], filter_string=f"tags.`{MLFLOW_PARENT_RUN_ID}` = '{parent_run_id}'"
-    )
+def run_status(run_id: str) -> str:
+    return MlflowClient().get_run(run_id).info.status
 
 
-def write_json(data: Mapping[str, Any], path: Path) -> None:
-    path.write_text(json.dumps(dict(data), indent=2, sort_keys=True, default=str))
+def mark_failed(run_id: str) -> None:
+    """End a run that did not end itself (its process crashed or was killed) as FAILED."""
+    if run_status(run_id) == RunStatus.to_string(RunStatus.RUNNING):
+        MlflowClient().set_terminated(run_id, RunStatus.to_string(RunStatus.FAILED))
+
+
+def mark_rejected(run_id: str, tracking_uri: str | None, entry_point: str, reason: str) -> None:
+    """Name and describe a run whose options were rejected before any work, so the runs list
+    says so. (It cannot be deleted: ``mlflow run`` ends it after the command exits and fails on
+    a deleted run.)"""
+    client = MlflowClient(tracking_uri or DEFAULT_TRACKING_URI)
+    client.set_tag(run_id, "meterflow.rejected", reason[:5000])
+    client.set_tag(run_id, MLFLOW_RUN_NAME, f"{entry_point}: rejected options")
+    client.set_tag(run_id, "mlflow.note.content", f"Options rejected, nothing was run: {reason}")

@@ -6,8 +6,6 @@ Options: `python steps/anomaly.py --help`; logic: `meterflow.tasks.anomaly`.
 import sys
 
 from meterflow.cli import run_entry
-from meterflow.config import AnomalyOptions
-from meterflow.tasks.anomaly import run_anomaly
 
 if __name__ == "__main__":
-    sys.exit(run_entry("anomaly", AnomalyOptions, run_anomaly))
+    sys.exit(run_entry("anomaly"))

@@ -6,8 +6,6 @@ Options: `python steps/clustering.py --help`; logic: `meterflow.tasks.clustering
 import sys
 
 from meterflow.cli import run_entry
-from meterflow.config import ClusteringOptions
-from meterflow.tasks.clustering import run_clustering
 
 if __name__ == "__main__":
-    sys.exit(run_entry("clustering", ClusteringOptions, run_clustering))
+    sys.exit(run_entry("clustering"))

@@ -6,8 +6,6 @@ Options: `python steps/forecasting.py --help`; logic: `meterflow.tasks.forecasti
 import sys
 
 from meterflow.cli import run_entry
-from meterflow.config import ForecastingOptions
-from meterflow.tasks.forecasting import run_forecasting
 
 if __name__ == "__main__":
-    sys.exit(run_entry("forecasting", ForecastingOptions, run_forecasting))
+    sys.exit(run_entry("forecasting"))

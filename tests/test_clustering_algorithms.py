@@ -2,17 +2,28 @@
 
 from __future__ import annotations
 
+import importlib
+import inspect
+import pickle
+import pkgutil
+import subprocess
+import sys
+
 import numpy as np
 import pandas as pd
 import pytest
 from dtaidistance import dtw as dtai_dtw
 from sklearn.metrics import adjusted_rand_score
 
+import meterflow.clustering
 from meterflow.clustering import ALGORITHMS, fit_clustering, needs_dtw_matrix
 from meterflow.clustering.assign import SOMAssigner, encode_lstm
-from meterflow.clustering.distances import dtw_cross, square_dtw
+from meterflow.clustering.base import ClusteringAlgorithm
+from meterflow.clustering.distances import square_dtw
 from meterflow.clustering.lstm_autoencoder import LSTMAutoencoderClustering, train_autoencoder
+from meterflow.clustering.registry import algorithm, algorithm_names
 from meterflow.errors import ConfigError, SchemaError
+from meterflow.profiles.dtw import dtw_cross
 from meterflow.schemas import slot_columns
 
 WINDOW = {24: 3, 96: 9}
@@ -151,6 +162,34 @@ def test_som_grid_and_registry():
     assert result.info["grid"] == "2x2"
 
 
+def test_registry_lines_are_the_algorithm_modules():
+    """Each registry line imports a ClusteringAlgorithm subclass named as its key, and every
+    such subclass in the package has its line: one module + one registry line per algorithm."""
+    assert algorithm_names() == tuple(ALGORITHMS)
+    for name, path in ALGORITHMS.items():
+        cls = algorithm(name)
+        assert inspect.isclass(cls) and issubclass(cls, ClusteringAlgorithm), path
+        assert cls.name == name and f"{cls.__module__}:{cls.__qualname__}" == path
+    defined = set()
+    for info in pkgutil.iter_modules(meterflow.clustering.__path__, "meterflow.clustering."):
+        for _, obj in inspect.getmembers(importlib.import_module(info.name), inspect.isclass):
+            if issubclass(obj, ClusteringAlgorithm) and obj is not ClusteringAlgorithm:
+                defined.add(f"{obj.__module__}:{obj.__qualname__}")
+    assert defined == set(ALGORITHMS.values())
+
+
+def test_registry_import_is_light():
+    heavy = ("numpy", "torch", "sklearn", "tslearn", "dtaidistance", "numba", "minisom")
+    code = (
+        "import sys, meterflow.clustering.registry as r; r.algorithm_names(); "
+        f"print([m for m in {heavy!r} if m in sys.modules])"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert out.stdout.strip() == "[]"
+
+
 def test_lstm_autoencoder_is_deterministic_and_encoder_matches_torch():
     X, _ = make_profiles(10, 24, seed=4)
     opts = LSTMAutoencoderClustering.Options(epochs=3, batch_size=8)
@@ -174,12 +213,12 @@ def test_lstm_autoencoder_is_deterministic_and_encoder_matches_torch():
 
 def test_normalisation_and_dataframe_input():
     X, _ = make_profiles(10, 24, seed=5)
-    plain = fit_clustering("kmeans", X, k=3, seed=0, options={"normalize": "znorm"})
-    scaled = fit_clustering("kmeans", 5 * X + 3, k=3, seed=0, options={"normalize": "znorm"})
+    plain = fit_clustering("kmeans", X, k=3, seed=0, options={"normalize": "zscore"})
+    scaled = fit_clustering("kmeans", 5 * X + 3, k=3, seed=0, options={"normalize": "zscore"})
     np.testing.assert_array_equal(plain.labels, scaled.labels)
-    assert plain.assigner.normalize == "znorm"
+    assert plain.assigner.normalize == "zscore"
     # k-Shape z-normalises whatever is asked
-    assert fit_clustering("kshape", X, k=3, seed=0).assigner.normalize == "znorm"
+    assert fit_clustering("kshape", X, k=3, seed=0).assigner.normalize == "zscore"
     frame = pd.DataFrame(X, columns=slot_columns(24))
     frame.insert(0, "meter_id", "m1")
     np.testing.assert_array_equal(plain.assigner.predict(frame), plain.labels)
@@ -187,6 +226,12 @@ def test_normalisation_and_dataframe_input():
     assert list(example.columns) == slot_columns(24) and len(example) == 3
     with pytest.raises(SchemaError, match="24 slots"):
         plain.assigner.predict(X[:, :12])
+    # an assigner pickled before znorm was renamed zscore loads as zscore
+    old = pickle.loads(pickle.dumps(plain.assigner))
+    old.__dict__["normalize"] = "znorm"
+    again = pickle.loads(pickle.dumps(old))
+    assert again.normalize == "zscore"
+    np.testing.assert_array_equal(again.predict(X), plain.labels)
 
 
 def test_agglomerative_labels_follow_nearest_medoid():

@@ -216,9 +216,13 @@ def test_composition_tables(assignment):
 
 def test_assignment_table_keeps_keys_in_order():
     profiles = pd.DataFrame(
-        {"meter_id": ["a", "b"], "date": pd.to_datetime(["2024-05-01"] * 2), "source": "sql",
-         "slot_00": [1.0, 2.0]}
-    )  # fmt: skip
+        {
+            "meter_id": ["a", "b"],
+            "date": pd.to_datetime(["2024-05-01"] * 2),
+            "source": "sql",
+            "slot_00": [1.0, 2.0],
+        }
+    )
     table = assignment_table(profiles, np.array([1, 0]))
     assert list(table.columns) == ["meter_id", "date", "source", "cluster"]
     assert table["cluster"].tolist() == [1, 0] and table["meter_id"].tolist() == ["a", "b"]

@@ -113,7 +113,7 @@ def test_fresh_process_predicts_training_labels(fitted, key):
 
 def test_fresh_process_needs_neither_mlflow_nor_fitting_libraries(fitted):
     _, _, fresh = fitted
-    assert fresh["loaded"] == []  # LSTM encoder runs in numpy; DTW via dtaidistance
+    assert fresh["loaded"] == []  # LSTM encoder runs in numpy; DTW via the numba kernel
 
 
 def test_centres_are_assigned_to_their_own_cluster(fitted):

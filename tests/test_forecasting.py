@@ -63,11 +63,8 @@ def synthetic_fleet(
         )
         frames.append(make_profiles(series.reshape(n_days, SPD), dates, f"M{m:02d}"))
         rows.append((f"M{m:02d}", 6.0, 0.0, "household", 45.0 + 0.01 * m, 9.0 + 0.02 * (m % 3)))
-    meters = pd.DataFrame(
-        rows,
-        columns=["meter_id", "contractual_power_kw", "production_kw", "type", "latitude",
-                 "longitude"],
-    )  # fmt: skip
+    columns = ["meter_id", "contractual_power_kw", "production_kw", "type", "latitude", "longitude"]
+    meters = pd.DataFrame(rows, columns=columns)
     return pd.concat(frames, ignore_index=True), meters
 
 
@@ -283,6 +280,17 @@ def test_settings_reject_bad_values():
         ForecastSettings(min_history=0)
 
 
+def test_settings_and_model_names_import_without_torch():
+    code = (
+        "import sys; from meterflow.forecasting.settings import MODELS; "
+        "print(MODELS, [m for m in ('torch', 'sklearn') if m in sys.modules])"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert out.stdout.strip() == "('lstm', 'hybrid') []"
+
+
 def test_too_few_days_is_a_clear_error():
     with pytest.raises(SchemaError, match="distinct days"):
         build_fleet(ramp_profiles(2), 0.7, 0.1)
@@ -410,8 +418,8 @@ def test_hybrid_grid_is_built_from_neighbours():
     assert divmod(int(b_cell), 5) == (2, 4)  # middle row, east edge
     assert divmod(int(c_cell), 5) == (0, 2)  # top row (north), middle column
     wide = np.array([[0.0] * 4, [1.0, 2.0, 3.0, 4.0], [-1.0] * 4, [9.0] * 4], dtype=np.float32)
-    grid = grids_from_recent(layout, np.array([0]), recent_from_wide(layout, wide, np.array([0]),
-                                                                     np.array([3]), 2))  # fmt: skip
+    recent = recent_from_wide(layout, wide, np.array([0]), np.array([3]), 2)
+    grid = grids_from_recent(layout, np.array([0]), recent)
     assert grid.shape == (1, 3, 5, 5)
     np.testing.assert_array_equal(grid[0, :2, 2, 4], [3.0, 4.0])  # B's last two readings
     np.testing.assert_array_equal(grid[0, :2, 0, 2], [-1.0, -1.0])  # C

@@ -192,7 +192,7 @@ def test_normalizations() -> None:
         assert np.array_equal(out[1], [0.0] * 4), method  # all-zero stays all zero
         assert np.isnan(out[4, 0]) and not np.isnan(out[4, 1:]).any(), method
     with pytest.raises(ConfigError, match="unknown normalization"):
-        normalize_values(x, "minmax")
+        normalize_values(x, "cube")
 
 
 def test_normalize_table_keeps_keys(sources: dict[str, pd.DataFrame]) -> None:

@@ -25,8 +25,8 @@ def test_mlproject_matches_options_models():
     assert clustering["model"]["default"] == "kmeans"
     for name in ("in_profiles", "label_column", "distance_metric"):
         assert name in clustering
-    for script, _ in ENTRY_POINTS.values():
-        assert (REPO / script).is_file(), script
+    for spec in ENTRY_POINTS.values():
+        assert (REPO / spec.script).is_file(), spec.script
 
 
 def test_conda_env_lists_the_pyproject_dependencies():

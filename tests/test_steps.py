@@ -50,6 +50,7 @@ def env(tmp_path_factory, mongo_uri, tracking_server) -> Environment:
         mongodb_uri=mongo_uri,
         mongo_database="steps_demo",
         experiment=f"steps-{time.time_ns()}",
+        tracking_uri=tracking_server,
     )
     fleet = build_fleet(SPEC)
     write_fleet(

@@ -26,6 +26,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
+from meterflow import defaults
 from meterflow.anomaly import figures
 from meterflow.anomaly.events import align_labels, detection_metrics, find_events, prepare_labels
 from meterflow.anomaly.predictor import AnomalyPredictor
@@ -58,7 +59,7 @@ def _default_forecast() -> ForecastSettings:
     # A day ahead at hourly resolution: an anomaly shorter than the horizon is not yet in the
     # window that forecasts it, so sustained shifts keep large residuals (a one-slot-ahead
     # forecaster follows them after a slot or two and only flags their edges).
-    return ForecastSettings(model="lstm", horizon=24)
+    return ForecastSettings(model="lstm", horizon=defaults.ANOMALY_HORIZON)
 
 
 @dataclass(frozen=True)
@@ -68,7 +69,7 @@ class AnomalySettings:
     forecast: ForecastSettings = field(default_factory=_default_forecast)
     timezone: str = LOCAL_TIMEZONE  # of the naive local profile timestamps (labels are UTC)
     threshold: Literal["quantile", "sigma", "best_f1"] = "quantile"
-    quantile: float = 0.995
+    quantile: float = defaults.THRESHOLD_QUANTILE
     sigma_k: float = 4.0
     smooth_window: int = 24  # trailing run of residuals also scored (1 = points only)
     merge_gap: int = 1  # unflagged slots bridged inside one event
@@ -110,6 +111,8 @@ class AnomalyResult:
 
 @dataclass
 class _Scored:
+    """Forecasts and normalised residuals of the points at ``pos``."""
+
     pos: np.ndarray
     predicted: np.ndarray  # Wh
     residual: np.ndarray  # Wh
@@ -117,7 +120,10 @@ class _Scored:
     cleaned: np.ndarray  # (N,) scaled series with flagged readings replaced by forecasts
 
 
-def _z(fitted: FittedForecaster, scale: ResidualScale | None, pos, predicted) -> np.ndarray:
+def _z(
+    fitted: FittedForecaster, scale: ResidualScale | None, pos: np.ndarray, predicted: np.ndarray
+) -> np.ndarray:
+    """Residuals at ``pos`` in the meter's scaled units, normalised by ``scale`` when given."""
     fleet = fitted.fleet
     m = fleet.meter_idx[pos]
     scaled = (fleet.values[pos] - predicted) / fitted.scaler.scale[m]
@@ -153,9 +159,7 @@ def _score(
     order = np.argsort(block, kind="stable")
     edges = np.searchsorted(block[order], np.arange(int(block.max()) + 2))
     z = np.zeros(len(pos))
-    run = np.zeros(len(fleet.meter_ids), dtype=np.int64)
-    last = np.full(len(fleet.meter_ids), -2, dtype=np.int64)
-    n_clean = 0
+    cleaner = _Cleaner(work, max_clean)
     for b in range(len(edges) - 1):
         sel = order[edges[b] : edges[b + 1]]
         if len(sel) == 0:
@@ -164,24 +168,42 @@ def _score(
         z[sel] = _z(work, scale, pos[sel], predicted[sel])
         # trailing runs only look back: later blocks' zeros do not change these scores
         score = combine_scores(meters, times, z, smooth_window, run_weight)[sel]
-        for i in np.flatnonzero(score >= threshold):
-            k = sel[i]
-            m, t = meters[k], times[k]
-            run[m] = run[m] + 1 if last[m] == t - 1 else 1
-            last[m] = t
-            if run[m] <= max_clean:
-                work.scaled[pos[k]] = (predicted[k] - fitted.scaler.mean[m]) / fitted.scaler.scale[
-                    m
-                ]
-                n_clean += 1
+        flagged = sel[score >= threshold]
+        cleaner.clean(pos[flagged], meters[flagged], times[flagged], predicted[flagged])
         if b % 50 == 0:
-            log.info("scored block %d/%d (%d readings cleaned)", b + 1, len(edges) - 1, n_clean)
+            log.info("scored block %d/%d (%d readings cleaned)", b + 1, len(edges) - 1, cleaner.n)
     return _Scored(pos, predicted, fleet.values[pos] - predicted, z, work.scaled)
+
+
+class _Cleaner:
+    """Replaces flagged readings by their forecasts in ``work.scaled``, at most ``max_clean``
+    consecutive slots per meter (a longer run is a lasting change: later readings stay)."""
+
+    def __init__(self, work: FittedForecaster, max_clean: int) -> None:
+        self.work = work
+        self.max_clean = max_clean
+        n_meters = len(work.fleet.meter_ids)
+        self.run = np.zeros(n_meters, dtype=np.int64)  # consecutive flagged slots so far
+        self.last = np.full(n_meters, -2, dtype=np.int64)  # time of the last flagged slot
+        self.n = 0  # readings replaced
+
+    def clean(
+        self, pos: np.ndarray, meters: np.ndarray, times: np.ndarray, predicted: np.ndarray
+    ) -> None:
+        """Handle the flagged points of one block, in the order given."""
+        scaler = self.work.scaler
+        for p, m, t, forecast in zip(pos, meters, times, predicted, strict=True):
+            self.run[m] = self.run[m] + 1 if self.last[m] == t - 1 else 1
+            self.last[m] = t
+            if self.run[m] <= self.max_clean:
+                self.work.scaled[p] = (forecast - scaler.mean[m]) / scaler.scale[m]
+                self.n += 1
 
 
 def _aligned(
     fleet: FleetSeries, pos: np.ndarray, labels: pd.DataFrame | None
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """``(label, kind, label_id)`` of the points at ``pos``; None without labels."""
     if labels is None:
         return None
     ids = fleet.meter_ids[fleet.meter_idx[pos]].astype(str)
@@ -204,104 +226,213 @@ def detect_anomalies(
         fleet = build_fleet(profiles, fc.train_frac, fc.val_frac)
         fitted = fit_forecaster(fleet, None, fc)
         first_all = fleet.history_start(np.arange(len(fleet.values)), fc.test_padding)
-
-        def positions(splits: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
-            return label_positions(
-                fleet, splits, first_all, fc.seq_length, fc.horizon, fc.min_history, fitted.usable
-            )
-
-        val_pos, val_first = positions((VAL,))
-        eval_pos, eval_first = positions((VAL, TEST))
-        test_pos = eval_pos[fleet.split[eval_pos] == TEST]
-        if len(val_pos) == 0 or len(test_pos) == 0:
-            raise SchemaError("anomaly input: validation or test split has no scorable point")
+        pos = _scorable_positions(fitted, first_all)
         # 1. validation residuals as they come: robust scale and threshold
-        raw_val = _score(fitted, val_pos, val_first)
-        scale = fit_residual_scale(
-            fleet.meter_idx[val_pos],
-            fleet.time_idx[val_pos] % fleet.slots_per_day,
-            raw_val.z,
-            len(fleet.meter_ids),
-            fleet.slots_per_day,
-            cfg.shrinkage,
-        )
-        val_z = _z(fitted, scale, val_pos, raw_val.predicted)
-        val_m, val_t = fleet.meter_idx[val_pos], fleet.time_idx[val_pos]
-        run_weight = fit_run_weight(val_m, val_t, val_z, cfg.smooth_window, cfg.quantile)
-        val_scores = combine_scores(val_m, val_t, val_z, cfg.smooth_window, run_weight)
-        val_aligned = _aligned(fleet, val_pos, prepared)
-        threshold = choose_threshold(
-            val_scores,
-            cfg.threshold,
-            cfg.quantile,
-            cfg.sigma_k,
-            val_aligned[0] if val_aligned is not None else None,
-        )
+        cal = _calibrate(fitted, pos, prepared, cfg)
         # 2. validation + test in time order, flagged readings kept out of later windows
         scored = _score(
-            fitted, eval_pos, eval_first, scale, threshold, cfg.max_clean, cfg.smooth_window,
-            run_weight,
-        )  # fmt: skip
-        forecast_predictor = make_predictor(fitted, test_pos, first_all[test_pos])
-    all_scores = combine_scores(
-        fleet.meter_idx[eval_pos], fleet.time_idx[eval_pos], scored.z, cfg.smooth_window, run_weight
+            fitted,
+            pos.val_test,
+            pos.val_test_first,
+            cal.scale,
+            cal.threshold,
+            cfg.max_clean,
+            cfg.smooth_window,
+            cal.run_weight,
+        )
+        forecast_predictor = make_predictor(fitted, pos.test, first_all[pos.test])
+    test = _test_points(fitted, pos, scored, cal, prepared, cfg.smooth_window)
+    scores = test.table()
+    events = test.events(fleet.resolution_min, cfg.merge_gap)
+    metrics = _metrics(test, len(events), cal, fitted.history.seconds, t_start)
+    example = _predictor_example(fitted, pos, scored, first_all, cfg.smooth_window)
+    predictor = AnomalyPredictor(
+        forecast_predictor, cal.scale, cal.threshold, cfg.smooth_window, cal.run_weight, example
     )
-    is_test = fleet.split[eval_pos] == TEST
-    test_scores = all_scores[is_test]
-    test_predicted = scored.predicted[is_test]
-    flagged = test_scores >= threshold
-    meter_ids = fleet.meter_ids[fleet.meter_idx[test_pos]].astype(str)
-    stamps = fleet.timestamps(test_pos)
-    test_aligned = _aligned(fleet, test_pos, prepared)
-    label, kind, label_id = test_aligned if test_aligned is not None else (None, None, None)
-    scores = pd.DataFrame(
-        {
-            "meter_id": meter_ids,
-            "timestamp": stamps,
-            "value": fleet.values[test_pos],
-            "predicted": test_predicted,
-            "residual": fleet.values[test_pos] - test_predicted,
-            "score": test_scores,
-            "flagged": flagged,
-            "label": pd.array(label if label is not None else [pd.NA] * len(flagged), "boolean"),
-            "kind": kind if kind is not None else None,
-        }
+    figs = {
+        "flagged_examples": figures.flagged_examples(scores, prepared),
+        "score_histogram": figures.score_histogram(scores, cal.threshold),
+    }
+    return AnomalyResult(
+        scores, events, metrics, figs, predictor, cal.threshold, fitted.history, fleet.dates
     )
-    events = find_events(
-        meter_ids, stamps, flagged, test_scores, fleet.resolution_min, cfg.merge_gap, kind
+
+
+@dataclass
+class _Positions:
+    """Scorable label positions of the fleet by split, with where each one's window starts."""
+
+    val: np.ndarray
+    val_first: np.ndarray
+    val_test: np.ndarray  # validation + test
+    val_test_first: np.ndarray
+    test: np.ndarray
+
+
+@dataclass(frozen=True)
+class _Calibration:
+    """What the validation split fixes: residual scale, run weight and threshold."""
+
+    scale: ResidualScale
+    run_weight: float
+    threshold: float
+
+
+@dataclass
+class _TestPoints:
+    """The scored test points in the order of ``_Positions.test``, with their labels if any."""
+
+    meter_ids: np.ndarray
+    stamps: np.ndarray
+    value: np.ndarray
+    predicted: np.ndarray
+    score: np.ndarray
+    flagged: np.ndarray
+    label: np.ndarray | None
+    kind: np.ndarray | None
+    label_id: np.ndarray | None
+
+    def events(self, resolution_min: int, merge_gap: int) -> pd.DataFrame:
+        """Runs of flagged points (``find_events``), with their most frequent label kind."""
+        return find_events(
+            self.meter_ids,
+            self.stamps,
+            self.flagged,
+            self.score,
+            resolution_min,
+            merge_gap,
+            self.kind,
+        )
+
+    def table(self) -> pd.DataFrame:
+        """The ``AnomalyResult.scores`` table."""
+        n = len(self.flagged)
+        return pd.DataFrame(
+            {
+                "meter_id": self.meter_ids,
+                "timestamp": self.stamps,
+                "value": self.value,
+                "predicted": self.predicted,
+                "residual": self.value - self.predicted,
+                "score": self.score,
+                "flagged": self.flagged,
+                "label": pd.array(self.label if self.label is not None else [pd.NA] * n, "boolean"),
+                "kind": self.kind,
+            }
+        )
+
+
+def _scorable_positions(fitted: FittedForecaster, first_all: np.ndarray) -> _Positions:
+    """Label positions of the validation and test splits; SchemaError if either has none."""
+    fleet, fc = fitted.fleet, fitted.settings
+
+    def positions(splits: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
+        return label_positions(
+            fleet, splits, first_all, fc.seq_length, fc.horizon, fc.min_history, fitted.usable
+        )
+
+    val_pos, val_first = positions((VAL,))
+    both_pos, both_first = positions((VAL, TEST))
+    test_pos = both_pos[fleet.split[both_pos] == TEST]
+    if len(val_pos) == 0 or len(test_pos) == 0:
+        raise SchemaError("anomaly input: validation or test split has no scorable point")
+    return _Positions(val_pos, val_first, both_pos, both_first, test_pos)
+
+
+def _calibrate(
+    fitted: FittedForecaster, pos: _Positions, labels: pd.DataFrame | None, cfg: AnomalySettings
+) -> _Calibration:
+    """Residual scale, run weight and threshold from the validation residuals as they come
+    (no cleaning); ``best_f1`` uses the validation labels."""
+    fleet = fitted.fleet
+    raw = _score(fitted, pos.val, pos.val_first)
+    meters, times = fleet.meter_idx[pos.val], fleet.time_idx[pos.val]
+    scale = fit_residual_scale(
+        meters,
+        times % fleet.slots_per_day,
+        raw.z,
+        len(fleet.meter_ids),
+        fleet.slots_per_day,
+        cfg.shrinkage,
     )
-    metrics = detection_metrics(label, label_id, kind, test_scores, flagged, len(events))
+    z = _z(fitted, scale, pos.val, raw.predicted)
+    run_weight = fit_run_weight(meters, times, z, cfg.smooth_window, cfg.quantile)
+    scores = combine_scores(meters, times, z, cfg.smooth_window, run_weight)
+    aligned = _aligned(fleet, pos.val, labels)
+    truth = aligned[0] if aligned is not None else None
+    threshold = choose_threshold(scores, cfg.threshold, cfg.quantile, cfg.sigma_k, truth)
+    return _Calibration(scale, run_weight, threshold)
+
+
+def _test_points(
+    fitted: FittedForecaster,
+    pos: _Positions,
+    scored: _Scored,
+    cal: _Calibration,
+    labels: pd.DataFrame | None,
+    smooth_window: int,
+) -> _TestPoints:
+    """Scores and flags of the test points (trailing runs also see the validation points)."""
+    fleet = fitted.fleet
+    meters, times = fleet.meter_idx[pos.val_test], fleet.time_idx[pos.val_test]
+    all_scores = combine_scores(meters, times, scored.z, smooth_window, cal.run_weight)
+    is_test = fleet.split[pos.val_test] == TEST
+    score = all_scores[is_test]
+    aligned = _aligned(fleet, pos.test, labels)
+    label, kind, label_id = aligned if aligned is not None else (None, None, None)
+    return _TestPoints(
+        meter_ids=fleet.meter_ids[fleet.meter_idx[pos.test]].astype(str),
+        stamps=fleet.timestamps(pos.test),
+        value=fleet.values[pos.test],
+        predicted=scored.predicted[is_test],
+        score=score,
+        flagged=score >= cal.threshold,
+        label=label,
+        kind=kind,
+        label_id=label_id,
+    )
+
+
+def _metrics(
+    test: _TestPoints, n_events: int, cal: _Calibration, train_seconds: float, t_start: float
+) -> dict[str, float]:
+    """Detection metrics of the test split plus the run's figures; logs a summary line."""
+    metrics = detection_metrics(
+        test.label, test.label_id, test.kind, test.score, test.flagged, n_events
+    )
     metrics.update(
-        threshold=threshold,
-        run_weight=run_weight,
-        n_scored=float(len(test_pos)),
-        train_seconds=fitted.history.seconds,
+        threshold=cal.threshold,
+        run_weight=cal.run_weight,
+        n_scored=float(len(test.score)),
+        train_seconds=train_seconds,
         total_seconds=time.perf_counter() - t_start,
     )
     log.info(
         "anomaly: threshold %.2f, %d of %d test points flagged in %d events%s",
-        threshold,
-        int(flagged.sum()),
-        len(flagged),
-        len(events),
+        cal.threshold,
+        int(test.flagged.sum()),
+        len(test.flagged),
+        n_events,
         f", f1 {metrics['f1']:.3f}" if "f1" in metrics else "",
     )
-    # the windows the detector scored: readings it flagged are replaced by their forecasts
-    # first test points of a meter, after the validation points their trailing runs look back on
-    j = int(np.searchsorted(eval_pos, test_pos[0]))
-    example_pos = eval_pos[max(0, j - cfg.smooth_window + 1) : j + 8]
-    cleaned_wh = (
-        scored.cleaned * fitted.scaler.scale[fleet.meter_idx] + fitted.scaler.mean[fleet.meter_idx]
-    )
+    return metrics
+
+
+def _predictor_example(
+    fitted: FittedForecaster,
+    pos: _Positions,
+    scored: _Scored,
+    first_all: np.ndarray,
+    smooth_window: int,
+) -> pd.DataFrame:
+    """The predictor's input example: the first test points of a meter, after the validation
+    points their trailing runs look back on, in the windows the detector scored (readings it
+    flagged replaced by their forecasts)."""
+    fleet = fitted.fleet
+    j = int(np.searchsorted(pos.val_test, pos.test[0]))
+    example_pos = pos.val_test[max(0, j - smooth_window + 1) : j + 8]
+    meters = fleet.meter_idx
+    cleaned_wh = scored.cleaned * fitted.scaler.scale[meters] + fitted.scaler.mean[meters]
     example = predictor_rows(fitted, example_pos, first_all[example_pos], cleaned_wh)
     example["value"] = fleet.values[example_pos]
-    predictor = AnomalyPredictor(
-        forecast_predictor, scale, threshold, cfg.smooth_window, run_weight, example
-    )
-    figs = {
-        "flagged_examples": figures.flagged_examples(scores, prepared),
-        "score_histogram": figures.score_histogram(scores, threshold),
-    }
-    return AnomalyResult(
-        scores, events, metrics, figs, predictor, threshold, fitted.history, fleet.dates
-    )
+    return example

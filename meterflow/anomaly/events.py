@@ -102,9 +102,10 @@ def find_events(
     columns = ["meter_id", "start", "end", "n_flagged", "peak_score"]
     idx = np.flatnonzero(flagged)
     if len(idx) == 0:
-        return pd.DataFrame({c: pd.Series(dtype=t) for c, t in zip(
-            [*columns, "kind"], ["object", "datetime64[ns]", "datetime64[ns]", "int64",
-                                 "float64", "object"], strict=True)})  # fmt: skip
+        dtypes = ["object", "datetime64[ns]", "datetime64[ns]", "int64", "float64", "object"]
+        return pd.DataFrame(
+            {c: pd.Series(dtype=t) for c, t in zip([*columns, "kind"], dtypes, strict=True)}
+        )
     ids = np.asarray(meter_ids, dtype=object)[idx]
     stamps = np.asarray(timestamps, dtype="datetime64[ns]")[idx]
     step = np.timedelta64(resolution_min, "m")

@@ -42,10 +42,8 @@ def flagged_examples(
                 (labels["meter_id"] == meter) & (labels["end"] > lo_t) & (labels["start"] < hi_t)
             ]
             for i, row in enumerate(own.itertuples()):
-                ax.axvspan(
-                    row.start, row.end, color="orange", alpha=0.25,
-                    label="labelled" if i == 0 else None,
-                )  # fmt: skip
+                label = "labelled" if i == 0 else None
+                ax.axvspan(row.start, row.end, color="orange", alpha=0.25, label=label)
         ax.set(title=f"meter {meter}", ylabel="Wh per slot")
         ax.legend(loc="upper right", fontsize="small")
     return fig

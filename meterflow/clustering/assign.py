@@ -17,13 +17,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from meterflow.clustering.distances import (
-    dtw_cross,
-    euclidean_cross,
-    normalize_profiles,
-    sbd_cross,
-)
+from meterflow.clustering.distances import euclidean_cross, sbd_cross
 from meterflow.errors import SchemaError
+from meterflow.profiles.dtw.kernel import dtw_cross
+from meterflow.profiles.normalize import normalize_values
 from meterflow.schemas import slot_columns
 
 
@@ -34,6 +31,12 @@ class Assigner:
     n_slots: int
     normalize: str = "none"  # per-profile normalisation applied before any distance
     example_rows: np.ndarray = field(repr=False)  # a few rows for the MLflow input example
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        """Unpickle; assigners saved before the rename say ``znorm`` for ``zscore``."""
+        if state.get("normalize") == "znorm":
+            state = {**state, "normalize": "zscore"}
+        self.__dict__.update(state)
 
     @property
     def n_clusters(self) -> int:
@@ -49,7 +52,7 @@ class Assigner:
         finite = np.isfinite(arr).all(axis=1)
         if not finite.all():
             raise SchemaError(f"profile row {int(np.flatnonzero(~finite)[0])} has NaN/inf values")
-        return normalize_profiles(arr, self.normalize)
+        return normalize_values(arr, self.normalize)
 
     def _as_array(self, X: Any) -> np.ndarray:
         if isinstance(X, pd.DataFrame):
@@ -89,7 +92,7 @@ class Assigner:
 
 @dataclass(kw_only=True, eq=False)
 class CentroidAssigner(Assigner):
-    """Nearest centre under ``metric``: ``euclidean``; ``dtw`` (dtaidistance, band ``window``);
+    """Nearest centre under ``metric``: ``euclidean``; ``dtw`` (numba kernel, band ``window``);
     or ``sbd`` (k-Shape's shape-based distance on z-normalised profiles)."""
 
     centers: np.ndarray = field(repr=False)  # (k, L) in the normalised space

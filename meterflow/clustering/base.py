@@ -1,7 +1,7 @@
 """What every clustering algorithm shares: its interface, its result, and input checks.
 
 An algorithm is a class with a name, the distance metrics it supports, a frozen ``Options``
-dataclass of its own settings, and ``fit(X, ctx) -> FitOutput``. ``registry.fit_clustering`` does
+dataclass of its own settings, and ``fit(X, ctx) -> FitOutput``. ``fit.fit_clustering`` does
 the checks, the optional per-profile normalisation and the timing, and turns the output into a
 :class:`ClusteringResult` whose ``labels`` are, by definition, ``assigner.predict`` on the
 training profiles (so a reloaded model reproduces them exactly).
@@ -15,12 +15,14 @@ import typing
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
-from meterflow.clustering.assign import Assigner
 from meterflow.errors import ConfigError, SchemaError
+
+if TYPE_CHECKING:  # the assigners load the distance kernels; the interface does not need them
+    from meterflow.clustering.assign import Assigner
 
 DISTANCE_METRICS = ("euclidean", "dtw")
 

@@ -1,19 +1,19 @@
-"""Distances between daily profiles and cluster centres, and per-profile normalisation.
+"""Distances between daily profiles and cluster centres.
 
 DTW follows dtaidistance semantics everywhere: the distance is the square root of the summed
 squared differences along the warping path, and ``window`` is dtaidistance's band (slots ``i`` and
 ``j`` may be matched when ``|i - j| < window``; ``None`` or 0 = unconstrained). tslearn's
 ``sakoe_chiba_radius`` for the same band is ``window - 1`` (see :func:`sakoe_chiba_radius`).
+DTW itself is the project's numba kernel (``meterflow.profiles.dtw.dtw_cross``); per-profile
+normalisation is ``meterflow.profiles.normalize.normalize_values``.
 """
 
 from __future__ import annotations
 
 import numpy as np
-from dtaidistance import dtw as dtai_dtw
 
 from meterflow.errors import ConfigError
 
-NORMALIZATIONS = ("none", "znorm", "minmax")
 _CHUNK = 4096
 
 
@@ -26,36 +26,6 @@ def sakoe_chiba_radius(window: int | None) -> int | None:
     return window - 1
 
 
-def dtai_window(window: int | None) -> int | None:
-    """``window`` as dtaidistance expects it (None = unconstrained)."""
-    if window is None or window == 0:
-        return None
-    if window < 0:
-        raise ConfigError(f"DTW window must be >= 0, got {window}")
-    return int(window)
-
-
-def normalize_profiles(X: np.ndarray, how: str) -> np.ndarray:
-    """Per-profile normalisation: ``none``; ``znorm`` (zero mean, unit std); ``minmax`` (to [0, 1]).
-
-    Constant profiles become all zeros under ``znorm`` and ``minmax``. The result is a new
-    C-contiguous float64 array (``none`` returns ``X`` itself when it already is one).
-    """
-    if how == "none":
-        return np.ascontiguousarray(X, dtype=np.float64)
-    if how == "znorm":
-        centred = X - X.mean(axis=1, keepdims=True)
-        scale = X.std(axis=1, keepdims=True)
-    elif how == "minmax":
-        lo = X.min(axis=1, keepdims=True)
-        centred = X - lo
-        scale = X.max(axis=1, keepdims=True) - lo
-    else:
-        raise ConfigError(f"unknown normalisation {how!r}; choose one of {NORMALIZATIONS}")
-    safe = np.where(scale > 0, scale, 1.0)
-    return np.ascontiguousarray(np.where(scale > 0, centred / safe, 0.0), dtype=np.float64)
-
-
 def euclidean_cross(X: np.ndarray, C: np.ndarray) -> np.ndarray:
     """Euclidean distances (n, k) between the rows of ``X`` (n, L) and ``C`` (k, L)."""
     out = np.empty((X.shape[0], C.shape[0]), dtype=np.float64)
@@ -64,21 +34,6 @@ def euclidean_cross(X: np.ndarray, C: np.ndarray) -> np.ndarray:
         xb = X[start : start + _CHUNK]
         d2 = np.einsum("ij,ij->i", xb, xb)[:, None] - 2.0 * xb @ C.T + c2[None, :]
         out[start : start + len(xb)] = np.sqrt(np.maximum(d2, 0.0))
-    return out
-
-
-def dtw_cross(X: np.ndarray, C: np.ndarray, window: int | None) -> np.ndarray:
-    """DTW distances (n, k) between the rows of ``X`` and ``C`` (dtaidistance C kernel)."""
-    n, k = X.shape[0], C.shape[0]
-    out = np.empty((n, k), dtype=np.float64)
-    w = dtai_window(window)
-    for start in range(0, n, _CHUNK):
-        xb = X[start : start + _CHUNK]
-        both = np.ascontiguousarray(np.vstack([C, xb]), dtype=np.float64)
-        block = dtai_dtw.distance_matrix_fast(
-            both, window=w, block=((0, k), (k, k + len(xb))), compact=True, use_pruning=False
-        )
-        out[start : start + len(xb)] = np.asarray(block, dtype=np.float64).reshape(k, -1).T
     return out
 
 
@@ -100,14 +55,6 @@ def sbd_cross(X: np.ndarray, C: np.ndarray) -> np.ndarray:
         ncc = np.where(denom > 0, best / np.where(denom > 0, denom, 1.0), 0.0)
         out[start : start + len(xb)] = 1.0 - ncc
     return out
-
-
-def dtw_matrix(X: np.ndarray, window: int | None) -> np.ndarray:
-    """Square symmetric DTW matrix (n, n) of the rows of ``X`` with a zero diagonal."""
-    tri = dtai_dtw.distance_matrix_fast(
-        np.ascontiguousarray(X, dtype=np.float64), window=dtai_window(window), use_pruning=False
-    )
-    return square_dtw(tri)
 
 
 def square_dtw(matrix: np.ndarray) -> np.ndarray:

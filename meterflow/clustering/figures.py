@@ -103,8 +103,8 @@ def plot_som_map(weights_grid: np.ndarray, labels: np.ndarray) -> Figure:
             for j in range(cols):
                 text = f"#{i * cols + j}\n{hits[i, j]}" if values is hits else f"{values[i, j]:.2g}"
                 dark = (values[i, j] - values.min()) / span > 0.5
-                ax.text(j, i, text, ha="center", va="center", fontsize=8,
-                        color="white" if dark else "black")  # fmt: skip
+                color = "white" if dark else "black"
+                ax.text(j, i, text, ha="center", va="center", fontsize=8, color=color)
     return fig
 
 

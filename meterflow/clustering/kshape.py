@@ -19,8 +19,9 @@ from threadpoolctl import threadpool_limits
 
 from meterflow.clustering.assign import CentroidAssigner
 from meterflow.clustering.base import ClusteringAlgorithm, FitContext, FitOutput
-from meterflow.clustering.distances import normalize_profiles, sbd_cross
+from meterflow.clustering.distances import sbd_cross
 from meterflow.errors import MeterflowError
+from meterflow.profiles.normalize import normalize_values
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +34,7 @@ class KShapeClustering(ClusteringAlgorithm):
     """k-Shape; centres are the shape-extraction centroids (z-normalised)."""
 
     name = "kshape"
-    forced_normalize = "znorm"
+    forced_normalize = "zscore"
 
     @dataclass(frozen=True)
     class Options:
@@ -66,7 +67,7 @@ class KShapeClustering(ClusteringAlgorithm):
         centers, labels, inertia, n_iter = best
         assigner = CentroidAssigner(
             n_slots=X.shape[1],
-            normalize="znorm",
+            normalize="zscore",
             centers=centers,
             metric="sbd",
             example_rows=centers[: min(3, ctx.k)],
@@ -96,8 +97,8 @@ def _fit_once(
     it = 0
     for it in range(max_iter):  # noqa: B007 (the count is reported)
         old_centers = centers
-        centers = normalize_profiles(
-            np.stack([shape_extraction(X[labels == j], centers[j]) for j in range(k)]), "znorm"
+        centers = normalize_values(
+            np.stack([shape_extraction(X[labels == j], centers[j]) for j in range(k)]), "zscore"
         )
         new_labels, new_inertia = _assign(X, centers, k)
         if abs(inertia - new_inertia) < tol or inertia - new_inertia < 0:

@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 from sklearn.cluster import KMeans
 
+from meterflow import defaults
 from meterflow.clustering.assign import AutoencoderAssigner, encode_lstm
 from meterflow.clustering.base import ClusteringAlgorithm, FitContext, FitOutput
 from meterflow.errors import ConfigError
@@ -39,9 +40,9 @@ class LSTMAutoencoderClustering(ClusteringAlgorithm):
 
     @dataclass(frozen=True)
     class Options:
-        epochs: int = 30
+        epochs: int = defaults.AUTOENCODER_EPOCHS
         batch_size: int = 32
-        hidden_size: int = 32
+        hidden_size: int = defaults.HIDDEN_SIZE
         latent_dim: int = 8
         learning_rate: float = 1e-3
         n_init: int = 10  # k-means restarts on the codes
@@ -120,9 +121,28 @@ def train_autoencoder(
     float64 numpy arrays (layout of ``AutoencoderAssigner``), PyTorch's codes of ``Z`` (n, D)
     and the mean training loss per epoch."""
     import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(opts.torch_threads)
+    try:
+        torch.manual_seed(seed)
+        rng = np.random.default_rng(seed)
+        model = _autoencoder(opts, Z.shape[1])
+        data = torch.from_numpy(Z.astype(np.float32)).unsqueeze(-1)
+        losses = _train_epochs(model, data, opts, rng)
+        with torch.no_grad():
+            codes = model.encode(data).double().numpy()
+    finally:
+        torch.set_num_threads(threads)
+    return _encoder_weights(model), codes, losses
+
+
+def _autoencoder(opts: Any, length: int) -> Any:
+    """A new (randomly initialised) LSTM autoencoder ``torch.nn.Module`` for days of ``length``
+    slots: ``encode(x)`` gives the latent codes, calling it the reconstruction."""
+    import torch
     from torch import nn
 
-    length = Z.shape[1]
     angle = 2 * np.pi * np.arange(length) / length
     time_of_day = torch.from_numpy(np.stack([np.sin(angle), np.cos(angle)], 1).astype(np.float32))
 
@@ -144,39 +164,42 @@ def train_autoencoder(
             out, _ = self.decoder(torch.cat([z, clock], dim=2))
             return self.to_output(out)
 
-    threads = torch.get_num_threads()
-    torch.set_num_threads(opts.torch_threads)
-    try:
-        torch.manual_seed(seed)
-        rng = np.random.default_rng(seed)
-        model = Autoencoder()
-        optimiser = torch.optim.Adam(model.parameters(), lr=opts.learning_rate)
-        loss_fn = nn.MSELoss()
-        data = torch.from_numpy(Z.astype(np.float32)).unsqueeze(-1)
-        losses: list[float] = []
-        start = time.perf_counter()
-        for epoch in range(opts.epochs):
-            order = torch.from_numpy(rng.permutation(len(Z)))
-            total = 0.0
-            for begin in range(0, len(Z), opts.batch_size):
-                batch = data[order[begin : begin + opts.batch_size]]
-                optimiser.zero_grad()
-                loss = loss_fn(model(batch), batch)
-                loss.backward()
-                optimiser.step()
-                total += loss.item() * len(batch)
-            losses.append(total / len(Z))
-            log.info(
-                "autoencoder epoch %d/%d: loss %.5f (%.1f s)",
-                epoch + 1,
-                opts.epochs,
-                losses[-1],
-                time.perf_counter() - start,
-            )
-        with torch.no_grad():
-            codes = model.encode(data).double().numpy()
-    finally:
-        torch.set_num_threads(threads)
+    return Autoencoder()
+
+
+def _train_epochs(model: Any, data: Any, opts: Any, rng: np.random.Generator) -> list[float]:
+    """Adam on the MSE reconstruction loss for ``opts.epochs`` shuffled passes over ``data``
+    (n, L, 1); returns the mean loss of each epoch."""
+    import torch
+    from torch import nn
+
+    optimiser = torch.optim.Adam(model.parameters(), lr=opts.learning_rate)
+    loss_fn = nn.MSELoss()
+    losses: list[float] = []
+    start = time.perf_counter()
+    for epoch in range(opts.epochs):
+        order = torch.from_numpy(rng.permutation(len(data)))
+        total = 0.0
+        for begin in range(0, len(data), opts.batch_size):
+            batch = data[order[begin : begin + opts.batch_size]]
+            optimiser.zero_grad()
+            loss = loss_fn(model(batch), batch)
+            loss.backward()
+            optimiser.step()
+            total += loss.item() * len(batch)
+        losses.append(total / len(data))
+        log.info(
+            "autoencoder epoch %d/%d: loss %.5f (%.1f s)",
+            epoch + 1,
+            opts.epochs,
+            losses[-1],
+            time.perf_counter() - start,
+        )
+    return losses
+
+
+def _encoder_weights(model: Any) -> dict[str, np.ndarray]:
+    """The encoder's weights as float64 arrays, keyed as ``AutoencoderAssigner`` expects."""
     enc = model.encoder
     weights = {
         "w_ih": enc.weight_ih_l0,
@@ -186,4 +209,4 @@ def train_autoencoder(
         "w_out": model.to_latent.weight,
         "b_out": model.to_latent.bias,
     }
-    return {k: v.detach().double().numpy() for k, v in weights.items()}, codes, losses
+    return {k: v.detach().double().numpy() for k, v in weights.items()}

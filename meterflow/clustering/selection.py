@@ -3,8 +3,9 @@ with the best silhouette (as the reference did), and report the elbow curve alon
 
 from __future__ import annotations
 
+import functools
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -14,8 +15,8 @@ from matplotlib.figure import Figure
 
 from meterflow.clustering.base import ClusteringResult
 from meterflow.clustering.figures import plot_k_selection
+from meterflow.clustering.fit import fit_clustering
 from meterflow.clustering.metrics import silhouette, silhouette_dtw
-from meterflow.clustering.registry import fit_clustering
 from meterflow.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -61,25 +62,17 @@ def select_k(
     if options and options.get("som_grid"):
         raise ConfigError("som_grid fixes k; set number_of_clusters to its node count")
     criterion = "silhouette_dtw" if distance_metric == "dtw" and dtw is not None else "silhouette"
-    rows: list[dict[str, float]] = []
-    best: ClusteringResult | None = None
-    best_score = -np.inf
-    for k in range(k_min, k_max + 1):
-        result = fit_clustering(
-            name,
-            X,
-            k=k,
-            distance_metric=distance_metric,
-            dtw=dtw,
-            window=window,
-            seed=seed,
-            options=options,
-        )
-        row = _scores(result, X, dtw, seed)
-        rows.append(row)
-        log.info("k=%d: %s=%.4f dispersion=%.4g", k, criterion, row[criterion], row["dispersion"])
-        if np.isfinite(row[criterion]) and row[criterion] > best_score:
-            best, best_score = result, row[criterion]
+    fit = functools.partial(
+        fit_clustering,
+        name,
+        X,
+        distance_metric=distance_metric,
+        dtw=dtw,
+        window=window,
+        seed=seed,
+        options=options,
+    )
+    rows, best, best_score = _fit_each_k(fit, range(k_min, k_max + 1), X, dtw, seed, criterion)
     table = pd.DataFrame(rows)
     table.insert(1, "criterion", criterion)
     table.insert(2, "score", table[criterion])
@@ -97,9 +90,33 @@ def select_k(
     )
 
 
+def _fit_each_k(
+    fit: Callable[..., ClusteringResult],
+    ks: range,
+    X: np.ndarray,
+    dtw: np.ndarray | None,
+    seed: int,
+    criterion: str,
+) -> tuple[list[dict[str, float]], ClusteringResult | None, float]:
+    """``fit(k=k)`` for each k: the score rows, the best result by ``criterion`` (the first of
+    equals; None if no k has a finite score) and its score."""
+    rows: list[dict[str, float]] = []
+    best: ClusteringResult | None = None
+    best_score = -np.inf
+    for k in ks:
+        result = fit(k=k)
+        row = _scores(result, X, dtw, seed)
+        rows.append(row)
+        log.info("k=%d: %s=%.4f dispersion=%.4g", k, criterion, row[criterion], row["dispersion"])
+        if np.isfinite(row[criterion]) and row[criterion] > best_score:
+            best, best_score = result, row[criterion]
+    return rows, best, best_score
+
+
 def _scores(
     result: ClusteringResult, X: np.ndarray, dtw: np.ndarray | None, seed: int
 ) -> dict[str, float]:
+    """One row of the k table: silhouette(s), dispersion and fit time of ``result``."""
     Xp = result.assigner.prepare(X)
     labels = result.labels
     defined = 2 <= len(np.unique(labels)) <= len(labels) - 1

@@ -178,9 +178,15 @@ def inject_anomalies(clean: CleanFleet) -> Truth:
 
 
 def _apply(
-    kind: str, rng: np.random.Generator, imp: np.ndarray, exp: np.ndarray, m: int, a: int,
-    b: int, cap: float,
-) -> float | None:  # fmt: skip
+    kind: str,
+    rng: np.random.Generator,
+    imp: np.ndarray,
+    exp: np.ndarray,
+    m: int,
+    a: int,
+    b: int,
+    cap: float,
+) -> float | None:
     """Apply one anomaly to meter ``m`` on [a, b); its magnitude, or None if it cannot fit."""
     typical = max(float(imp[m, max(a - DAY, 0) : a + 1].mean()), 1.0)
     seg = imp[m, a:b]
@@ -316,8 +322,8 @@ def damage_old_exports(
             j0 = int(rng.integers(0, n - size + 1))
             j1 = j0 + size
         factor[m, j0:j1] = fac
-        dlog.add(int(m), win.source, "scale", win.first + j0, win.first + j1, fac,
-                 f"both columns x{fac:g} (unit {_UNIT_NAMES[fac]})")  # fmt: skip
+        detail = f"both columns x{fac:g} (unit {_UNIT_NAMES[fac]})"
+        dlog.add(int(m), win.source, "scale", win.first + j0, win.first + j1, fac, detail)
     for a, b in dst_days:
         kind = "dst_fall_back" if b - a > DAY else "dst_spring_forward"
         detail = f"{b - a} rows: local 02:00-02:45 " + ("twice" if b - a > DAY else "missing")
@@ -370,8 +376,8 @@ def damage_mongo(
         old = reg_imp_wh[m, k - 1] / 1000
         for reg in (reg_imp_wh, reg_exp_wh):
             reg[m, k:] = (reg[m, k:] - reg[m, k - 1]) % rollover_wh
-        dlog.add(int(m), win.source, "counter_reset", win.first + k - 1, win.first + k, old,
-                 f"meter replaced: registers restart at 0 (import was {old:g} kWh)")  # fmt: skip
+        detail = f"meter replaced: registers restart at 0 (import was {old:g} kWh)"
+        dlog.add(int(m), win.source, "counter_reset", win.first + k - 1, win.first + k, old, detail)
     for m, k in zip(*np.nonzero(np.diff(reg_imp_wh, axis=1) < 0), strict=True):
         if busy[m, k + 1]:
             continue  # a reset, logged above

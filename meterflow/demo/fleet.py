@@ -358,6 +358,7 @@ def clear_sky_ghi(times: pd.DatetimeIndex, lat: np.ndarray, lon: np.ndarray) -> 
     doy = times.dayofyear.to_numpy()
     minutes = (times.hour * 60 + times.minute).to_numpy()
     g = 2 * np.pi / 365 * (doy - 1 + (minutes / 60 - 12) / 24)
+    # Spencer's Fourier series (coefficients as published): equation of time, declination
     eot = 229.18 * (
         0.000075 + 0.001868 * np.cos(g) - 0.032077 * np.sin(g)
         - 0.014615 * np.cos(2 * g) - 0.040849 * np.sin(2 * g)

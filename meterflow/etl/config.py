@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from meterflow import defaults
 from meterflow.domain import LOCAL_TIMEZONE, RAW_INTERVAL_MIN
 from meterflow.errors import ConfigError
 from meterflow.schemas import MINUTES_PER_DAY
@@ -15,8 +16,8 @@ from meterflow.schemas import MINUTES_PER_DAY
 # small cannot be told from theft-like under-reading (real behaviour the anomaly step must see).
 DEFAULT_SCALE_CANDIDATES: tuple[float, ...] = (
     *(10.0**k for k in (-6, -5, -4, -3, -2, -1, 1, 2, 3, 4, 5, 6)),
-    4.0, 60.0, 1 / 60, 4e3, 6e4,
-)  # fmt: skip
+    *(4.0, 60.0, 1 / 60, 4e3, 6e4),
+)
 
 
 @dataclass(frozen=True)
@@ -38,11 +39,11 @@ class CleaningConfig:
                         of commercial meters drop ~10x and must not pass as a unit error)
     """
 
-    resolution_min: int = 15
+    resolution_min: int = defaults.RESOLUTION_MIN
     timezone: str = LOCAL_TIMEZONE
     raw_interval_min: int = RAW_INTERVAL_MIN
-    max_gap_min: int = 60
-    night_max_gap_min: int = 180
+    max_gap_min: int = defaults.MAX_GAP_MIN
+    night_max_gap_min: int = defaults.NIGHT_MAX_GAP_MIN
     night_start_hour: int = 0
     night_end_hour: int = 5
     outlier_tolerance: float = 0.10

@@ -112,12 +112,18 @@ class _Rows:
         original, new = (np.broadcast_to(np.asarray(v, dtype=float), n)[keep] for v in values)
         self.parts.append(
             quarantine_frame(
-                meter_id=self.d.mid[docs[keep]], timestamp=np.asarray(stamp_ns)[keep],
-                source=self.source, original_value=original, new_value=new, action=action,
-                reason=reason, detail=detail if isinstance(detail, str) else detail[keep],
-                register=register, location=self.d.locate(docs[keep]),
+                meter_id=self.d.mid[docs[keep]],
+                timestamp=np.asarray(stamp_ns)[keep],
+                source=self.source,
+                original_value=original,
+                new_value=new,
+                action=action,
+                reason=reason,
+                detail=detail if isinstance(detail, str) else detail[keep],
+                register=register,
+                location=self.d.locate(docs[keep]),
             )
-        )  # fmt: skip
+        )
 
     def drop_docs(self, docs: np.ndarray, reason: Reason, detail: str | np.ndarray) -> None:
         """Both register readings of documents ``docs`` dropped."""
@@ -164,9 +170,10 @@ def _usable_sequence(d: _Docs, alive: np.ndarray, rows: _Rows, raw_ns: int):
     exact, conflicting, chosen = resolve_duplicates(d.code[pos], d.t_ns[pos] // raw_ns, vals)
     rows.drop_docs(pos[exact], Reason.DUPLICATE, "document repeated with the same registers")
     rows.drop_docs(
-        pos[conflicting], Reason.CONFLICTING_DUPLICATE,
+        pos[conflicting],
+        Reason.CONFLICTING_DUPLICATE,
         np.char.add("kept import_kwh ", (vals[chosen, 0] / 1000).astype(str)).astype(object),
-    )  # fmt: skip
+    )
     keep = np.ones(len(pos), dtype=bool)
     keep[exact] = keep[conflicting] = False
     pos = pos[keep]
@@ -199,26 +206,66 @@ class _Limits:
 
 
 def _register_readings(
-    d: _Docs, pos: np.ndarray, first: np.ndarray, r: str, lim: _Limits, rows: _Rows,
-    raw_ns: int, source: str,
-) -> pd.DataFrame:  # fmt: skip
+    d: _Docs,
+    pos: np.ndarray,
+    first: np.ndarray,
+    r: str,
+    lim: _Limits,
+    rows: _Rows,
+    raw_ns: int,
+    source: str,
+) -> pd.DataFrame:
     """Readings of register ``r`` from the usable sequence (glitches, rollovers, resets and
     decreases handled as in the module docstring)."""
     sign = 1.0 if r == IMPORT else -1.0
+    glitch = _drop_glitches(d, pos, first, r, sign, lim.tol_wh, rows)
+    seq, seq_first = pos[~glitch], first[~glitch]  # a glitch is never the first read
+    later = np.flatnonzero(~seq_first)
+    cur, before = seq[later], seq[later - 1]
+    span = (d.t_ns[cur] - d.t_ns[before]) // raw_ns
+    energy, ok = _register_differences(d, cur, before, span, r, lim, rows)
+    _coercion_rows(d, cur[ok], d.t_ns[before[ok]], r, sign * energy[ok], rows)
+    return make_readings(
+        d.mid[cur[ok]],
+        d.t_ns[before[ok]],
+        sign * energy[ok],
+        source=source,
+        register=r,
+        span=span[ok].astype(np.int32),
+        row=cur[ok],
+        context=d.ctx[cur[ok]],
+    )
+
+
+def _drop_glitches(
+    d: _Docs, pos: np.ndarray, first: np.ndarray, r: str, sign: float, tol: float, rows: _Rows
+) -> np.ndarray:
+    """Mask of the glitch reads of register ``r`` in ``pos``, their readings quarantined."""
     v = d.regs[r][pos]
-    glitch = _glitches(v, first, lim.tol_wh)
+    glitch = _glitches(v, first, tol)
     g = np.flatnonzero(glitch)
     detail = np.char.add(
         np.char.add(np.char.add("register ", _kwh(v[g - 1])), np.char.add(" -> ", _kwh(v[g]))),
         np.char.add(" -> ", _kwh(v[g + 1])),
     ).astype(object)
-    original = sign * (v[g] - v[g - 1])
-    rows.add(pos[g], d.t_ns[pos[g - 1]], r, (original, np.nan), Action.DROPPED,
-             Reason.COUNTER_GLITCH, detail)  # fmt: skip
-    seq, seq_first = pos[~glitch], first[~glitch]  # a glitch is never the first read
-    later = np.flatnonzero(~seq_first)
-    cur, before = seq[later], seq[later - 1]
-    span = (d.t_ns[cur] - d.t_ns[before]) // raw_ns
+    values = (sign * (v[g] - v[g - 1]), np.nan)
+    stamp_ns = d.t_ns[pos[g - 1]]
+    rows.add(pos[g], stamp_ns, r, values, Action.DROPPED, Reason.COUNTER_GLITCH, detail)
+    return glitch
+
+
+def _register_differences(
+    d: _Docs,
+    cur: np.ndarray,
+    before: np.ndarray,
+    span: np.ndarray,
+    r: str,
+    lim: _Limits,
+    rows: _Rows,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Energy (unsigned) of register ``r`` from read ``before`` to read ``cur`` (rollovers
+    unwrapped) and the positions kept; resets and decreases quarantined."""
+    sign = 1.0 if r == IMPORT else -1.0
     diff = d.regs[r][cur] - d.regs[r][before]
     bound = lim.per_interval_wh[d.code[cur]] * span + lim.tol_wh
     neg = diff < -lim.tol_wh
@@ -226,7 +273,6 @@ def _register_readings(
     roll = neg & (d.regs[r][before] >= 0.5 * lim.rollover_wh) & (wrapped >= 0) & (wrapped <= bound)
     reset = neg & ~roll & (d.regs[r][cur] <= bound)
     decrease = neg & ~roll & ~reset
-    energy = np.where(roll, wrapped, diff)
     for mask, reason, action in (
         (reset, Reason.COUNTER_RESET, Action.DROPPED),
         (decrease, Reason.COUNTER_DECREASE, Action.DROPPED),
@@ -239,12 +285,7 @@ def _register_readings(
             np.char.add(" -> ", _kwh(d.regs[r][cur[h]])),
         ).astype(object)
         rows.add(cur[h], d.t_ns[before[h]], r, (sign * diff[h], new), action, reason, change)
-    ok = np.flatnonzero(~(reset | decrease))
-    _coercion_rows(d, cur[ok], d.t_ns[before[ok]], r, sign * energy[ok], rows)
-    return make_readings(
-        d.mid[cur[ok]], d.t_ns[before[ok]], sign * energy[ok], source=source, register=r,
-        span=span[ok].astype(np.int32), row=cur[ok], context=d.ctx[cur[ok]],
-    )  # fmt: skip
+    return np.where(roll, wrapped, diff), np.flatnonzero(~(reset | decrease))
 
 
 def _coercion_rows(
@@ -255,8 +296,11 @@ def _coercion_rows(
     name = REGISTER_COLUMNS[r]
     picked, details, own = [], [], []
     for j in np.flatnonzero(d.coercions[docs] != ""):
-        parts = [p for p in d.coercions[docs[j]].split(COERCION_SEP)
-                 if p.split(" ", 1)[0] in ("meter_id", "ts", name)]  # fmt: skip
+        parts = [
+            p
+            for p in d.coercions[docs[j]].split(COERCION_SEP)
+            if p.split(" ", 1)[0] in ("meter_id", "ts", name)
+        ]
         if parts:
             picked.append(j)
             details.append(COERCION_SEP.join(parts))
@@ -265,8 +309,15 @@ def _coercion_rows(
         return
     j = np.asarray(picked, dtype=np.int64)
     original = np.where(own, np.nan, energy[j])  # a register stored as text had no number
-    rows.add(docs[j], stamp_ns[j], r, (original, energy[j]), Action.CORRECTED,
-             Reason.COERCED_VALUE, np.asarray(details, dtype=object))  # fmt: skip
+    rows.add(
+        docs[j],
+        stamp_ns[j],
+        r,
+        (original, energy[j]),
+        Action.CORRECTED,
+        Reason.COERCED_VALUE,
+        np.asarray(details, dtype=object),
+    )
 
 
 def registers_to_readings(

@@ -206,8 +206,10 @@ def _present_fields(raw: pd.DataFrame) -> FieldsOf:
 
     def fields_of(pos: np.ndarray) -> np.ndarray:
         present = raw.iloc[pos][cols].notna().to_numpy()
-        return np.array([", ".join(c for c, p in zip(cols, row, strict=True) if p)
-                         for row in present], dtype=object)  # fmt: skip
+        return np.array(
+            [", ".join(c for c, p in zip(cols, row, strict=True) if p) for row in present],
+            dtype=object,
+        )
 
     return fields_of
 

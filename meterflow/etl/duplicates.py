@@ -28,8 +28,24 @@ def resolve_duplicates(
     new_key[1:] = (series[1:] != series[:-1]) | (k[1:] != k[:-1])
     if new_key.all():
         return empty, empty, empty
-    g = np.cumsum(new_key) - 1
-    # exact copies: sort the rows of repeated keys by value and compare with the previous row
+    g = np.cumsum(new_key) - 1  # key (group) of each row
+    exact = _exact_copies(vals, g)
+    alive = np.ones(n, dtype=bool)
+    alive[exact] = False
+    # conflicts among the distinct survivors
+    idx = np.flatnonzero(alive)
+    ga = g[idx]
+    multi = np.bincount(ga, minlength=g[-1] + 1)[ga] > 1
+    if not multi.any():
+        return exact, empty, empty
+    cost = _neighbour_cost(series, vals, idx, ga)
+    conflicting, chosen_for = _losers_and_winners(idx[multi], ga[multi], cost[multi], g[-1] + 1)
+    return exact, conflicting, chosen_for
+
+
+def _exact_copies(vals: np.ndarray, g: np.ndarray) -> np.ndarray:
+    """Rows repeating the values (NaN equal to NaN) of an earlier-sorted row of their key."""
+    # sort the rows of repeated keys by value and compare with the previous row
     repeated = np.flatnonzero(np.bincount(g)[g] > 1)
     sub = repeated[np.lexsort((*vals[repeated].T[::-1], g[repeated]))]
     sv, sg = vals[sub], g[sub]
@@ -37,21 +53,19 @@ def resolve_duplicates(
     same[1:] = (sg[1:] == sg[:-1]) & np.all(
         (sv[1:] == sv[:-1]) | (np.isnan(sv[1:]) & np.isnan(sv[:-1])), axis=1
     )
-    exact = np.sort(sub[same])
-    alive = np.ones(n, dtype=bool)
-    alive[exact] = False
-    # conflicts among the distinct survivors
-    idx = np.flatnonzero(alive)
-    ga = g[idx]
-    size = np.bincount(ga, minlength=g[-1] + 1)
-    multi = size[ga] > 1
-    if not multi.any():
-        return exact, empty, empty
-    first = idx[np.r_[True, ga[1:] != ga[:-1]]]  # first surviving row of each key, in key order
-    keys = g[first]
+    return np.sort(sub[same])
+
+
+def _neighbour_cost(
+    series: np.ndarray, vals: np.ndarray, idx: np.ndarray, ga: np.ndarray
+) -> np.ndarray:
+    """Distance of rows ``idx`` (keys ``ga``) to the mean of the neighbouring keys' first
+    values, divided by FIRST_ARRIVAL_PREFERENCE for a key's first row; inf for NaN values."""
+    first_arrival = np.r_[True, ga[1:] != ga[:-1]]
+    first = idx[first_arrival]  # first surviving row of each key, in key order
+    keys = ga[first_arrival]
     key_series = series[first]
     pos = np.searchsorted(keys, ga)
-    ref = np.full((len(idx), vals.shape[1]), np.nan)
     prev_ok = (pos > 0) & (key_series[np.maximum(pos - 1, 0)] == series[idx])
     next_ok = (pos < len(keys) - 1) & (
         key_series[np.minimum(pos + 1, len(keys) - 1)] == series[idx]
@@ -63,16 +77,22 @@ def resolve_duplicates(
             np.isnan(prev_v), next_v, np.where(np.isnan(next_v), prev_v, 0.5 * (prev_v + next_v))
         )
     cost = np.nansum(np.abs(vals[idx] - ref), axis=1)
-    first_arrival = np.r_[True, ga[1:] != ga[:-1]]
     cost[first_arrival] /= FIRST_ARRIVAL_PREFERENCE
     cost[np.isnan(vals[idx]).any(axis=1)] = np.inf
-    sel = np.flatnonzero(multi)
-    o = np.lexsort((cost[sel], ga[sel]))
-    rows, grp = idx[sel][o], ga[sel][o]
+    return cost
+
+
+def _losers_and_winners(
+    rows: np.ndarray, keys: np.ndarray, cost: np.ndarray, n_keys: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per key the cheapest row wins (ties: the earlier row); the others, in row order, with the
+    winner of their key."""
+    o = np.lexsort((cost, keys))
+    rows, grp = rows[o], keys[o]
     keep_first = np.r_[True, grp[1:] != grp[:-1]]
-    winner_of_group = np.full(g[-1] + 1, -1, dtype=np.int64)
+    winner_of_group = np.full(n_keys, -1, dtype=np.int64)
     winner_of_group[grp[keep_first]] = rows[keep_first]
     conflicting = rows[~keep_first]
     chosen_for = winner_of_group[grp[~keep_first]]
     o2 = np.argsort(conflicting, kind="stable")
-    return exact, conflicting[o2], chosen_for[o2]
+    return conflicting[o2], chosen_for[o2]

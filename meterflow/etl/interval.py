@@ -85,8 +85,34 @@ def aggregate_fine_series(
     step = np.array([steps.get(int(c), 0) for c in series[pos]], dtype=np.int64)
     divides = raw_ns % step == 0
     irregular = pos[~divides]
-    df = pd.DataFrame({"pos": pos, "s": series[pos], "ts": ts[pos], "e": energy[pos],
-                       "step": step})[divides]  # fmt: skip
+    table = pd.DataFrame(
+        {"pos": pos, "s": series[pos], "ts": ts[pos], "e": energy[pos], "step": step}
+    )[divides]
+    merged, new, incomplete = _sum_complete_intervals(table, raw_ns, end_stamped)
+    keep = np.ones(len(series), dtype=bool)
+    keep[member] = False
+    step_text = (incomplete["step"] // _NS_PER_MIN).astype(str).to_numpy(dtype=object)
+    incomplete_detail = "readings of " + step_text + " min do not cover their raw interval"
+    irregular_detail = _irregular_detail(series[irregular], steps, raw_ns)
+    return FineSeries(
+        keep=np.flatnonzero(keep),
+        new_pos=new["pos"].to_numpy(),
+        new_k=new.index.get_level_values("k").to_numpy(np.int64),
+        new_energy=new["total"].to_numpy(float),
+        merged=merged["pos"].to_numpy(),
+        merged_value=merged["total"].to_numpy(float),
+        dropped_reason=[
+            (irregular, Reason.IRREGULAR_INTERVAL, irregular_detail),
+            (incomplete["pos"].to_numpy(), Reason.INCOMPLETE_INTERVAL, incomplete_detail),
+        ],
+    )
+
+
+def _sum_complete_intervals(
+    df: pd.DataFrame, raw_ns: int, end_stamped: bool
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """Fine readings (``pos, s, ts, e, step``) of complete raw intervals with their sum
+    (``total``), one row per such interval (``pos``: its first reading), and the others."""
     if end_stamped:
         df["ts"] += raw_ns - df["step"]
     df["k"] = df["ts"] // raw_ns
@@ -97,30 +123,16 @@ def aggregate_fine_series(
     ok = (groups["good"].transform("sum") == size) & (size == raw_ns // df["step"])
     merged = df[ok].assign(total=groups["e"].transform("sum")[ok])
     new = merged.groupby(["s", "k"], sort=False).agg(pos=("pos", "min"), total=("total", "first"))
-    incomplete = df[~ok]
-    keep = np.ones(len(series), dtype=bool)
-    keep[member] = False
-    step_text = (incomplete["step"] // _NS_PER_MIN).astype(str).to_numpy(dtype=object)
-    return FineSeries(
-        keep=np.flatnonzero(keep),
-        new_pos=new["pos"].to_numpy(),
-        new_k=new.index.get_level_values("k").to_numpy(np.int64),
-        new_energy=new["total"].to_numpy(float),
-        merged=merged["pos"].to_numpy(),
-        merged_value=merged["total"].to_numpy(float),
-        dropped_reason=[
-            (irregular, Reason.IRREGULAR_INTERVAL, _irregular_detail(series[irregular], steps,
-                                                                     raw_ns)),
-            (incomplete["pos"].to_numpy(), Reason.INCOMPLETE_INTERVAL,
-             "readings of " + step_text + " min do not cover their raw interval"),
-        ],
-    )  # fmt: skip
+    return merged, new, df[~ok]
 
 
 def _irregular_detail(series: np.ndarray, steps: dict[int, int], raw_ns: int) -> np.ndarray:
     raw_min = raw_ns // _NS_PER_MIN
-    text = [f"readings every {steps.get(int(c), 0) / _NS_PER_MIN:g} min: does not divide the "
-            f"{raw_min}-min raw interval" for c in series]  # fmt: skip
+    text = [
+        f"readings every {steps.get(int(c), 0) / _NS_PER_MIN:g} min: does not divide the "
+        f"{raw_min}-min raw interval"
+        for c in series
+    ]
     return np.asarray(text, dtype=object)
 
 
@@ -160,8 +172,10 @@ def aggregate_fine_readings(
     if not (ts % raw_ns).any():  # the usual case: every reading on the raw grid
         return readings, None
     meter = readings["meter_id"]
-    mcode = (meter.cat.codes if isinstance(meter.dtype, pd.CategoricalDtype)
-             else pd.Series(pd.factorize(meter)[0])).to_numpy(np.int64)  # fmt: skip
+    if isinstance(meter.dtype, pd.CategoricalDtype):
+        mcode = meter.cat.codes.to_numpy(np.int64)
+    else:
+        mcode = pd.factorize(meter)[0].astype(np.int64)
     reg = codes_in(readings["register"], list(REGISTERS))
     energy = readings["energy_wh"].to_numpy(float)
     candidates = (mcode >= 0) & (reg >= 0) & (readings["span"].to_numpy() == 1)
@@ -173,9 +187,18 @@ def aggregate_fine_readings(
     new["timestamp"] = pd.DatetimeIndex(fine.new_k * raw_ns, tz="UTC").as_unit("ns")
     new["energy_wh"] = fine.new_energy
     out = pd.concat([readings.iloc[fine.keep], new], ignore_index=True)
-    parts = [_rows(readings, fine.merged, Action.CORRECTED, Reason.AGGREGATED_INTERVAL,
-                   f"summed into its {raw_interval_min}-min interval", fine.merged_value,
-                   source, locate)]  # fmt: skip
+    parts = [
+        _rows(
+            readings,
+            fine.merged,
+            Action.CORRECTED,
+            Reason.AGGREGATED_INTERVAL,
+            f"summed into its {raw_interval_min}-min interval",
+            fine.merged_value,
+            source,
+            locate,
+        )
+    ]
     for pos, reason, detail in fine.dropped_reason:
         parts.append(_rows(readings, pos, Action.DROPPED, reason, detail, np.nan, source, locate))
     return out, concat_quarantine(parts)
@@ -184,8 +207,14 @@ def aggregate_fine_readings(
 def _rows(readings, pos, action, reason, detail, new_value, source, locate) -> pd.DataFrame:
     sub = readings.iloc[pos]
     return quarantine_frame(
-        meter_id=sub["meter_id"].astype(object).to_numpy(), timestamp=sub["timestamp"],
-        source=source, original_value=sub["energy_wh"].to_numpy(float), new_value=new_value,
-        action=action, reason=reason, detail=detail,
-        register=sub["register"].astype(object).to_numpy(), location=locate(sub),
-    )  # fmt: skip
+        meter_id=sub["meter_id"].astype(object).to_numpy(),
+        timestamp=sub["timestamp"],
+        source=source,
+        original_value=sub["energy_wh"].to_numpy(float),
+        new_value=new_value,
+        action=action,
+        reason=reason,
+        detail=detail,
+        register=sub["register"].astype(object).to_numpy(),
+        location=locate(sub),
+    )

@@ -1,4 +1,4 @@
-"""Complete meter-days to daily profiles: wall-clock slots, DST days, resampling, pivot.
+"""Complete meter-days to daily profiles: wall-clock slots, DST days, pivot.
 
 Fixed slot columns follow the local wall clock: ``slot_i`` covers wall-clock minutes
 ``[i*resolution, (i+1)*resolution)`` of the local day.
@@ -12,9 +12,7 @@ Fixed slot columns follow the local wall clock: ``slot_i`` covers wall-clock min
 
 So every day has the same columns, shapes line up by time of day, and the daily energy of DST
 days differs from the metered one by the merged/interpolated hour (documented trade-off).
-Resampling interpolates the cumulative energy at the new slot boundaries and differences it:
-sums when the resolution is a multiple of the raw interval, a uniform split otherwise; the
-daily energy is always conserved.
+Resampling to the output resolution: ``meterflow.etl.resample``.
 """
 
 from __future__ import annotations
@@ -51,13 +49,25 @@ def wall_clock_matrix(
     (meter-days x raw slots) net matrix, averaging repeated hours and interpolating skipped
     ones (see module docstring)."""
     size = n_meter_days * raw_per_day
-    net = np.zeros(size)
-    seen = np.zeros(size, dtype=bool)
-    merged_entry, merged_value = [], []
     # one pass over the entries for both registers: (register, cell) bins
     cell2 = md * raw_per_day
     cell2 += wall_slot
     cell2 += register * size
+    net, seen, merged_entry, merged_value = _net_of_registers(cell2, register, energy_wh, size)
+    matrix = net.reshape(n_meter_days, raw_per_day)
+    missing = ~seen.reshape(n_meter_days, raw_per_day)
+    spring_row, spring_slot, spring_value = _interpolate_skipped_slots(matrix, missing)
+    return WallClockDays(matrix, merged_entry, merged_value, spring_row, spring_slot, spring_value)
+
+
+def _net_of_registers(
+    cell2: np.ndarray, register: np.ndarray, energy_wh: np.ndarray, size: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Net of the per-cell register means, cells seen, and the merged (repeated-hour) entries
+    with their mean."""
+    net = np.zeros(size)
+    seen = np.zeros(size, dtype=bool)
+    merged_entry, merged_value = [], []
     s2 = np.bincount(cell2, weights=energy_wh, minlength=2 * size).reshape(2, size)
     c2 = np.bincount(cell2, minlength=2 * size).reshape(2, size)
     dup_cells = np.flatnonzero(c2.ravel() > 1)  # repeated wall-clock hours (fall-back days)
@@ -77,46 +87,28 @@ def wall_clock_matrix(
             sel = dup_entry[register[dup_entry] == r]
             merged_entry.append(sel)
             merged_value.append(mean[cell2[sel] - r * size])
-    matrix = net.reshape(n_meter_days, raw_per_day)
-    missing = ~seen.reshape(n_meter_days, raw_per_day)
-    rows = np.flatnonzero(missing.any(axis=1))
+    return net, seen, _cat(merged_entry, np.int64), _cat(merged_value, float)
+
+
+def _interpolate_skipped_slots(
+    matrix: np.ndarray, missing: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Fill ``missing`` cells of ``matrix`` in place by linear interpolation along each row;
+    return their rows, slots and values."""
     spring_row, spring_slot, spring_value = [], [], []
-    x = np.arange(raw_per_day)
-    for i in rows:  # one per meter and spring-forward day: a loop over days, not readings
+    x = np.arange(matrix.shape[1])
+    for i in np.flatnonzero(missing.any(axis=1)):  # one per meter and spring-forward day
         miss = missing[i]
         matrix[i, miss] = np.interp(x[miss], x[~miss], matrix[i, ~miss])
         spring_row.append(np.full(miss.sum(), i))
         spring_slot.append(x[miss])
         spring_value.append(matrix[i, miss])
-
-    def cat(parts: list[np.ndarray], dtype: type) -> np.ndarray:
-        return np.concatenate(parts).astype(dtype) if parts else np.array([], dtype=dtype)
-
-    return WallClockDays(
-        matrix,
-        cat(merged_entry, np.int64),
-        cat(merged_value, float),
-        cat(spring_row, np.int64),
-        cat(spring_slot, np.int64),
-        cat(spring_value, float),
-    )
+    return _cat(spring_row, np.int64), _cat(spring_slot, np.int64), _cat(spring_value, float)
 
 
-def resample_matrix(matrix: np.ndarray, raw_interval_min: int, resolution_min: int) -> np.ndarray:
-    """Resample (rows x raw slots) energies to ``resolution_min`` slots; row sums are kept."""
-    n_out = slots_per_day(resolution_min)
-    rows, n_raw = matrix.shape
-    if resolution_min == raw_interval_min:
-        return matrix
-    if resolution_min % raw_interval_min == 0:
-        return matrix.reshape(rows, n_out, resolution_min // raw_interval_min).sum(axis=2)
-    cum = np.zeros((rows, n_raw + 1))
-    np.cumsum(matrix, axis=1, out=cum[:, 1:])
-    x = np.arange(n_out + 1) * (resolution_min / raw_interval_min)
-    i = np.minimum(np.floor(x).astype(np.int64), n_raw - 1)
-    f = x - i
-    at = cum[:, i] + f * (cum[:, i + 1] - cum[:, i])
-    return np.diff(at, axis=1)
+def _cat(parts: list[np.ndarray], dtype: type) -> np.ndarray:
+    """Concatenation of ``parts`` as ``dtype`` (empty when there are none)."""
+    return np.concatenate(parts).astype(dtype) if parts else np.array([], dtype=dtype)
 
 
 def pivot_profiles(

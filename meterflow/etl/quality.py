@@ -8,6 +8,9 @@ import pandas as pd
 from meterflow.etl.calendar import LocalCalendar
 from meterflow.schemas import Action
 
+_COLUMNS = ("readings_in", "readings_kept", "readings_quarantined", "readings_filled",
+            "readings_corrected", "days_spanned", "days_kept", "completeness")  # fmt: skip
+
 
 def quality_table(
     readings: pd.DataFrame,
@@ -45,9 +48,7 @@ def quality_table(
     table["completeness"] = np.where(
         table["days_spanned"] > 0, table["days_kept"] / table["days_spanned"].clip(lower=1), 0.0
     )
-    cols = ["readings_in", "readings_kept", "readings_quarantined", "readings_filled",
-            "readings_corrected", "days_spanned", "days_kept", "completeness"]  # fmt: skip
-    out = table[cols].join(by_kind).fillna(0)
+    out = table[list(_COLUMNS)].join(by_kind).fillna(0)
     for c in out.columns:
         if c != "completeness":
             out[c] = out[c].astype(np.int64)
@@ -81,10 +82,14 @@ def _reading_counts(readings: pd.DataFrame, live: np.ndarray, kept: np.ndarray) 
     present = present[np.argsort(names[present], kind="stable")]
     index = pd.Index(names[present], dtype=object, name="meter_id")
     return pd.DataFrame(
-        {"readings": size[present], "readings_kept": n_kept[present], "first": first[present],
-         "last": last[present]},
+        {
+            "readings": size[present],
+            "readings_kept": n_kept[present],
+            "first": first[present],
+            "last": last[present],
+        },
         index=index,
-    )  # fmt: skip
+    )
 
 
 def quality_with_every_meter(quality: pd.DataFrame, meters: pd.DataFrame) -> pd.DataFrame:

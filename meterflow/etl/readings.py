@@ -103,9 +103,12 @@ def codes_in(values: pd.Series, categories: pd.Index | list[str]) -> np.ndarray:
 def empty_readings(source: str) -> pd.DataFrame:
     """A readings table without rows."""
     return make_readings(
-        np.array([], dtype=object), pd.DatetimeIndex([], tz="UTC"), np.array([]),
-        source=source, register=np.array([], dtype=object),
-    )  # fmt: skip
+        np.array([], dtype=object),
+        pd.DatetimeIndex([], tz="UTC"),
+        np.array([]),
+        source=source,
+        register=np.array([], dtype=object),
+    )
 
 
 def concat_readings(parts: list[pd.DataFrame], source: str) -> pd.DataFrame:
@@ -114,9 +117,13 @@ def concat_readings(parts: list[pd.DataFrame], source: str) -> pd.DataFrame:
     if not parts:
         return empty_readings(source)
     meter = union_categoricals(
-        [p["meter_id"].array if isinstance(p["meter_id"].dtype, pd.CategoricalDtype)
-         else pd.Categorical(p["meter_id"]) for p in parts]
-    )  # fmt: skip
+        [
+            p["meter_id"].array
+            if isinstance(p["meter_id"].dtype, pd.CategoricalDtype)
+            else pd.Categorical(p["meter_id"])
+            for p in parts
+        ]
+    )
     register = pd.Categorical.from_codes(
         np.concatenate([codes_in(p["register"], list(REGISTERS)) for p in parts]),
         categories=list(REGISTERS),

@@ -76,6 +76,11 @@ def merge_results(parts: list[EtlResult]) -> EtlResult:
         metrics["quarantined_share"] = metrics["readings_quarantined"] / metrics["readings_in"]
     marks = [p.watermark for p in parts if p.watermark is not None]
     return EtlResult(
-        profiles, quarantine, quality, summarize_corrections(quarantine), scale, metrics,
+        profiles,
+        quarantine,
+        quality,
+        summarize_corrections(quarantine),
+        scale,
+        metrics,
         max(marks) if marks else None,
-    )  # fmt: skip
+    )

@@ -27,6 +27,7 @@ from __future__ import annotations
 import itertools
 import logging
 import warnings
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -152,9 +153,22 @@ def detect_scale(
     if len(report):
         report["start"] = cal.k_to_utc(report["start"].to_numpy(np.int64))
         report["end"] = cal.k_to_utc(report["end"].to_numpy(np.int64))
-        log.info("scale detection: %d corrections on %d meters", len(report),
-                 report["meter_id"].nunique())  # fmt: skip
+        n_meters = report["meter_id"].nunique()
+        log.info("scale detection: %d corrections on %d meters", len(report), n_meters)
     return factor, report
+
+
+@dataclass(frozen=True)
+class _MeterDays:
+    """One meter's gross energy per interval (single-interval readings) and its daily features."""
+
+    gk: np.ndarray  # interval index of each gross value, ascending
+    gross: np.ndarray  # |import| + |export| Wh
+    minute: np.ndarray  # local minute of the day of each interval
+    days: np.ndarray  # local days (since the epoch), ascending
+    d_inv: np.ndarray  # day row of each interval
+    feats: np.ndarray  # (days, 3) log10 of the daily mean, p10, p90 (NaN on thin days)
+    q90: np.ndarray  # daily 90th percentile, Wh
 
 
 def _detect_meter(
@@ -168,36 +182,81 @@ def _detect_meter(
 ) -> tuple[np.ndarray, list[dict[str, object]]]:
     """Factor per reading of one meter and its corrected periods (k-based)."""
     ones = np.ones(len(k))
+    md = _meter_days(k, e, span, cap, cal, config)
+    if md is None:
+        return ones, []
+    cands = np.array([1.0, *config.scale_candidates])
+    logc = np.log10(cands)
+    tol = 1 + config.outlier_tolerance
+    usable = np.isfinite(md.q90) & (md.q90 > 0)
+    if usable.sum() < 2:
+        return ones, []
+    night_log = _night_log(md, config)
+    anchor, base = _anchor(md.days, night_log, reference, logc)
+    anchored = np.flatnonzero(np.isfinite(anchor)) if base is not None else None
+    if base is None:
+        base = _base_from_contract(md.q90, usable, cap, tol, cands)
+    state = _day_states(md, logc, base, cap * tol, anchor, anchored, night_log)
+    day_factor = cands[state]
+    if np.all(day_factor == 1.0):
+        return ones, []
+    g_factor, level = _interval_factors(md, day_factor, base, config)
+    if np.all(g_factor == 1.0):
+        return ones, []
+    per_reading = g_factor[np.clip(np.searchsorted(md.gk, k), 0, len(md.gk) - 1)]
+    return per_reading, _corrected_periods(md, g_factor, level, cap, config)
+
+
+def _meter_days(
+    k: np.ndarray,
+    e: np.ndarray,
+    span: np.ndarray,
+    cap: float,
+    cal: LocalCalendar,
+    config: CleaningConfig,
+) -> _MeterDays | None:
+    """Gross energy per interval and daily features; None with less than a day of intervals."""
     single = span == 1
     gk, g_inv = np.unique(k[single], return_inverse=True)
     gross = np.bincount(g_inv, weights=np.abs(e[single]), minlength=len(gk))
     if len(gk) < config.raw_per_day:
-        return ones, []
+        return None
     day, minute = cal.day_and_minute(gk)
     days, d_inv = np.unique(day, return_inverse=True)
     feats, q90 = _daily_features(gross, d_inv, len(days), cap)
     thin = np.bincount(d_inv, minlength=len(days)) < MIN_DAY_COVERAGE * config.raw_per_day
     feats[thin] = np.nan
-    cands = np.array([1.0, *config.scale_candidates])
-    logc = np.log10(cands)
-    tol = 1 + config.outlier_tolerance
+    return _MeterDays(gk, gross, minute, days, d_inv, feats, q90)
 
-    usable = np.isfinite(q90) & (q90 > 0)
-    if usable.sum() < 2:
-        return ones, []
-    night = minute < NIGHT_ANCHOR_MIN
-    n_night = np.bincount(d_inv[night], minlength=len(days))
+
+def _night_log(md: _MeterDays, config: CleaningConfig) -> np.ndarray:
+    """log10 of the mean gross energy per interval over the night hours, per day (NaN where the
+    night is less than half covered or zero)."""
+    n_days = len(md.days)
+    night = md.minute < NIGHT_ANCHOR_MIN
+    n_night = np.bincount(md.d_inv[night], minlength=n_days)
     with np.errstate(divide="ignore", invalid="ignore"):
-        night_mean = np.bincount(d_inv[night], weights=gross[night], minlength=len(days)) / n_night
+        night_sum = np.bincount(md.d_inv[night], weights=md.gross[night], minlength=n_days)
+        night_mean = night_sum / n_night
         night_log = np.where(
             night_mean > 0, np.log10(np.where(night_mean > 0, night_mean, 1)), np.nan
         )
     night_log[n_night < 0.5 * NIGHT_ANCHOR_MIN / config.raw_interval_min] = np.nan
-    anchor, base = _anchor(days, night_log, reference, logc)
-    anchored = np.flatnonzero(np.isfinite(anchor)) if base is not None else None
-    if base is None:
-        base = _base_from_contract(q90, usable, cap, tol, cands)
+    return night_log
 
+
+def _day_states(
+    md: _MeterDays,
+    logc: np.ndarray,
+    base: float,
+    cap_tol: float,
+    anchor: np.ndarray,
+    anchored: np.ndarray | None,
+    night_log: np.ndarray,
+) -> np.ndarray:
+    """Candidate index per day: the Viterbi path, first against the global reference (shifted
+    by the anchor), then twice against the rolling reference of the corrected series."""
+    feats, days = md.feats, md.days
     dclass = _day_class(days)
     path_log = np.full(len(days), np.log10(base))
     for rolling in (False, True, True):
@@ -208,65 +267,76 @@ def _detect_meter(
             ref = ref + _anchor_shift(feats, path_log, ref, days, dclass, anchored, logc)
         resid = feats - path_log[:, None] - ref
         sigma = max(MIN_SIGMA, 1.4826 * float(_nanmedian(np.abs(resid - _nanmedian(resid)))))
-        emit = _emissions(feats, ref, logc, sigma, q90, cap * tol, anchor, night_log)
+        emit = _emissions(feats, ref, logc, sigma, md.q90, cap_tol, anchor, night_log)
         state = _viterbi(emit, SWITCH_PENALTY)
         path_log = logc[state]
-    day_factor = cands[state]
-    if np.all(day_factor == 1.0):
-        return ones, []
+    return state
 
-    # factor per interval: short day-level runs (days that mix two scales look like an
-    # intermediate factor) are dropped, then each change is refined to the interval by a
-    # least-squares split over the undecided days plus one day on each side
+
+def _interval_factors(
+    md: _MeterDays, day_factor: np.ndarray, base: float, config: CleaningConfig
+) -> tuple[np.ndarray, np.ndarray]:
+    """Factor per interval and the time-of-day normalised log level of each interval.
+
+    Short day-level runs (days that mix two scales look like an intermediate factor) are
+    dropped, then each change is refined to the interval by a least-squares split over the
+    undecided days plus one day on each side; finally the periods are validated.
+    """
     runs = _day_runs(day_factor, config.scale_min_days)
     run_start = np.array([r[1] for r in runs])
-    g_factor = np.array([r[0] for r in runs])[np.searchsorted(run_start, d_inv, "right") - 1]
-    lg = np.where(gross > 0, np.log10(np.where(gross > 0, gross, 1)), np.nan)
-    tod = minute // config.raw_interval_min
+    g_factor = np.array([r[0] for r in runs])[np.searchsorted(run_start, md.d_inv, "right") - 1]
+    lg = np.where(md.gross > 0, np.log10(np.where(md.gross > 0, md.gross, 1)), np.nan)
+    tod = md.minute // config.raw_interval_min
     prof = _tod_profile(lg - np.log10(g_factor), tod, config.raw_per_day)
+    level = lg - prof[tod]
     for (fa, _, a1), (fb, b0, _) in itertools.pairwise(runs):
-        w = np.flatnonzero((d_inv >= a1 - 1) & (d_inv <= b0))
-        j = _best_split(lg[w] - prof[tod[w]], np.log10(fa), np.log10(fb))
+        w = np.flatnonzero((md.d_inv >= a1 - 1) & (md.d_inv <= b0))
+        j = _best_split(level[w], np.log10(fa), np.log10(fb))
         g_factor[w[:j]] = fa
         g_factor[w[j:]] = fb
-
     for _ in range(5):  # undoing a period changes its neighbours' evidence
         checked = _validate_periods(
-            g_factor, lg - prof[tod], base, config.raw_per_day, config.scale_min_days
+            g_factor, level, base, config.raw_per_day, config.scale_min_days
         )
         if np.array_equal(checked, g_factor):
             break
         g_factor = checked
-    if np.all(g_factor == 1.0):
-        return ones, []
-    per_reading = g_factor[np.clip(np.searchsorted(gk, k), 0, len(gk) - 1)]
+    return g_factor, level
+
+
+def _corrected_periods(
+    md: _MeterDays, g_factor: np.ndarray, level: np.ndarray, cap: float, config: CleaningConfig
+) -> list[dict[str, object]]:
+    """Report rows (k-based start, end) of the runs of intervals with a factor other than 1."""
     periods: list[dict[str, object]] = []
     run = np.flatnonzero(np.r_[True, g_factor[1:] != g_factor[:-1]])
-    ends = np.r_[run[1:], len(gk)]
+    ends = np.r_[run[1:], len(md.gk)]
     for s0, s1 in zip(run, ends, strict=True):
         f = float(g_factor[s0])
         if f == 1.0:
             continue
         seg = slice(s0, s1)
-        inside = _nanmedian(lg[seg] - prof[tod[seg]])
+        inside = _nanmedian(level[seg])
         near = 4 * config.raw_per_day
-        nb = np.r_[max(0, s0 - near) : s0, s1 : min(len(gk), s1 + near)]
-        outside = _nanmedian(lg[nb] - prof[tod[nb]] - np.log10(g_factor[nb])) if len(nb) else np.nan
-        p90 = np.nanpercentile(gross[seg], 90)
+        nb = np.r_[max(0, s0 - near) : s0, s1 : min(len(md.gk), s1 + near)]
+        outside = _nanmedian(level[nb] - np.log10(g_factor[nb])) if len(nb) else np.nan
+        p90 = np.nanpercentile(md.gross[seg], 90)
+        evidence = (
+            f"level {10 ** (inside - outside):.4g}x the neighbouring periods"
+            if np.isfinite(outside)
+            else "whole series"
+        )
+        evidence += f"; p90 {p90 / cap:.3g}x contractual power before, {p90 / f / cap:.3g}x after"
         periods.append(
             {
-                "start": int(gk[s0]),
-                "end": int(gk[s1 - 1]) + 1,
+                "start": int(md.gk[s0]),
+                "end": int(md.gk[s1 - 1]) + 1,
                 "factor": f,
                 "intervals": int(s1 - s0),
-                "evidence": (
-                    f"level {10 ** (inside - outside):.4g}x the neighbouring periods"
-                    if np.isfinite(outside) else "whole series"
-                ) + f"; p90 {p90 / cap:.3g}x contractual power before, "
-                f"{p90 / f / cap:.3g}x after",
+                "evidence": evidence,
             }
-        )  # fmt: skip
-    return per_reading, periods
+        )
+    return periods
 
 
 def _day_runs(day_factor: np.ndarray, min_days: int) -> list[tuple[float, int, int]]:
@@ -470,9 +540,15 @@ def _reference(
 
 
 def _emissions(
-    feats: np.ndarray, ref: np.ndarray, logc: np.ndarray, sigma: float, q90: np.ndarray,
-    cap_tol: float, anchor: np.ndarray, night_log: np.ndarray,
-) -> np.ndarray:  # fmt: skip
+    feats: np.ndarray,
+    ref: np.ndarray,
+    logc: np.ndarray,
+    sigma: float,
+    q90: np.ndarray,
+    cap_tol: float,
+    anchor: np.ndarray,
+    night_log: np.ndarray,
+) -> np.ndarray:
     """(days x states) cost: squared robust deviations from the reference (and from the other
     source's level where there is one), infinite above the contract."""
     dev = feats[:, None, :] - logc[None, :, None] - ref[:, None, :]

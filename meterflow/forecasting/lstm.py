@@ -120,19 +120,10 @@ def fit_network(
     best, best_state, bad = np.inf, copy.deepcopy(model.state_dict()), 0
     t_start = time.perf_counter()
     for epoch in range(1, epochs + 1):
-        model.train()
         order = torch.randperm(len(target), generator=gen)
-        total = 0.0
-        for lo in range(0, len(order), batch_size):
-            idx = order[lo : lo + batch_size]
-            opt.zero_grad()
-            loss = loss_fn(model(*[t[idx] for t in tensors]), target[idx])
-            loss.backward()
-            nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            opt.step()
-            total += loss.item() * len(idx)
+        train_loss = _train_epoch(model, opt, loss_fn, tensors, target, order, batch_size)
         val_loss = float(np.mean((predict_batches(model, val) - y_val32) ** 2))
-        history.train_loss.append(total / len(target))
+        history.train_loss.append(train_loss)
         history.val_loss.append(val_loss)
         log.info(
             "epoch %d/%d: train mse %.4f, validation mse %.4f (%.1f s)",
@@ -154,3 +145,26 @@ def fit_network(
     model.eval()
     history.seconds = time.perf_counter() - t_start
     return history
+
+
+def _train_epoch(
+    model: nn.Module,
+    opt: torch.optim.Optimizer,
+    loss_fn: nn.Module,
+    tensors: Sequence[torch.Tensor],
+    target: torch.Tensor,
+    order: torch.Tensor,
+    batch_size: int,
+) -> float:
+    """One pass over the training windows in ``order`` (clipped gradients); the mean loss."""
+    model.train()
+    total = 0.0
+    for lo in range(0, len(order), batch_size):
+        idx = order[lo : lo + batch_size]
+        opt.zero_grad()
+        loss = loss_fn(model(*[t[idx] for t in tensors]), target[idx])
+        loss.backward()
+        nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        total += loss.item() * len(idx)
+    return total / len(target)

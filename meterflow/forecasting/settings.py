@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from meterflow import defaults
 from meterflow.errors import ConfigError
 
 MODELS = ("lstm", "hybrid")
@@ -23,22 +24,22 @@ class ForecastSettings:
     Predictions begin once ``min_history`` readings are available.
     """
 
-    model: Literal["lstm", "hybrid"] = "lstm"
-    seq_length: int = 30
-    horizon: int = 5
+    model: Literal["lstm", "hybrid"] = defaults.FORECAST_MODEL
+    seq_length: int = defaults.SEQ_LENGTH
+    horizon: int = defaults.HORIZON
     train_frac: float = 0.7
     val_frac: float = 0.1  # the test split is the rest, the most recent days
     test_padding: Literal["history", "zeros"] = "history"
     min_history: int = 2
     time_features: bool = True  # calendar of the target (day, week, weekend) as input channels
-    hidden_size: int = 32
+    hidden_size: int = defaults.HIDDEN_SIZE
     num_layers: int = 2
     dropout: float = 0.1
     learning_rate: float = 3e-3
     batch_size: int = 256
-    epochs: int = 12
+    epochs: int = defaults.EPOCHS
     patience: int = 3
-    max_train_windows: int = 20_000
+    max_train_windows: int = defaults.MAX_TRAIN_WINDOWS
     max_val_windows: int = 5_000
     # hybrid: a grid_size x grid_size grid around each meter holding its n_neighbours nearest
     # meters' last spatial_lags scaled readings
@@ -47,7 +48,7 @@ class ForecastSettings:
     spatial_lags: int = 4
     mape_floor_frac: float = 0.05  # MAPE skips actuals below this share of the meter's mean |y|
     climatology: bool = True  # also evaluate the per-slot climatology baseline
-    seed: int = 42
+    seed: int = defaults.SEED
     num_threads: int | None = 1  # torch threads while training/predicting; None = as is
 
     def __post_init__(self) -> None:

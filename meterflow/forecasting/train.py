@@ -100,9 +100,12 @@ def window_inputs(
     windows, n_real = gather_windows(fitted.scaled, pos, first, cfg.seq_length, cfg.horizon)
     end_time = fleet.time_idx[pos] - cfg.horizon  # time of the last input
     x = model_inputs(
-        windows, fleet.calendar_offset + end_time, cfg.horizon, fleet.slots_per_day,
+        windows,
+        fleet.calendar_offset + end_time,
+        cfg.horizon,
+        fleet.slots_per_day,
         cfg.time_features,
-    )  # fmt: skip
+    )
     inputs = [x]
     if cfg.model == "hybrid":
         assert fitted.layout is not None and fitted.wide is not None
@@ -136,32 +139,23 @@ def fit_forecaster(
     usable = np.isfinite(scaler.mean)
     m = fleet.meter_idx
     scaled = (fleet.values - scaler.mean[m]) / scaler.scale[m]
-    train_pos, train_first = label_positions(
-        fleet, (TRAIN,), None, cfg.seq_length, cfg.horizon, cfg.seq_length, usable
-    )
-    val_pos, val_first = label_positions(
-        fleet, (VAL,), None, cfg.seq_length, cfg.horizon, cfg.seq_length, usable
-    )
-    if len(train_pos) == 0 or len(val_pos) == 0:
-        raise SchemaError(
-            f"forecasting input yields {len(train_pos)} training and {len(val_pos)} validation "
-            f"windows of {cfg.seq_length}+{cfg.horizon} contiguous slots: need days with "
-            f"longer contiguous history"
-        )
-    train_pos, train_first = _sample(train_pos, train_first, cfg.max_train_windows, rng)
-    val_pos, val_first = _sample(val_pos, val_first, cfg.max_val_windows, rng)
-    layout = wide = None
-    if cfg.model == "hybrid":
-        if meters is None or meters.empty:
-            raise ConfigError("model=hybrid needs the meters table (latitude/longitude)")
-        layout = build_layout(fleet.meter_ids, meters, cfg.n_neighbours, cfg.grid_size)
-        wide = np.full((len(fleet.meter_ids), fleet.n_times), np.nan, dtype=np.float32)
-        wide[fleet.meter_idx, fleet.time_idx] = scaled
+    train_pos, train_first, val_pos, val_first = _training_windows(fleet, usable, cfg, rng)
+    layout, wide = _spatial_layout(fleet, meters, scaled, cfg)
     network = build_network(cfg)
     fitted = FittedForecaster(
-        cfg, fleet, scaler, scaled, usable, layout, wide, network, TrainingHistory(),
-        train_pos, val_pos, LinearRegression(),
-    )  # fmt: skip
+        cfg,
+        fleet,
+        scaler,
+        scaled,
+        usable,
+        layout,
+        wide,
+        network,
+        TrainingHistory(),
+        train_pos,
+        val_pos,
+        LinearRegression(),
+    )
     train_in, train_windows, _ = window_inputs(fitted, train_pos, train_first)
     val_in, _, _ = window_inputs(fitted, val_pos, val_first)
     log.info(
@@ -185,6 +179,43 @@ def fit_forecaster(
     )
     fitted.linear = baselines.fit_linear(train_windows, scaled[train_pos])
     return fitted
+
+
+def _training_windows(
+    fleet: FleetSeries, usable: np.ndarray, cfg: ForecastSettings, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Training and validation labels with full windows, capped by sampling (in that order):
+    ``(train_pos, train_first, val_pos, val_first)``; SchemaError when either split has none."""
+    train_pos, train_first = label_positions(
+        fleet, (TRAIN,), None, cfg.seq_length, cfg.horizon, cfg.seq_length, usable
+    )
+    val_pos, val_first = label_positions(
+        fleet, (VAL,), None, cfg.seq_length, cfg.horizon, cfg.seq_length, usable
+    )
+    if len(train_pos) == 0 or len(val_pos) == 0:
+        raise SchemaError(
+            f"forecasting input yields {len(train_pos)} training and {len(val_pos)} validation "
+            f"windows of {cfg.seq_length}+{cfg.horizon} contiguous slots: need days with "
+            f"longer contiguous history"
+        )
+    train_pos, train_first = _sample(train_pos, train_first, cfg.max_train_windows, rng)
+    val_pos, val_first = _sample(val_pos, val_first, cfg.max_val_windows, rng)
+    return train_pos, train_first, val_pos, val_first
+
+
+def _spatial_layout(
+    fleet: FleetSeries, meters: pd.DataFrame | None, scaled: np.ndarray, cfg: ForecastSettings
+) -> tuple[SpatialLayout | None, np.ndarray | None]:
+    """The hybrid model's neighbour grid and (meters x times) scaled values; (None, None) for
+    the plain LSTM."""
+    if cfg.model != "hybrid":
+        return None, None
+    if meters is None or meters.empty:
+        raise ConfigError("model=hybrid needs the meters table (latitude/longitude)")
+    layout = build_layout(fleet.meter_ids, meters, cfg.n_neighbours, cfg.grid_size)
+    wide = np.full((len(fleet.meter_ids), fleet.n_times), np.nan, dtype=np.float32)
+    wide[fleet.meter_idx, fleet.time_idx] = scaled
+    return layout, wide
 
 
 def predictor_rows(
@@ -271,6 +302,22 @@ def _evaluate(
     return table, metrics, best
 
 
+def _run_figures(fitted: FittedForecaster, n_test: int, t_start: float) -> dict[str, float]:
+    """Training and size figures of a run, logged with the test metrics."""
+    history = fitted.history
+    return {
+        "train_seconds": history.seconds,
+        "total_seconds": time.perf_counter() - t_start,
+        "epochs_run": float(len(history.train_loss)),
+        "best_epoch": float(history.best_epoch),
+        "val_mse_best": history.best_val_loss,
+        "n_train_windows": float(len(fitted.train_pos)),
+        "n_val_windows": float(len(fitted.val_pos)),
+        "n_test_windows": float(n_test),
+        "n_meters": float(fitted.usable.sum()),
+    }
+
+
 def train_forecaster(
     profiles: pd.DataFrame, meters: pd.DataFrame | None, cfg: ForecastSettings
 ) -> ForecastResult:
@@ -296,19 +343,7 @@ def train_forecaster(
         predictions, metrics, best = _evaluate(fitted, test_pos, test_first)
         predictor = make_predictor(fitted, test_pos, test_first)
     history = fitted.history
-    metrics.update(
-        {
-            "train_seconds": history.seconds,
-            "total_seconds": time.perf_counter() - t_start,
-            "epochs_run": float(len(history.train_loss)),
-            "best_epoch": float(history.best_epoch),
-            "val_mse_best": history.best_val_loss,
-            "n_train_windows": float(len(fitted.train_pos)),
-            "n_val_windows": float(len(fitted.val_pos)),
-            "n_test_windows": float(len(test_pos)),
-            "n_meters": float(fitted.usable.sum()),
-        }
-    )
+    metrics.update(_run_figures(fitted, len(test_pos), t_start))
     log.info(
         "%s: test MAE %.2f Wh (best baseline %s %.2f Wh, skill %.3f) in %.1f s",
         cfg.model,

@@ -23,9 +23,19 @@ import meterflow
 PREDICTOR_ARTIFACT = "predictor"
 # Runtime packages a loaded model may import (pinned to the versions that trained it).
 _RUNTIME = (
-    "numpy", "pandas", "pyarrow", "scipy", "scikit-learn", "numba", "torch", "tslearn",
-    "dtaidistance", "kmedoids", "minisom", "matplotlib", "pydantic",
-)  # fmt: skip
+    "numpy",
+    "pandas",
+    "pyarrow",
+    "scipy",
+    "scikit-learn",
+    "numba",
+    "torch",
+    "tslearn",
+    "kmedoids",
+    "minisom",
+    "matplotlib",
+    "pydantic",
+)
 
 
 class PredictorModel(mlflow.pyfunc.PythonModel):
@@ -62,7 +72,7 @@ def log_predictor(predictor: Any, *, name: str) -> str:
             warnings.filterwarnings("ignore", message=".*integer column", category=UserWarning)
             info = mlflow.pyfunc.log_model(
                 name=name,
-                python_model=PredictorModel(),
+                python_model=str(Path(__file__).with_name("predictor_model.py")),
                 artifacts={PREDICTOR_ARTIFACT: str(path)},
                 code_paths=[str(Path(meterflow.__file__).parent)],
                 input_example=example,

@@ -9,10 +9,10 @@ import numpy as np
 import pandas as pd
 
 from meterflow.errors import SchemaError
+from meterflow.etl.resample import resample_values
 from meterflow.schemas import MINUTES_PER_DAY, profile_slot_columns, slot_columns
 
 from .normalize import normalize_values
-from .resample import resample_values
 
 
 @dataclass(frozen=True)

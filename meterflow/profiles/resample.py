@@ -4,23 +4,23 @@ A profile slot holds the energy (Wh) of its interval, so going to a coarser reso
 groups of consecutive finer slots: the daily total is unchanged and a missing (NaN) finer slot
 makes its coarse slot NaN (no energy is invented). Going finer cannot recover the shape inside a
 slot: by default it is rejected; with ``split_coarse=True`` each coarse slot's energy is split
-evenly over its finer slots (still energy-conserving, but flat inside the slot) — the caller must
-opt in knowingly.
+evenly over its finer slots (still energy-conserving, but flat inside the slot; lengths that are
+not multiples of each other: cumulative energy interpolated) — the caller must opt in knowingly.
+The array function is the ETL's: :func:`meterflow.etl.resample.resample_values`.
 """
 
 from __future__ import annotations
 
-import numpy as np
 import pandas as pd
 
 from meterflow.errors import SchemaError
+from meterflow.etl.resample import resample_values
 from meterflow.schemas import (
     MINUTES_PER_DAY,
     PROFILE_KEYS,
     profile_matrix,
     profile_slot_columns,
     slot_columns,
-    slots_per_day,
 )
 
 
@@ -30,42 +30,6 @@ def profile_resolution(df: pd.DataFrame) -> int:
     if MINUTES_PER_DAY % n:
         raise SchemaError(f"profiles table: {n} slots do not divide a day")
     return MINUTES_PER_DAY // n
-
-
-def resample_values(
-    values: np.ndarray, from_min: int, to_min: int, *, split_coarse: bool = False
-) -> np.ndarray:
-    """Resample a (profiles x slots) Wh array from ``from_min`` to ``to_min`` minutes per slot.
-
-    Coarser target: sums groups of ``to_min // from_min`` slots (``to_min`` must be a multiple).
-    Finer target: only with ``split_coarse`` (even split); otherwise SchemaError.
-    """
-    for minutes in (from_min, to_min):
-        slots_per_day(minutes)  # raises SchemaError unless it divides a day
-    n, width = values.shape
-    if to_min == from_min:
-        return values.copy()
-    if to_min > from_min:
-        if to_min % from_min:
-            raise SchemaError(
-                f"cannot resample {from_min}-min profiles to {to_min} min: "
-                f"{to_min} is not a multiple of {from_min}"
-            )
-        factor = to_min // from_min
-        return values.reshape(n, width // factor, factor).sum(axis=2)
-    if from_min % to_min:
-        raise SchemaError(
-            f"cannot resample {from_min}-min profiles to {to_min} min: "
-            f"{from_min} is not a multiple of {to_min}"
-        )
-    if not split_coarse:
-        raise SchemaError(
-            f"profiles at {from_min} min are coarser than the target {to_min} min; refusing to "
-            "invent intra-slot shape (choose resolution_min >= the coarsest source, or allow "
-            "split_coarse to spread each slot's energy evenly)"
-        )
-    factor = from_min // to_min
-    return np.repeat(values / factor, factor, axis=1)
 
 
 def resample_profiles(

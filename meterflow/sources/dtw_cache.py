@@ -158,6 +158,30 @@ class DtwMatrix:
         return square_from_condensed(self.condensed(), sel)
 
 
+@dataclass(frozen=True, eq=False)
+class _UpdatePlan:
+    """What an update makes of the cached matrix: rows kept, profiles added, the new key."""
+
+    kept: np.ndarray  # cached matrix rows still present (ascending)
+    new: list[str]  # hashes of the profiles to add, in order of first appearance
+    hashes: list[str]  # profile hashes of the new matrix's rows: kept rows, then new ones
+    removed: int  # cached profiles no longer present
+    key: str
+
+    @property
+    def n_kept(self) -> int:
+        """Cached rows kept."""
+        return len(self.kept)
+
+
+def _first_rows(hashes: list[str]) -> dict[str, int]:
+    """Each distinct profile hash with its first row, in order of first appearance."""
+    first: dict[str, int] = {}
+    for r, h in enumerate(hashes):
+        first.setdefault(h, r)
+    return first
+
+
 class DtwCache:
     """Incremental DTW matrices under ``directory`` (see the module doc).
 
@@ -192,59 +216,29 @@ class DtwCache:
         ``window``: as in ``kernel.py`` (dtaidistance meaning, None/0 = unconstrained).
         ``normalization``: tag of how ``X`` was normalised (part of the cache identity).
         """
-        x = as_profile_array(X)
+        x, w, folder = self._profiles_and_folder(X, window, normalization)
         length = x.shape[1]
-        w = canonical_window(window, length)
-        folder = self.folder(length=length, window=w, normalization=normalization)
         folder.mkdir(parents=True, exist_ok=True)
         hashes = profile_hashes(x)
-        first: dict[str, int] = {}
-        for r, h in enumerate(hashes):
-            first.setdefault(h, r)
+        first = _first_rows(hashes)
         with _locked(folder):
             old = self._load(folder, length=length, window=w, normalization=normalization)
             _tidy(folder, keep=old["file"] if old else None)
-            old_hashes: list[str] = old["hashes"] if old else []
-            old_pos = {h: k for k, h in enumerate(old_hashes)}
-            kept = np.array(sorted(old_pos[h] for h in first if h in old_pos), dtype=np.int64)
-            new = [h for h in first if h not in old_pos]
-            matrix_hashes = [old_hashes[k] for k in kept] + new
-            key = matrix_key(
-                matrix_hashes,
-                length=length,
-                window=w,
-                normalization=normalization,
-                dtype=self.dtype,
-            )
-            if old is not None and old["key"] == key:
-                path = folder / old["file"]
-                reused, computed = n_pairs(len(kept)), 0
-                log.info("DTW cache hit %s: %d profiles, nothing to compute", key, len(kept))
+            plan = self._plan(old, first, length=length, window=w, normalization=normalization)
+            if old is not None and old["key"] == plan.key:
+                path, computed = folder / old["file"], 0
+                log.info("DTW cache hit %s: %d profiles, nothing to compute", plan.key, plan.n_kept)
             else:
-                xm = x[[first[h] for h in matrix_hashes]]
-                path = self._write(folder, old, kept, xm, w, key, progress)
-                reused = n_pairs(len(kept))
-                computed = n_pairs(len(matrix_hashes)) - reused
-                self._write_manifest(folder, path, matrix_hashes, key, length, w, normalization)
-                log.info(
-                    "DTW cache %s updated: %d profiles (%d kept, %d removed, %d new), "
-                    "%d pairs computed, %d reused",
-                    key,
-                    len(matrix_hashes),
-                    len(kept),
-                    len(old_hashes) - len(kept),
-                    len(new),
-                    computed,
-                    reused,
-                )
-            row_of = {h: r for r, h in enumerate(matrix_hashes)}
+                xm = x[[first[h] for h in plan.hashes]]
+                path, computed = self._rebuild(folder, old, plan, xm, w, normalization, progress)
+            row_of = {h: r for r, h in enumerate(plan.hashes)}
             return self._matrix(
                 path,
-                key,
-                matrix_hashes,
+                plan.key,
+                plan.hashes,
                 [row_of[h] for h in hashes],
                 computed=computed,
-                reused=reused,
+                reused=n_pairs(plan.n_kept),
                 length=length,
                 window=w,
                 normalization=normalization,
@@ -254,10 +248,8 @@ class DtwCache:
         """The cached matrix if it already holds every profile of ``X``, seen in ``X``'s row
         order (e.g. a subset at clustering time); None otherwise. Read-only: computes nothing and
         drops nothing (``update`` would compact away the cached profiles absent from ``X``)."""
-        x = as_profile_array(X)
+        x, w, folder = self._profiles_and_folder(X, window, normalization)
         length = x.shape[1]
-        w = canonical_window(window, length)
-        folder = self.folder(length=length, window=w, normalization=normalization)
         if not folder.is_dir():
             return None
         hashes = profile_hashes(x)
@@ -279,6 +271,71 @@ class DtwCache:
                 window=w,
                 normalization=normalization,
             )
+
+    def _profiles_and_folder(
+        self, X: np.ndarray, window: int | None, normalization: str
+    ) -> tuple[np.ndarray, int, Path]:
+        """The profiles as an array, the canonical window and the cache folder they belong to."""
+        x = as_profile_array(X)
+        length = x.shape[1]
+        w = canonical_window(window, length)
+        return x, w, self.folder(length=length, window=w, normalization=normalization)
+
+    def _plan(
+        self,
+        old: dict[str, Any] | None,
+        first: dict[str, int],
+        *,
+        length: int,
+        window: int,
+        normalization: str,
+    ) -> _UpdatePlan:
+        """Which cached rows the profiles ``first`` keep, which profiles are new, the new key."""
+        old_hashes: list[str] = old["hashes"] if old else []
+        old_pos = {h: k for k, h in enumerate(old_hashes)}
+        kept = np.array(sorted(old_pos[h] for h in first if h in old_pos), dtype=np.int64)
+        new = [h for h in first if h not in old_pos]
+        matrix_hashes = [old_hashes[k] for k in kept] + new
+        key = matrix_key(
+            matrix_hashes,
+            length=length,
+            window=window,
+            normalization=normalization,
+            dtype=self.dtype,
+        )
+        return _UpdatePlan(kept, new, matrix_hashes, len(old_hashes) - len(kept), key)
+
+    def _rebuild(
+        self,
+        folder: Path,
+        old: dict[str, Any] | None,
+        plan: _UpdatePlan,
+        xm: np.ndarray,
+        window: int,
+        normalization: str,
+        progress: bool,
+    ) -> tuple[Path, int]:
+        """Write the new matrix of the profiles ``xm`` (matrix row order), then the manifest
+        that names it (a crash in between leaves the previous cache in use); return the matrix
+        path and the number of pairs computed."""
+        path = self._write(folder, old, plan.kept, xm, window, plan.key, progress)
+        reused = n_pairs(plan.n_kept)
+        computed = n_pairs(len(plan.hashes)) - reused
+        self._write_manifest(
+            folder, path, plan.hashes, plan.key, xm.shape[1], window, normalization
+        )
+        log.info(
+            "DTW cache %s updated: %d profiles (%d kept, %d removed, %d new), "
+            "%d pairs computed, %d reused",
+            plan.key,
+            len(plan.hashes),
+            plan.n_kept,
+            plan.removed,
+            len(plan.new),
+            computed,
+            reused,
+        )
+        return path, computed
 
     def _matrix(
         self,

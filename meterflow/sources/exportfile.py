@@ -98,8 +98,13 @@ def _parse_clean(data: bytes, file_meter: str) -> ExportRows | None:
     dtypes = {"meter_id": str, "datetime": str} | {c: np.float64 for c in VALUE_COLUMNS}
     try:
         data.decode("utf-8")
-        df = pd.read_csv(io.BytesIO(data), dtype=dtypes, keep_default_na=False, na_values=[""],
-                         skip_blank_lines=False)  # fmt: skip
+        df = pd.read_csv(
+            io.BytesIO(data),
+            dtype=dtypes,
+            keep_default_na=False,
+            na_values=[""],
+            skip_blank_lines=False,
+        )
     except (ValueError, pd.errors.ParserError, pd.errors.EmptyDataError):
         return None
     if list(df.columns) != list(OLD_EXPORT_COLUMNS) or df.isna().to_numpy().any():
@@ -109,11 +114,21 @@ def _parse_clean(data: bytes, file_meter: str) -> ExportRows | None:
     if (meter != file_meter).any() or naive.isna().any():
         return None
     n = len(df)
-    values = {c: ParsedNumbers(df[c].to_numpy(), np.zeros(n, bool), np.zeros(n, bool),
-                               df[c].to_numpy()) for c in VALUE_COLUMNS}  # fmt: skip
+    values = {
+        c: ParsedNumbers(df[c].to_numpy(), np.zeros(n, bool), np.zeros(n, bool), df[c].to_numpy())
+        for c in VALUE_COLUMNS
+    }
     empty = np.full(n, "", dtype=object)
-    return ExportRows(np.arange(2, n + 2, dtype=np.int64), meter, pd.DatetimeIndex(naive),
-                      values, empty, empty.copy(), empty, file_meter)  # fmt: skip
+    return ExportRows(
+        np.arange(2, n + 2, dtype=np.int64),
+        meter,
+        pd.DatetimeIndex(naive),
+        values,
+        empty,
+        empty.copy(),
+        empty,
+        file_meter,
+    )
 
 
 def _parse_lines(data: bytes, file_meter: str) -> ExportRows:
@@ -131,10 +146,20 @@ def _parse_lines(data: bytes, file_meter: str) -> ExportRows:
         cut[-1] = True
         _flag(problem, detail, cut, Reason.TRUNCATED_LINE, "last line has no line end")
     n_fields = _field_counts(body)
-    _flag(problem, detail, n_fields != len(columns), Reason.MALFORMED_ROW,
-          np.char.add(f"expected {len(columns)} fields, found ", n_fields.astype(str)))  # fmt: skip
-    _flag(problem, detail, body.str.contains("\ufffd", regex=False).to_numpy(bool),
-          Reason.MALFORMED_ROW, "bytes that are not UTF-8")  # fmt: skip
+    _flag(
+        problem,
+        detail,
+        n_fields != len(columns),
+        Reason.MALFORMED_ROW,
+        np.char.add(f"expected {len(columns)} fields, found ", n_fields.astype(str)),
+    )
+    _flag(
+        problem,
+        detail,
+        body.str.contains("\ufffd", regex=False).to_numpy(bool),
+        Reason.MALFORMED_ROW,
+        "bytes that are not UTF-8",
+    )
     fields = _split_fields(body, problem == "", columns)
     return _typed_rows(fields, line_no, problem, detail, body.to_numpy(object), file_meter)
 
@@ -161,9 +186,14 @@ def _split_fields(body: pd.Series, ok: np.ndarray, columns: list[str]) -> pd.Dat
     if not len(body):
         return pd.DataFrame({c: pd.Series(dtype=object) for c in columns})
     return pd.read_csv(
-        io.StringIO(text + "\n"), header=None, names=columns, dtype=str,
-        keep_default_na=False, na_filter=False, skip_blank_lines=False,
-    )  # fmt: skip
+        io.StringIO(text + "\n"),
+        header=None,
+        names=columns,
+        dtype=str,
+        keep_default_na=False,
+        na_filter=False,
+        skip_blank_lines=False,
+    )
 
 
 def _typed_rows(fields, line_no, problem, detail, raw_lines, file_meter) -> ExportRows:
@@ -171,12 +201,23 @@ def _typed_rows(fields, line_no, problem, detail, raw_lines, file_meter) -> Expo
     meter = fields["meter_id"].str.strip().to_numpy(object)
     stamp = fields["datetime"].str.strip()
     naive = pd.to_datetime(stamp, format="%Y-%m-%d %H:%M:%S", errors="coerce")
-    values = {c: parse_numbers(fields[c].to_numpy(object), text_is_native=True)
-              for c in VALUE_COLUMNS}  # fmt: skip
-    _flag(problem, detail, (meter == "") | (stamp == "").to_numpy(), Reason.MISSING_KEY,
-          "meter_id or datetime is blank")  # fmt: skip
-    _flag(problem, detail, naive.isna().to_numpy(), Reason.MALFORMED_ROW,
-          np.char.add("datetime is not YYYY-MM-DD hh:mm:ss: ", stamp.to_numpy(str)))  # fmt: skip
+    values = {
+        c: parse_numbers(fields[c].to_numpy(object), text_is_native=True) for c in VALUE_COLUMNS
+    }
+    _flag(
+        problem,
+        detail,
+        (meter == "") | (stamp == "").to_numpy(),
+        Reason.MISSING_KEY,
+        "meter_id or datetime is blank",
+    )
+    _flag(
+        problem,
+        detail,
+        naive.isna().to_numpy(),
+        Reason.MALFORMED_ROW,
+        np.char.add("datetime is not YYYY-MM-DD hh:mm:ss: ", stamp.to_numpy(str)),
+    )
     _flag(
         problem,
         detail,
@@ -185,7 +226,13 @@ def _typed_rows(fields, line_no, problem, detail, raw_lines, file_meter) -> Expo
         np.char.add("row names meter ", meter.astype(str)) + f", the file is {file_meter}",
     )
     for col, parsed in values.items():
-        _flag(problem, detail, parsed.malformed, Reason.MALFORMED_VALUE,
-              np.char.add(f"{col} is not a number: ", parsed.raw.astype(str)))  # fmt: skip
-    return ExportRows(line_no, meter, pd.DatetimeIndex(naive), values, problem, detail,
-                      raw_lines, file_meter)  # fmt: skip
+        _flag(
+            problem,
+            detail,
+            parsed.malformed,
+            Reason.MALFORMED_VALUE,
+            np.char.add(f"{col} is not a number: ", parsed.raw.astype(str)),
+        )
+    return ExportRows(
+        line_no, meter, pd.DatetimeIndex(naive), values, problem, detail, raw_lines, file_meter
+    )

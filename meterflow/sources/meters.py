@@ -114,9 +114,10 @@ def validate_meters(raw: pd.DataFrame, *, table: str = METERS_TABLE) -> pd.DataF
         raise SourceError(
             f"meter table {table!r} has {len(bad)} invalid row(s): "
             f"{'; '.join(bad[:MAX_LISTED])}{more}",
-            source=SOURCE, meter=(ids[first] or None) if single else None,
+            source=SOURCE,
+            meter=(ids[first] or None) if single else None,
             row=first + 1 if single else None,
-        )  # fmt: skip
+        )
     df = pd.DataFrame(out, columns=list(METERS.columns))
     df = df.astype({c: float for c in NUMERIC_RULES} | {"meter_id": str, "type": str})
     return METERS.validate(df, where=f"table {table}")

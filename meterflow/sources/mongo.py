@@ -21,9 +21,10 @@ of the local day that ``since`` falls in, so that this day can still become comp
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Literal
 
 import numpy as np
@@ -47,6 +48,7 @@ from meterflow.etl.documents import (
 from meterflow.etl.readings import Locator, empty_readings
 from meterflow.redact import redact_uri
 from meterflow.sources.formats import MONGO_COLLECTION, MONGO_DATABASE, MONGO_FIELDS
+from meterflow.sources.times import TimeLike, utc_naive
 
 log = logging.getLogger(__name__)
 
@@ -71,11 +73,20 @@ def _client(uri: str, timeout_ms: int) -> pymongo.MongoClient:
         ) from None
 
 
-def _utc_naive(value: str | pd.Timestamp | None) -> pd.Timestamp | None:
-    if value is None:
-        return None
-    ts = pd.Timestamp(value)
-    return ts.tz_convert("UTC").tz_localize(None) if ts.tz is not None else ts
+@contextlib.contextmanager
+def _collection(uri: str, database: str, collection: str, timeout_ms: int) -> Iterator[Collection]:
+    """The collection at ``uri``; server errors become SourceError (no credentials) and the
+    client is closed afterwards."""
+    client = _client(uri, timeout_ms)
+    try:
+        yield client[database][collection]
+    except PyMongoError as exc:
+        raise SourceError(
+            f"cannot read {database}.{collection}: {type(exc).__name__} [{redact_uri(uri)}]",
+            source=SOURCE_NEWMONGO,
+        ) from None
+    finally:
+        client.close()
 
 
 def _time_filter(since: pd.Timestamp | None, until: pd.Timestamp | None) -> dict:
@@ -131,8 +142,9 @@ def _find_arrow(coll: Collection, flt: dict, batch_size: int) -> pd.DataFrame:
         {"_id": ObjectIdType(), "meter_id": pa.string(), "ts": pa.timestamp("ms")}
         | {f: pa.float64() for f in (*_REGISTERS, *_EXTRA)}
     )
-    table = find_arrow_all(coll, flt, schema=schema, projection=dict.fromkeys(MONGO_FIELDS, 1),
-                           batch_size=batch_size)  # fmt: skip
+    table = find_arrow_all(
+        coll, flt, schema=schema, projection=dict.fromkeys(MONGO_FIELDS, 1), batch_size=batch_size
+    )
     out = table.drop_columns(["_id"]).to_pandas()
     out.insert(0, "_id", _hex_ids(table.column("_id")))
     return out
@@ -149,8 +161,10 @@ def _find(coll: Collection, flt: dict, batch_size: int, method: str) -> pd.DataF
     except (TypeError, ValueError) as exc:  # pyarrow's ArrowInvalid is a ValueError
         log.warning(
             "newmongo: %s holds documents of other types than expected (%s); "
-            "reading them with pymongo instead of pymongoarrow", coll.full_name, exc,
-        )  # fmt: skip
+            "reading them with pymongo instead of pymongoarrow",
+            coll.full_name,
+            exc,
+        )
         return _find_pymongo(coll, flt, batch_size)
 
 
@@ -160,8 +174,10 @@ def _fields_of(coll: Collection, ids: pd.Series) -> FieldsOf:
 
     def fields_of(pos: np.ndarray) -> np.ndarray:
         stored = [ids.iloc[i] for i in pos]
-        query = [*stored, *(ObjectId(v) for v in stored if isinstance(v, str)
-                            and ObjectId.is_valid(v))]  # fmt: skip
+        query = [
+            *stored,
+            *(ObjectId(v) for v in stored if isinstance(v, str) and ObjectId.is_valid(v)),
+        ]
         names: dict[str, str] = {}
         for start in range(0, len(query), 1000):
             for doc in coll.find({"_id": {"$in": query[start : start + 1000]}}):
@@ -172,17 +188,23 @@ def _fields_of(coll: Collection, ids: pd.Series) -> FieldsOf:
 
 
 def _read(
-    coll: Collection, lo: pd.Timestamp | None, hi: pd.Timestamp | None, meter_flt: dict,
-    batch_size: int, method: str,
-) -> pd.DataFrame:  # fmt: skip
+    coll: Collection,
+    lo: pd.Timestamp | None,
+    hi: pd.Timestamp | None,
+    meter_flt: dict,
+    batch_size: int,
+    method: str,
+) -> pd.DataFrame:
     """Normalised documents with ``lo < ts <= hi``. A time filter matches BSON dates only, so
     with one the read times stored as text or numbers are fetched too and placed after parsing;
     documents without a readable time are then left to a full load (which quarantines them)."""
     raw = _find(coll, _time_filter(lo, hi) | meter_flt, batch_size, method)
     windowed = lo is not None or hi is not None
     if windowed:
-        drifted = [_find_pymongo(coll, {"ts": {"$type": t}} | meter_flt, batch_size)
-                   for t in ("string", "number")]  # fmt: skip
+        drifted = [
+            _find_pymongo(coll, {"ts": {"$type": t}} | meter_flt, batch_size)
+            for t in ("string", "number")
+        ]
         raw = pd.concat([raw, *drifted], ignore_index=True)
         raw = raw[~raw["_id"].map(str).duplicated()].reset_index(drop=True)
     docs = _frame(raw, _fields_of(coll, raw["_id"]))
@@ -193,8 +215,10 @@ def _read(
         if unplaced:
             log.warning(
                 "newmongo: %d document(s) of %s without a readable ts are not in any time window; "
-                "a full load (since=all) quarantines them", unplaced, coll.full_name,
-            )  # fmt: skip
+                "a full load (since=all) quarantines them",
+                unplaced,
+                coll.full_name,
+            )
         docs = docs[inside.to_numpy()].reset_index(drop=True)
     return docs
 
@@ -204,8 +228,8 @@ def read_mongo_documents(
     database: str = MONGO_DATABASE,
     collection: str = MONGO_COLLECTION,
     *,
-    since: str | pd.Timestamp | None = None,
-    until: str | pd.Timestamp | None = None,
+    since: TimeLike = None,
+    until: TimeLike = None,
     meters: Sequence[str] | None = None,
     batch_size: int = 10_000,
     method: Method = "auto",
@@ -217,31 +241,27 @@ def read_mongo_documents(
     :func:`~meterflow.etl.documents.normalize_documents`); ``attrs["mongo_collection"]`` names the
     collection. An empty selection gives an empty frame (nothing new); an unreachable server or
     a collection without any document raises SourceError."""
-    lo, hi = _utc_naive(since), _utc_naive(until)
+    lo, hi = utc_naive(since), utc_naive(until)
     use = DEFAULT_METHOD if method == "auto" else method
     t0 = time.perf_counter()
-    client = _client(uri, timeout_ms)
-    try:
-        coll = client[database][collection]
+    with _collection(uri, database, collection, timeout_ms) as coll:
         if coll.find_one({}, {"_id": 1}) is None:
             raise SourceError(
                 f"collection {database}.{collection} holds no documents [{redact_uri(uri)}]",
                 source=SOURCE_NEWMONGO,
             )
         docs = _read(coll, lo, hi, _meter_filter(meters), batch_size, use)
-    except PyMongoError as exc:
-        raise SourceError(
-            f"cannot read {database}.{collection}: {type(exc).__name__} [{redact_uri(uri)}]",
-            source=SOURCE_NEWMONGO,
-        ) from None
-    finally:
-        client.close()
     docs.attrs["mongo_collection"] = collection
     log.info(
         "newmongo: %d documents (ts in (%s, %s]) via %s in %.1fs; %d with an issue, %d coerced",
-        len(docs), lo, hi, use, time.perf_counter() - t0,
-        int((docs["issue"] != "").sum()), int((docs["coercions"] != "").sum()),
-    )  # fmt: skip
+        len(docs),
+        lo,
+        hi,
+        use,
+        time.perf_counter() - t0,
+        int((docs["issue"] != "").sum()),
+        int((docs["coercions"] != "").sum()),
+    )
     return docs
 
 
@@ -258,7 +278,7 @@ def read_mongo_previous(
     """Context documents for an incremental load after ``since`` (see module docstring): the
     last document at or before ``since`` of every meter, and with ``timezone`` also all
     documents from the local midnight of the day ``since`` falls in."""
-    hi = _utc_naive(since)
+    hi = utc_naive(since)
     if hi is None:
         raise SourceError("read_mongo_previous needs a watermark (since)", source=SOURCE_NEWMONGO)
     if timezone is not None:
@@ -266,18 +286,9 @@ def read_mongo_previous(
         lo = day.normalize().tz_convert("UTC").tz_localize(None) - pd.Timedelta(microseconds=1)
     else:
         lo = hi - pd.Timedelta(hours=1)
-    client = _client(uri, timeout_ms)
-    try:
-        coll = client[database][collection]
+    with _collection(uri, database, collection, timeout_ms) as coll:
         window = _read(coll, lo, hi, _meter_filter(meters), 50_000, "pymongo")
         extra = _last_reads(coll, hi, meters, set(window["meter_id"].dropna()))
-    except PyMongoError as exc:
-        raise SourceError(
-            f"cannot read {database}.{collection}: {type(exc).__name__} [{redact_uri(uri)}]",
-            source=SOURCE_NEWMONGO,
-        ) from None
-    finally:
-        client.close()
     docs = pd.concat([window, extra], ignore_index=True)
     docs = docs[(docs["issue"] == "").to_numpy()]  # only usable reads continue a series
     if timezone is None:
@@ -314,6 +325,32 @@ def _locator(locate_documents: DocumentLocator) -> Locator:
     return locate
 
 
+def _with_context(documents: pd.DataFrame, previous: pd.DataFrame | None) -> pd.DataFrame:
+    """The normalised documents (``context`` False) after those of ``previous`` older than all
+    of them (``context`` True)."""
+    docs = _frame(documents).assign(context=False)
+    if previous is None or not len(previous):
+        return docs
+    prev = _frame(previous).assign(context=True)
+    prev = prev[prev["ts"] < docs["ts"].min()] if docs["ts"].notna().any() else prev.iloc[:0]
+    return pd.concat([prev, docs], ignore_index=True)
+
+
+def _register_readings(
+    docs: pd.DataFrame,
+    meters: pd.DataFrame,
+    config: CleaningConfig,
+    rollover_kwh: float,
+    locate: DocumentLocator,
+) -> tuple[pd.DataFrame, pd.DataFrame | None]:
+    """Interval readings of the documents' registers, and the documents' quarantine."""
+    if not len(docs):
+        return empty_readings(SOURCE_NEWMONGO), None
+    return registers_to_readings(
+        docs, meters, config, source=SOURCE_NEWMONGO, rollover_kwh=rollover_kwh, locate=locate
+    )
+
+
 def etl_newmongo(
     documents: pd.DataFrame,
     *,
@@ -334,24 +371,18 @@ def etl_newmongo(
     latest ``ts`` of ``documents`` (the next run's ``since``).
     """
     collection = collection or documents.attrs.get("mongo_collection") or MONGO_COLLECTION
-    docs = _frame(documents).assign(context=False)
-    if previous is not None and len(previous):
-        prev = _frame(previous).assign(context=True)
-        prev = prev[prev["ts"] < docs["ts"].min()] if docs["ts"].notna().any() else prev.iloc[:0]
-        docs = pd.concat([prev, docs], ignore_index=True)
+    docs = _with_context(documents, previous)
     t0 = time.perf_counter()
     locate = document_locator(docs, collection)
-    if len(docs):
-        readings, quarantine = registers_to_readings(
-            docs, meters, config, source=SOURCE_NEWMONGO, rollover_kwh=rollover_kwh,
-            locate=locate,
-        )  # fmt: skip
-    else:
-        readings, quarantine = empty_readings(SOURCE_NEWMONGO), None
+    readings, quarantine = _register_readings(docs, meters, config, rollover_kwh, locate)
     result = clean_readings(
-        readings, meters, config, source=SOURCE_NEWMONGO, adapter_quarantine=quarantine,
+        readings,
+        meters,
+        config,
+        source=SOURCE_NEWMONGO,
+        adapter_quarantine=quarantine,
         locate=_locator(locate),
-    )  # fmt: skip
+    )
     new = docs.loc[~docs["context"]]
     result.watermark = new["ts"].max() if new["ts"].notna().any() else None
     result.metrics.update(

@@ -50,11 +50,15 @@ class LocalMongoServer:
     def start(self) -> str:
         self.db_path.parent.mkdir(parents=True, exist_ok=True)
         log_file = self.db_path.with_suffix(".log")
-        cmd = [
-            sys.executable, "-m", "nx_27017.nx_27017",
-            "--db", str(self.db_path), "--host", "127.0.0.1", "--port", str(self.port),
-            "--log-file", str(log_file), "--pid-file", str(self.db_path.with_suffix(".pid")),
-        ]  # fmt: skip
+        options = {
+            "--db": self.db_path,
+            "--host": "127.0.0.1",
+            "--port": self.port,
+            "--log-file": log_file,
+            "--pid-file": self.db_path.with_suffix(".pid"),
+        }
+        cmd = [sys.executable, "-m", "nx_27017.nx_27017"]
+        cmd += [str(part) for option in options.items() for part in option]
         self._proc = subprocess.Popen(
             cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
         )

@@ -66,8 +66,9 @@ def list_export_files(folder: str | Path) -> tuple[list[Path], list[dict]]:
 
 
 def _file_row(path: Path, status: str, reason: str, lines: int, readings: int) -> dict:
-    return dict(zip(FILE_COLUMNS, (path.name, path.stem, status, reason, lines, readings),
-                    strict=True))  # fmt: skip
+    return dict(
+        zip(FILE_COLUMNS, (path.name, path.stem, status, reason, lines, readings), strict=True)
+    )
 
 
 @dataclass
@@ -91,19 +92,27 @@ def read_export_file(path: str | Path, *, timezone: str, on_error: OnError = "ra
         rows = parse_rows(path)
     except UnreadableFile as exc:
         if on_error == "raise":
-            raise SourceError(exc.reason, source=SOURCE_OLDMONGO, file=path.name,
-                              meter=path.stem, row=exc.line) from None  # fmt: skip
+            raise SourceError(
+                exc.reason, source=SOURCE_OLDMONGO, file=path.name, meter=path.stem, row=exc.line
+            ) from None
         return _unreadable(path, exc)
     bad = rows.problem != ""
     if bad.any() and on_error == "raise":
         i = int(np.flatnonzero(bad)[0])
         raise SourceError(
-            f"{rows.problem[i]}: {rows.problem_detail[i]}", source=SOURCE_OLDMONGO,
-            file=path.name, meter=path.stem, row=int(rows.line[i]),
-        )  # fmt: skip
+            f"{rows.problem[i]}: {rows.problem_detail[i]}",
+            source=SOURCE_OLDMONGO,
+            file=path.name,
+            meter=path.stem,
+            row=int(rows.line[i]),
+        )
     utc, nonexistent = localise_by_order(rows.naive.where(~bad), timezone)
-    _mark(rows, nonexistent & ~bad, Reason.NONEXISTENT_LOCAL_TIME,
-          "wall-clock time skipped by the spring-forward change")  # fmt: skip
+    _mark(
+        rows,
+        nonexistent & ~bad,
+        Reason.NONEXISTENT_LOCAL_TIME,
+        "wall-clock time skipped by the spring-forward change",
+    )
     quarantine = _row_quarantine(path, rows, utc)
     readings = _readings(path, rows, utc)
     n_in = len(readings) + (0 if quarantine is None else _dropped(quarantine))
@@ -145,11 +154,13 @@ def _readings(path: Path, rows: ExportRows, utc: pd.DatetimeIndex) -> pd.DataFra
     ok = np.flatnonzero(rows.problem == "")
     imp, exp = (rows.values[c].values[ok] for c in VALUE_COLUMNS)
     readings = make_readings(
-        np.concatenate([rows.meter[ok]] * 2), utc[ok].append(utc[ok]),
-        np.concatenate([1000 * imp, -1000 * exp]), source=SOURCE_OLDMONGO,
+        np.concatenate([rows.meter[ok]] * 2),
+        utc[ok].append(utc[ok]),
+        np.concatenate([1000 * imp, -1000 * exp]),
+        source=SOURCE_OLDMONGO,
         register=pd.Categorical.from_codes(np.repeat([0, 1], len(ok)), categories=[IMPORT, EXPORT]),
         row=np.concatenate([rows.line[ok]] * 2),
-    )  # fmt: skip
+    )
     readings["file"] = pd.Categorical.from_codes(np.zeros(len(readings), np.int8), [path.name])
     return readings
 
@@ -168,17 +179,21 @@ def _row_quarantine(path: Path, rows: ExportRows, utc: pd.DatetimeIndex) -> pd.D
             else:
                 reason = np.full(len(idx), str(Reason.COERCED_VALUE), dtype=object)
                 detail = describe_coercion(col, parsed.raw[idx], parsed.values[idx])
+            wh = sign * 1000 * parsed.values[idx]
             parts.append(
                 quarantine_frame(
                     meter_id=rows.quarantine_meter()[idx],
-                    timestamp=utc[idx], source=SOURCE_OLDMONGO,
-                    original_value=sign * 1000 * parsed.values[idx],
-                    new_value=sign * 1000 * parsed.values[idx] if action == Action.CORRECTED
-                    else np.nan,
-                    action=action, reason=Reason.MALFORMED_ROW, detail=detail, register=reg,
+                    timestamp=utc[idx],
+                    source=SOURCE_OLDMONGO,
+                    original_value=wh,
+                    new_value=wh if action == Action.CORRECTED else np.nan,
+                    action=action,
+                    reason=Reason.MALFORMED_ROW,
+                    detail=detail,
+                    register=reg,
                     location=np.char.add(f"{path.name}:", rows.line[idx].astype(str)),
                 ).assign(reason=reason)
-            )  # fmt: skip
+            )
     return concat_quarantine(parts) if parts else None
 
 
@@ -208,8 +223,12 @@ def _unreadable(path: Path, exc: UnreadableFile) -> ExportFile:
         )
         for reg, _, _ in _REGISTERS
     ]
-    log.warning("old exports: %s cannot be read (%s): %d lines quarantined", path.name,
-                exc.reason, len(body))  # fmt: skip
+    log.warning(
+        "old exports: %s cannot be read (%s): %d lines quarantined",
+        path.name,
+        exc.reason,
+        len(body),
+    )
     record = _file_row(path, "quarantined", exc.reason, len(body), 2 * len(body))
     return ExportFile(empty_readings(SOURCE_OLDMONGO), concat_quarantine(parts), record)
 
@@ -282,13 +301,17 @@ def etl_oldexports(
         records += [p.record for p in parts]
         results.append(
             clean_readings(
-                concat_readings([p.readings for p in parts], SOURCE_OLDMONGO), meters, cfg,
+                concat_readings([p.readings for p in parts], SOURCE_OLDMONGO),
+                meters,
+                cfg,
                 source=SOURCE_OLDMONGO,
-                adapter_quarantine=concat_quarantine([p.quarantine for p in parts
-                                                      if p.quarantine is not None]),
-                reference_profiles=reference_profiles, locate=locate_in_file,
+                adapter_quarantine=concat_quarantine(
+                    [p.quarantine for p in parts if p.quarantine is not None]
+                ),
+                reference_profiles=reference_profiles,
+                locate=locate_in_file,
             )
-        )  # fmt: skip
+        )
         log.info("old exports: %d/%d files done", min(i + meter_batch, len(paths)), len(paths))
     result = merge_results(results)
     result.metrics["files_in"] = float(len(paths))

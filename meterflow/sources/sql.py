@@ -21,11 +21,14 @@ meter's) and counted in the metric ``readings_uncertain``.
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import importlib
 import logging
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
+from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -56,6 +59,7 @@ from meterflow.sources.formats import (
     TAG_EXPORT,
     TAG_IMPORT,
 )
+from meterflow.sources.times import TimeLike, utc_naive
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +67,6 @@ HISTORIAN_COLUMNS = ("timestamp", "tagname", "energy", "quality")
 _NULL_TS = np.iinfo(np.int64).min  # end stamp of a row whose timestamp is NULL
 _BAD_TS = _NULL_TS + 1  # ... whose timestamp cannot be parsed
 _KEY_TIME = "%Y-%m-%d %H:%M:%S"  # timestamps in quarantine locations (UTC interval end)
-TimeLike = str | pd.Timestamp | None
 
 
 def redact_url(url: str | sa.URL) -> str:
@@ -112,17 +115,14 @@ def _secrets(url: str | sa.URL) -> list[str]:
     return [p for p in [*found, str(password or "")] if p]
 
 
-def _utc_naive(value: TimeLike) -> pd.Timestamp | None:
-    if value is None:
-        return None
-    ts = pd.Timestamp(value)
-    return ts.tz_convert("UTC").tz_localize(None) if ts.tz is not None else ts
-
-
 def historian_query(
-    table: sa.Table, *, start: TimeLike = None, end: TimeLike = None,
-    raw_interval_min: int = RAW_INTERVAL_MIN, timestamp_as_text: bool = True,
-) -> sa.Select:  # fmt: skip
+    table: sa.Table,
+    *,
+    start: TimeLike = None,
+    end: TimeLike = None,
+    raw_interval_min: int = RAW_INTERVAL_MIN,
+    timestamp_as_text: bool = True,
+) -> sa.Select:
     """SELECT of the historian columns for intervals STARTING in [start, end) (UTC).
 
     The timestamp comes back as text (parsed once per distinct value, fast on every driver)
@@ -132,14 +132,15 @@ def historian_query(
     ts = sa.cast(col.timestamp, sa.String) if timestamp_as_text else col.timestamp
     stmt = sa.select(ts, col.tagname, col.energy, col.quality)
     shift = pd.Timedelta(minutes=raw_interval_min)
-    if (lo := _utc_naive(start)) is not None:
+    if (lo := utc_naive(start)) is not None:
         stmt = stmt.where(col.timestamp >= (lo + shift).to_pydatetime())
-    if (hi := _utc_naive(end)) is not None:
+    if (hi := utc_naive(end)) is not None:
         stmt = stmt.where(col.timestamp < (hi + shift).to_pydatetime())
     return stmt
 
 
 def _reflect(conn: sa.Connection, table: str) -> sa.Table:
+    """The historian ``table`` as reflected; SourceError when it or a column is missing."""
     if not sa.inspect(conn).has_table(table):
         raise SourceError(f"table {table!r} not found", source=SOURCE_SQL)
     tbl = sa.Table(table, sa.MetaData(), autoload_with=conn)
@@ -149,12 +150,49 @@ def _reflect(conn: sa.Connection, table: str) -> sa.Table:
     return tbl
 
 
-def _read_error(exc: Exception, engine: sa.Engine, url: str | sa.URL) -> SourceError:
+def _read_error(exc: Exception, url: str | sa.URL) -> SourceError:
+    """SourceError about a failed historian read, without credentials."""
     if isinstance(exc, SQLAlchemyError):
         text = describe_db_error(exc, url)
     else:
         text = f"{type(exc).__name__}: {str(exc).splitlines()[0]} [{redact_url(url)}]"
     return SourceError(f"cannot read the historian: {text}", source=SOURCE_SQL)
+
+
+@contextlib.contextmanager
+def _historian_connection(url: str | sa.URL) -> Iterator[tuple[sa.Engine, sa.Connection]]:
+    """A connection to ``url``; database and driver errors become SourceError (no credentials)
+    and the engine is disposed afterwards."""
+    engine = engine_for(url, source=SOURCE_SQL)
+    try:
+        with engine.connect() as conn:
+            yield engine, conn
+    except (SQLAlchemyError, engine.dialect.loaded_dbapi.Error) as exc:
+        raise _read_error(exc, url) from None
+    finally:
+        engine.dispose()
+
+
+def _compiled_historian_sql(
+    conn: sa.Connection,
+    dialect: sa.Dialect,
+    table: str,
+    *,
+    start: TimeLike,
+    end: TimeLike,
+    raw_interval_min: int,
+    timestamp_as_text: bool = True,
+) -> str:
+    """The historian SELECT (table checked by reflection) as ``dialect`` runs it: the bounds
+    are our own timestamps, rendered as literals, so a raw DBAPI or ADBC cursor can run it."""
+    stmt = historian_query(
+        _reflect(conn, table),
+        start=start,
+        end=end,
+        raw_interval_min=raw_interval_min,
+        timestamp_as_text=timestamp_as_text,
+    )
+    return str(stmt.compile(dialect=dialect, compile_kwargs={"literal_binds": True}))
 
 
 def historian_sql(
@@ -168,19 +206,16 @@ def historian_sql(
 ) -> str:
     """The historian SELECT as the database at ``url`` runs it (table and columns checked by
     reflection; the bounds are our own timestamps, rendered as literals by the dialect)."""
-    engine = engine_for(url, source=SOURCE_SQL)
-    try:
-        with engine.connect() as conn:
-            tbl = _reflect(conn, table)
-            stmt = historian_query(
-                tbl, start=start, end=end, raw_interval_min=raw_interval_min,
-                timestamp_as_text=timestamp_as_text,
-            )  # fmt: skip
-            return str(stmt.compile(dialect=engine.dialect, compile_kwargs={"literal_binds": True}))
-    except (SQLAlchemyError, engine.dialect.loaded_dbapi.Error) as exc:
-        raise _read_error(exc, engine, url) from None
-    finally:
-        engine.dispose()
+    with _historian_connection(url) as (engine, conn):
+        return _compiled_historian_sql(
+            conn,
+            engine.dialect,
+            table,
+            start=start,
+            end=end,
+            raw_interval_min=raw_interval_min,
+            timestamp_as_text=timestamp_as_text,
+        )
 
 
 def read_historian(
@@ -195,36 +230,28 @@ def read_historian(
     """Stream raw historian rows ``(timestamp text, tagname, energy, quality)`` in chunks
     through SQLAlchemy's DBAPI connection (a server-side cursor on PostgreSQL). Connection
     problems raise SourceError (no credentials)."""
-    engine = engine_for(url, source=SOURCE_SQL)
-    try:
-        with engine.connect() as conn:
-            tbl = _reflect(conn, table)
-            stmt = historian_query(tbl, start=start, end=end, raw_interval_min=raw_interval_min)
-            # bounds are our own timestamps: rendered as literals by the dialect, so the raw
-            # DBAPI cursor can run the statement and hand back plain tuples
-            sql = str(stmt.compile(dialect=engine.dialect, compile_kwargs={"literal_binds": True}))
-            dbapi = conn.connection.dbapi_connection
-            if dbapi is None:
-                raise SourceError("the database connection is closed", source=SOURCE_SQL)
-            server_side = engine.dialect.driver in ("psycopg2", "psycopg")
-            cursor = dbapi.cursor(name="meterflow_historian") if server_side else dbapi.cursor()
-            try:
-                cursor.execute(sql)
-                while rows := cursor.fetchmany(chunk_size):
-                    yield rows
-            finally:
-                cursor.close()
-                conn.rollback()
-    except (SQLAlchemyError, engine.dialect.loaded_dbapi.Error) as exc:
-        raise _read_error(exc, engine, url) from None
-    finally:
-        engine.dispose()
+    with _historian_connection(url) as (engine, conn):
+        sql = _compiled_historian_sql(
+            conn, engine.dialect, table, start=start, end=end, raw_interval_min=raw_interval_min
+        )
+        dbapi = conn.connection.dbapi_connection
+        if dbapi is None:
+            raise SourceError("the database connection is closed", source=SOURCE_SQL)
+        server_side = engine.dialect.driver in ("psycopg2", "psycopg")
+        cursor = dbapi.cursor(name="meterflow_historian") if server_side else dbapi.cursor()
+        try:
+            cursor.execute(sql)
+            while rows := cursor.fetchmany(chunk_size):
+                yield rows
+        finally:
+            cursor.close()
+            conn.rollback()
 
 
 def read_historian_frame(url: str | sa.URL, **kwargs: object) -> pd.DataFrame:
     """The bare read, for comparison and inspection: all selected rows in one DataFrame."""
-    chunks = [pd.DataFrame(rows, columns=list(HISTORIAN_COLUMNS)) for rows in
-              read_historian(url, **kwargs)]  # type: ignore[arg-type]  # fmt: skip
+    reads = read_historian(url, **kwargs)  # type: ignore[arg-type]
+    chunks = [pd.DataFrame(rows, columns=list(HISTORIAN_COLUMNS)) for rows in reads]
     if not chunks:
         return pd.DataFrame(columns=list(HISTORIAN_COLUMNS))
     return pd.concat(chunks, ignore_index=True)
@@ -299,9 +326,13 @@ def read_historian_arrow(
     except ImportError:
         raise ArrowReadError(f"{ADBC_DRIVERS[backend]} is not installed") from None
     sql = historian_sql(
-        url, start=start, end=end, table=table, raw_interval_min=raw_interval_min,
+        url,
+        start=start,
+        end=end,
+        table=table,
+        raw_interval_min=raw_interval_min,
         timestamp_as_text=backend == "sqlite",
-    )  # fmt: skip
+    )
     try:
         with dbapi.connect(uri) as conn, conn.cursor() as cursor:
             if backend == "sqlite":  # also the window the driver infers column types from
@@ -336,6 +367,115 @@ class _Columns:
     energy_wh: list[np.ndarray]
     first_row: list[int]  # source row of the chunk's first row
     kept: list[np.ndarray | None]  # chunk rows kept (None: all of them)
+
+    def pop_chunk(self, c: int) -> _Piece:
+        """Chunk ``c`` with its source rows; its columns are released here (the batches take
+        over its rows)."""
+        meter, kept = self.meter[c], self.kept[c]
+        row = self.first_row[c] + (np.arange(len(meter)) if kept is None else kept)
+        chunk = _Piece(meter, self.register[c], self.start_ns[c], self.energy_wh[c], row)
+        for f in (self.meter, self.register, self.start_ns, self.energy_wh, self.kept):
+            f[c] = None  # type: ignore[call-overload]
+        return chunk
+
+    def clear(self) -> None:
+        """Forget every chunk."""
+        for f in fields(self):
+            getattr(self, f.name).clear()
+
+
+class _Piece(NamedTuple):
+    """Kept rows of one chunk, or of a batch of meters: reading columns and source rows."""
+
+    meter: np.ndarray
+    register: np.ndarray
+    start_ns: np.ndarray
+    energy_wh: np.ndarray
+    row: np.ndarray
+
+
+_NO_ROWS = _Piece(
+    np.array([], np.int32),
+    np.array([], np.int8),
+    np.array([], np.int64),
+    np.array([], np.float64),
+    np.array([], np.int64),
+)
+
+
+def _batch_of_meters(ids: np.ndarray, meter_batch: int) -> tuple[np.ndarray, int]:
+    """Batch of each meter code (batches of ``meter_batch`` meters by sorted id; 16-bit keys
+    when they fit, for numpy's radix sort) and the number of batches (at least one)."""
+    n_batches = max(1, -(-len(ids) // meter_batch))  # one batch even when no meter is known
+    rank = np.empty(len(ids), dtype=np.int64)
+    rank[np.argsort(ids, kind="stable")] = np.arange(len(ids))
+    batch_of = rank // meter_batch
+    if n_batches <= 1 << 16:
+        batch_of = batch_of.astype(np.uint16)
+    return batch_of, n_batches
+
+
+def _split_by_batch(
+    chunk: _Piece, batch_of: np.ndarray, n_batches: int
+) -> list[tuple[int, _Piece]]:
+    """``(batch, rows)`` of one chunk for each batch it has rows of, rows in read order
+    (a stable sort by batch: O(n) radix sort on 16-bit keys)."""
+    if n_batches > 1:
+        b = batch_of[chunk.meter]
+        order = np.argsort(b, kind="stable")
+        chunk = _Piece(*(f[order] for f in chunk))
+        bounds = np.r_[0, np.cumsum(np.bincount(b, minlength=n_batches))]
+    else:
+        bounds = np.array([0, len(chunk.meter)])
+    return [
+        (j, _Piece(*(f[bounds[j] : bounds[j + 1]] for f in chunk)))
+        for j in np.flatnonzero(np.diff(bounds))
+    ]
+
+
+def _pop_batch(pieces: list[list[_Piece]], j: int) -> _Piece:
+    """Batch ``j`` as one piece (its pieces of every chunk concatenated, then released)."""
+    parts = pieces[j] or [_NO_ROWS]
+    pieces[j] = []
+    return _Piece(*(np.concatenate(f) for f in zip(*parts, strict=True)))
+
+
+def _batch_readings(batch: _Piece, ids: np.ndarray) -> pd.DataFrame:
+    """Readings of one batch, sorted stably by meter code (within a meter: as read)."""
+    # 16-bit keys get numpy's radix sort
+    key = batch.meter.astype(np.uint16) if len(ids) <= 1 << 16 else batch.meter
+    order = np.argsort(key, kind="stable")
+    return make_readings(
+        pd.Categorical.from_codes(batch.meter[order], categories=ids),
+        pd.DatetimeIndex(batch.start_ns[order], tz="UTC"),
+        batch.energy_wh[order],
+        source=SOURCE_SQL,
+        register=pd.Categorical.from_codes(batch.register[order], categories=[IMPORT, EXPORT]),
+        row=batch.row[order],
+    )
+
+
+def _batch_quarantine(
+    q_all: pd.DataFrame, names: np.ndarray, j: int, meter_batch: int
+) -> pd.DataFrame:
+    """Quarantine rows of batch ``j`` of the sorted meter ``names`` (rows of no known meter,
+    i.e. a NULL tag, go with the first batch)."""
+    mine = q_all["meter_id"].isin(names[j * meter_batch : (j + 1) * meter_batch])
+    if j == 0:
+        mine |= ~q_all["meter_id"].isin(names)
+    return q_all.loc[mine].reset_index(drop=True)
+
+
+@dataclass(frozen=True)
+class _ChunkRows:
+    """One chunk's rows as translated, for quarantining some of them."""
+
+    end_ns: np.ndarray  # interval end (``_NULL_TS``/``_BAD_TS``: missing/unparseable)
+    meter: np.ndarray  # meter code (-1: no meter)
+    reg: np.ndarray  # 0 import, 1 export, -1 unknown tag
+    signed_wh: np.ndarray
+    raw: Callable[[np.ndarray], tuple[list, list]]  # rows -> (tags, timestamps) as stored
+    first_row: int  # rows read before this chunk
 
 
 class HistorianTranslator:
@@ -395,10 +535,13 @@ class HistorianTranslator:
         g_codes, g_uniq = pd.factorize(tags)
         meter_u, reg_u = self._parse_tags(g_uniq)
         self._emit(
-            end_ns, np.append(meter_u, -1)[g_codes], np.append(reg_u, -1)[g_codes],
+            end_ns,
+            np.append(meter_u, -1)[g_codes],
+            np.append(reg_u, -1)[g_codes],
             lambda hit: (list(tags[hit]), list(ts_txt[hit])),
-            parse_numbers(energy), parse_numbers(quality).values,
-        )  # fmt: skip
+            parse_numbers(energy),
+            parse_numbers(quality).values,
+        )
 
     def _locations(self, raw: tuple[list, list], end_ns: np.ndarray, row: np.ndarray) -> np.ndarray:
         """``historian[tagname='..', timestamp='..']`` of raw rows: their key, the timestamp as
@@ -449,33 +592,35 @@ class HistorianTranslator:
             meter_u, reg_u = self._parse_tags(tag_text.to_numpy(zero_copy_only=False))
             self._last_tags = (tag_text, meter_u, reg_u)
         self._emit(
-            end_ns, meter_u[codes], reg_u[codes],
+            end_ns,
+            meter_u[codes],
+            reg_u[codes],
             lambda hit: (tags.take(hit).to_pylist(), ts.take(hit).cast(pa.string()).to_pylist()),
-            ParsedNumbers(e_kwh, *_no_flags(len(e_kwh)), e_kwh), q,
-        )  # fmt: skip
+            ParsedNumbers(e_kwh, *_no_flags(len(e_kwh)), e_kwh),
+            q,
+        )
 
     def _emit(
         self,
         end_ns: np.ndarray,
         meter: np.ndarray,
         reg: np.ndarray,
-        locate: Callable[[np.ndarray], np.ndarray],
+        locate: Callable[[np.ndarray], tuple[list, list]],
         energy: ParsedNumbers,
         q: np.ndarray,
     ) -> None:
         """Quarantine untranslatable rows of one chunk and keep the others as columns."""
-        n = len(end_ns)
-        first_row = self.rows
-        self.rows += n
         signed_wh = np.where(reg == 1, -1000.0, 1000.0) * energy.values
+        chunk = _ChunkRows(end_ns, meter, reg, signed_wh, locate, first_row=self.rows)
+        self.rows += len(end_ns)
         rules = [
             ((end_ns == _NULL_TS) | (meter < 0), Reason.MISSING_KEY, "tag or timestamp is NULL"),
             (end_ns == _BAD_TS, Reason.MALFORMED_ROW, "timestamp cannot be parsed"),
             (reg < 0, Reason.UNKNOWN_TAG, "tag is not <meter>.1.8.0 or <meter>.2.8.0"),
             (energy.malformed, Reason.MALFORMED_VALUE, None),
             ((q != OPC_GOOD) & (q != OPC_UNCERTAIN), Reason.BAD_QUALITY, None),
-        ]  # fmt: skip
-        dropped = np.zeros(n, dtype=bool)
+        ]
+        dropped = np.zeros(len(end_ns), dtype=bool)
         for mask, reason, detail in rules:
             hit = np.flatnonzero(mask & ~dropped)
             if len(hit):
@@ -484,36 +629,42 @@ class HistorianTranslator:
                     detail = describe_malformed("energy", energy.raw[hit])
                 elif reason == Reason.BAD_QUALITY:
                     detail = np.char.add("OPC quality ", q[hit].astype(str)).astype(object)
-                self._quarantine(hit, meter, reg, end_ns, signed_wh, Action.DROPPED, reason,
-                                 detail, locate, first_row)  # fmt: skip
+                self._quarantine(chunk, hit, Action.DROPPED, reason, detail)
         fixed = np.flatnonzero(energy.coerced & ~dropped)
         if len(fixed):
-            self._quarantine(
-                fixed, meter, reg, end_ns, signed_wh, Action.CORRECTED, Reason.COERCED_VALUE,
-                describe_coercion("energy", energy.raw[fixed], energy.values[fixed]), locate,
-                first_row,
-            )  # fmt: skip
+            detail = describe_coercion("energy", energy.raw[fixed], energy.values[fixed])
+            self._quarantine(chunk, fixed, Action.CORRECTED, Reason.COERCED_VALUE, detail)
         start_ns = end_ns - self.raw_ns  # (rows with a missing or bad stamp are dropped)
-        self._keep(first_row, ~dropped, meter, reg, start_ns, signed_wh, q == OPC_UNCERTAIN)
+        self._keep(chunk.first_row, ~dropped, meter, reg, start_ns, signed_wh, q == OPC_UNCERTAIN)
 
     def _quarantine(
-        self, hit, meter, reg, end_ns, signed_wh, action, reason, detail, locate, first_row
+        self,
+        chunk: _ChunkRows,
+        hit: np.ndarray,
+        action: Action,
+        reason: Reason,
+        detail: str | np.ndarray,
     ) -> None:
         """Quarantine rows ``hit`` of a chunk (a missing meter or time stays missing)."""
+        end_ns = chunk.end_ns[hit]
         start_ns = np.where(end_ns <= _BAD_TS, end_ns, end_ns - self.raw_ns)
+        start_ns = np.where(start_ns <= _BAD_TS, np.iinfo(np.int64).min, start_ns)
         ids = np.append(np.asarray(self.meter_ids, dtype=object), "")
-        stamp = pd.DatetimeIndex(np.where(start_ns[hit] <= _BAD_TS, np.iinfo(np.int64).min,
-                                          start_ns[hit]), tz="UTC")  # fmt: skip
+        wh = chunk.signed_wh[hit]
         self.quarantine.append(
             quarantine_frame(
-                meter_id=ids[meter[hit]], timestamp=stamp, source=SOURCE_SQL,
-                original_value=signed_wh[hit],
-                new_value=signed_wh[hit] if action == Action.CORRECTED else np.nan,
-                action=action, reason=reason, detail=detail,
-                register=np.where(reg[hit] == 1, EXPORT, IMPORT).astype(object),
-                location=self._locations(locate(hit), end_ns[hit], first_row + 1 + hit),
+                meter_id=ids[chunk.meter[hit]],
+                timestamp=pd.DatetimeIndex(start_ns, tz="UTC"),
+                source=SOURCE_SQL,
+                original_value=wh,
+                new_value=wh if action == Action.CORRECTED else np.nan,
+                action=action,
+                reason=reason,
+                detail=detail,
+                register=np.where(chunk.reg[hit] == 1, EXPORT, IMPORT).astype(object),
+                location=self._locations(chunk.raw(hit), end_ns, chunk.first_row + 1 + hit),
             )
-        )  # fmt: skip
+        )
 
     def _keep(self, first_row, keep, meter, reg, start_ns, signed_wh, uncertain) -> None:
         """Keep the translated rows ``keep`` of a chunk as compact columns."""
@@ -540,61 +691,21 @@ class HistorianTranslator:
         """
         ids = np.asarray(self.meter_ids, dtype=object)
         q_all = concat_quarantine(self.quarantine)
-        n_batches = max(1, -(-len(ids) // meter_batch))  # one batch even when no meter is known
-        rank = np.empty(len(ids), dtype=np.int64)
-        rank[np.argsort(ids, kind="stable")] = np.arange(len(ids))
-        batch_of = rank // meter_batch
-        small = n_batches <= 1 << 16
-        if small:
-            batch_of = batch_of.astype(np.uint16)
-        cols = self.cols
-        pieces: list[list[tuple[np.ndarray, ...]]] = [[] for _ in range(n_batches)]
-        for c in range(len(cols.meter)):
-            meter, reg, start, energy = (
-                cols.meter[c], cols.register[c], cols.start_ns[c], cols.energy_wh[c]
-            )  # fmt: skip
-            kept = cols.kept[c]
-            row = cols.first_row[c] + (np.arange(len(meter)) if kept is None else kept)
-            b = batch_of[meter]
-            if n_batches > 1:
-                order = np.argsort(b, kind="stable")
-                meter, reg, start, energy, row = (
-                    meter[order], reg[order], start[order], energy[order], row[order]
-                )  # fmt: skip
-                bounds = np.r_[0, np.cumsum(np.bincount(b, minlength=n_batches))]
-            else:
-                bounds = np.array([0, len(meter)])
-            for j in np.flatnonzero(np.diff(bounds)):
-                sl = slice(bounds[j], bounds[j + 1])
-                pieces[j].append((meter[sl], reg[sl], start[sl], energy[sl], row[sl]))
-            for f in (cols.meter, cols.register, cols.start_ns, cols.energy_wh, cols.kept):
-                f[c] = None  # type: ignore[call-overload]
-        empty = (np.array([], np.int32), np.array([], np.int8), np.array([], np.int64),
-                 np.array([], np.float64), np.array([], np.int64))  # fmt: skip
+        batch_of, n_batches = _batch_of_meters(ids, meter_batch)
+        pieces = self._pieces_by_batch(batch_of, n_batches)
         names = np.sort(ids)
         for j in range(n_batches):
-            parts = pieces[j] or [empty]
-            meter, reg, start, energy, row = (np.concatenate(f) for f in zip(*parts, strict=True))
-            pieces[j] = []
-            # stable sort by meter code: 16-bit keys get numpy's radix sort
-            order = np.argsort(meter.astype(np.uint16) if len(ids) <= 1 << 16 else meter,
-                               kind="stable")  # fmt: skip
-            readings = make_readings(
-                pd.Categorical.from_codes(meter[order], categories=ids),
-                pd.DatetimeIndex(start[order], tz="UTC"),
-                energy[order], source=SOURCE_SQL,
-                register=pd.Categorical.from_codes(reg[order], categories=[IMPORT, EXPORT]),
-                row=row[order],
-            )  # fmt: skip
-            del meter, reg, start, energy, row, order
-            chunk = names[j * meter_batch : (j + 1) * meter_batch]
-            mine = q_all["meter_id"].isin(chunk)
-            if j == 0:  # rows of no known meter (a NULL tag) go with the first batch
-                mine |= ~q_all["meter_id"].isin(names)
-            quarantine = q_all.loc[mine]
-            yield readings, quarantine.reset_index(drop=True)
-        cols.meter.clear(), cols.register.clear(), cols.start_ns.clear()
-        cols.energy_wh.clear(), cols.first_row.clear(), cols.kept.clear()
+            readings = _batch_readings(_pop_batch(pieces, j), ids)
+            yield readings, _batch_quarantine(q_all, names, j, meter_batch)
+        self.cols.clear()
+
+    def _pieces_by_batch(self, batch_of: np.ndarray, n_batches: int) -> list[list[_Piece]]:
+        """The kept rows of every chunk split by batch, in read order (chunks released)."""
+        pieces: list[list[_Piece]] = [[] for _ in range(n_batches)]
+        for c in range(len(self.cols.meter)):
+            for j, piece in _split_by_batch(self.cols.pop_chunk(c), batch_of, n_batches):
+                pieces[j].append(piece)
+        return pieces
 
 
 def historian_locator(table: str, raw_interval_min: int) -> Locator:
@@ -614,6 +725,7 @@ def historian_locator(table: str, raw_interval_min: int) -> Locator:
     return locate
 
 
+@reuse_freed_memory()  # hundreds of large temporary arrays: no page fault storm
 def etl_sql(
     url: str | sa.URL,
     *,
@@ -634,43 +746,15 @@ def etl_sql(
     Raises SourceError for an unreachable database, a missing table/column or an empty
     selection.
     """
-    with reuse_freed_memory():  # hundreds of large temporary arrays: no page fault storm
-        return _etl_sql(
-            url, meters=meters, config=config, start=start, end=end, chunk_size=chunk_size,
-            meter_batch=meter_batch, table=table, use_adbc=use_adbc,
-        )  # fmt: skip
-
-
-def _etl_sql(
-    url: str | sa.URL,
-    *,
-    meters: pd.DataFrame,
-    config: CleaningConfig,
-    start: TimeLike,
-    end: TimeLike,
-    chunk_size: int,
-    meter_batch: int,
-    table: str,
-    use_adbc: bool,
-) -> EtlResult:
     t0 = time.perf_counter()
-    kwargs = {"start": start, "end": end, "chunk_size": chunk_size, "table": table,
-              "raw_interval_min": config.raw_interval_min}  # fmt: skip
-    tr = HistorianTranslator(config.raw_interval_min, table)
-    arrow = use_adbc and adbc_target(url) is not None
-    if arrow:
-        try:
-            for batch in read_historian_arrow(url, **kwargs):  # type: ignore[arg-type]
-                tr.add_arrow(batch)
-                log.debug("sql: %d historian rows read (ADBC)", tr.rows)
-        except ArrowReadError as exc:
-            log.warning("sql: the Arrow read (ADBC) failed (%s); reading through SQLAlchemy", exc)
-            arrow, tr = False, HistorianTranslator(config.raw_interval_min, table)
-    if not arrow:
-        for rows in read_historian(url, **kwargs):  # type: ignore[arg-type]
-            tr.add(rows)
-            log.debug("sql: %d historian rows read", tr.rows)
-    log.info("sql: %d historian rows read (%s)", tr.rows, "ADBC" if arrow else "SQLAlchemy")
+    selection = {
+        "start": start,
+        "end": end,
+        "chunk_size": chunk_size,
+        "table": table,
+        "raw_interval_min": config.raw_interval_min,
+    }
+    tr, arrow = _translate_historian(url, selection, use_adbc=use_adbc)
     if tr.rows == 0:
         raise SourceError(
             f"historian table {table!r} has no rows for intervals in [{start}, {end}) "
@@ -678,6 +762,53 @@ def _etl_sql(
             source=SOURCE_SQL,
         )
     t1 = time.perf_counter()
+    result = _clean_in_batches(tr, meters, config, table=table, meter_batch=meter_batch)
+    result.metrics.update(
+        rows_read=float(tr.rows),
+        readings_uncertain=float(tr.uncertain),
+        read_arrow=float(arrow),
+        read_seconds=t1 - t0,
+        clean_seconds=time.perf_counter() - t1,
+    )
+    return result
+
+
+def _translate_historian(
+    url: str | sa.URL, selection: dict[str, Any], *, use_adbc: bool
+) -> tuple[HistorianTranslator, bool]:
+    """The ``selection`` (keyword arguments of the two reads) translated, and whether through
+    ADBC: SQLite and PostgreSQL through ADBC unless ``use_adbc`` is False; a failed ADBC read
+    starts over through SQLAlchemy, as does every other URL."""
+    new_translator = functools.partial(
+        HistorianTranslator, selection["raw_interval_min"], selection["table"]
+    )
+    tr = new_translator()
+    arrow = use_adbc and adbc_target(url) is not None
+    if arrow:
+        try:
+            for batch in read_historian_arrow(url, **selection):
+                tr.add_arrow(batch)
+                log.debug("sql: %d historian rows read (ADBC)", tr.rows)
+        except ArrowReadError as exc:
+            log.warning("sql: the Arrow read (ADBC) failed (%s); reading through SQLAlchemy", exc)
+            arrow, tr = False, new_translator()
+    if not arrow:
+        for rows in read_historian(url, **selection):
+            tr.add(rows)
+            log.debug("sql: %d historian rows read", tr.rows)
+    log.info("sql: %d historian rows read (%s)", tr.rows, "ADBC" if arrow else "SQLAlchemy")
+    return tr, arrow
+
+
+def _clean_in_batches(
+    tr: HistorianTranslator,
+    meters: pd.DataFrame,
+    config: CleaningConfig,
+    *,
+    table: str,
+    meter_batch: int,
+) -> EtlResult:
+    """The translated rows cleaned per batch of ``meter_batch`` meters, results merged."""
     locate = historian_locator(table, config.raw_interval_min)
     results = [
         clean_readings(
@@ -691,12 +822,4 @@ def _etl_sql(
         )
         for r, q in tr.batches(meter_batch)
     ]
-    result = merge_results(results)
-    result.metrics.update(
-        rows_read=float(tr.rows),
-        readings_uncertain=float(tr.uncertain),
-        read_arrow=float(arrow),
-        read_seconds=t1 - t0,
-        clean_seconds=time.perf_counter() - t1,
-    )
-    return result
+    return merge_results(results)

@@ -16,69 +16,25 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from meterflow import tracking
+from meterflow import defaults, tracking
 from meterflow.clustering import all_metrics, fit_clustering, select_k
 from meterflow.clustering.composition import assignment_table, composition_tables
 from meterflow.clustering.figures import plot_cluster_members, plot_cluster_sizes, plot_som_map
 from meterflow.clustering.metrics import silhouette_dtw
 from meterflow.config import ClusteringOptions, Environment
-from meterflow.errors import ConfigError, SourceError
+from meterflow.errors import ConfigError
 from meterflow.profiles.select import recent_days_mask, sample_rows
-from meterflow.schemas import slot_columns
+from meterflow.schemas import Table, slot_columns
 from meterflow.sources.dtw_cache import DtwCache
-from meterflow.tasks.harmonization import DTW_INDEX, METERS, PROFILES
+from meterflow.sources.profilefile import read_profile_file
 
 log = logging.getLogger(__name__)
-
-
-def read_profile_file(path: Path, opts: ClusteringOptions) -> pd.DataFrame:
-    """A profile table file as meter_id, [date], [label], slot_00.. (float)."""
-    if not path.is_file():
-        raise SourceError("profile file does not exist", source="in_profiles", file=str(path))
-    try:
-        raw = pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path)
-    except (OSError, ValueError, pd.errors.ParserError) as e:
-        raise SourceError(
-            f"cannot read profile file: {e}", source="in_profiles", file=str(path)
-        ) from None
-    named = {opts.id_column: "meter_id"}
-    if opts.date_column and opts.date_column in raw.columns:
-        named[opts.date_column] = "date"
-    if opts.label_column:
-        named[opts.label_column] = "label"
-    missing = [c for c in named if c not in raw.columns]
-    if missing:
-        raise SourceError(f"missing column(s) {missing}", source="in_profiles", file=str(path))
-    values = raw.drop(columns=list(named))
-    bad = [c for c in values.columns if not pd.api.types.is_numeric_dtype(values[c])]
-    if bad:
-        raise SourceError(
-            f"non-numeric slot column(s) {bad[:5]} (name id/date/label columns with "
-            "id_column/date_column/label_column)",
-            source="in_profiles",
-            file=str(path),
-        )
-    if values.shape[1] < 2:
-        raise SourceError("need at least 2 slot columns", source="in_profiles", file=str(path))
-    nan_rows = np.flatnonzero(values.isna().any(axis=1).to_numpy())
-    if len(nan_rows):
-        raise SourceError(
-            f"missing slot values in {len(nan_rows)} row(s)",
-            source="in_profiles",
-            file=str(path),
-            row=int(nan_rows[0]) + 2 if path.suffix != ".parquet" else int(nan_rows[0]),
-        )
-    out = raw[list(named)].rename(columns=named).reset_index(drop=True)
-    out["meter_id"] = out["meter_id"].astype(str)
-    if "date" in out.columns:
-        out["date"] = pd.to_datetime(out["date"])
-    slots = pd.DataFrame(values.to_numpy(dtype=np.float64), columns=slot_columns(values.shape[1]))
-    return pd.concat([out, slots], axis=1)
 
 
 def _options(opts: ClusteringOptions) -> dict[str, object]:
@@ -141,122 +97,163 @@ def _select_prosumers(
     return profiles[keep].reset_index(drop=True), dtw_rows
 
 
-def _dtw_square(X: np.ndarray, env: Environment, *, window: int, normalization: str) -> np.ndarray:
+def _dtw_square(X: np.ndarray, env: Environment, *, window: int, norm: str) -> np.ndarray:
     """The DTW matrix of ``X`` from the cache (computing only what it lacks). A read-only lookup
     comes first so that clustering a subset never evicts rows the harmonization step cached."""
     cache = DtwCache(env.dtw_cache_dir)
-    found = cache.lookup(X, window=window, normalization=normalization)
+    found = cache.lookup(X, window=window, normalization=norm)
     if found is None:
-        found = cache.update(X, window=window, normalization=normalization)
+        found = cache.update(X, window=window, normalization=norm)
     return found.square()
 
 
+@dataclass
+class ClusteringInput:
+    """What the step clusters: profiles, the meter table (from a run), the profiles'
+    normalisation, their rows in the DTW matrix (if any) and the DTW window."""
+
+    profiles: pd.DataFrame
+    meters: pd.DataFrame | None
+    normalization: str
+    dtw_rows: np.ndarray | None
+    window: int
+
+
+def _input_from_file(opts: ClusteringOptions) -> ClusteringInput:
+    profiles = read_profile_file(
+        Path(opts.in_profiles),
+        id_column=opts.id_column,
+        date_column=opts.date_column,
+        label_column=opts.label_column,
+    )
+    uses_dtw = opts.distance_metric == "dtw"
+    rows = _file_dtw_rows(profiles, opts.max_profiles, opts.seed) if uses_dtw else None
+    window = defaults.DTW_WINDOW if opts.dtw_window < 0 else opts.dtw_window
+    return ClusteringInput(profiles, None, "external", rows, window)
+
+
+def _input_from_run(opts: ClusteringOptions, run: tracking.StepRun) -> ClusteringInput:
+    """The harmonization run's profiles, meters and DTW rows; the DTW window is the run's unless
+    the option sets another one."""
+    source_run = tracking.resolve_run(opts.profiles_run, "harmonization")
+    run.set_tags({"input.profiles_run": source_run})
+    profiles = tracking.load_table(source_run, Table.PROFILES)
+    meters = tracking.load_table(source_run, Table.METERS)
+    params = tracking.run_params(source_run)
+    window = int(params.get("dtw_window", defaults.DTW_WINDOW))
+    window = window if opts.dtw_window < 0 else opts.dtw_window
+    dtw_rows = None
+    if tracking.run_tag(source_run, "dtw.cache_key"):
+        index = tracking.load_table(source_run, Table.DTW_INDEX)
+        dtw_rows = index["profile_row"].to_numpy(dtype=np.int64)
+    if opts.prosumers != "include":
+        profiles, dtw_rows = _select_prosumers(profiles, meters, dtw_rows, opts.prosumers)
+    return ClusteringInput(profiles, meters, params.get("normalization", "none"), dtw_rows, window)
+
+
+def _fit(
+    opts: ClusteringOptions, X_fit: np.ndarray, D: np.ndarray | None, window: int, run
+) -> tuple[object, pd.DataFrame | None]:
+    """Fit the model with the given k, or choose k (logging the curve); return the result and
+    the k-selection table (None with a given k)."""
+    uses_dtw = opts.distance_metric == "dtw"
+    common = {
+        "distance_metric": opts.distance_metric,
+        "dtw": D if uses_dtw else None,
+        "window": window,
+        "seed": opts.seed,
+        "options": _options(opts),
+    }
+    if opts.number_of_clusters == 0 and not opts.som_grid:
+        chosen = select_k(opts.model, X_fit, k_min=opts.k_min, k_max=opts.k_max, **common)
+        run.log_figure(chosen.figure, "k_selection")
+        run.set_tags({"clustering.k_criterion": chosen.criterion})
+        return chosen.result, chosen.table
+    k = opts.number_of_clusters
+    if opts.som_grid:
+        rows, cols = (int(v) for v in opts.som_grid.split("x"))
+        k = rows * cols
+    return fit_clustering(opts.model, X_fit, k=k, **common), None
+
+
 def run_clustering(opts: ClusteringOptions, env: Environment) -> str:
-    tracking.configure(env.experiment)
+    tracking.configure(env)
     uses_dtw = opts.distance_metric == "dtw"
     with tracking.step_run("clustering", opts) as run:
-        if opts.in_profiles:
-            profiles = read_profile_file(Path(opts.in_profiles), opts)
-            meters, normalization = None, "external"
-            dtw_rows = _file_dtw_rows(profiles, opts.max_profiles, opts.seed) if uses_dtw else None
-        else:
-            source_run = tracking.resolve_run(opts.profiles_run, "harmonization")
-            run.set_tags({"input.profiles_run": source_run})
-            profiles = tracking.load_table(source_run, PROFILES)
-            meters = tracking.load_table(source_run, METERS)
-            normalization = tracking.run_params(source_run).get("normalization", "none")
-            dtw_rows = None
-            if tracking.run_tag(source_run, "dtw.cache_key"):
-                index = tracking.load_table(source_run, DTW_INDEX)
-                dtw_rows = index["profile_row"].to_numpy(dtype=np.int64)
-            if opts.prosumers != "include":
-                profiles, dtw_rows = _select_prosumers(profiles, meters, dtw_rows, opts.prosumers)
-        slots = [c for c in profiles.columns if c.startswith("slot_")]
-        X = np.ascontiguousarray(profiles[slots].to_numpy(dtype=np.float64))
-        fit_rows = _fit_rows(profiles, dtw_rows, uses_dtw, opts)
+        data = _input_from_file(opts) if opts.in_profiles else _input_from_run(opts, run)
+        slots = [c for c in data.profiles.columns if c.startswith("slot_")]
+        X = np.ascontiguousarray(data.profiles[slots].to_numpy(dtype=np.float64))
+        fit_rows = _fit_rows(data.profiles, data.dtw_rows, uses_dtw, opts)
         D = None
-        if dtw_rows is not None:
-            D = _dtw_square(X[dtw_rows], env, window=opts.dtw_window, normalization=normalization)
-        X_fit = X[fit_rows]
-        k_table = None
+        if data.dtw_rows is not None:
+            D = _dtw_square(X[data.dtw_rows], env, window=data.window, norm=data.normalization)
         started = time.monotonic()
-        if opts.number_of_clusters == 0 and not opts.som_grid:
-            chosen = select_k(
-                opts.model,
-                X_fit,
-                distance_metric=opts.distance_metric,
-                dtw=D if uses_dtw else None,
-                window=opts.dtw_window,
-                seed=opts.seed,
-                options=_options(opts),
-                k_min=opts.k_min,
-                k_max=opts.k_max,
-            )
-            result, k_table = chosen.result, chosen.table
-            run.log_figure(chosen.figure, "k_selection")
-            run.set_tags({"clustering.k_criterion": chosen.criterion})
-        else:
-            k = opts.number_of_clusters
-            if opts.som_grid:
-                rows, cols = (int(v) for v in opts.som_grid.split("x"))
-                k = rows * cols
-            result = fit_clustering(
-                opts.model,
-                X_fit,
-                k=k,
-                distance_metric=opts.distance_metric,
-                dtw=D if uses_dtw else None,
-                window=opts.dtw_window,
-                seed=opts.seed,
-                options=_options(opts),
-            )
+        result, k_table = _fit(opts, X[fit_rows], D, data.window, run)
         labels = result.assigner.predict(X)
-        truth, truth_name = _truth(profiles, meters)
-        metrics = all_metrics(
-            X_fit,
-            labels[fit_rows],
-            result.centers,
-            dtw=D if uses_dtw else None,
-            truth=None if truth is None else truth[fit_rows],
-            seed=opts.seed,
-        )
-        if D is not None and not uses_dtw:
-            metrics["silhouette_dtw"] = silhouette_dtw(D, labels[dtw_rows], seed=opts.seed)
-        metrics.update(
-            {
-                "k": len(result.centers),
-                "profiles": len(X),
-                "profiles_fitted": len(fit_rows),
-                "fit_seconds": time.monotonic() - started,
-            }
-        )
+        metrics = _metrics(data, X, labels, fit_rows, result, D, uses_dtw, opts.seed)
+        metrics["fit_seconds"] = time.monotonic() - started
         run.log_metrics(metrics)
         run.log_params({f"algo.{key}": value for key, value in result.options.items()})
+        run.log_params({"dtw_window_used": data.window})
+        truth_name = _truth(data.profiles, data.meters)[1]
         run.set_tags({"clustering.center_kind": result.center_kind, "clustering.truth": truth_name})
-        _log_outputs(run, profiles, X_fit, labels, fit_rows, result, meters, k_table)
+        _log_outputs(
+            run, data.profiles, X[fit_rows], labels, fit_rows, result, data.meters, k_table
+        )
         run.log_model(result.assigner)
-        log.info("clustering: k=%d, %s", len(result.centers), metrics)
+        shown = ", ".join(f"{k}={metrics[k]:.3g}" for k in SUMMARY_METRICS if k in metrics)
+        log.info("clustering: k=%d, %s", len(result.centers), shown)
         return run.run_id
 
 
-def _log_outputs(run, profiles, X_fit, labels, fit_rows, result, meters, k_table) -> None:
-    assign = assignment_table(profiles, labels)
-    run.log_table(assign, "assignments")
+SUMMARY_METRICS = ("silhouette", "silhouette_dtw", "davies_bouldin", "ari", "peak_match")
+
+
+def _metrics(
+    data: ClusteringInput,
+    X: np.ndarray,
+    labels: np.ndarray,
+    fit_rows: np.ndarray,
+    result,
+    D: np.ndarray | None,
+    uses_dtw: bool,
+    seed: int,
+) -> dict[str, float]:
+    """Label-free scores on the fitted profiles, and agreement with the known classes."""
+    truth = _truth(data.profiles, data.meters)[0]
+    metrics = all_metrics(
+        X[fit_rows],
+        labels[fit_rows],
+        result.centers,
+        dtw=D if uses_dtw else None,
+        truth=None if truth is None else truth[fit_rows],
+        seed=seed,
+    )
+    if D is not None and not uses_dtw:
+        metrics["silhouette_dtw"] = silhouette_dtw(D, labels[data.dtw_rows], seed=seed)
+    metrics.update({"k": len(result.centers), "profiles": len(X), "profiles_fitted": len(fit_rows)})
+    return metrics
+
+
+def _log_outputs(run, data, X_fit, labels, fit_rows, result, k_table) -> None:
+    """Assignments, centres, composition tables and figures."""
+    assign = assignment_table(data.profiles, labels)
+    run.log_table(assign, Table.ASSIGNMENTS)
     centers = pd.DataFrame(result.centers, columns=slot_columns(result.centers.shape[1]))
     centers.insert(0, "cluster", np.arange(len(centers)))
-    run.log_table(centers, "centers")
+    run.log_table(centers, Table.CENTERS)
     k = len(result.centers)
-    for name, table in composition_tables(assign, meters, k=k).items():
+    for name, table in composition_tables(assign, data.meters, k=k).items():
         run.log_table(table if table.index.name is None else table.reset_index(), name)
     if k_table is not None:
-        run.log_table(k_table, "k_selection")
-    run.log_figure(
-        plot_cluster_members(
-            result.assigner.prepare(X_fit), labels[fit_rows], result.centers,
-            center_kind=result.center_kind,
-        ),
-        "cluster_members",
-    )  # fmt: skip
+        run.log_table(k_table, Table.K_SELECTION)
+    members = plot_cluster_members(
+        result.assigner.prepare(X_fit),
+        labels[fit_rows],
+        result.centers,
+        center_kind=result.center_kind,
+    )
+    run.log_figure(members, "cluster_members")
     run.log_figure(plot_cluster_sizes(labels, k), "cluster_sizes")
     if hasattr(result.assigner, "weights_grid"):
         run.log_figure(plot_som_map(result.assigner.weights_grid, labels[fit_rows]), "som_map")

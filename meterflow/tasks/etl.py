@@ -24,9 +24,11 @@ from meterflow.config import (
 )
 from meterflow.errors import MeterflowError
 from meterflow.etl import CleaningConfig, EtlResult
+from meterflow.etl.figures import completeness_figure, quarantine_reasons_figure
 from meterflow.etl.predictor import ReadingsCleaner
 from meterflow.etl.quality import quality_with_every_meter
 from meterflow.etl.quarantine import reasons_table
+from meterflow.schemas import Table
 from meterflow.sources import formats
 from meterflow.sources.meters import read_meters
 from meterflow.sources.mongo import etl_newmongo
@@ -35,7 +37,13 @@ from meterflow.sources.sql import etl_sql
 
 log = logging.getLogger(__name__)
 
-RESULT_TABLES = ("profiles", "quarantine", "quality", "corrections_summary", "scale_corrections")
+RESULT_TABLES = (
+    Table.PROFILES,
+    Table.QUARANTINE,
+    Table.QUALITY,
+    Table.CORRECTIONS_SUMMARY,
+    Table.SCALE_CORRECTIONS,
+)
 
 
 def cleaning_config(opts: CleaningOptions) -> CleaningConfig:
@@ -50,7 +58,7 @@ def cleaning_config(opts: CleaningOptions) -> CleaningConfig:
 def log_result(
     run: tracking.StepRun, result: EtlResult, meters, config: CleaningConfig, source: str
 ) -> None:
-    """Log an ETL result: tables, reconciled counts, model."""
+    """Log an ETL result: tables, reconciled counts, figures, model."""
     m = result.metrics
     if m["readings_in"] != m["readings_kept"] + m["readings_quarantined"]:
         raise MeterflowError(
@@ -61,20 +69,20 @@ def log_result(
     for name in RESULT_TABLES:
         run.log_table(getattr(result, name), name)
     if result.files is not None:
-        run.log_table(result.files, "files")
-    run.log_table(reasons_table(), "reasons")
-    run.log_table(meters, "meters")
+        run.log_table(result.files, Table.FILES)
+    run.log_table(reasons_table(), Table.REASONS)
+    run.log_table(meters, Table.METERS)
     run.log_metrics(m)
+    run.log_figure(quarantine_reasons_figure(result.quarantine), "quarantine_reasons")
+    run.log_figure(completeness_figure(result.profiles), "completeness")
     run.log_model(ReadingsCleaner(meters, config, source))
-    log.info(
-        "%s: %d readings in, %d kept, %d quarantined, %d meter-days out",
-        source, m["readings_in"], m["readings_kept"], m["readings_quarantined"],
-        m["meter_days_out"],
-    )  # fmt: skip
+    counts = (m["readings_in"], m["readings_kept"], m["readings_quarantined"])
+    log.info("%s: %d readings in, %d kept, %d quarantined", source, *counts)
+    log.info("%s: %d meter-days out", source, m["meter_days_out"])
 
 
 def run_etl_sql(opts: EtlSqlOptions, env: Environment) -> str:
-    tracking.configure(env.experiment)
+    tracking.configure(env)
     config = cleaning_config(opts)
     with tracking.step_run("etl_sql", opts) as run:
         meters = read_meters(env.sql_url)
@@ -92,14 +100,14 @@ def run_etl_sql(opts: EtlSqlOptions, env: Environment) -> str:
 
 
 def run_etl_oldmongo(opts: EtlOldMongoOptions, env: Environment) -> str:
-    tracking.configure(env.experiment)
+    tracking.configure(env)
     config = cleaning_config(opts)
     with tracking.step_run("etl_oldmongo", opts) as run:
         meters = read_meters(env.sql_url)
         reference = None
         if opts.reference_run:
             reference_run = tracking.resolve_run(opts.reference_run, "etl_sql")
-            reference = tracking.load_table(reference_run, "profiles")
+            reference = tracking.load_table(reference_run, Table.PROFILES)
         folder = Path(opts.exports_dir) if opts.exports_dir else env.exports_dir
         result = etl_oldexports(
             folder,
@@ -113,14 +121,14 @@ def run_etl_oldmongo(opts: EtlOldMongoOptions, env: Environment) -> str:
 
 
 def run_etl_newmongo(opts: EtlNewMongoOptions, env: Environment) -> str:
-    tracking.configure(env.experiment)
+    tracking.configure(env)
     config = cleaning_config(opts)
     with tracking.step_run("etl_newmongo", opts) as run:
         raw_run = tracking.resolve_run(opts.raw_run, "load_newmongo")
         run.set_tags({"input.raw_run": raw_run})
-        documents = tracking.load_table(raw_run, "documents")
-        context = tracking.load_table(raw_run, "context")
-        meters = tracking.load_table(raw_run, "meters")
+        documents = tracking.load_table(raw_run, Table.DOCUMENTS)
+        context = tracking.load_table(raw_run, Table.CONTEXT)
+        meters = tracking.load_table(raw_run, Table.METERS)
         collection = tracking.run_params(raw_run).get("collection") or formats.MONGO_COLLECTION
         result = etl_newmongo(
             documents, meters=meters, config=config, previous=context, collection=collection

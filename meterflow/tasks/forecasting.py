@@ -8,7 +8,7 @@ from meterflow import tracking
 from meterflow.config import Environment, ForecastingOptions
 from meterflow.forecasting.settings import ForecastSettings
 from meterflow.forecasting.train import train_forecaster
-from meterflow.tasks.harmonization import METERS, PROFILES_ENERGY
+from meterflow.schemas import Table
 
 
 def log_history(run: tracking.StepRun, history) -> None:
@@ -18,7 +18,7 @@ def log_history(run: tracking.StepRun, history) -> None:
 
 
 def run_forecasting(opts: ForecastingOptions, env: Environment) -> str:
-    tracking.configure(env.experiment)
+    tracking.configure(env)
     settings = ForecastSettings(
         model=opts.model,
         seq_length=opts.seq_length,
@@ -32,13 +32,13 @@ def run_forecasting(opts: ForecastingOptions, env: Environment) -> str:
     with tracking.step_run("forecasting", opts) as run:
         source_run = tracking.resolve_run(opts.profiles_run, "harmonization")
         run.set_tags({"input.profiles_run": source_run})
-        profiles = tracking.load_table(source_run, PROFILES_ENERGY)
-        meters = tracking.load_table(source_run, METERS)
+        profiles = tracking.load_table(source_run, Table.PROFILES_ENERGY)
+        meters = tracking.load_table(source_run, Table.METERS)
         result = train_forecaster(profiles, meters, settings)
         run.log_metrics(result.metrics)
         log_history(run, result.history)
         run.set_tags({"forecasting.best_baseline": result.best_baseline})
-        run.log_table(result.predictions, "test_predictions")
+        run.log_table(result.predictions, Table.TEST_PREDICTIONS)
         for name, fig in result.figures.items():
             run.log_figure(fig, name)
         run.log_model(result.predictor)

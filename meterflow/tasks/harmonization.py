@@ -10,22 +10,21 @@ import pandas as pd
 from meterflow import tracking
 from meterflow.config import Environment, HarmonizationOptions
 from meterflow.errors import ConfigError
-from meterflow.profiles.harmonize import harmonize
+from meterflow.profiles.figures import harmonized_completeness_figure, source_coverage_figure
+from meterflow.profiles.harmonize import Harmonized, harmonize
 from meterflow.profiles.normalize import normalize
 from meterflow.profiles.predictor import ProfileNormalizer
 from meterflow.profiles.resample import resample_profiles
 from meterflow.profiles.select import recent_days_mask
-from meterflow.schemas import PROFILE_KEYS, profile_matrix, profile_slot_columns
+from meterflow.schemas import PROFILE_KEYS, Table, profile_matrix, profile_slot_columns
 from meterflow.sources.dtw_cache import DtwCache
 
 log = logging.getLogger(__name__)
 
 ETL_ENTRY_POINTS = ("etl_newmongo", "etl_sql", "etl_oldmongo")
-# Tables of the harmonization run, read by the downstream steps.
-PROFILES = "profiles"  # normalised: what clustering compares
-PROFILES_ENERGY = "profiles_energy"  # Wh: what forecasting and anomaly detection model
-DTW_INDEX = "dtw_index"  # rows of PROFILES in the DTW matrix
-METERS = "meters"
+# Tables of the harmonization run, read by the downstream steps: PROFILES (normalised, what
+# clustering compares), PROFILES_ENERGY (Wh, what forecasting and anomaly detection model),
+# DTW_INDEX (rows of PROFILES in the DTW matrix) and METERS.
 
 
 def _etl_runs(option: str) -> list[str]:
@@ -41,48 +40,59 @@ def _etl_runs(option: str) -> list[str]:
 
 
 def run_harmonization(opts: HarmonizationOptions, env: Environment) -> str:
-    tracking.configure(env.experiment)
+    tracking.configure(env)
     with tracking.step_run("harmonization", opts) as run:
         run_ids = _etl_runs(opts.etl_runs)
-        tables = [tracking.load_table(r, "profiles") for r in run_ids]
+        tables = [tracking.load_table(r, Table.PROFILES) for r in run_ids]
         tables = [t for t in tables if len(t)]
         if not tables:
             raise ConfigError(f"the ETL runs {run_ids} produced no profiles")
         merged = harmonize(
             tables, resolution_min=opts.resolution, priority=opts.priority.split(",")
         )
-        energy = merged.profiles
-        carried = 0
+        energy, carried = merged.profiles, 0
         if opts.previous_run:
-            previous = tracking.load_table(
-                tracking.resolve_run(opts.previous_run, "harmonization"), PROFILES_ENERGY
-            )
+            previous_run = tracking.resolve_run(opts.previous_run, "harmonization")
+            previous = tracking.load_table(previous_run, Table.PROFILES_ENERGY)
             energy, carried = _carry_over(energy, previous, opts.resolution)
         energy = energy.sort_values(["meter_id", "date"], ignore_index=True)
         normalized = normalize(energy, opts.normalization)
-        meters = pd.concat([tracking.load_table(r, METERS) for r in run_ids]).drop_duplicates(
-            "meter_id", keep="first"
-        )
-        run.log_table(energy, PROFILES_ENERGY)
-        run.log_table(normalized, PROFILES)
-        run.log_table(merged.losers, "losers")
-        run.log_table(meters, METERS)
-        metrics = {
-            "profiles": len(normalized),
-            "meters": normalized["meter_id"].nunique(),
-            "days": normalized["date"].nunique(),
-            "overlapping_meter_days": merged.overlaps,
-            "losing_candidates": len(merged.losers),
-            "carried_over_meter_days": carried,
-        }
-        metrics.update(
-            {f"profiles_from_{s}": n for s, n in energy["source"].value_counts().items()}
-        )
+        meters = pd.concat([tracking.load_table(r, Table.METERS) for r in run_ids])
+        _log_tables(run, energy, normalized, merged.losers, meters.drop_duplicates("meter_id"))
+        metrics = _profile_metrics(energy, merged, carried)
         if opts.compute_dtw:
             metrics.update(_update_dtw(run, normalized, opts, env))
         run.log_metrics(metrics)
         run.log_model(ProfileNormalizer(opts.resolution, opts.normalization))
         return run.run_id
+
+
+def _log_tables(
+    run: tracking.StepRun,
+    energy: pd.DataFrame,
+    normalized: pd.DataFrame,
+    losers: pd.DataFrame,
+    meters: pd.DataFrame,
+) -> None:
+    run.log_table(energy, Table.PROFILES_ENERGY)
+    run.log_table(normalized, Table.PROFILES)
+    run.log_table(losers, Table.LOSERS)
+    run.log_table(meters, Table.METERS)
+    run.log_figure(source_coverage_figure(energy), "source_coverage")
+    run.log_figure(harmonized_completeness_figure(energy), "completeness")
+
+
+def _profile_metrics(energy: pd.DataFrame, merged: Harmonized, carried: int) -> dict[str, float]:
+    metrics = {
+        "profiles": len(energy),
+        "meters": energy["meter_id"].nunique(),
+        "days": energy["date"].nunique(),
+        "overlapping_meter_days": merged.overlaps,
+        "losing_candidates": len(merged.losers),
+        "carried_over_meter_days": carried,
+    }
+    counts = energy["source"].value_counts()
+    return metrics | {f"profiles_from_{s}": n for s, n in counts.items()}
 
 
 def _carry_over(
@@ -107,7 +117,7 @@ def _update_dtw(
         profile_matrix(subset), window=opts.dtw_window, normalization=opts.normalization
     )
     index = subset[list(PROFILE_KEYS)].reset_index(names="profile_row")
-    run.log_table(index, DTW_INDEX)
+    run.log_table(index, Table.DTW_INDEX)
     run.set_tags(
         {
             "dtw.cache_key": matrix.key,

@@ -23,6 +23,7 @@ from meterflow.config import Environment, LoadNewMongoOptions, parse_utc
 from meterflow.etl import CleaningConfig
 from meterflow.etl.predictor import DocumentsTranslator
 from meterflow.redact import uri_host
+from meterflow.schemas import Table
 from meterflow.sources.meters import read_meters
 from meterflow.sources.mongo import read_mongo_documents, read_mongo_previous
 
@@ -48,7 +49,7 @@ def last_watermark(target: str) -> pd.Timestamp | None:
 
 
 def run_load_newmongo(opts: LoadNewMongoOptions, env: Environment) -> str:
-    tracking.configure(env.experiment)
+    tracking.configure(env)
     uri = env.require_mongodb_uri()
     target = _target(uri, env.mongo_database, opts.collection)
     with tracking.step_run("load_newmongo", opts) as run:
@@ -61,9 +62,13 @@ def run_load_newmongo(opts: LoadNewMongoOptions, env: Environment) -> str:
         until = parse_utc(opts.until) if opts.until else None
         meters = read_meters(env.sql_url)
         documents = read_mongo_documents(
-            uri, env.mongo_database, opts.collection,
-            since=since, until=until, batch_size=opts.batch_size,
-        )  # fmt: skip
+            uri,
+            env.mongo_database,
+            opts.collection,
+            since=since,
+            until=until,
+            batch_size=opts.batch_size,
+        )
         context = (
             read_mongo_previous(
                 uri, env.mongo_database, opts.collection, since=since, timezone=opts.timezone
@@ -80,9 +85,9 @@ def run_load_newmongo(opts: LoadNewMongoOptions, env: Environment) -> str:
                 TAG_WATERMARK: "" if watermark is None else pd.Timestamp(watermark).isoformat(),
             }
         )
-        run.log_table(documents, "documents")
-        run.log_table(context, "context")
-        run.log_table(meters, "meters")
+        run.log_table(documents, Table.DOCUMENTS)
+        run.log_table(context, Table.CONTEXT)
+        run.log_table(meters, Table.METERS)
         run.log_metrics(
             {
                 "documents": len(documents),
@@ -94,6 +99,6 @@ def run_load_newmongo(opts: LoadNewMongoOptions, env: Environment) -> str:
         )
         config = CleaningConfig(timezone=opts.timezone)
         run.log_model(DocumentsTranslator(meters, config))
-        log.info("load_newmongo: %d documents after %s (watermark now %s)", len(documents), since,
-                 watermark)  # fmt: skip
+        log.info("load_newmongo: %d documents after %s", len(documents), since)
+        log.info("load_newmongo: watermark now %s", watermark)
         return run.run_id

@@ -10,10 +10,13 @@ closed afterwards; with it, the caller's cluster is used and left running.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import logging
 import math
 import time
+from collections.abc import Iterator
+from typing import Any
 
 import numpy as np
 
@@ -61,8 +64,6 @@ def dtw_condensed_dask(
     ``scheduler_address`` is given (one thread per worker). ``block_rows``: rows per task; by
     default the rows are cut into 4 blocks per worker thread with equal pair counts.
     """
-    from distributed import Client, LocalCluster, as_completed
-
     x = as_profile_array(X)
     n = x.shape[0]
     band_width(window, x.shape[1])  # validate before starting a cluster
@@ -71,6 +72,20 @@ def dtw_condensed_dask(
     out = np.empty(n_pairs(n), dtype=np.float64)
     if n < 2:
         return out
+    if block_rows is not None and block_rows < 1:
+        raise ConfigError(f"block_rows must be >= 1, got {block_rows}")
+    with _dask_client(scheduler_address, n_workers, processes) as client:
+        blocks = _task_blocks(client, n, block_rows)
+        _compute_blocks(client, x, window, blocks, out, progress=progress)
+    return out
+
+
+@contextlib.contextmanager
+def _dask_client(scheduler_address: str | None, n_workers: int, processes: bool) -> Iterator[Any]:
+    """A Client of the cluster at ``scheduler_address`` (left running), or of a LocalCluster
+    with ``n_workers`` single-threaded workers started here and closed on exit."""
+    from distributed import Client, LocalCluster
+
     cluster = None
     if scheduler_address is None:
         cluster = LocalCluster(
@@ -81,36 +96,51 @@ def dtw_condensed_dask(
         )
     client = Client(cluster if cluster is not None else scheduler_address)
     try:
-        slots = sum(client.nthreads().values())
-        if block_rows is not None:
-            if block_rows < 1:
-                raise ConfigError(f"block_rows must be >= 1, got {block_rows}")
-            blocks = [(lo, min(n, lo + block_rows)) for lo in range(1, n, block_rows)]
-        else:
-            blocks = row_blocks(n, 4 * max(1, slots))
-        t0 = time.perf_counter()
-        data = client.scatter(x, broadcast=True)
-        futures = {
-            client.submit(_block_task, data, lo, hi, window, pure=False): (lo, hi)
-            for lo, hi in blocks
-        }
-        done = 0
-        for fut in as_completed(futures):
-            lo, hi = futures[fut]
-            out[n_pairs(lo) : n_pairs(hi)] = fut.result()
-            done += n_pairs(hi) - n_pairs(lo)
-            if progress:
-                log.info(
-                    "DTW on Dask: rows %d-%d done, %.1f%% of %d pairs, %.0f s",
-                    lo,
-                    hi - 1,
-                    100 * done / len(out),
-                    len(out),
-                    time.perf_counter() - t0,
-                )
-            fut.release()
+        yield client
     finally:
         client.close()
         if cluster is not None:
             cluster.close()
-    return out
+
+
+def _task_blocks(client: Any, n: int, block_rows: int | None) -> list[tuple[int, int]]:
+    """Row ranges, one per task: ``block_rows`` rows each, or 4 equal-pair blocks per thread."""
+    if block_rows is not None:
+        return [(lo, min(n, lo + block_rows)) for lo in range(1, n, block_rows)]
+    slots = sum(client.nthreads().values())
+    return row_blocks(n, 4 * max(1, slots))
+
+
+def _compute_blocks(
+    client: Any,
+    x: np.ndarray,
+    window: int | None,
+    blocks: list[tuple[int, int]],
+    out: np.ndarray,
+    *,
+    progress: bool,
+) -> None:
+    """Run one task per row block (profiles scattered once) and write each result into ``out``
+    as it arrives; log progress when asked."""
+    from distributed import as_completed
+
+    t0 = time.perf_counter()
+    data = client.scatter(x, broadcast=True)
+    futures = {
+        client.submit(_block_task, data, lo, hi, window, pure=False): (lo, hi) for lo, hi in blocks
+    }
+    done = 0
+    for fut in as_completed(futures):
+        lo, hi = futures[fut]
+        out[n_pairs(lo) : n_pairs(hi)] = fut.result()
+        done += n_pairs(hi) - n_pairs(lo)
+        if progress:
+            log.info(
+                "DTW on Dask: rows %d-%d done, %.1f%% of %d pairs, %.0f s",
+                lo,
+                hi - 1,
+                100 * done / len(out),
+                len(out),
+                time.perf_counter() - t0,
+            )
+        fut.release()

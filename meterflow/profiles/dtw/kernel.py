@@ -278,18 +278,22 @@ def dtw_rows(
             lo, hi = n_pairs(r0) - n_pairs(start), n_pairs(r1) - n_pairs(start)
             kernel(x, xb, r0, r1, band, target[lo:hi])
             if progress and len(chunks) > 1:
-                done = hi / size
-                spent = time.perf_counter() - t0
-                log.info(
-                    "DTW rows %d-%d: %.1f%% of %d pairs, %.0f s elapsed, ~%.0f s left",
-                    start,
-                    r1,
-                    100 * done,
-                    size,
-                    spent,
-                    spent * (1 - done) / done,
-                )
+                _log_progress(start, r1, hi, size, time.perf_counter() - t0)
     return out
+
+
+def _log_progress(start: int, stop: int, done: int, size: int, spent: float) -> None:
+    """One INFO line: rows ``start..stop`` done, ``done`` of ``size`` pairs in ``spent`` s."""
+    share = done / size
+    log.info(
+        "DTW rows %d-%d: %.1f%% of %d pairs, %.0f s elapsed, ~%.0f s left",
+        start,
+        stop,
+        100 * share,
+        size,
+        spent,
+        spent * (1 - share) / share,
+    )
 
 
 def dtw_condensed(X: np.ndarray, window: int | None = None, *, progress: bool = True) -> np.ndarray:

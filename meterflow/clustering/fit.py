@@ -1,0 +1,219 @@
+"""The one function every caller uses to cluster: :func:`fit_clustering`, with its checks.
+
+The algorithms themselves are looked up by name in ``registry`` and imported on first use.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from meterflow.clustering.base import (
+    DISTANCE_METRICS,
+    ClusteringAlgorithm,
+    ClusteringResult,
+    FitContext,
+    FitOutput,
+    check_dtw,
+    check_profiles,
+    option_names,
+    parse_options,
+)
+from meterflow.clustering.registry import ALGORITHMS, algorithm
+from meterflow.errors import ConfigError
+from meterflow.profiles.dtw.kernel import band_width, dtw_distance
+from meterflow.profiles.normalize import NORMALIZATIONS, normalize_values
+
+log = logging.getLogger(__name__)
+
+# options every algorithm accepts
+COMMON_OPTIONS = frozenset({"normalize"})
+
+
+def known_options() -> frozenset[str]:
+    """Every option name some algorithm (or all of them) accepts (imports every algorithm)."""
+    names = set(COMMON_OPTIONS)
+    for name in ALGORITHMS:
+        names |= option_names(algorithm(name).Options)
+    return frozenset(names)
+
+
+def needs_dtw_matrix(name: str, distance_metric: str) -> bool:
+    """Whether ``fit_clustering(name, ..., distance_metric=...)`` reads the precomputed matrix."""
+    return algorithm(name).needs_dtw_matrix(distance_metric)
+
+
+def fit_clustering(
+    name: str,
+    X: np.ndarray,
+    *,
+    k: int,
+    distance_metric: str = "euclidean",
+    dtw: np.ndarray | None = None,
+    window: int | None = None,
+    seed: int = 0,
+    options: Mapping[str, Any] | None = None,
+) -> ClusteringResult:
+    """Cluster daily profiles ``X`` (n, L) into ``k`` clusters with algorithm ``name``.
+
+    ``distance_metric``: euclidean | dtw (each algorithm lists what it supports). ``dtw``: the
+    square (n, n) DTW matrix of the same profiles in the same row order, required by the methods
+    that work on the precomputed matrix (kmedoids and agglomerative with dtw). ``window``: the DTW
+    band in dtaidistance semantics (None/0 = unconstrained), used by DTW assignment and DTW
+    k-means. ``options``: algorithm settings (see each ``Options``) plus ``normalize``
+    (none | l2 | zscore | max | minmax, per profile, see ``profiles.normalize``; default none);
+    an option that belongs to another algorithm is ignored, an unknown one is a ConfigError.
+    Returns a :class:`ClusteringResult` whose ``labels`` equal ``result.assigner.predict(X)``.
+    """
+    cls = algorithm(name)
+    _check_distance_metric(cls, name, distance_metric)
+    X = check_profiles(X)
+    k = _check_k(k, X.shape[0])
+    band_width(window, X.shape[1])  # validates the window
+    normalize, opts = _algorithm_settings(cls, name, options)
+    Xn = normalize_values(X, normalize)
+    dtw = _matrix_for(cls, name, distance_metric, dtw, Xn, window, seed)
+    ctx = FitContext(k=k, distance_metric=distance_metric, window=window, seed=seed, dtw=dtw)
+    log.info("clustering %d profiles x %d slots: %s (%s), k=%d", *X.shape, name, distance_metric, k)
+    out, labels, seconds, agreement = _fit_and_assign(cls(opts), Xn, X, ctx, normalize)
+    return ClusteringResult(
+        name=name,
+        distance_metric=distance_metric,
+        k=k,
+        labels=labels,
+        centers=out.centers,
+        center_kind=out.center_kind,
+        assigner=out.assigner,
+        options=_resolved_options(name, ctx, normalize, opts),
+        fit_seconds=seconds,
+        info={**out.info, "native_label_agreement": agreement},
+    )
+
+
+def _check_distance_metric(cls: type[ClusteringAlgorithm], name: str, distance_metric: str) -> None:
+    """ConfigError unless ``distance_metric`` exists and algorithm ``name`` supports it."""
+    if distance_metric not in DISTANCE_METRICS:
+        raise ConfigError(
+            f"distance_metric must be one of {DISTANCE_METRICS}, got {distance_metric!r}"
+        )
+    if distance_metric not in cls.distance_metrics:
+        raise ConfigError(
+            f"model {name} supports distance_metric {' or '.join(cls.distance_metrics)}, "
+            f"not {distance_metric}"
+        )
+
+
+def _check_k(k: int, n: int) -> int:
+    """``k`` as an int in [2, n]; ConfigError otherwise."""
+    if isinstance(k, bool) or int(k) != k or not 2 <= k <= n:
+        raise ConfigError(
+            f"number of clusters must be an integer in [2, {n}] (n profiles), got {k}"
+        )
+    return int(k)
+
+
+def _algorithm_settings(
+    cls: type[ClusteringAlgorithm], name: str, options: Mapping[str, Any] | None
+) -> tuple[str, Any]:
+    """The normalisation to apply and the algorithm's parsed ``Options`` from ``options``."""
+    options = dict(options or {})
+    own = option_names(cls.Options)
+    if set(options) - COMMON_OPTIONS - own:  # another algorithm's option, or a typo
+        unknown = sorted(set(options) - known_options())
+        if unknown:
+            raise ConfigError(
+                f"unknown clustering option(s) {unknown}; known: {sorted(known_options())}"
+            )
+    normalize = cls.forced_normalize or str(options.get("normalize") or "none")
+    if normalize not in NORMALIZATIONS:
+        raise ConfigError(f"option normalize must be one of {NORMALIZATIONS}, got {normalize!r}")
+    opts = parse_options(cls.Options, {k: v for k, v in options.items() if k in own}, where=name)
+    return normalize, opts
+
+
+def _matrix_for(
+    cls: type[ClusteringAlgorithm],
+    name: str,
+    distance_metric: str,
+    dtw: np.ndarray | None,
+    Xn: np.ndarray,
+    window: int | None,
+    seed: int,
+) -> np.ndarray | None:
+    """The checked DTW matrix when the method reads it, else None (a given one is unused)."""
+    if not cls.needs_dtw_matrix(distance_metric):
+        return None
+    if dtw is None:
+        raise ConfigError(
+            f"model {name} with distance_metric=dtw clusters on the precomputed DTW matrix, "
+            "but none was given: compute it in the harmonization step (or use kmeans, which "
+            "computes DTW itself)"
+        )
+    dtw = check_dtw(dtw, len(Xn))
+    _warn_if_matrix_differs(Xn, dtw, window, seed)
+    return dtw
+
+
+def _fit_and_assign(
+    algo: ClusteringAlgorithm, Xn: np.ndarray, X: np.ndarray, ctx: FitContext, normalize: str
+) -> tuple[FitOutput, np.ndarray, float, float]:
+    """Fit on the normalised profiles and label the raw ones with the assigner: the output, the
+    labels, the seconds taken and the share of labels equal to the library's own."""
+    start = time.perf_counter()
+    out = algo.fit(Xn, ctx)
+    out.assigner.normalize = normalize
+    labels = out.assigner.predict(X)
+    seconds = time.perf_counter() - start
+    agreement = float(np.mean(labels == out.native_labels))
+    log.info(
+        "%s fitted in %.2f s (labels agree with the library's on %.1f%%)",
+        algo.name,
+        seconds,
+        100 * agreement,
+    )
+    return out, labels, seconds, agreement
+
+
+def _resolved_options(name: str, ctx: FitContext, normalize: str, opts: Any) -> dict[str, Any]:
+    """Every setting of the fit, defaults filled in, ready to log as parameters."""
+    resolved = {
+        "model": name,
+        "distance_metric": ctx.distance_metric,
+        "k": ctx.k,
+        "seed": ctx.seed,
+        "normalize": normalize,
+        **dataclasses.asdict(opts),
+    }
+    if ctx.distance_metric == "dtw":
+        resolved["window"] = ctx.window or 0
+    return resolved
+
+
+def _warn_if_matrix_differs(X: np.ndarray, dtw: np.ndarray, window: int | None, seed: int) -> None:
+    """Spot-check a few matrix entries against DTW recomputed here; warn on a mismatch (the
+    matrix was then built on other profiles, in another order, or with another band)."""
+    n = len(X)
+    if n < 2:
+        return
+    rng = np.random.default_rng(seed)
+    pairs = rng.integers(0, n, size=(5, 2))
+    for i, j in pairs:
+        if i == j:
+            continue
+        here = dtw_distance(X[i], X[j], window)
+        if not np.isclose(here, dtw[i, j], rtol=1e-6, atol=1e-9):
+            log.warning(
+                "DTW matrix entry (%d, %d) = %.6g but DTW(window=%s) of those profiles is %.6g: "
+                "is the matrix for these profiles, in this order, with this window?",
+                i,
+                j,
+                dtw[i, j],
+                window,
+                here,
+            )
+            return

@@ -1,0 +1,26 @@
+"""Every user-facing default, defined once.
+
+The entry points' options (``meterflow.config``), the pipeline that derives its children's options
+from them, and the pure settings dataclasses (cleaning, forecasting, anomaly) all read these names.
+"""
+
+from __future__ import annotations
+
+RESOLUTION_MIN = 60  # profile slot length (minutes)
+MAX_GAP_MIN = 60  # longest gap filled by interpolation
+NIGHT_MAX_GAP_MIN = 180  # longest gap filled when it lies at night
+NORMALIZATION = "l2"  # per-profile normalisation of the harmonized profiles
+DTW_WINDOW = 3  # DTW band (dtaidistance ``window``; 0 = unconstrained)
+DTW_MAX_PROFILES = 4000  # profiles in the cached DTW matrix
+CLUSTER_MODEL = "kmeans"
+DISTANCE_METRIC = "euclidean"
+FORECAST_MODEL = "lstm"
+SEQ_LENGTH = 30  # input window of the LSTMs (slots), as the reference notebook
+HORIZON = 5  # forecasting: slots ahead of the window end, as the reference notebook
+ANOMALY_HORIZON = 24  # anomaly residuals: slots ahead (a day at 60 min)
+EPOCHS = 8  # forecasting and anomaly LSTMs (early stopping on validation)
+AUTOENCODER_EPOCHS = 30  # clustering's LSTM autoencoder
+HIDDEN_SIZE = 32  # LSTM units
+MAX_TRAIN_WINDOWS = 20_000
+THRESHOLD_QUANTILE = 0.995
+SEED = 42

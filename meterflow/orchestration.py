@@ -1,0 +1,143 @@
+"""Chaining steps: each step runs as a child run of the pipeline's run, or a finished run with the
+same inputs is reused.
+
+A child is created here (with its entry point, parent, descriptive name and code version) only
+after its options have been validated, then its entry script runs in a subprocess with an
+explicit environment: the child run's id, the tracking URI, and whatever the caller passes (the
+pipeline's local MongoDB server). Nothing is handed over by changing this process's environment.
+MLflow is reached only through ``meterflow.tracking``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import shlex
+import subprocess
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from meterflow import tracking
+from meterflow.config import Options
+from meterflow.entrypoints import ENTRY_POINTS, command_args
+from meterflow.errors import MeterflowError
+
+log = logging.getLogger(__name__)
+
+CODE_GLOBS = ("meterflow/**/*.py", "steps/*.py", "*.py", "MLproject")
+TAG_CODE_VERSION = "meterflow.code_version"
+# Variables a child must not inherit: the child's run and experiment are passed explicitly.
+_RUN_VARIABLES = ("MLFLOW_RUN_ID", "MLFLOW_EXPERIMENT_ID", "MLFLOW_EXPERIMENT_NAME")
+# Options that make a child run's name tell it apart from its siblings in the MLflow UI.
+_NAME_OPTIONS = {
+    "harmonization": ("resolution", "normalization"),
+    "clustering": ("model", "distance_metric", "number_of_clusters"),
+    "forecasting": ("model", "horizon"),
+    "anomaly": ("horizon",),
+}
+
+
+def code_version(project_dir: Path) -> str:
+    """Hash of the project's code, so a code change never reuses old runs."""
+    h = hashlib.sha256()
+    files = sorted({p for g in CODE_GLOBS for p in project_dir.glob(g) if p.is_file()})
+    for p in files:
+        h.update(str(p.relative_to(project_dir)).encode())
+        h.update(p.read_bytes())
+    return h.hexdigest()[:16]
+
+
+def run_name(entry_point: str, options: Options) -> str:
+    """A name a person can read in the runs list, e.g. ``clustering kmeans euclidean k=0``."""
+    params = options.params()
+    shown = [
+        params[k] if k in ("model", "distance_metric", "normalization") else f"{k}={params[k]}"
+        for k in _NAME_OPTIONS.get(entry_point, ())
+    ]
+    return " ".join([entry_point, *shown])
+
+
+def find_reusable_run(
+    entry_point: str,
+    params: Mapping[str, str],
+    code_version: str,
+    ignore: tuple[str, ...] = (),
+) -> str | None:
+    """A finished run of ``entry_point`` with the same params and code version, if any.
+
+    Params are compared as MLflow stores them (strings, after ``Options.params``); names in
+    ``ignore`` do not take part (e.g. a carry-over run that does not change the result when the
+    other inputs are equal).
+    """
+    for run in tracking.finished_runs(entry_point):
+        if run.data.tags.get(TAG_CODE_VERSION) != code_version:
+            continue
+        logged = run.data.params
+        if all(_same_param(logged.get(k), v) for k, v in params.items() if k not in ignore):
+            return run.info.run_id
+    return None
+
+
+def _same_param(logged: str | None, value: str) -> bool:
+    """``mlflow run`` logs entry-point params shell-quoted (an empty string as ``''``)."""
+    return logged is not None and logged in (value, shlex.quote(value))
+
+
+@dataclass(frozen=True)
+class StepRunner:
+    """Runs the pipeline's steps as children of the active run, in ``project_dir``."""
+
+    project_dir: Path
+    reuse: bool
+    child_env: Mapping[str, str] = field(default_factory=dict)  # e.g. MONGODB_URI
+
+    def run(
+        self, entry_point: str, options: Options, *, ignore: tuple[str, ...] = ()
+    ) -> tuple[str, bool]:
+        """Run one step; return (run id, reused)."""
+        version = code_version(self.project_dir)
+        if self.reuse:
+            found = find_reusable_run(entry_point, options.params(), version, ignore)
+            if found:
+                log.info("%s: reusing finished run %s (same inputs)", entry_point, found)
+                tracking.set_step_tag(entry_point, found)
+                return found, True
+        run_id = self._start_child(entry_point, options, version)
+        tracking.set_step_tag(entry_point, run_id)
+        return run_id, False
+
+    def _start_child(self, entry_point: str, options: Options, version: str) -> str:
+        active = tracking.active_run_ids()
+        if active is None:
+            raise MeterflowError("steps run as children of an active pipeline run")
+        parent_id, experiment_id = active
+        run_id = tracking.create_child_run(
+            entry_point,
+            experiment_id=experiment_id,
+            parent_run_id=parent_id,
+            run_name=run_name(entry_point, options),
+            source=str(self.project_dir),
+            tags={TAG_CODE_VERSION: version},
+        )
+        script = ENTRY_POINTS[entry_point].script
+        command = [sys.executable, script, *command_args(options)]
+        env = self._environment(run_id, experiment_id)
+        log.info("%s: run %s started", entry_point, run_id)
+        returncode = subprocess.call(command, cwd=self.project_dir, env=env)
+        if returncode != 0:
+            tracking.mark_failed(run_id)
+            raise MeterflowError(f"step {entry_point} failed (run {run_id}); see its log above")
+        return run_id
+
+    def _environment(self, run_id: str, experiment_id: str) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if k not in _RUN_VARIABLES}
+        env.update(self.child_env)
+        env.update(
+            MLFLOW_RUN_ID=run_id,
+            MLFLOW_EXPERIMENT_ID=experiment_id,
+            MLFLOW_TRACKING_URI=tracking.tracking_uri(),
+        )
+        return env

@@ -1,0 +1,90 @@
+"""Entry scripts answer ``--help`` and reject a bad option at once: options are checked before
+any numerical library, MLflow or the step's code is imported, and the help lists the choices."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import mlflow
+import pytest
+from mlflow.tracking import MlflowClient
+
+from meterflow.cli import parse_options
+from meterflow.config import ClusteringOptions, PipelineOptions, choices
+from meterflow.errors import ConfigError
+from tests.conftest import REPO, subprocess_env
+
+HEAVY = ("mlflow", "torch", "tensorflow", "sklearn", "tslearn", "dtaidistance", "meterflow.tasks")
+
+
+def _modules_after(code: str) -> list[str]:
+    out = subprocess.run(
+        [sys.executable, "-c", f"{code}\nimport sys, json\nprint(json.dumps(sorted(sys.modules)))"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def test_help_lists_the_registered_choices() -> None:
+    out = subprocess.run(
+        [sys.executable, "steps/clustering.py", "--help"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert out.returncode == 0
+    text = " ".join(out.stdout.split())
+    for name in choices(ClusteringOptions, "model"):
+        assert name in text
+    assert "{euclidean, dtw" in text and "{include, exclude, only}" in text
+
+
+def test_help_and_a_bad_option_import_no_heavy_module() -> None:
+    code = (
+        "from meterflow.cli import run_entry\n"
+        "import contextlib, io\n"
+        "with contextlib.redirect_stderr(io.StringIO()):\n"
+        "    assert run_entry('forecasting', ['--model', 'nope']) == 2\n"
+    )
+    loaded = _modules_after(code)
+    assert not [m for m in loaded if m.split(".")[0] in HEAVY or m.startswith("meterflow.tasks")]
+
+
+def test_pipeline_and_steps_share_option_definitions() -> None:
+    for name in ("resolution", "normalization", "dtw_window", "model", "epochs"):
+        pipeline_field = PipelineOptions.model_fields[name]
+        assert pipeline_field.description
+    assert PipelineOptions().model == ClusteringOptions().model
+    assert choices(PipelineOptions, "model") == choices(ClusteringOptions, "model")
+
+
+def test_parse_options_names_the_option_and_the_choices() -> None:
+    with pytest.raises(ConfigError, match=r"distance_metric: must be one of euclidean, dtw"):
+        parse_options(ClusteringOptions, ["--distance_metric", "manhattan"])
+
+
+def test_bad_option_under_mlflow_run_marks_the_run_rejected(tracking: str) -> None:
+    """``mlflow run`` creates the run before the command starts: the command names it as
+    rejected and says why, so the runs list is not a wall of unexplained FAILED runs."""
+    experiment = mlflow.get_experiment_by_name(os.environ["MLFLOW_EXPERIMENT_NAME"])
+    run = MlflowClient().create_run(experiment.experiment_id)
+    env = subprocess_env(MLFLOW_RUN_ID=run.info.run_id, MLFLOW_TRACKING_URI=tracking)
+    out = subprocess.run(
+        [sys.executable, "steps/clustering.py", "--model", "dbscan"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+    )
+    assert out.returncode == 2 and "model: must be one of" in out.stderr
+    tags = MlflowClient().get_run(run.info.run_id).data.tags
+    assert tags["mlflow.runName"] == "clustering: rejected options"
+    assert "model: must be one of" in tags["meterflow.rejected"]

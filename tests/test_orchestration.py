@@ -1,0 +1,84 @@
+"""Chaining steps: reuse of finished runs, child environments passed explicitly, readable run
+names, and upstream runs found in the project's experiment."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import mlflow
+import pytest
+from mlflow.tracking import MlflowClient
+from mlflow.utils.mlflow_tags import MLFLOW_PROJECT_ENTRY_POINT
+
+from meterflow import tracking as seam
+from meterflow.config import ClusteringOptions, Environment, HarmonizationOptions
+from meterflow.orchestration import TAG_CODE_VERSION, StepRunner, find_reusable_run, run_name
+
+
+def _finished_run(experiment_id: str, entry_point: str, params: dict, version: str) -> str:
+    client = MlflowClient()
+    run = client.create_run(
+        experiment_id,
+        tags={MLFLOW_PROJECT_ENTRY_POINT: entry_point, TAG_CODE_VERSION: version},
+    )
+    for key, value in params.items():
+        client.log_param(run.info.run_id, key, value)
+    client.set_terminated(run.info.run_id, "FINISHED")
+    return run.info.run_id
+
+
+def test_run_names_tell_siblings_apart() -> None:
+    options = ClusteringOptions(model="kmedoids", distance_metric="dtw", number_of_clusters=4)
+    assert run_name("clustering", options) == "clustering kmedoids dtw number_of_clusters=4"
+    assert run_name("harmonization", HarmonizationOptions()) == "harmonization resolution=60 l2"
+
+
+def test_child_environment_is_explicit_and_the_parent_is_untouched(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("MLFLOW_EXPERIMENT_NAME", "someone-elses")
+    monkeypatch.delenv("MONGODB_URI", raising=False)
+    runner = StepRunner(Path("."), reuse=False, child_env={"MONGODB_URI": "mongodb://local:1"})
+    env = runner._environment("child-run", "7")
+    assert env["MONGODB_URI"] == "mongodb://local:1"
+    assert env["MLFLOW_RUN_ID"] == "child-run" and env["MLFLOW_EXPERIMENT_ID"] == "7"
+    assert "MLFLOW_EXPERIMENT_NAME" not in env
+    assert "MONGODB_URI" not in os.environ and os.environ["MLFLOW_EXPERIMENT_NAME"]
+
+
+def test_reuse_needs_the_same_params_and_code_version(tracking: str) -> None:
+    experiment_id = mlflow.get_experiment_by_name(
+        os.environ["MLFLOW_EXPERIMENT_NAME"]
+    ).experiment_id
+    params = {"resolution": "60", "previous_run": "a"}
+    found = _finished_run(experiment_id, "harmonization", params, "v1")
+    assert find_reusable_run("harmonization", params, "v1") == found
+    assert find_reusable_run("harmonization", params, "v2") is None
+    assert find_reusable_run("harmonization", {**params, "resolution": "30"}, "v1") is None
+    other = {**params, "previous_run": "b"}
+    assert find_reusable_run("harmonization", other, "v1") is None
+    assert find_reusable_run("harmonization", other, "v1", ignore=("previous_run",)) == found
+
+
+def test_a_step_started_in_the_default_experiment_finds_the_projects_runs(
+    tracking: str, tmp_path: Path
+) -> None:
+    """`mlflow run . -e clustering` without --experiment-name runs in MLflow's Default
+    experiment; the upstream harmonization run is then taken from the project's experiment."""
+    project = os.environ["MLFLOW_EXPERIMENT_NAME"]
+    project_id = mlflow.get_experiment_by_name(project).experiment_id
+    upstream = _finished_run(project_id, "harmonization", {}, "v1")
+    env = Environment(
+        data_dir=tmp_path,
+        sql_url="sqlite://",
+        mongodb_uri=None,
+        mongo_database="x",
+        experiment=project,
+        tracking_uri=tracking,
+    )
+    seam.configure(env)
+    default = mlflow.set_experiment(f"{project}-default").experiment_id
+    with mlflow.start_run(experiment_id=default):
+        assert seam.latest_run_id("harmonization") == upstream
+        assert seam.finished_runs("harmonization") == []  # reuse stays in its own experiment
