@@ -165,7 +165,7 @@ def run_case(case: str, side: str, work: Path, mongo_uri: str | None) -> dict:
     from meterflow.sources.oldexports import etl_oldexports
     from meterflow.sources.sql import etl_sql, read_historian_arrow
 
-    cfg = CleaningConfig()
+    cfg = CleaningConfig(resolution_min=15)
     meters = pd.read_parquet(work / "meters.parquet")
     url = f"sqlite:///{work / 'historian.db'}"
     t0 = time.perf_counter()

@@ -51,7 +51,9 @@ def reconcile(result) -> None:
 
 def test_clean_days_pass_unchanged_and_counts_reconcile():
     ts = local_day("2024-01-10").append(local_day("2024-01-11"))
-    res = clean_readings(readings(ts, 100.0), meters_table(), CleaningConfig(), source="sql")
+    res = clean_readings(
+        readings(ts, 100.0), meters_table(), CleaningConfig(resolution_min=15), source="sql"
+    )
     reconcile(res)
     assert res.metrics["readings_in"] == 192 and res.metrics["readings_kept"] == 192
     assert res.metrics["meter_days_out"] == 2
@@ -67,7 +69,7 @@ def test_duplicates_exact_dropped_conflicting_resolved_by_neighbours():
     r = readings(ts, 100.0)
     extra = readings(ts[[10, 20]], [100.0, 180.0])  # exact copy, conflicting copy
     res = clean_readings(pd.concat([r, extra], ignore_index=True), meters_table(),
-                         CleaningConfig(), source="sql")  # fmt: skip
+                         CleaningConfig(resolution_min=15), source="sql")  # fmt: skip
     reconcile(res)
     reasons = res.quarantine.groupby("reason").size().to_dict()
     assert reasons == {"duplicate": 1, "conflicting_duplicate": 1}
@@ -81,7 +83,9 @@ def test_outlier_beyond_contract_is_dropped_and_filled():
     ts = local_day("2024-01-10")
     values = np.full(96, 100.0)
     values[40] = 1e6  # 1 GWh in 15 min with a 3 kW contract
-    res = clean_readings(readings(ts, values), meters_table(), CleaningConfig(), source="sql")
+    res = clean_readings(
+        readings(ts, values), meters_table(), CleaningConfig(resolution_min=15), source="sql"
+    )
     reconcile(res)
     q = res.quarantine.set_index("reason")
     assert q.loc["outlier", "original_value"] == 1e6
@@ -97,7 +101,9 @@ def test_energy_accumulated_over_a_gap_is_spread_not_rejected():
     keep = np.ones(96, bool)
     keep[30:33] = False
     meters = meters_table(M1=(0.5, 0.0))  # 0.5 kW: at most ~137 Wh per interval
-    res = clean_readings(readings(ts[keep], values[keep]), meters, CleaningConfig(), source="sql")
+    res = clean_readings(
+        readings(ts[keep], values[keep]), meters, CleaningConfig(resolution_min=15), source="sql"
+    )
     reconcile(res)
     assert res.metrics["readings_quarantined"] == 0
     q = res.quarantine
@@ -114,8 +120,8 @@ def test_short_gap_interpolated_long_gap_drops_the_day():
     keep = np.ones(192, bool)
     keep[[41, 42]] = False  # 30 min: filled
     keep[96 + 20 : 96 + 28] = False  # 2 h: longer than max_gap_min=60 -> day dropped
-    res = clean_readings(readings(ts[keep], values[keep]), meters_table(), CleaningConfig(),
-                         source="sql")  # fmt: skip
+    cfg = CleaningConfig(resolution_min=15)
+    res = clean_readings(readings(ts[keep], values[keep]), meters_table(), cfg, source="sql")
     reconcile(res)
     assert list(res.profiles["date"]) == [pd.Timestamp("2024-01-10")]
     assert np.allclose(profile_matrix(res.profiles)[0], np.linspace(0, 95, 96))
@@ -131,8 +137,13 @@ def test_night_rule_allows_longer_gaps_at_night(start: int, filled: bool):
     ts = local_day("2024-01-10")  # local 01:00 is interval 4, 13:00 is 52
     keep = np.ones(96, bool)
     keep[start : start + 12] = False  # 3 h
-    cfg = CleaningConfig(max_gap_min=60, night_max_gap_min=180, night_start_hour=0,
-                         night_end_hour=5)  # fmt: skip
+    cfg = CleaningConfig(
+        resolution_min=15,
+        max_gap_min=60,
+        night_max_gap_min=180,
+        night_start_hour=0,
+        night_end_hour=5,
+    )
     res = clean_readings(readings(ts[keep], 70.0), meters_table(), cfg, source="sql")
     reconcile(res)
     assert (res.metrics["meter_days_out"] == 1) is filled
@@ -145,7 +156,9 @@ def test_fall_back_day_repeated_hour_is_averaged_into_fixed_slots():
     values = np.full(100, 100.0)
     repeated = ts.hour == 1  # 01:00-01:45 UTC = second occurrence of local 02:00-02:45
     values[repeated] = 300.0
-    res = clean_readings(readings(ts, values), meters_table(), CleaningConfig(), source="sql")
+    res = clean_readings(
+        readings(ts, values), meters_table(), CleaningConfig(resolution_min=15), source="sql"
+    )
     reconcile(res)
     mat = profile_matrix(res.profiles)
     assert mat.shape == (1, 96)
@@ -158,7 +171,9 @@ def test_fall_back_day_repeated_hour_is_averaged_into_fixed_slots():
 def test_spring_forward_day_skipped_hour_is_interpolated():
     ts = local_day("2024-03-31")
     assert len(ts) == 92
-    res = clean_readings(readings(ts, 100.0), meters_table(), CleaningConfig(), source="sql")
+    res = clean_readings(
+        readings(ts, 100.0), meters_table(), CleaningConfig(resolution_min=15), source="sql"
+    )
     reconcile(res)
     assert np.allclose(profile_matrix(res.profiles), 100.0)
     spring = res.quarantine[res.quarantine["reason"] == "dst_spring_gap"]
@@ -196,7 +211,7 @@ def test_edge_checks_quarantine_unknown_meter_wrong_sign_and_off_grid():
         ignore_index=True,
     )
     res = clean_readings(pd.concat([r, bad], ignore_index=True), meters_table(),
-                         CleaningConfig(), source="sql")  # fmt: skip
+                         CleaningConfig(resolution_min=15), source="sql")  # fmt: skip
     reconcile(res)
     got = res.quarantine.groupby("reason").size().to_dict()
     assert got == {"unknown_meter": 3, "negative_energy": 1, "off_grid_timestamp": 1,
@@ -213,7 +228,7 @@ def test_import_and_export_are_netted_and_export_bounded_by_production():
     exp_values[50] = -5000.0  # beyond 2 kW production for 15 min
     exp = readings(ts, exp_values, register="export")
     res = clean_readings(pd.concat([imp, exp], ignore_index=True), meters_table(M1=(3.0, 2.0)),
-                         CleaningConfig(), source="sql")  # fmt: skip
+                         CleaningConfig(resolution_min=15), source="sql")  # fmt: skip
     reconcile(res)
     out = res.quarantine[res.quarantine["reason"] == "outlier"]
     assert list(out["register"]) == ["export"] and list(out["original_value"]) == [-5000.0]
@@ -226,7 +241,7 @@ def test_day_missing_a_register_of_its_meter_is_incomplete():
     imp = readings(ts, 100.0, register="import")
     exp = readings(ts[:96], -10.0, register="export")  # export only on the first day
     res = clean_readings(pd.concat([imp, exp], ignore_index=True), meters_table(M1=(3.0, 2.0)),
-                         CleaningConfig(), source="sql")  # fmt: skip
+                         CleaningConfig(resolution_min=15), source="sql")  # fmt: skip
     reconcile(res)
     assert list(res.profiles["date"]) == [pd.Timestamp("2024-01-10")]
     assert res.metrics["quarantined_incomplete_day"] == 96

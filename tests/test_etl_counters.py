@@ -32,7 +32,11 @@ def docs(meter: str, imp_kwh, exp_kwh=None, start: pd.Timestamp = T0) -> pd.Data
 
 def translate(frame: pd.DataFrame):
     return registers_to_readings(
-        frame, METERS, CleaningConfig(), source="newmongo", rollover_kwh=REGISTER_ROLLOVER_KWH
+        frame,
+        METERS,
+        CleaningConfig(resolution_min=15),
+        source="newmongo",
+        rollover_kwh=REGISTER_ROLLOVER_KWH,
     )
 
 
@@ -137,7 +141,7 @@ def local_day(meter: str, imp_kwh: np.ndarray) -> pd.DataFrame:
 
 def day_energy(frame: pd.DataFrame) -> float:
     readings, quarantine = translate(frame)
-    result = clean_readings(readings, METERS, CleaningConfig(), source="newmongo",
+    result = clean_readings(readings, METERS, CleaningConfig(resolution_min=15), source="newmongo",
                             adapter_quarantine=quarantine)  # fmt: skip
     assert result.metrics["readings_in"] == 2 * len(frame)
     assert result.metrics["readings_in"] == (

@@ -33,7 +33,7 @@ def demo(tmp_path_factory: pytest.TempPathFactory, mongo_uri: str):
     write_sql(fleet, url)
     write_old_exports(fleet, root / "exports")
     write_mongo(fleet, mongo_uri, DB)
-    cfg = CleaningConfig()
+    cfg = CleaningConfig(resolution_min=15)
     meters = read_meters(url)
     sql = etl_sql(url, meters=meters, config=cfg)
     old = etl_oldexports(root / "exports", meters=meters, config=cfg,

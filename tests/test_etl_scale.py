@@ -10,7 +10,7 @@ from meterflow.etl import CleaningConfig, clean_readings, make_readings
 from meterflow.schemas import profile_matrix
 
 TZ = "Europe/Rome"
-CFG = CleaningConfig(detect_scale=True)
+CFG = CleaningConfig(resolution_min=15, detect_scale=True)
 
 
 def series(

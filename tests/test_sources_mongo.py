@@ -70,7 +70,7 @@ def test_incremental_load_reads_only_new_documents_and_completes_the_boundary_da
     docs = documents(2 * 96 + 1)  # two full local days of intervals (reads at both ends)
     first, later = docs[: 2 * 60], docs[2 * 60 :]  # the first load stops at 14:45 local
     insert(mongo_uri, collection, first)
-    cfg = CleaningConfig()
+    cfg = CleaningConfig(resolution_min=15)
     res1 = etl_newmongo(read_mongo_documents(mongo_uri, DB, collection), meters=METERS, config=cfg)
     assert res1.metrics["readings_in"] == 2 * 2 * 60  # two registers per document
     assert res1.metrics["meter_days_out"] == 0  # day 1 is not complete yet
@@ -141,14 +141,16 @@ def test_drifted_documents_fall_back_from_arrow_once_and_read_like_pymongo(
     assert arrow.loc[2, "import_kwh"] == 1000.1 and "read as 1000.1" in arrow.loc[2, "coercions"]
     assert arrow.attrs["mongo_collection"] == collection
 
-    result = etl_newmongo(arrow, meters=METERS, config=CleaningConfig())
+    result = etl_newmongo(arrow, meters=METERS, config=CleaningConfig(resolution_min=15))
     q = result.quarantine
     assert set(q["location"]) <= {f"{collection}/_id={i}" for i in arrow["_id"]}
     assert (
         q.loc[q["reason"] == "missing_key", "location"].tolist()
         == [f"{collection}/_id={arrow.loc[6, '_id']}"] * 2
     )
-    other = etl_newmongo(arrow, meters=METERS, config=CleaningConfig(), collection="elsewhere")
+    other = etl_newmongo(
+        arrow, meters=METERS, config=CleaningConfig(resolution_min=15), collection="elsewhere"
+    )
     assert other.quarantine["location"].str.startswith("elsewhere/_id=").all()
     assert result.metrics["documents_with_issue"] == 1 and result.metrics["documents_coerced"] == 2
 

@@ -56,7 +56,9 @@ def test_fall_back_file_end_to_end(tmp_path: Path):
     second = [i for i, t in enumerate(times) if "2024-10-27 02:" in t][4:]
     imp[second] = 0.3  # the repeated hour's second occurrence
     write_csv(tmp_path / "M1.csv", times, imp)
-    res = etl_oldexports(tmp_path, meters=METERS, config=CleaningConfig(), detect_scale=False)
+    res = etl_oldexports(
+        tmp_path, meters=METERS, config=CleaningConfig(resolution_min=15), detect_scale=False
+    )
     m = res.metrics
     assert m["readings_in"] == 2 * 196 and m["readings_quarantined"] == 0
     assert m["readings_in"] == m["readings_kept"] + m["readings_quarantined"]
@@ -70,7 +72,9 @@ def test_spring_forward_file_and_a_row_at_a_skipped_time(tmp_path: Path):
     times = wall_clock_rows("2024-03-31")
     times.insert(9, "2024-03-31 02:30:00")  # does not exist on this day
     write_csv(tmp_path / "M1.csv", times, 0.1)
-    res = etl_oldexports(tmp_path, meters=METERS, config=CleaningConfig(), detect_scale=False)
+    res = etl_oldexports(
+        tmp_path, meters=METERS, config=CleaningConfig(resolution_min=15), detect_scale=False
+    )
     q = res.quarantine
     skipped = q[q["reason"] == "nonexistent_local_time"]
     assert len(skipped) == 2 and set(skipped["register"]) == {"import", "export"}
@@ -102,8 +106,10 @@ def test_wrong_type_raises_or_is_quarantined(tmp_path: Path):
         SourceError, match=r"active_import is not a number: n/a.*file=M1.csv, meter=M1, row=5"
     ):
         read_export_file(path, timezone=TZ)
-    res = etl_oldexports(tmp_path, meters=METERS, config=CleaningConfig(), detect_scale=False,
-                         on_error="quarantine")  # fmt: skip
+    cfg = CleaningConfig(resolution_min=15)
+    res = etl_oldexports(
+        tmp_path, meters=METERS, config=cfg, detect_scale=False, on_error="quarantine"
+    )
     bad = res.quarantine[res.quarantine["reason"] == "malformed_value"]
     assert len(bad) == 2 and set(bad["location"]) == {"M1.csv:5"}
     assert res.metrics["readings_in"] == 192 and res.metrics["readings_quarantined"] == 2
@@ -113,6 +119,6 @@ def test_wrong_type_raises_or_is_quarantined(tmp_path: Path):
 
 def test_empty_or_missing_folder_is_a_source_error(tmp_path: Path):
     with pytest.raises(SourceError, match=r"no <meter_id>\.csv files"):
-        etl_oldexports(tmp_path, meters=METERS, config=CleaningConfig())
+        etl_oldexports(tmp_path, meters=METERS, config=CleaningConfig(resolution_min=15))
     with pytest.raises(SourceError, match="not found"):
-        etl_oldexports(tmp_path / "nope", meters=METERS, config=CleaningConfig())
+        etl_oldexports(tmp_path / "nope", meters=METERS, config=CleaningConfig(resolution_min=15))

@@ -104,7 +104,9 @@ def check_result(res) -> None:
 
 
 def test_sqlite_historian_translated_cleaned_and_reconciled(sqlite_url: str):
-    res = etl_sql(sqlite_url, meters=read_meters(sqlite_url), config=CleaningConfig())
+    res = etl_sql(
+        sqlite_url, meters=read_meters(sqlite_url), config=CleaningConfig(resolution_min=15)
+    )
     check_result(res)
     q = res.quarantine
     assert q[(q["register"] == "export") & (q["meter_id"] == "M1")].empty
@@ -112,8 +114,14 @@ def test_sqlite_historian_translated_cleaned_and_reconciled(sqlite_url: str):
 
 
 def test_small_chunks_give_the_same_result(sqlite_url: str):
-    a = etl_sql(sqlite_url, meters=METERS, config=CleaningConfig(), chunk_size=37, meter_batch=1)
-    b = etl_sql(sqlite_url, meters=METERS, config=CleaningConfig())
+    a = etl_sql(
+        sqlite_url,
+        meters=METERS,
+        config=CleaningConfig(resolution_min=15),
+        chunk_size=37,
+        meter_batch=1,
+    )
+    b = etl_sql(sqlite_url, meters=METERS, config=CleaningConfig(resolution_min=15))
     pd.testing.assert_frame_equal(a.profiles, b.profiles)
     assert a.metrics["readings_in"] == b.metrics["readings_in"]
 
@@ -121,7 +129,9 @@ def test_small_chunks_give_the_same_result(sqlite_url: str):
 def test_time_range_selects_interval_starts(sqlite_url: str):
     start = pd.Timestamp("2024-01-10", tz=TZ)
     end = pd.Timestamp("2024-01-11", tz=TZ)
-    res = etl_sql(sqlite_url, meters=METERS, config=CleaningConfig(), start=start, end=end)
+    res = etl_sql(
+        sqlite_url, meters=METERS, config=CleaningConfig(resolution_min=15), start=start, end=end
+    )
     assert res.metrics["rows_read"] == 3 * 96 + 3
     assert list(res.profiles["date"].unique()) == [pd.Timestamp("2024-01-10")]
     bare = read_historian_frame(sqlite_url, start=start, end=end)
@@ -131,7 +141,7 @@ def test_time_range_selects_interval_starts(sqlite_url: str):
 def test_unreachable_database_error_hides_the_password():
     url = f"postgresql+psycopg2://meter:s3cr3t@127.0.0.1:{free_port()}/historian"
     with pytest.raises(SourceError) as err:
-        etl_sql(url, meters=METERS, config=CleaningConfig())
+        etl_sql(url, meters=METERS, config=CleaningConfig(resolution_min=15))
     text = str(err.value)
     assert "s3cr3t" not in text and "cannot read the historian" in text
     assert "source=sql" in text and "127.0.0.1" in text
@@ -141,9 +151,11 @@ def test_missing_table_and_empty_selection_are_source_errors(tmp_path: Path, sql
     empty = f"sqlite:///{tmp_path / 'empty.db'}"
     sa.create_engine(empty).connect().close()
     with pytest.raises(SourceError, match="table 'historian' not found"):
-        etl_sql(empty, meters=METERS, config=CleaningConfig())
+        etl_sql(empty, meters=METERS, config=CleaningConfig(resolution_min=15))
     with pytest.raises(SourceError, match="has no rows"):
-        etl_sql(sqlite_url, meters=METERS, config=CleaningConfig(), start="2030-01-01")
+        etl_sql(
+            sqlite_url, meters=METERS, config=CleaningConfig(resolution_min=15), start="2030-01-01"
+        )
 
 
 def test_meters_table_is_read_and_validated(sqlite_url: str, tmp_path: Path):
@@ -192,8 +204,12 @@ def test_sqlite_adbc_read_gives_the_same_rows_and_result(sqlite_url: str):
     )
     bare = read_historian_frame(sqlite_url, start=start)
     assert arrow.to_numpy().tolist() == bare.to_numpy().tolist()
-    fast = etl_sql(sqlite_url, meters=METERS, config=CleaningConfig(), chunk_size=100)
-    slow = etl_sql(sqlite_url, meters=METERS, config=CleaningConfig(), use_adbc=False)
+    fast = etl_sql(
+        sqlite_url, meters=METERS, config=CleaningConfig(resolution_min=15), chunk_size=100
+    )
+    slow = etl_sql(
+        sqlite_url, meters=METERS, config=CleaningConfig(resolution_min=15), use_adbc=False
+    )
     assert fast.metrics["read_arrow"] == 1.0 and slow.metrics["read_arrow"] == 0.0
     assert_same_result(fast, slow)
     check_result(fast)
@@ -208,8 +224,8 @@ def test_adbc_falls_back_to_sqlalchemy_on_values_it_cannot_take_exactly(tmp_path
     with engine.begin() as conn:  # text in the energy column (SQLite keeps it as text)
         conn.exec_driver_sql("UPDATE historian SET energy = 'n/a' WHERE rowid = 300")
     engine.dispose()
-    fast = etl_sql(url, meters=METERS, config=CleaningConfig(), chunk_size=1024)
-    slow = etl_sql(url, meters=METERS, config=CleaningConfig(), use_adbc=False)
+    fast = etl_sql(url, meters=METERS, config=CleaningConfig(resolution_min=15), chunk_size=1024)
+    slow = etl_sql(url, meters=METERS, config=CleaningConfig(resolution_min=15), use_adbc=False)
     assert fast.metrics["read_arrow"] == 0.0  # fell back, same result
     assert_same_result(fast, slow)
     bad = fast.quarantine.loc[fast.quarantine["reason"] == "malformed_value"]
@@ -267,13 +283,15 @@ def postgres_url() -> Iterator[str]:
 @pytest.mark.postgres
 def test_postgresql_historian_matches_sqlite(postgres_url: str, sqlite_url: str):
     write_store(postgres_url, historian_rows())
-    res = etl_sql(postgres_url, meters=read_meters(postgres_url), config=CleaningConfig(),
-                  chunk_size=100)  # fmt: skip
+    cfg = CleaningConfig(resolution_min=15)
+    res = etl_sql(postgres_url, meters=read_meters(postgres_url), config=cfg, chunk_size=100)
     check_result(res)
-    ref = etl_sql(sqlite_url, meters=METERS, config=CleaningConfig())
+    ref = etl_sql(sqlite_url, meters=METERS, config=CleaningConfig(resolution_min=15))
     pd.testing.assert_frame_equal(res.profiles, ref.profiles)
     start = pd.Timestamp("2024-01-11", tz=TZ)
-    part = etl_sql(postgres_url, meters=METERS, config=CleaningConfig(), start=start)
+    part = etl_sql(
+        postgres_url, meters=METERS, config=CleaningConfig(resolution_min=15), start=start
+    )
     assert part.metrics["rows_read"] == 3 * 96
 
 
@@ -281,8 +299,10 @@ def test_postgresql_historian_matches_sqlite(postgres_url: str, sqlite_url: str)
 def test_postgresql_adbc_read_matches_sqlalchemy(postgres_url: str):
     pytest.importorskip("adbc_driver_postgresql")
     write_store(postgres_url, historian_rows())
-    fast = etl_sql(postgres_url, meters=METERS, config=CleaningConfig())
-    slow = etl_sql(postgres_url, meters=METERS, config=CleaningConfig(), use_adbc=False)
+    fast = etl_sql(postgres_url, meters=METERS, config=CleaningConfig(resolution_min=15))
+    slow = etl_sql(
+        postgres_url, meters=METERS, config=CleaningConfig(resolution_min=15), use_adbc=False
+    )
     assert fast.metrics["read_arrow"] == 1.0 and slow.metrics["read_arrow"] == 0.0
     assert_same_result(fast, slow)
     check_result(fast)

@@ -197,9 +197,7 @@ def run_clustering(opts: ClusteringOptions, env: Environment) -> str:
         run.log_params({"dtw_window_used": data.window})
         truth_name = _truth(data.profiles, data.meters)[1]
         run.set_tags({"clustering.center_kind": result.center_kind, "clustering.truth": truth_name})
-        _log_outputs(
-            run, data.profiles, X[fit_rows], labels, fit_rows, result, data.meters, k_table
-        )
+        _log_outputs(run, data, X[fit_rows], labels, fit_rows, result, k_table)
         run.log_model(result.assigner)
         shown = ", ".join(f"{k}={metrics[k]:.3g}" for k in SUMMARY_METRICS if k in metrics)
         log.info("clustering: k=%d, %s", len(result.centers), shown)

@@ -219,7 +219,7 @@ def insert(uri: str, name: str, docs: list[dict]) -> list:
 def run(uri: str, name: str, docs: list[dict], method: str, meters=common.METERS):
     insert(uri, name, docs)
     documents = read_mongo_documents(uri, DB, name, method=method)
-    result = etl_newmongo(documents, meters=meters, config=CleaningConfig())
+    result = etl_newmongo(documents, meters=meters, config=CleaningConfig(resolution_min=15))
     return documents, result
 
 
@@ -245,7 +245,7 @@ def test_damaged_document(mongo_uri: str, clean_result: EtlResult, case_id: str,
     name = f"{case_id}_{method}"
     ids = insert(mongo_uri, name, docs)
     documents = read_mongo_documents(mongo_uri, DB, name, method=method)
-    result = etl_newmongo(documents, meters=case.meters, config=CleaningConfig())
+    result = etl_newmongo(documents, meters=case.meters, config=CleaningConfig(resolution_min=15))
 
     common.assert_outcome(result, case.expected, clean=clean_result, meter=case.meter)
     q = result.quarantine
@@ -295,8 +295,8 @@ def test_whole_drifted_collection_reads_the_same_both_ways(mongo_uri: str, tmp_p
     # the table the load step logs is Parquet-writable and carries what the ETL needs
     arrow.to_parquet(tmp_path / "documents.parquet")
     logged = pd.read_parquet(tmp_path / "documents.parquet")
-    direct = etl_newmongo(arrow, meters=common.METERS, config=CleaningConfig())
-    reloaded = etl_newmongo(logged, meters=common.METERS, config=CleaningConfig())
+    direct = etl_newmongo(arrow, meters=common.METERS, config=CleaningConfig(resolution_min=15))
+    reloaded = etl_newmongo(logged, meters=common.METERS, config=CleaningConfig(resolution_min=15))
     common.assert_reconciles(direct)
     pd.testing.assert_frame_equal(direct.quarantine, reloaded.quarantine)
     pd.testing.assert_frame_equal(direct.profiles, reloaded.profiles)

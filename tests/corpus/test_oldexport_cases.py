@@ -190,13 +190,15 @@ CASES = [
 def clean_result(tmp_path_factory: pytest.TempPathFactory):
     folder = tmp_path_factory.mktemp("clean")
     write_folder(folder, text(lines_of(DAMAGED)))
-    result = etl_oldexports(folder, meters=METERS, config=CleaningConfig())
+    result = etl_oldexports(folder, meters=METERS, config=CleaningConfig(resolution_min=15))
     assert len(result.quarantine) == 0 and result.metrics["meter_days_out"] == 6
     return result
 
 
 def run(folder: Path, on_error: str = "quarantine"):
-    return etl_oldexports(folder, meters=METERS, config=CleaningConfig(), on_error=on_error)
+    return etl_oldexports(
+        folder, meters=METERS, config=CleaningConfig(resolution_min=15), on_error=on_error
+    )
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])

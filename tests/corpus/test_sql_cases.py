@@ -176,7 +176,7 @@ CASES = [
 def clean_result(tmp_path_factory: pytest.TempPathFactory):
     url = f"sqlite:///{tmp_path_factory.mktemp('clean') / 'h.db'}"
     write(url, clean_rows())
-    result = etl_sql(url, meters=METERS, config=CleaningConfig())
+    result = etl_sql(url, meters=METERS, config=CleaningConfig(resolution_min=15))
     assert len(result.quarantine) == 0 and result.metrics["meter_days_out"] == 6
     return result
 
@@ -186,7 +186,9 @@ def clean_result(tmp_path_factory: pytest.TempPathFactory):
 def test_damaged_historian(case: Case, use_adbc: bool, tmp_path: Path, clean_result) -> None:
     url = f"sqlite:///{tmp_path / 'historian.db'}"
     write(url, case.damage(clean_rows()))
-    result = etl_sql(url, meters=METERS, config=CleaningConfig(), use_adbc=use_adbc)
+    result = etl_sql(
+        url, meters=METERS, config=CleaningConfig(resolution_min=15), use_adbc=use_adbc
+    )
     assert_outcome(result, case.expected, clean=clean_result)
     q = result.quarantine
     other = q.loc[q["meter_id"].astype(str) != DAMAGED]
