@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-pytest.register_assert_rewrite("tests.corpus.common")
+pytest.register_assert_rewrite("tests.sources.corpus.common")
 
 from meterflow.sources.mongo_server import LocalMongoServer, free_port  # noqa: E402
 

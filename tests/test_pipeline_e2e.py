@@ -17,6 +17,8 @@ from mlflow.tracking import MlflowClient
 
 from tests.conftest import repo_copy, subprocess_env
 
+pytestmark = pytest.mark.slow  # end to end through MLflow: `pytest -m 'not slow'` skips
+
 STEPS = (
     "load_newmongo", "etl_newmongo", "etl_sql", "etl_oldmongo",
     "harmonization", "clustering", "forecasting", "anomaly",

@@ -12,7 +12,7 @@ import sqlalchemy as sa
 
 from meterflow.errors import SourceError
 from meterflow.sources.meters import read_meters
-from tests.corpus.common import METERS
+from tests.sources.corpus.common import METERS
 
 TABLE = "meter_description"
 HEAD = f"meter table {TABLE!r} has"

@@ -15,7 +15,7 @@ from meterflow.errors import SourceError
 from meterflow.etl import CleaningConfig
 from meterflow.etl.quality import quality_with_every_meter
 from meterflow.sources.oldexports import etl_oldexports
-from tests.corpus.common import (
+from tests.sources.corpus.common import (
     CLEAN,
     DAMAGED,
     METERS,

@@ -18,7 +18,7 @@ import sqlalchemy as sa
 
 from meterflow.etl import CleaningConfig
 from meterflow.sources.sql import etl_sql
-from tests.corpus.common import (
+from tests.sources.corpus.common import (
     CLEAN,
     DAMAGED,
     METERS,

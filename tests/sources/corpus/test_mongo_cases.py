@@ -20,8 +20,8 @@ import pytest
 
 from meterflow.etl import CleaningConfig, EtlResult
 from meterflow.sources.mongo import etl_newmongo, read_mongo_documents
-from tests.corpus import common
-from tests.corpus.common import CLEAN, DAMAGED, PV
+from tests.sources.corpus import common
+from tests.sources.corpus.common import CLEAN, DAMAGED, PV
 
 DB = "meterflow_corpus"
 J = 40  # the damaged read of DMG1: 09:00 UTC (10:00 local) of the first day

@@ -38,6 +38,8 @@ from meterflow.tasks.harmonization import run_harmonization
 from meterflow.tasks.newmongo import run_load_newmongo
 from tests.conftest import subprocess_env
 
+pytestmark = pytest.mark.slow  # end to end through MLflow: `pytest -m 'not slow'` skips
+
 SPEC = DemoSpec(n_meters=12, history_days=60, mongo_days=6, seed=11)
 
 
