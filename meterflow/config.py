@@ -124,7 +124,7 @@ def cluster_models() -> tuple[str, ...]:
 
 
 def distance_metrics() -> tuple[str, ...]:
-    from meterflow.clustering.base import DISTANCE_METRICS
+    from meterflow.clustering.registry import DISTANCE_METRICS
 
     return tuple(DISTANCE_METRICS)
 

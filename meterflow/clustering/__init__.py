@@ -12,8 +12,9 @@ the fitting libraries.
 
 from __future__ import annotations
 
-from importlib import import_module
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from meterflow.lazy import lazy_attributes
 
 if TYPE_CHECKING:
     from meterflow.clustering.base import ClusteringResult
@@ -47,8 +48,4 @@ __all__ = [
     "select_k",
 ]
 
-
-def __getattr__(name: str) -> Any:
-    if name in _WHERE:
-        return getattr(import_module(f"{__name__}.{_WHERE[name]}"), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = lazy_attributes(__name__, _WHERE)

@@ -20,11 +20,10 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import numpy as np
 
 from meterflow.errors import ConfigError, SchemaError
+from meterflow.profiles.dtw.kernel import as_profile_array
 
 if TYPE_CHECKING:  # the assigners load the distance kernels; the interface does not need them
     from meterflow.clustering.assign import Assigner
-
-DISTANCE_METRICS = ("euclidean", "dtw")
 
 
 @dataclass(frozen=True)
@@ -151,17 +150,11 @@ def _coerce(value: Any, tp: Any, what: str) -> Any:
 
 
 def check_profiles(X: Any) -> np.ndarray:
-    """``X`` as a C-contiguous float64 (n, L) array; SchemaError naming the first bad row."""
-    arr = np.ascontiguousarray(np.asarray(X, dtype=np.float64))
-    if arr.ndim != 2 or arr.shape[1] < 2:
-        raise SchemaError(f"profiles must be a 2-D array (profiles x slots), got shape {arr.shape}")
-    finite = np.isfinite(arr).all(axis=1)
-    if not finite.all():
-        row = int(np.flatnonzero(~finite)[0])
-        raise SchemaError(
-            f"profile row {row} has NaN/inf values ({int((~finite).sum())} such rows); "
-            "fill or drop incomplete days before clustering"
-        )
+    """``X`` as a C-contiguous float64 (n, L) array of complete profiles with L >= 2;
+    SchemaError naming the first bad row."""
+    arr = as_profile_array(X, name="profiles")
+    if arr.shape[1] < 2:
+        raise SchemaError(f"profiles need at least 2 slots, got shape {arr.shape}")
     return arr
 
 

@@ -14,7 +14,6 @@ from typing import Any
 import numpy as np
 
 from meterflow.clustering.base import (
-    DISTANCE_METRICS,
     ClusteringAlgorithm,
     ClusteringResult,
     FitContext,
@@ -24,7 +23,7 @@ from meterflow.clustering.base import (
     option_names,
     parse_options,
 )
-from meterflow.clustering.registry import ALGORITHMS, algorithm
+from meterflow.clustering.registry import ALGORITHMS, DISTANCE_METRICS, algorithm
 from meterflow.errors import ConfigError
 from meterflow.profiles.dtw.kernel import band_width, dtw_distance
 from meterflow.profiles.normalize import NORMALIZATIONS, normalize_values

@@ -17,6 +17,8 @@ if TYPE_CHECKING:
     from meterflow.clustering.base import ClusteringAlgorithm
 
 # name -> "module:Class"; the class's ``name`` equals its key
+DISTANCE_METRICS = ("euclidean", "dtw")  # distances every algorithm is offered with
+
 ALGORITHMS: dict[str, str] = {
     "kmeans": "meterflow.clustering.kmeans:KMeansClustering",
     "kmedoids": "meterflow.clustering.kmedoids:KMedoidsClustering",

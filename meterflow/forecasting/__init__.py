@@ -6,8 +6,9 @@ imported lazily, so unpickling a predictor does not load training-only modules.
 
 from __future__ import annotations
 
-from importlib import import_module
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from meterflow.lazy import lazy_attributes
 
 if TYPE_CHECKING:
     from meterflow.forecasting.predictor import ForecastPredictor
@@ -30,8 +31,4 @@ __all__ = [
     "train_forecaster",
 ]
 
-
-def __getattr__(name: str) -> Any:
-    if name in _WHERE:
-        return getattr(import_module(f"{__name__}.{_WHERE[name]}"), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = lazy_attributes(__name__, _WHERE)

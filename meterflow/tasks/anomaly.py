@@ -9,24 +9,15 @@ from pathlib import Path
 from meterflow import tracking
 from meterflow.anomaly.detector import AnomalySettings, detect_anomalies
 from meterflow.config import AnomalyOptions, Environment
-from meterflow.forecasting.settings import ForecastSettings
 from meterflow.schemas import Table
 from meterflow.sources.labels import read_labels
-from meterflow.tasks.forecasting import log_history
+from meterflow.tasks.forecasting import forecast_settings, log_history
 
 
 def run_anomaly(opts: AnomalyOptions, env: Environment) -> str:
     tracking.configure(env)
     settings = AnomalySettings(
-        forecast=ForecastSettings(
-            model="lstm",
-            seq_length=opts.seq_length,
-            horizon=opts.horizon,
-            epochs=opts.epochs,
-            hidden_size=opts.hidden_size,
-            max_train_windows=opts.max_train_windows,
-            seed=opts.seed,
-        ),
+        forecast=forecast_settings(opts, model="lstm"),
         quantile=opts.threshold_quantile,
     )
     with tracking.step_run("anomaly", opts) as run:

@@ -5,7 +5,7 @@ chronological test split against persistence, seasonal-naive, linear and climato
 from __future__ import annotations
 
 from meterflow import tracking
-from meterflow.config import Environment, ForecastingOptions
+from meterflow.config import AnomalyOptions, Environment, ForecastingOptions
 from meterflow.forecasting.settings import ForecastSettings
 from meterflow.forecasting.train import train_forecaster
 from meterflow.schemas import Table
@@ -17,18 +17,25 @@ def log_history(run: tracking.StepRun, history) -> None:
         run.log_metrics({"train_loss": train, "val_loss": val}, step=epoch + 1)
 
 
-def run_forecasting(opts: ForecastingOptions, env: Environment) -> str:
-    tracking.configure(env)
-    settings = ForecastSettings(
-        model=opts.model,
+def forecast_settings(
+    opts: ForecastingOptions | AnomalyOptions, **fixed: object
+) -> ForecastSettings:
+    """The forecaster's settings from the options both the forecasting and the anomaly step
+    take (window, horizon, training), plus ``fixed`` ones."""
+    return ForecastSettings(
         seq_length=opts.seq_length,
         horizon=opts.horizon,
-        test_padding=opts.padding,
         epochs=opts.epochs,
         hidden_size=opts.hidden_size,
         max_train_windows=opts.max_train_windows,
         seed=opts.seed,
+        **fixed,
     )
+
+
+def run_forecasting(opts: ForecastingOptions, env: Environment) -> str:
+    tracking.configure(env)
+    settings = forecast_settings(opts, model=opts.model, test_padding=opts.padding)
     with tracking.step_run("forecasting", opts) as run:
         source_run = tracking.resolve_run(opts.profiles_run, "harmonization")
         run.set_tags({"input.profiles_run": source_run})
