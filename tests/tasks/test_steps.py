@@ -81,7 +81,7 @@ def chain(env) -> dict[str, str]:
     ids["etl_oldmongo"] = run_etl_oldmongo(EtlOldMongoOptions(reference_run=ids["etl_sql"]), env)
     etl = ",".join(ids[k] for k in ("etl_newmongo", "etl_sql", "etl_oldmongo"))
     ids["harmonization"] = run_harmonization(
-        HarmonizationOptions(etl_runs=etl, dtw_max_profiles=400), env
+        HarmonizationOptions(etl_runs=etl, dtw_max_profiles=400, dtw_window=5), env
     )
     return ids
 
@@ -188,6 +188,15 @@ def test_each_algorithm_on_demo_profiles_beats_chance(clustered, model, metric):
     assert m["k"] == 3
     # meter types (household / commercial / agricultural) are recovered better than chance
     assert m["ari"] > 0.02, m["ari"]
+
+
+def test_clustering_uses_the_dtw_window_of_its_harmonization_run(env, chain, clustered):
+    """The harmonization run cached its matrix with window 5; clustering reads that window
+    instead of its own default and computes no second matrix."""
+    used = mlflow.get_run(clustered[("kmedoids", "dtw")]).data.params["dtw_window_used"]
+    assert used == mlflow.get_run(chain["harmonization"]).data.params["dtw_window"] == "5"
+    windows = {p.name.split("-")[1] for p in env.dtw_cache_dir.iterdir() if p.is_dir()}
+    assert windows == {"w5"}
 
 
 @pytest.mark.parametrize(("which", "metric"), [("exclude", "dtw"), ("only", "euclidean")])
