@@ -9,7 +9,7 @@ export MLFLOW_EXPERIMENT_NAME ?= meterflow
 # `make demo ARGS="-P model=kmedoids -P distance_metric=dtw"` passes options to the pipeline.
 ARGS ?=
 
-.PHONY: demo test lint ui benchmarks
+.PHONY: demo test lint ui results benchmarks
 
 demo: $(STAMP)
 	mlflow run . --env-manager local --experiment-name $(MLFLOW_EXPERIMENT_NAME) $(ARGS)
@@ -19,6 +19,10 @@ test: $(STAMP)
 
 lint: $(STAMP)
 	ruff check . && ruff format --check .
+
+# re-render results.ipynb from the newest `main` run of $(MLFLOW_EXPERIMENT_NAME)
+results: $(STAMP)
+	python -m nbconvert --to notebook --execute --inplace results.ipynb
 
 ui: $(STAMP)
 	mlflow ui --backend-store-uri $(MLFLOW_TRACKING_URI) --port 5000

@@ -65,3 +65,15 @@ def test_bad_options_get_one_clear_line(script, args, expected):
     assert len(lines) == 1 and lines[0].startswith("error: "), out.stderr
     assert expected in lines[0]
     assert "Traceback" not in out.stderr
+
+
+def test_results_notebook_reads_only_known_run_tables():
+    import nbformat
+
+    from meterflow.schemas import TABLES
+
+    notebook = nbformat.read(REPO / "results.ipynb", as_version=4)
+    nbformat.validate(notebook)
+    code = "\n".join(c.source for c in notebook.cells if c.cell_type == "code")
+    names = re.findall(r"load_table\([^,]+,\s*\"(\w+)\"\)", code)
+    assert names and set(names) <= set(TABLES)
