@@ -214,7 +214,31 @@ Epochs = Annotated[
 SeqLength = Annotated[
     int, Field(defaults.SEQ_LENGTH, gt=1, description="input window length (slots)")
 ]
-HiddenSize = Annotated[int, Field(defaults.HIDDEN_SIZE, gt=0, description="LSTM units")]
+
+
+def _check_units(v: str) -> str:
+    parts = [p.strip() for p in v.split(",") if p.strip()]
+    if not parts or not all(p.isdigit() and int(p) > 0 for p in parts):
+        raise ValueError("must be positive integers separated by commas, e.g. 50,25,10")
+    return ",".join(parts)
+
+
+def lstm_units(value: str) -> tuple[int, ...]:
+    """An option ``units`` (``"50,25,10"``) as the tuple the models take."""
+    return tuple(int(p) for p in value.split(","))
+
+
+Units = Annotated[
+    str,
+    AfterValidator(_check_units),
+    Field(
+        ",".join(map(str, defaults.LSTM_UNITS)),
+        description="units of the stacked LSTM layers, first layer first (e.g. 50,25,10)",
+    ),
+]
+Threads = Annotated[
+    int, Field(defaults.THREADS, gt=0, description="TensorFlow CPU threads of this step")
+]
 MaxTrainWindows = Annotated[
     int, Field(defaults.MAX_TRAIN_WINDOWS, gt=0, description="cap on sampled training windows")
 ]
@@ -342,6 +366,7 @@ class ClusteringOptions(Options):
     som_grid: str = Field("", description="SOM grid 'MxN' ('' = k x 1)")
     prosumers: Prosumers
     epochs: int = Field(defaults.AUTOENCODER_EPOCHS, gt=0, description="LSTM-autoencoder epochs")
+    threads: Threads
     seed: Seed
 
     @model_validator(mode="after")
@@ -371,8 +396,9 @@ class ForecastingOptions(Options):
         "history", description="start of the test stream: real history or zero pre-padding"
     )
     epochs: Epochs
-    hidden_size: HiddenSize
+    units: Units
     max_train_windows: MaxTrainWindows
+    threads: Threads
     seed: Seed
 
 
@@ -388,7 +414,7 @@ class AnomalyOptions(Options):
         description="slots ahead predicted for the residual (24 = a day at 60 min)",
     )
     epochs: Epochs
-    hidden_size: HiddenSize
+    units: Units
     max_train_windows: MaxTrainWindows
     threshold_quantile: float = Field(
         defaults.THRESHOLD_QUANTILE,
@@ -396,6 +422,7 @@ class AnomalyOptions(Options):
         lt=1.0,
         description="validation-residual quantile used as threshold",
     )
+    threads: Threads
     seed: Seed
 
 

@@ -47,7 +47,8 @@ TABLES_DIR = "tables"
 PREVIEWS_DIR = "previews"
 PREVIEW_ROWS = 200
 FIGURES_DIR = "figures"
-MODEL_NAME = "model"
+MODEL_NAME = "model"  # the project's pyfunc: raw history in, kWh / labels out
+NETWORK_NAME = "network"  # the Keras network inside it, Keras flavor: scaled tensors in and out
 TAG_VERSION = "meterflow.version"
 
 
@@ -132,10 +133,19 @@ class StepRun:
         mlflow.log_dict(dict(data), name)
 
     def log_model(self, predictor: Any, *, name: str = MODEL_NAME) -> str:
-        """Log a predictor (``predict(DataFrame)`` + ``input_example()``) as a pyfunc model."""
+        """Log a predictor (``predict(DataFrame)`` + ``input_example()``) as a pyfunc model; a
+        predictor with a Keras ``network`` also gets it logged as ``network`` (Keras flavor)."""
         from meterflow.models.pyfunc import log_predictor
 
+        if getattr(predictor, "network", None) is not None:
+            self.log_keras(predictor.network, predictor.network_example())
         return log_predictor(predictor, name=name)
+
+    def log_keras(self, network: Any, example_inputs: Any, *, name: str = NETWORK_NAME) -> str:
+        """Log a Keras network with MLflow's Keras flavor and an explicit signature."""
+        from meterflow.models.pyfunc import log_keras_network
+
+        return log_keras_network(network, example_inputs, name=name)
 
 
 @contextmanager

@@ -17,7 +17,7 @@ from meterflow.config import ClusteringOptions, PipelineOptions, choices
 from meterflow.errors import ConfigError
 from tests.conftest import REPO, subprocess_env
 
-HEAVY = ("mlflow", "torch", "tensorflow", "sklearn", "tslearn", "dtaidistance", "meterflow.tasks")
+HEAVY = ("mlflow", "tensorflow", "keras", "sklearn", "tslearn", "dtaidistance", "meterflow.tasks")
 
 
 def _modules_after(code: str) -> list[str]:

@@ -40,7 +40,6 @@ from meterflow.anomaly.thresholds import (
 )
 from meterflow.domain import LOCAL_TIMEZONE
 from meterflow.errors import ConfigError, SchemaError
-from meterflow.forecasting.lstm import TrainingHistory, torch_threads
 from meterflow.forecasting.series import TEST, VAL, DateSplit, FleetSeries, build_fleet
 from meterflow.forecasting.settings import ForecastSettings
 from meterflow.forecasting.train import (
@@ -50,6 +49,7 @@ from meterflow.forecasting.train import (
     predict_positions,
     predictor_rows,
 )
+from meterflow.forecasting.training import TrainingHistory
 from meterflow.forecasting.windows import label_positions
 
 log = logging.getLogger(__name__)
@@ -222,25 +222,24 @@ def detect_anomalies(
     t_start = time.perf_counter()
     fc = cfg.forecast
     prepared = prepare_labels(labels, cfg.timezone) if labels is not None else None
-    with torch_threads(fc.num_threads):
-        fleet = build_fleet(profiles, fc.train_frac, fc.val_frac)
-        fitted = fit_forecaster(fleet, None, fc)
-        first_all = fleet.history_start(np.arange(len(fleet.values)), fc.test_padding)
-        pos = _scorable_positions(fitted, first_all)
-        # 1. validation residuals as they come: robust scale and threshold
-        cal = _calibrate(fitted, pos, prepared, cfg)
-        # 2. validation + test in time order, flagged readings kept out of later windows
-        scored = _score(
-            fitted,
-            pos.val_test,
-            pos.val_test_first,
-            cal.scale,
-            cal.threshold,
-            cfg.max_clean,
-            cfg.smooth_window,
-            cal.run_weight,
-        )
-        forecast_predictor = make_predictor(fitted, pos.test, first_all[pos.test])
+    fleet = build_fleet(profiles, fc.train_frac, fc.val_frac)
+    fitted = fit_forecaster(fleet, None, fc)
+    first_all = fleet.history_start(np.arange(len(fleet.values)), fc.test_padding)
+    pos = _scorable_positions(fitted, first_all)
+    # 1. validation residuals as they come: robust scale and threshold
+    cal = _calibrate(fitted, pos, prepared, cfg)
+    # 2. validation + test in time order, flagged readings kept out of later windows
+    scored = _score(
+        fitted,
+        pos.val_test,
+        pos.val_test_first,
+        cal.scale,
+        cal.threshold,
+        cfg.max_clean,
+        cfg.smooth_window,
+        cal.run_weight,
+    )
+    forecast_predictor = make_predictor(fitted, pos.test, first_all[pos.test])
     test = _test_points(fitted, pos, scored, cal, prepared, cfg.smooth_window)
     scores = test.table()
     events = test.events(fleet.resolution_min, cfg.merge_gap)

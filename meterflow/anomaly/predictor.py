@@ -12,6 +12,8 @@ windows together.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pandas as pd
 
@@ -38,6 +40,15 @@ class AnomalyPredictor:
         self.smooth_window = smooth_window
         self.run_weight = float(run_weight)
         self.example = example
+
+    @property
+    def network(self) -> Any:
+        """The forecaster's Keras network."""
+        return self.forecast.network
+
+    def network_example(self) -> list[np.ndarray]:
+        """The Keras network's inputs for the input example."""
+        return self.forecast.network_inputs(self.input_example())[0]
 
     def input_example(self) -> pd.DataFrame:
         """A few real input rows (windows and their actual value) from the training run."""

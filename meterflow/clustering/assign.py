@@ -140,13 +140,15 @@ class SOMAssigner(CentroidAssigner):
 
 @dataclass(kw_only=True, eq=False)
 class AutoencoderAssigner(Assigner):
-    """Encode with the LSTM encoder (numpy forward pass of the trained PyTorch weights), then take
+    """Encode with the LSTM encoder (numpy forward pass of the trained Keras weights), then take
     the nearest k-means centre in the latent space.
 
     Scaling: ``(x - scale_mean) / scale_std`` with scalars fitted on the training profiles.
-    ``weights``: ``w_ih`` (4H, 1), ``w_hh`` (4H, H), ``b_ih``, ``b_hh`` (4H,) in PyTorch's gate
-    order (input, forget, cell, output), then ``w_out`` (D, 2H), ``b_out`` (D,) of the latent
-    projection of [last hidden state, mean hidden state over the day].
+    ``weights``: ``w_ih`` (4H, 1), ``w_hh`` (4H, H), ``b_ih``, ``b_hh`` (4H,), gate blocks in the
+    order input, forget, cell, output (sigmoid gates, tanh cell), then ``w_out`` (D, 2H),
+    ``b_out`` (D,) of the latent projection of [last hidden state, mean hidden state over the
+    day]. Keras's weights are stored transposed into this layout (``b_hh`` = 0), the layout of
+    models fitted before the move to Keras, so those still load and predict.
     """
 
     weights: dict[str, np.ndarray] = field(repr=False)

@@ -46,6 +46,8 @@ class FitOutput:
     assigner: Assigner
     native_labels: np.ndarray  # the labels of the underlying library, for diagnostics
     info: dict[str, Any] = field(default_factory=dict)
+    network: Any = None  # a trained Keras model, for MLflow's Keras flavor (autoencoder only)
+    network_example: np.ndarray | None = None  # a small float32 input of ``network``
 
 
 @dataclass
@@ -70,6 +72,8 @@ class ClusteringResult:
     options: dict[str, Any]
     fit_seconds: float
     info: dict[str, Any] = field(default_factory=dict)
+    network: Any = field(default=None, repr=False)  # as FitOutput.network
+    network_example: np.ndarray | None = field(default=None, repr=False)
 
     @property
     def sizes(self) -> np.ndarray:

@@ -91,6 +91,8 @@ def fit_clustering(
         options=_resolved_options(name, ctx, normalize, opts),
         fit_seconds=seconds,
         info={**out.info, "native_label_agreement": agreement},
+        network=out.network,
+        network_example=out.network_example,
     )
 
 

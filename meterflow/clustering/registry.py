@@ -2,7 +2,7 @@
 
 Adding an algorithm: write a module with a :class:`~meterflow.clustering.base.ClusteringAlgorithm`
 subclass and add one line to ``ALGORITHMS``. The class is imported on first use
-(:func:`algorithm`), so listing the names loads neither numpy nor torch, scikit-learn, tslearn,
+(:func:`algorithm`), so listing the names loads neither numpy nor TensorFlow, scikit-learn, tslearn,
 minisom or numba. Fitting is ``meterflow.clustering.fit.fit_clustering``.
 """
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 from matplotlib.figure import Figure
 
-from meterflow.forecasting.lstm import TrainingHistory
+from meterflow.forecasting.training import TrainingHistory
 
 
 def training_curves(history: TrainingHistory, model: str) -> Figure:

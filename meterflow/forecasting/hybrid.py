@@ -11,15 +11,15 @@ the share of the neighbours placed in the cell. The meter itself is not on its g
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 
+import keras
 import numpy as np
 import pandas as pd
-import torch
-from torch import nn
 
 from meterflow.errors import SchemaError
-from meterflow.forecasting.lstm import LSTMEncoder
+from meterflow.forecasting.lstm import WINDOW_INPUT, lstm_stack
 
 log = logging.getLogger(__name__)
 
@@ -98,8 +98,9 @@ def build_layout(
 
 
 def grids_from_recent(layout: SpatialLayout, targets: np.ndarray, recent: np.ndarray) -> np.ndarray:
-    """Grids ``(B, L + 1, G, G)`` float32 of meters ``targets`` (layout positions, -1 = no
-    grid) from their neighbours' recent scaled readings ``recent (B, K, L)`` (NaN = absent)."""
+    """Grids ``(B, G, G, L + 1)`` float32 (channels last) of meters ``targets`` (layout
+    positions, -1 = no grid) from their neighbours' recent scaled readings ``recent (B, K, L)``
+    (NaN = absent)."""
     b, k, lags = recent.shape
     g2 = layout.grid_size**2
     total = np.zeros((b, lags, g2), dtype=np.float64)
@@ -117,7 +118,8 @@ def grids_from_recent(layout: SpatialLayout, targets: np.ndarray, recent: np.nda
         mean = np.where(count > 0, total / count, 0.0)
     occ = np.where((targets >= 0)[:, None], layout.occupancy[tgt], 0.0)
     grid = np.concatenate([mean, occ[:, None, :]], axis=1).astype(np.float32)
-    return grid.reshape(b, lags + 1, layout.grid_size, layout.grid_size)
+    grid = grid.reshape(b, lags + 1, layout.grid_size, layout.grid_size)
+    return np.ascontiguousarray(grid.transpose(0, 2, 3, 1))
 
 
 def recent_from_wide(
@@ -152,38 +154,29 @@ def recent_from_batch(
     return np.where((nb_rows >= 0)[:, :, None], vals, np.nan)
 
 
-class HybridForecaster(nn.Module):
-    """``(x (B, seq, F), grid (B, C, G, G)) -> (B,)``: LSTM encoder + CNN, concatenated."""
+GRID_INPUT = "grid"
 
-    def __init__(
-        self,
-        n_features: int,
-        hidden_size: int,
-        num_layers: int,
-        dropout: float,
-        grid_channels: int,
-        grid_size: int,
-        conv_channels: int = 16,
-        spatial_size: int = 32,
-    ):
-        super().__init__()
-        self.encoder = LSTMEncoder(n_features, hidden_size, num_layers, dropout)
-        self.cnn = nn.Sequential(
-            nn.Conv2d(grid_channels, conv_channels, 3, padding=1),
-            nn.ReLU(),
-            nn.Conv2d(conv_channels, conv_channels, 3, padding=1),
-            nn.ReLU(),
-            nn.Flatten(),
-            nn.Linear(conv_channels * grid_size * grid_size, spatial_size),
-            nn.ReLU(),
-        )
-        self.head = nn.Sequential(
-            nn.Linear(hidden_size + spatial_size, hidden_size),
-            nn.ReLU(),
-            nn.Dropout(dropout),
-            nn.Linear(hidden_size, 1),
-        )
 
-    def forward(self, x: torch.Tensor, grid: torch.Tensor) -> torch.Tensor:
-        both = torch.cat([self.encoder(x), self.cnn(grid)], dim=1)
-        return self.head(both).squeeze(-1)
+def build_hybrid(
+    seq_length: int,
+    n_features: int,
+    units: Sequence[int],
+    dropout: float,
+    *,
+    grid_size: int,
+    grid_channels: int,
+    conv_channels: int = 16,
+    spatial_size: int = 32,
+) -> keras.Model:
+    """A fresh hybrid forecaster: ``(window (B, seq, F), grid (B, G, G, C)) -> (B, 1)``, an LSTM
+    branch and a Conv2D branch (channels last) concatenated into a dense head."""
+    window = keras.Input(shape=(seq_length, n_features), name=WINDOW_INPUT)
+    grid = keras.Input(shape=(grid_size, grid_size, grid_channels), name=GRID_INPUT)
+    spatial = grid
+    for _ in range(2):
+        spatial = keras.layers.Conv2D(conv_channels, 3, padding="same", activation="relu")(spatial)
+    spatial = keras.layers.Dense(spatial_size, activation="relu")(keras.layers.Flatten()(spatial))
+    both = keras.layers.Concatenate()([lstm_stack(window, units, dropout), spatial])
+    head = keras.layers.Dense(units[-1], activation="relu")(both)
+    out = keras.layers.Dense(1)(keras.layers.Dropout(dropout)(head))
+    return keras.Model([window, grid], out, name="hybrid_forecaster")

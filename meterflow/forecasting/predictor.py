@@ -27,19 +27,18 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import torch
-from torch import nn
 
 from meterflow.errors import SchemaError
 from meterflow.forecasting.hybrid import (
-    HybridForecaster,
     SpatialLayout,
+    build_hybrid,
     grids_from_recent,
     recent_from_batch,
 )
-from meterflow.forecasting.lstm import LSTMForecaster, predict_batches, torch_threads
+from meterflow.forecasting.lstm import build_lstm
 from meterflow.forecasting.series import SCALE_FLOOR_WH, MeterScaler, calendar_index
 from meterflow.forecasting.settings import ForecastSettings
+from meterflow.forecasting.training import predict_batches, prepare_keras
 from meterflow.forecasting.windows import model_inputs
 from meterflow.schemas import MINUTES_PER_DAY
 
@@ -52,31 +51,25 @@ def lag_columns(seq_length: int) -> list[str]:
     return [f"lag_{j:0{width}d}" for j in range(seq_length)]
 
 
-def build_network(settings: ForecastSettings) -> nn.Module:
-    """A fresh (untrained) network for ``settings``."""
+def build_network(settings: ForecastSettings) -> Any:
+    """A fresh (untrained) Keras network for ``settings``."""
+    shape = (settings.seq_length, settings.n_features, settings.units, settings.dropout)
     if settings.model == "hybrid":
-        return HybridForecaster(
-            settings.n_features,
-            settings.hidden_size,
-            settings.num_layers,
-            settings.dropout,
-            grid_channels=settings.spatial_lags + 1,
-            grid_size=settings.grid_size,
+        return build_hybrid(
+            *shape, grid_size=settings.grid_size, grid_channels=settings.spatial_lags + 1
         )
-    return LSTMForecaster(
-        settings.n_features, settings.hidden_size, settings.num_layers, settings.dropout
-    )
+    return build_lstm(*shape)
 
 
 class ForecastPredictor:
-    """Trained forecaster; ``predict(df)`` returns Wh. Pickles without torch modules (weights
+    """Trained forecaster; ``predict(df)`` returns Wh. Pickles without Keras objects (weights
     are stored as numpy arrays and the network is rebuilt on first use)."""
 
     def __init__(
         self,
         settings: ForecastSettings,
         scaler: MeterScaler,
-        state: dict[str, np.ndarray],
+        weights: list[np.ndarray],
         resolution_min: int,
         layout: SpatialLayout | None = None,
         example: pd.DataFrame | None = None,
@@ -85,11 +78,11 @@ class ForecastPredictor:
             raise ValueError("the hybrid predictor needs a spatial layout")
         self.settings = settings
         self.scaler = scaler
-        self.state = {k: np.asarray(v) for k, v in state.items()}
+        self.weights = [np.asarray(w) for w in weights]
         self.resolution_min = resolution_min
         self.layout = layout
         self.example = example
-        self._net: nn.Module | None = None
+        self._net: Any = None
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
@@ -109,12 +102,12 @@ class ForecastPredictor:
         return self.settings.time_features or self.settings.model == "hybrid"
 
     @property
-    def network(self) -> nn.Module:
-        """The torch network with the trained weights (built once per process)."""
+    def network(self) -> Any:
+        """The Keras network with the trained weights (built once per process)."""
         if self._net is None:
+            prepare_keras(self.settings.threads, self.settings.seed)
             net = build_network(self.settings)
-            net.load_state_dict({k: torch.from_numpy(v.copy()) for k, v in self.state.items()})
-            net.eval()
+            net.set_weights(self.weights)
             self._net = net
         return self._net
 
@@ -126,39 +119,40 @@ class ForecastPredictor:
 
     def predict(self, df: pd.DataFrame) -> pd.DataFrame:
         """Forecasts in Wh per slot for the windows in ``df`` (see the module docstring)."""
-        windows_wh = self._read_windows(df)
-        meter_ids = df["meter_id"].astype(str).to_numpy(dtype=object)
-        mean, scale = self._scaling(meter_ids, windows_wh)
-        scaled = (windows_wh - mean[:, None]) / scale[:, None]
-        last_index = None
-        ends = None
-        if self.needs_window_end:
-            ends = self._window_ends(df)
-            last_index = calendar_index(ends, self.resolution_min)
-        inputs = [
-            model_inputs(
-                np.nan_to_num(scaled, nan=0.0),
-                last_index,
-                self.settings.horizon,
-                self.slots_per_day,
-                self.settings.time_features,
-            )
-        ]
-        if self.settings.model == "hybrid":
-            assert self.layout is not None and ends is not None
-            targets = self.layout.index_of(meter_ids)
-            groups = pd.factorize(ends)[0].astype(np.int64)
-            recent = recent_from_batch(
-                self.layout, targets, groups, scaled, self.settings.spatial_lags
-            )
-            inputs.append(grids_from_recent(self.layout, targets, recent))
-        with torch_threads(self.settings.num_threads):
-            pred = predict_batches(self.network, inputs).astype(np.float64)
+        inputs, mean, scale, ends = self.network_inputs(df)
+        pred = predict_batches(self.network, inputs).astype(np.float64)
         out = pd.DataFrame({"prediction": pred * scale + mean}, index=df.index)
         if ends is not None:
             step = np.timedelta64(self.resolution_min * self.settings.horizon, "m")
             out["target_time"] = ends + step
         return out
+
+    def network_example(self) -> list[np.ndarray]:
+        """The Keras network's inputs for the input example (for its logged signature)."""
+        return self.network_inputs(self.input_example())[0]
+
+    def network_inputs(
+        self, df: pd.DataFrame
+    ) -> tuple[list[np.ndarray], np.ndarray, np.ndarray, np.ndarray | None]:
+        """Network inputs of the rows of ``df``, their scaling (mean, scale) and window ends."""
+        windows_wh = self._read_windows(df)
+        meter_ids = df["meter_id"].astype(str).to_numpy(dtype=object)
+        mean, scale = self._scaling(meter_ids, windows_wh)
+        scaled = (windows_wh - mean[:, None]) / scale[:, None]
+        last_index, ends = None, None
+        if self.needs_window_end:
+            ends = self._window_ends(df)
+            last_index = calendar_index(ends, self.resolution_min)
+        cfg = self.settings
+        x = np.nan_to_num(scaled, nan=0.0)
+        inputs = [model_inputs(x, last_index, cfg.horizon, self.slots_per_day, cfg.time_features)]
+        if cfg.model == "hybrid":
+            assert self.layout is not None and ends is not None
+            targets = self.layout.index_of(meter_ids)
+            groups = pd.factorize(ends)[0].astype(np.int64)
+            recent = recent_from_batch(self.layout, targets, groups, scaled, cfg.spatial_lags)
+            inputs.append(grids_from_recent(self.layout, targets, recent))
+        return inputs, mean, scale, ends
 
     def row_scaling(self, df: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
         """Mean and scale (Wh per slot) used for each row of ``df``."""

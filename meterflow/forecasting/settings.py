@@ -32,8 +32,7 @@ class ForecastSettings:
     test_padding: Literal["history", "zeros"] = "history"
     min_history: int = 2
     time_features: bool = True  # calendar of the target (day, week, weekend) as input channels
-    hidden_size: int = defaults.HIDDEN_SIZE
-    num_layers: int = 2
+    units: tuple[int, ...] = defaults.LSTM_UNITS  # LSTM units per layer, first layer first
     dropout: float = 0.1
     learning_rate: float = 3e-3
     batch_size: int = 256
@@ -49,7 +48,7 @@ class ForecastSettings:
     mape_floor_frac: float = 0.05  # MAPE skips actuals below this share of the meter's mean |y|
     climatology: bool = True  # also evaluate the per-slot climatology baseline
     seed: int = defaults.SEED
-    num_threads: int | None = 1  # torch threads while training/predicting; None = as is
+    threads: int = defaults.THREADS  # TensorFlow CPU threads (set once per process)
 
     def __post_init__(self) -> None:
         if self.model not in MODELS:
@@ -59,8 +58,7 @@ class ForecastSettings:
         positive = {
             "seq_length": self.seq_length,
             "horizon": self.horizon,
-            "hidden_size": self.hidden_size,
-            "num_layers": self.num_layers,
+            "threads": self.threads,
             "batch_size": self.batch_size,
             "epochs": self.epochs,
             "patience": self.patience,
@@ -91,8 +89,8 @@ class ForecastSettings:
             raise ConfigError(f"learning_rate must be > 0, got {self.learning_rate}")
         if not 0 <= self.mape_floor_frac < 1:
             raise ConfigError(f"mape_floor_frac must be in [0, 1), got {self.mape_floor_frac}")
-        if self.num_threads is not None and self.num_threads < 1:
-            raise ConfigError(f"num_threads must be >= 1, got {self.num_threads}")
+        if not self.units or any(int(u) != u or u < 1 for u in self.units):
+            raise ConfigError(f"units must be positive integers, got {self.units!r}")
 
     @property
     def n_features(self) -> int:

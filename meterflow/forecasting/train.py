@@ -9,13 +9,12 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
-import torch
 from matplotlib.figure import Figure
 from sklearn.linear_model import LinearRegression
-from torch import nn
 
 from meterflow.errors import ConfigError, SchemaError
 from meterflow.forecasting import baselines, figures
@@ -24,12 +23,6 @@ from meterflow.forecasting.hybrid import (
     build_layout,
     grids_from_recent,
     recent_from_wide,
-)
-from meterflow.forecasting.lstm import (
-    TrainingHistory,
-    fit_network,
-    predict_batches,
-    torch_threads,
 )
 from meterflow.forecasting.metrics import forecast_metrics, skill
 from meterflow.forecasting.predictor import ForecastPredictor, build_network, lag_columns
@@ -44,6 +37,12 @@ from meterflow.forecasting.series import (
     fit_scaler,
 )
 from meterflow.forecasting.settings import ForecastSettings
+from meterflow.forecasting.training import (
+    TrainingHistory,
+    fit_network,
+    predict_batches,
+    prepare_keras,
+)
 from meterflow.forecasting.windows import gather_windows, label_positions, model_inputs
 
 log = logging.getLogger(__name__)
@@ -62,7 +61,7 @@ class FittedForecaster:
     usable: np.ndarray  # (n_meters,) meters with a training scaler
     layout: SpatialLayout | None
     wide: np.ndarray | None  # (n_meters, n_times) scaled values for the hybrid's grids
-    network: nn.Module
+    network: Any  # keras.Model
     history: TrainingHistory
     train_pos: np.ndarray
     val_pos: np.ndarray
@@ -133,7 +132,7 @@ def fit_forecaster(
     fleet: FleetSeries, meters: pd.DataFrame | None, cfg: ForecastSettings
 ) -> FittedForecaster:
     """Scale on the training split, sample training/validation windows, fit the network."""
-    torch.manual_seed(cfg.seed)
+    prepare_keras(cfg.threads, cfg.seed)
     rng = np.random.default_rng(cfg.seed)
     scaler = fit_scaler(fleet)
     usable = np.isfinite(scaler.mean)
@@ -175,7 +174,6 @@ def fit_forecaster(
         batch_size=cfg.batch_size,
         learning_rate=cfg.learning_rate,
         patience=cfg.patience,
-        seed=cfg.seed,
     )
     fitted.linear = baselines.fit_linear(train_windows, scaled[train_pos])
     return fitted
@@ -248,11 +246,10 @@ def make_predictor(
     fitted: FittedForecaster, example_pos: np.ndarray, example_first: np.ndarray
 ) -> ForecastPredictor:
     """The picklable predictor of a fitted forecaster."""
-    state = {k: v.detach().cpu().numpy().copy() for k, v in fitted.network.state_dict().items()}
     return ForecastPredictor(
         fitted.settings,
         fitted.scaler,
-        state,
+        [w.copy() for w in fitted.network.get_weights()],
         fitted.fleet.resolution_min,
         fitted.layout,
         _example_rows(fitted, example_pos, example_first),
@@ -330,18 +327,17 @@ def train_forecaster(
     counts and ``train_seconds``.
     """
     t_start = time.perf_counter()
-    with torch_threads(cfg.num_threads):
-        fleet = build_fleet(profiles, cfg.train_frac, cfg.val_frac)
-        fitted = fit_forecaster(fleet, meters, cfg)
-        first_all = fleet.history_start(np.arange(len(fleet.values)), cfg.test_padding)
-        test_pos, test_first = label_positions(
-            fleet, (TEST,), first_all, cfg.seq_length, cfg.horizon, cfg.min_history, fitted.usable
-        )
-        if len(test_pos) == 0:
-            raise SchemaError("forecasting input has no test window (test split too short)")
-        log.info("evaluating on %d test windows (%s padding)", len(test_pos), cfg.test_padding)
-        predictions, metrics, best = _evaluate(fitted, test_pos, test_first)
-        predictor = make_predictor(fitted, test_pos, test_first)
+    fleet = build_fleet(profiles, cfg.train_frac, cfg.val_frac)
+    fitted = fit_forecaster(fleet, meters, cfg)
+    first_all = fleet.history_start(np.arange(len(fleet.values)), cfg.test_padding)
+    test_pos, test_first = label_positions(
+        fleet, (TEST,), first_all, cfg.seq_length, cfg.horizon, cfg.min_history, fitted.usable
+    )
+    if len(test_pos) == 0:
+        raise SchemaError("forecasting input has no test window (test split too short)")
+    log.info("evaluating on %d test windows (%s padding)", len(test_pos), cfg.test_padding)
+    predictions, metrics, best = _evaluate(fitted, test_pos, test_first)
+    predictor = make_predictor(fitted, test_pos, test_first)
     history = fitted.history
     metrics.update(_run_figures(fitted, len(test_pos), t_start))
     log.info(

@@ -11,12 +11,16 @@ from __future__ import annotations
 import pickle
 import tempfile
 import warnings
+from collections.abc import Sequence
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 import mlflow
+import numpy as np
 import pandas as pd
+from mlflow.models import ModelSignature
+from mlflow.types.schema import Schema, TensorSpec
 
 import meterflow
 
@@ -29,7 +33,8 @@ _RUNTIME = (
     "scipy",
     "scikit-learn",
     "numba",
-    "torch",
+    "tensorflow-cpu",
+    "keras",
     "tslearn",
     "kmedoids",
     "minisom",
@@ -49,9 +54,9 @@ class PredictorModel(mlflow.pyfunc.PythonModel):
         return self.predictor.predict(model_input)
 
 
-def _requirements() -> list[str]:
+def _requirements(names: Sequence[str] = _RUNTIME) -> list[str]:
     reqs = []
-    for name in _RUNTIME:
+    for name in names:
         try:
             version = metadata.version(name)
         except metadata.PackageNotFoundError:
@@ -80,3 +85,29 @@ def log_predictor(predictor: Any, *, name: str) -> str:
                 metadata={"predictor": type(predictor).__name__},
             )
     return info.model_uri
+
+
+def log_keras_network(network: Any, example_inputs: Sequence[np.ndarray], *, name: str) -> str:
+    """Log a Keras network with MLflow's Keras flavor (which adds ``python_function``) and an
+    explicit tensor signature from ``example_inputs``; return its model URI. (MLflow 3.17's Keras
+    flavor fails with ``input_example``, hence the signature alone.)"""
+    outputs = np.asarray(network.predict_on_batch(_keras_inputs(example_inputs)))
+    specs = [
+        TensorSpec(np.dtype(np.float32), (-1, *a.shape[1:]), name=str(tensor.name))
+        for a, tensor in zip(example_inputs, network.inputs, strict=True)
+    ]
+    signature = ModelSignature(
+        inputs=Schema(specs),
+        outputs=Schema([TensorSpec(np.dtype(np.float32), (-1, *outputs.shape[1:]))]),
+    )
+    info = mlflow.keras.log_model(
+        network,
+        name=name,
+        signature=signature,
+        pip_requirements=_requirements(("tensorflow-cpu", "keras", "numpy")),
+    )
+    return info.model_uri
+
+
+def _keras_inputs(arrays: Sequence[np.ndarray]) -> np.ndarray | list[np.ndarray]:
+    return arrays[0] if len(arrays) == 1 else list(arrays)

@@ -39,7 +39,7 @@ log = logging.getLogger(__name__)
 
 def _options(opts: ClusteringOptions) -> dict[str, object]:
     """Algorithm settings from the step options (each algorithm ignores the others' keys)."""
-    out: dict[str, object] = {"epochs": opts.epochs}
+    out: dict[str, object] = {"epochs": opts.epochs, "threads": opts.threads}
     if opts.linkage:
         out["linkage"] = opts.linkage
     if opts.som_grid:
@@ -198,6 +198,8 @@ def run_clustering(opts: ClusteringOptions, env: Environment) -> str:
         truth_name = _truth(data.profiles, data.meters)[1]
         run.set_tags({"clustering.center_kind": result.center_kind, "clustering.truth": truth_name})
         _log_outputs(run, data, X[fit_rows], labels, fit_rows, result, k_table)
+        if result.network is not None:  # the LSTM autoencoder's encoder (Keras flavor)
+            run.log_keras(result.network, [result.network_example])
         run.log_model(result.assigner)
         shown = ", ".join(f"{k}={metrics[k]:.3g}" for k in SUMMARY_METRICS if k in metrics)
         log.info("clustering: k=%d, %s", len(result.centers), shown)

@@ -5,7 +5,7 @@ chronological test split against persistence, seasonal-naive, linear and climato
 from __future__ import annotations
 
 from meterflow import tracking
-from meterflow.config import AnomalyOptions, Environment, ForecastingOptions
+from meterflow.config import AnomalyOptions, Environment, ForecastingOptions, lstm_units
 from meterflow.forecasting.settings import ForecastSettings
 from meterflow.forecasting.train import train_forecaster
 from meterflow.schemas import Table
@@ -26,8 +26,9 @@ def forecast_settings(
         seq_length=opts.seq_length,
         horizon=opts.horizon,
         epochs=opts.epochs,
-        hidden_size=opts.hidden_size,
+        units=lstm_units(opts.units),
         max_train_windows=opts.max_train_windows,
+        threads=opts.threads,
         seed=opts.seed,
         **fixed,
     )

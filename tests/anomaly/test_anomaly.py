@@ -69,7 +69,7 @@ FAST = dict(
     learning_rate=1e-2,
     max_train_windows=2000,
     max_val_windows=1000,
-    num_threads=1,
+    threads=1,
 )
 TEST_FROM_DAY = 48  # 60 days at 0.7/0.1/0.2: the test split starts on day 48
 

@@ -68,7 +68,7 @@ LOADER = textwrap.dedent(
             "frame": assigner.predict(frame).tolist(),
             "example": assigner.predict(assigner.input_example()).tolist(),
         }
-    loaded = sorted(m for m in ("mlflow", "torch", "tslearn") if m in sys.modules)
+    loaded = sorted(m for m in ("mlflow", "tensorflow", "keras", "tslearn") if m in sys.modules)
     print(json.dumps({"labels": out, "loaded": loaded}))
     """
 )

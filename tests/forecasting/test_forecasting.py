@@ -74,7 +74,7 @@ FAST = dict(
     learning_rate=1e-2,
     max_train_windows=2000,
     max_val_windows=1000,
-    num_threads=1,
+    threads=1,
 )
 
 
@@ -280,10 +280,10 @@ def test_settings_reject_bad_values():
         ForecastSettings(min_history=0)
 
 
-def test_settings_and_model_names_import_without_torch():
+def test_settings_and_model_names_import_without_tensorflow():
     code = (
         "import sys; from meterflow.forecasting.settings import MODELS; "
-        "print(MODELS, [m for m in ('torch', 'sklearn') if m in sys.modules])"
+        "print(MODELS, [m for m in ('tensorflow', 'keras', 'sklearn') if m in sys.modules])"
     )
     out = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
@@ -419,7 +419,7 @@ def test_hybrid_grid_is_built_from_neighbours():
     assert divmod(int(c_cell), 5) == (0, 2)  # top row (north), middle column
     wide = np.array([[0.0] * 4, [1.0, 2.0, 3.0, 4.0], [-1.0] * 4, [9.0] * 4], dtype=np.float32)
     recent = recent_from_wide(layout, wide, np.array([0]), np.array([3]), 2)
-    grid = grids_from_recent(layout, np.array([0]), recent)
+    grid = grids_from_recent(layout, np.array([0]), recent).transpose(0, 3, 1, 2)  # channels
     assert grid.shape == (1, 3, 5, 5)
     np.testing.assert_array_equal(grid[0, :2, 2, 4], [3.0, 4.0])  # B's last two readings
     np.testing.assert_array_equal(grid[0, :2, 0, 2], [-1.0, -1.0])  # C
@@ -430,7 +430,7 @@ def test_hybrid_grid_is_built_from_neighbours():
     again = grids_from_recent(
         layout, np.array([0]), recent_from_wide(layout, wide_far, np.array([0]), np.array([3]), 2)
     )
-    np.testing.assert_array_equal(grid, again)
+    np.testing.assert_array_equal(grid, again.transpose(0, 3, 1, 2))
 
 
 def test_hybrid_trains_and_uses_neighbours_at_prediction(hybrid_result, fleet_tables):

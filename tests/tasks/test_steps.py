@@ -291,6 +291,7 @@ def test_hybrid_forecaster_against_baselines(env, chain):
         assert np.isfinite(m[name]) and m[name] >= 0, name
     predictions = tracking.load_table(run_id, "test_predictions")
     assert len(predictions) == m["n_test_windows"]
+    assert_keras_network_is_the_models(run_id)
 
 
 def test_anomaly_step_scores_labels(env, chain):
@@ -304,6 +305,30 @@ def test_anomaly_step_scores_labels(env, chain):
     assert m["auc_roc"] > 0.5
     scores = tracking.load_table(run_id, "scores")
     assert scores["label"].fillna(False).astype(bool).any()
+    assert_keras_network_is_the_models(run_id)
+
+
+def assert_keras_network_is_the_models(run_id: str) -> None:
+    """The run's ``network`` is logged with the Keras flavor (plus python_function) and, reloaded,
+    predicts what the network inside the project's pyfunc ``model`` predicts."""
+    from mlflow.models import Model
+
+    uri = f"runs:/{run_id}/network"
+    assert set(Model.load(uri).flavors) == {"keras", "python_function"}
+    predictor = mlflow.pyfunc.load_model(f"runs:/{run_id}/model").unwrap_python_model().predictor
+    inputs = predictor.network_example()
+    x = inputs[0] if len(inputs) == 1 else inputs
+    reloaded = mlflow.keras.load_model(uri).predict_on_batch(x)
+    np.testing.assert_allclose(reloaded, predictor.network.predict_on_batch(x), rtol=1e-6)
+
+
+def test_autoencoder_encoder_is_logged_with_the_keras_flavor(clustered):
+    from mlflow.models import Model
+
+    uri = f"runs:/{clustered[('lstm_autoencoder', 'euclidean')]}/network"
+    assert set(Model.load(uri).flavors) == {"keras", "python_function"}
+    encoder = mlflow.keras.load_model(uri)
+    assert encoder.output_shape[-1] == 8  # the latent codes k-means clusters
 
 
 def test_bad_label_file_names_file_and_row(env, chain, tmp_path: Path):
