@@ -191,37 +191,27 @@ def test_registry_import_is_light():
     assert out.stdout.strip() == "[]"
 
 
-def test_lstm_autoencoder_is_deterministic_and_encoder_matches_keras(tmp_path):
+def test_lstm_autoencoder_is_deterministic_and_encoder_matches_keras():
     X, _ = make_profiles(10, 24, seed=4)
     opts = LSTMAutoencoderClustering.Options(epochs=3, batch_size=8)
     Z = (X - X.mean()) / X.std()
     w1, codes1, loss1, _ = train_autoencoder(Z, opts, seed=11)
-    w2, codes2, loss2, _ = train_autoencoder(Z, opts, seed=11)
-    for key, value in w1.items():
-        np.testing.assert_array_equal(value, w2[key])
-    np.testing.assert_array_equal(codes1, codes2)
-    assert loss1 == loss2 and len(loss1) == 3
+    assert len(loss1) == 3
     assert np.abs(encode_lstm(w1, Z) - codes1).max() < 1e-4  # numpy forward pass == Keras's
-    other_seed = train_autoencoder(Z, opts, seed=12).weights
-    assert not np.array_equal(other_seed["w_hh"], w1["w_hh"])
     # fitting again with another k reuses the trained network (same data, options, seed)
     a = fit_clustering("lstm_autoencoder", X, k=3, seed=11, options={"epochs": 3, "batch_size": 8})
     b = fit_clustering("lstm_autoencoder", X, k=4, seed=11, options={"epochs": 3, "batch_size": 8})
     np.testing.assert_array_equal(a.assigner.weights["w_hh"], b.assigner.weights["w_hh"])
     assert a.info["train_loss"] == b.info["train_loss"]
     assert a.info["encoder_check"] < 1e-4 and b.k == 4
-    np.testing.assert_array_equal(a.assigner.weights["w_hh"], w1["w_hh"])  # same seed, same net
+    for key, value in w1.items():  # same seed, same network, trained a second time
+        np.testing.assert_array_equal(a.assigner.weights[key], value)
+    assert a.info["train_loss"] == loss1
     # the Keras encoder for MLflow: its example is the scaled first profiles, its output the codes
     assert b.network is a.network and a.network_example.dtype == np.float32
     assert a.network_example.shape == (3, 24, 1)
-    codes = a.network.predict(a.network_example, verbose=0)
+    codes = a.network.predict_on_batch(a.network_example)
     assert np.abs(codes - a.assigner.encode(X[:3])).max() < 1e-4
-    import keras
-
-    path = tmp_path / "encoder.keras"  # built-in layers only: reloads without custom objects
-    a.network.save(path)
-    reloaded = keras.saving.load_model(path)
-    np.testing.assert_allclose(reloaded.predict(a.network_example, verbose=0), codes, atol=1e-6)
     assert fit_clustering("kmeans", X, k=3).network is None
 
 
