@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import json
 import pickle
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -31,6 +31,7 @@ from meterflow.forecasting.windows import (
     streaming_windows,
 )
 from meterflow.schemas import slot_columns
+from tests.conftest import REPO
 
 SPD = 24
 
@@ -320,22 +321,13 @@ def test_lstm_beats_persistence_and_reports_metrics(lstm_result):
 DETERMINISM = {**FAST, "epochs": 2, "max_train_windows": 500}
 
 
-def test_training_is_deterministic_across_processes(fleet_tables):
+def test_training_is_deterministic_across_processes(fleet_tables, fresh_process):
     """Fixed seeds: the same predictions in a fresh process (Keras seeds and deterministic
     TensorFlow ops; the fresh process also rules out state carried over in this one)."""
     profiles, meters = fleet_tables
     cfg = ForecastSettings(**DETERMINISM)
-    a = train_forecaster(profiles, meters, cfg).predictions["prediction"].to_numpy()
-    code = (
-        "import json; from tests.forecasting.test_forecasting import DETERMINISM, "
-        "synthetic_fleet; from meterflow.forecasting import ForecastSettings, train_forecaster; "
-        "p, m = synthetic_fleet(); r = train_forecaster(p, m, ForecastSettings(**DETERMINISM)); "
-        "print(json.dumps(r.predictions['prediction'].tolist()))"
-    )
-    out = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=300
-    )
-    np.testing.assert_array_equal(a, json.loads(out.stdout.strip().splitlines()[-1]))
+    here = train_forecaster(profiles, meters, cfg).predictions["prediction"].to_numpy()
+    np.testing.assert_array_equal(here, np.load(fresh_process / "trained_out.npy"))
 
 
 def test_zero_padding_mode_predicts_after_two_readings(fleet_tables):
@@ -385,33 +377,46 @@ def test_predictor_rejects_bad_windows(lstm_result):
     assert np.isfinite(lstm_result.predictor.predict(padded)["prediction"]).all()
 
 
-def test_predictors_pickle_into_a_fresh_process(lstm_result, hybrid_result, tmp_path):
-    expected = {}
+@pytest.fixture(scope="module")
+def fresh_process(lstm_result, hybrid_result, tmp_path_factory) -> Path:
+    """One fresh process (TensorFlow imported once) that unpickles the trained predictors and
+    predicts their examples, and trains ``DETERMINISM`` from scratch; its outputs, in a folder."""
+    folder = tmp_path_factory.mktemp("fresh")
     for name, result in (("lstm", lstm_result), ("hybrid", hybrid_result)):
-        example = result.predictor.input_example()
-        expected[name] = result.predictor.predict(example)["prediction"].to_numpy()
-        (tmp_path / f"{name}.pkl").write_bytes(pickle.dumps(result.predictor))
-        example.to_pickle(tmp_path / f"{name}_example.pkl")
-    script = tmp_path / "fresh.py"
+        (folder / f"{name}.pkl").write_bytes(pickle.dumps(result.predictor))
+        result.predictor.input_example().to_pickle(folder / f"{name}_example.pkl")
+    script = folder / "fresh.py"
     script.write_text(
         textwrap.dedent(
             f"""
-            import pickle, numpy as np, pandas as pd
+            import pickle, sys, numpy as np, pandas as pd
+            sys.path.insert(0, {str(REPO)!r})
+            from meterflow.forecasting import ForecastSettings, train_forecaster
+            from tests.forecasting.test_forecasting import DETERMINISM, synthetic_fleet
+            folder = {str(folder)!r}
             for name in ("lstm", "hybrid"):
-                with open({str(tmp_path)!r} + f"/{{name}}.pkl", "rb") as fh:
+                with open(f"{{folder}}/{{name}}.pkl", "rb") as fh:
                     predictor = pickle.load(fh)
-                example = pd.read_pickle({str(tmp_path)!r} + f"/{{name}}_example.pkl")
+                example = pd.read_pickle(f"{{folder}}/{{name}}_example.pkl")
                 out = predictor.predict(example)["prediction"].to_numpy()
-                np.save({str(tmp_path)!r} + f"/{{name}}_out.npy", out)
+                np.save(f"{{folder}}/{{name}}_out.npy", out)
+            profiles, meters = synthetic_fleet()
+            result = train_forecaster(profiles, meters, ForecastSettings(**DETERMINISM))
+            np.save(f"{{folder}}/trained_out.npy", result.predictions["prediction"].to_numpy())
             """
         )
     )
     proc = subprocess.run(
-        [sys.executable, str(script)], capture_output=True, text=True, timeout=120
+        [sys.executable, str(script)], capture_output=True, text=True, timeout=300, cwd=REPO
     )
-    assert proc.returncode == 0, proc.stderr
-    for name, values in expected.items():
-        np.testing.assert_array_equal(np.load(tmp_path / f"{name}_out.npy"), values)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    return folder
+
+
+def test_predictors_pickle_into_a_fresh_process(lstm_result, hybrid_result, fresh_process):
+    for name, result in (("lstm", lstm_result), ("hybrid", hybrid_result)):
+        expected = result.predictor.predict(result.predictor.input_example())["prediction"]
+        np.testing.assert_array_equal(np.load(fresh_process / f"{name}_out.npy"), expected)
 
 
 # --- hybrid --------------------------------------------------------------------------------
