@@ -9,10 +9,14 @@ export MLFLOW_EXPERIMENT_NAME ?= meterflow
 # `make demo ARGS="-P model=kmedoids -P distance_metric=dtw"` passes options to the pipeline.
 ARGS ?=
 
-.PHONY: demo test lint ui results benchmarks
+.PHONY: demo retrain test lint ui results benchmarks
 
 demo: $(STAMP)
 	mlflow run . --env-manager local --experiment-name $(MLFLOW_EXPERIMENT_NAME) $(ARGS)
+
+# the nightly run: new data, changed steps, promotion (see README "Nightly operation")
+retrain: $(STAMP)
+	mlflow run . -e retrain --env-manager local --experiment-name $(MLFLOW_EXPERIMENT_NAME) $(ARGS)
 
 test: $(STAMP)
 	python -m pytest $(ARGS)

@@ -31,6 +31,8 @@ from meterflow.sources import formats
 
 DEFAULT_DATA_DIR = "data"
 DEFAULT_EXPERIMENT = "meterflow"
+DEFAULT_REGISTRY_PREFIX = "meterflow"
+DEFAULT_TRACKING_TIMEOUT_S = 120
 
 
 class Environment(BaseModel):
@@ -44,6 +46,8 @@ class Environment(BaseModel):
     mongo_database: str
     experiment: str
     tracking_uri: str | None = None  # None: sqlite:///mlflow.db in the working folder
+    registry_prefix: str = DEFAULT_REGISTRY_PREFIX  # registered models <prefix>-<step>
+    tracking_timeout_s: int = DEFAULT_TRACKING_TIMEOUT_S  # an unreachable server fails a call
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Environment:
@@ -57,6 +61,9 @@ class Environment(BaseModel):
             mongo_database=env.get("METERFLOW_MONGO_DB") or formats.MONGO_DATABASE,
             experiment=env.get("MLFLOW_EXPERIMENT_NAME") or DEFAULT_EXPERIMENT,
             tracking_uri=env.get("MLFLOW_TRACKING_URI") or None,
+            registry_prefix=env.get("METERFLOW_REGISTRY_PREFIX") or DEFAULT_REGISTRY_PREFIX,
+            tracking_timeout_s=env.get("METERFLOW_TRACKING_TIMEOUT_S")
+            or DEFAULT_TRACKING_TIMEOUT_S,
         )
 
     def with_mongodb_uri(self, uri: str) -> Environment:
@@ -444,6 +451,18 @@ class PipelineOptions(Options):
     prosumers: Prosumers
     forecast_model: ForecastModel
     epochs: Epochs
+    promote: bool = Field(
+        True, description="register new models; champion only when better on held-out rows"
+    )
+    promotion_margin: float = Field(
+        0.01, ge=0, description="relative improvement a new model needs to become champion"
+    )
+
+
+class RetrainOptions(PipelineOptions):
+    """The nightly run: load new data, rerun what changed, promote only better models."""
+
+    demo: bool = Field(False, description="build the demo fleet into the local stores if missing")
 
 
 def choices(model: type[BaseModel], name: str) -> tuple[str, ...]:

@@ -25,6 +25,9 @@ ENTRY_POINTS: dict[str, EntryPoint] = {
     "main": EntryPoint(
         "pipeline.py", config.PipelineOptions, "meterflow.tasks.pipeline:run_pipeline"
     ),
+    "retrain": EntryPoint(
+        "retrain.py", config.RetrainOptions, "meterflow.tasks.pipeline:run_pipeline"
+    ),
     "load_newmongo": EntryPoint(
         "load_newmongo.py", config.LoadNewMongoOptions, "meterflow.tasks.newmongo:run_load_newmongo"
     ),

@@ -10,10 +10,12 @@ MLflow is reached only through ``meterflow.tracking``.
 
 from __future__ import annotations
 
+import ctypes
 import hashlib
 import logging
 import os
 import shlex
+import signal
 import subprocess
 import sys
 from collections.abc import Mapping
@@ -29,6 +31,7 @@ log = logging.getLogger(__name__)
 
 CODE_GLOBS = ("meterflow/**/*.py", "steps/*.py", "*.py", "MLproject")
 TAG_CODE_VERSION = "meterflow.code_version"
+PR_SET_PDEATHSIG = 1  # prctl option (linux/prctl.h)
 # Variables a child must not inherit: the child's run and experiment are passed explicitly.
 _RUN_VARIABLES = ("MLFLOW_RUN_ID", "MLFLOW_EXPERIMENT_ID", "MLFLOW_EXPERIMENT_NAME")
 # Options that make a child run's name tell it apart from its siblings in the MLflow UI.
@@ -38,6 +41,13 @@ _NAME_OPTIONS = {
     "forecasting": ("model", "horizon"),
     "anomaly": ("horizon",),
 }
+
+
+def _die_with_parent() -> None:
+    """In a child step's process: receive SIGTERM when the pipeline dies, also by SIGKILL
+    (Linux ``PR_SET_PDEATHSIG``), so no step runs on for a pipeline that is gone."""
+    if sys.platform.startswith("linux"):
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 def code_version(project_dir: Path) -> str:
@@ -126,7 +136,9 @@ class StepRunner:
         command = [sys.executable, script, *command_args(options)]
         env = self._environment(run_id, experiment_id)
         log.info("%s: run %s started", entry_point, run_id)
-        returncode = subprocess.call(command, cwd=self.project_dir, env=env)
+        returncode = subprocess.call(
+            command, cwd=self.project_dir, env=env, preexec_fn=_die_with_parent
+        )
         if returncode != 0:
             tracking.mark_failed(run_id)
             raise MeterflowError(f"step {entry_point} failed (run {run_id}); see its log above")

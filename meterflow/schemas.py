@@ -231,6 +231,8 @@ class Table(StrEnum):
     TEST_PREDICTIONS = "test_predictions"
     SCORES = "scores"
     EVENTS = "events"
+    HOLDOUT = "holdout"
+    PROMOTION = "promotion"
 
 
 # Every table a run logs (``tables/<name>.parquet``), by name, with the check it must pass when it
@@ -264,6 +266,10 @@ TABLES: dict[Table, Callable[..., pd.DataFrame]] = {
     Table.K_SELECTION: _columns("k_selection", "k").validate,
     # forecasting runs
     Table.TEST_PREDICTIONS: _columns("test_predictions", "meter_id").validate,
+    # model runs: held-out rows any later model is scored on (``meterflow.promotion``)
+    Table.HOLDOUT: _columns("holdout").validate,
+    # pipeline runs
+    Table.PROMOTION: _columns("promotion", "step", "metric", "promote", "reason").validate,
     # anomaly runs
     Table.SCORES: _columns("scores", "meter_id", "timestamp", "score", "flagged").validate,
     Table.EVENTS: _columns("events", "meter_id", "start", "end", "peak_score").validate,

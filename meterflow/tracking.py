@@ -53,6 +53,7 @@ TAG_VERSION = "meterflow.version"
 
 
 _project_experiment = DEFAULT_EXPERIMENT_NAME = "meterflow"
+_registry_prefix = "meterflow"
 
 
 def configure(env: Environment) -> None:
@@ -61,11 +62,26 @@ def configure(env: Environment) -> None:
     Under ``mlflow run`` (or a pipeline child) the run and its experiment already exist and are
     resumed instead.
     """
-    global _project_experiment
+    global _project_experiment, _registry_prefix
+    _bound_http_calls(env.tracking_timeout_s)
     mlflow.set_tracking_uri(env.tracking_uri or DEFAULT_TRACKING_URI)
     _project_experiment = env.experiment
+    _registry_prefix = env.registry_prefix
     if not os.environ.get("MLFLOW_RUN_ID") and not os.environ.get("MLFLOW_EXPERIMENT_ID"):
         mlflow.set_experiment(env.experiment)
+
+
+HTTP_RETRIES = 3
+
+
+def _bound_http_calls(timeout_s: int) -> None:
+    """Make a call to an unreachable tracking server fail within about ``timeout_s`` (MLflow's
+    defaults retry for up to ~14 minutes): per-request timeout and retries with a short backoff.
+    MLflow's own ``MLFLOW_HTTP_REQUEST_*`` variables, when set, win; children inherit these."""
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", str(HTTP_RETRIES))
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "1")
+    per_request = max(1, timeout_s // (HTTP_RETRIES + 1))
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", str(per_request))
 
 
 def tracking_uri() -> str:
@@ -279,6 +295,23 @@ def run_status(run_id: str) -> str:
     return MlflowClient().get_run(run_id).info.status
 
 
+def mark_killed(run_id: str, *, reason: str) -> int:
+    """End ``run_id`` and its child runs that are still RUNNING as KILLED, with ``reason``;
+    return how many were ended."""
+    client = MlflowClient()
+    run = client.get_run(run_id)
+    children = client.search_runs(
+        [run.info.experiment_id], filter_string=f"tags.`{MLFLOW_PARENT_RUN_ID}` = '{run_id}'"
+    )
+    ended = 0
+    for found in [run, *children]:
+        if found.info.status == RunStatus.to_string(RunStatus.RUNNING):
+            client.set_tag(found.info.run_id, "meterflow.killed", reason)
+            client.set_terminated(found.info.run_id, RunStatus.to_string(RunStatus.KILLED))
+            ended += 1
+    return ended
+
+
 def mark_failed(run_id: str) -> None:
     """End a run that did not end itself (its process crashed or was killed) as FAILED."""
     if run_status(run_id) == RunStatus.to_string(RunStatus.RUNNING):
@@ -293,3 +326,64 @@ def mark_rejected(run_id: str, tracking_uri: str | None, entry_point: str, reaso
     client.set_tag(run_id, "meterflow.rejected", reason[:5000])
     client.set_tag(run_id, MLFLOW_RUN_NAME, f"{entry_point}: rejected options")
     client.set_tag(run_id, "mlflow.note.content", f"Options rejected, nothing was run: {reason}")
+
+
+# --- Model Registry: one registered model per step, aliases champion / challenger --------------
+
+CHAMPION, CHALLENGER = "champion", "challenger"
+
+
+def registered_name(step: str) -> str:
+    """The registered model of a step, e.g. ``meterflow-forecasting``
+    (``METERFLOW_REGISTRY_PREFIX`` replaces ``meterflow``)."""
+    return f"{_registry_prefix}-{step}"
+
+
+def champion_uri(step: str) -> str:
+    return f"models:/{registered_name(step)}@{CHAMPION}"
+
+
+def alias_version(step: str, alias: str) -> str | None:
+    """The version of the step's registered model behind ``alias``, if any."""
+    try:
+        return MlflowClient().get_model_version_by_alias(registered_name(step), alias).version
+    except mlflow.exceptions.MlflowException:
+        return None
+
+
+def register_version(step: str, run_id: str, tags: Mapping[str, Any]) -> str:
+    """Register the run's ``model`` as a new version of the step's model, with ``tags``."""
+    version = mlflow.register_model(f"runs:/{run_id}/{MODEL_NAME}", registered_name(step))
+    client = MlflowClient()
+    for key, value in tags.items():
+        client.set_model_version_tag(registered_name(step), version.version, key, str(value))
+    return str(version.version)
+
+
+def set_alias(step: str, alias: str, version: str) -> None:
+    MlflowClient().set_registered_model_alias(registered_name(step), alias, version)
+
+
+def load_pyfunc(uri: str) -> Any:
+    """A pyfunc model; MeterflowError naming the URI when it cannot be loaded."""
+    try:
+        return mlflow.pyfunc.load_model(uri)
+    except (mlflow.exceptions.MlflowException, OSError) as e:
+        raise MeterflowError(f"cannot load model {uri}: {e}") from None
+
+
+def require_finished(run_id: str) -> None:
+    """MeterflowError unless the run finished: a failed or partial run never moves an alias."""
+    status = run_status(run_id)
+    if status != RunStatus.to_string(RunStatus.FINISHED):
+        raise MeterflowError(f"run {run_id} is {status}: its model is not registered")
+
+
+def tag_run(run_id: str, tags: Mapping[str, Any]) -> None:
+    client = MlflowClient()
+    for key, value in tags.items():
+        client.set_tag(run_id, key, str(value))
+
+
+def run_metrics(run_id: str) -> dict[str, float]:
+    return dict(MlflowClient().get_run(run_id).data.metrics)

@@ -82,3 +82,48 @@ def test_a_step_started_in_the_default_experiment_finds_the_projects_runs(
     with mlflow.start_run(experiment_id=default):
         assert seam.latest_run_id("harmonization") == upstream
         assert seam.finished_runs("harmonization") == []  # reuse stays in its own experiment
+
+
+def test_runs_left_running_by_a_dead_pipeline_are_marked_killed(tracking: str) -> None:
+    from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
+
+    experiment = mlflow.get_experiment_by_name(os.environ["MLFLOW_EXPERIMENT_NAME"])
+    client = MlflowClient()
+    parent = client.create_run(experiment.experiment_id).info.run_id
+    tags = {MLFLOW_PARENT_RUN_ID: parent}
+    running = client.create_run(experiment.experiment_id, tags=tags).info.run_id
+    done = client.create_run(experiment.experiment_id, tags=tags).info.run_id
+    client.set_terminated(done, "FINISHED")
+    assert seam.mark_killed(parent, reason="its process 4242 died") == 2
+    for run_id, status in ((parent, "KILLED"), (running, "KILLED"), (done, "FINISHED")):
+        assert client.get_run(run_id).info.status == status
+    assert client.get_run(running).data.tags["meterflow.killed"] == "its process 4242 died"
+
+
+def test_an_unreachable_tracking_server_fails_within_the_bound(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import time
+
+    from meterflow.errors import MeterflowError
+    from meterflow.sources.mongo_server import free_port
+
+    for name in ("MAX_RETRIES", "BACKOFF_FACTOR", "TIMEOUT"):  # restored after the test
+        monkeypatch.setenv(f"MLFLOW_HTTP_REQUEST_{name}", "")
+        monkeypatch.delenv(f"MLFLOW_HTTP_REQUEST_{name}")
+    monkeypatch.delenv("MLFLOW_RUN_ID", raising=False)
+    monkeypatch.delenv("MLFLOW_EXPERIMENT_ID", raising=False)
+    env = Environment(
+        data_dir=tmp_path,
+        sql_url="sqlite://",
+        mongodb_uri=None,
+        mongo_database="x",
+        experiment="down",
+        tracking_uri=f"http://127.0.0.1:{free_port()}",
+        tracking_timeout_s=8,
+    )
+    started = time.monotonic()
+    with pytest.raises((MeterflowError, mlflow.exceptions.MlflowException)):
+        seam.configure(env)
+        seam.latest_run_id("harmonization")
+    assert time.monotonic() - started < 60  # MLflow's defaults: ~14 minutes

@@ -36,6 +36,8 @@ REQUIRED_METRICS = {
     ),
     "anomaly": ("threshold", "flagged_share"),
 }  # fmt: skip
+PREFIX = "e2e"  # registered models e2e-clustering, e2e-forecasting, e2e-anomaly
+MODEL_STEPS = ("clustering", "forecasting", "anomaly")
 ARGS = [
     "-P",
     "demo_meters=10",
@@ -55,6 +57,7 @@ def _mlflow_run(project: Path, data_dir: Path, tracking: str, experiment: str) -
         cwd=project, capture_output=True, text=True, timeout=1500,
         env=subprocess_env(
             MLFLOW_TRACKING_URI=tracking, METERFLOW_DATA_DIR=str(data_dir),
+            METERFLOW_REGISTRY_PREFIX=PREFIX,
             PATH=f"{Path(sys.executable).parent}:{os.environ['PATH']}",
         ),
     )  # fmt: skip
@@ -168,6 +171,27 @@ def test_clustering_model_reproduces_the_logged_assignments(pipeline):
     assert assignments["cluster"].nunique() == run.data.metrics["k"]
 
 
+def test_first_run_registers_a_champion_per_model_step(pipeline):
+    client = pipeline["client"]
+    parents = _runs(client, pipeline["exp"], "tags.`mlflow.project.entryPoint` = 'main'")
+    parent = min(parents, key=lambda r: r.info.start_time)
+    promotion = {row["step"]: row for row in _table(client, parent.info.run_id, "promotion")}
+    assert set(promotion) == set(MODEL_STEPS)
+    for step in MODEL_STEPS:
+        champion = client.get_model_version_by_alias(f"{PREFIX}-{step}", "champion")
+        assert champion.run_id == parent.data.tags[f"meterflow.step.{step}"]
+        assert promotion[step]["reason"] == "first version"
+    for name in ("forecast_test_mae", "anomaly_f1", "clustering_silhouette", "readings_kept"):
+        assert name in parent.data.metrics, name
+
+
+def _table(client, run_id: str, name: str) -> list[dict]:
+    import pandas as pd
+
+    path = client.download_artifacts(run_id, f"tables/{name}.parquet")
+    return pd.read_parquet(path).to_dict("records")
+
+
 def test_second_run_reuses_every_step(pipeline):
     client, exp = pipeline["client"], pipeline["exp"]
     _mlflow_run(pipeline["project"], pipeline["data_dir"], pipeline["tracking"], "e2e")
@@ -181,3 +205,7 @@ def test_second_run_reuses_every_step(pipeline):
         assert (
             latest.data.tags[f"meterflow.step.{step}"] == first.data.tags[f"meterflow.step.{step}"]
         )
+    for step in MODEL_STEPS:  # no new model: nothing registered, no alias moved
+        versions = client.search_model_versions(f"name = '{PREFIX}-{step}'")
+        assert [v.version for v in versions] == ["1"], step
+        assert client.get_model_version_by_alias(f"{PREFIX}-{step}", "champion").version == "1"

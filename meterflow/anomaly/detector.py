@@ -45,6 +45,8 @@ from meterflow.forecasting.settings import ForecastSettings
 from meterflow.forecasting.train import (
     FittedForecaster,
     fit_forecaster,
+    holdout_rows,
+    holdout_selection,
     make_predictor,
     predict_positions,
     predictor_rows,
@@ -107,6 +109,7 @@ class AnomalyResult:
     threshold: float
     history: TrainingHistory
     split: DateSplit
+    holdout: pd.DataFrame  # test points as the predictor takes them, with value and label
 
 
 @dataclass
@@ -252,8 +255,17 @@ def detect_anomalies(
         "flagged_examples": figures.flagged_examples(scores, prepared),
         "score_histogram": figures.score_histogram(scores, cal.threshold),
     }
+    holdout = _holdout(fitted, pos, scored, first_all, test.label)
     return AnomalyResult(
-        scores, events, metrics, figs, predictor, cal.threshold, fitted.history, fleet.dates
+        scores,
+        events,
+        metrics,
+        figs,
+        predictor,
+        cal.threshold,
+        fitted.history,
+        fleet.dates,
+        holdout,
     )
 
 
@@ -415,6 +427,26 @@ def _metrics(
         f", f1 {metrics['f1']:.3f}" if "f1" in metrics else "",
     )
     return metrics
+
+
+def _holdout(
+    fitted: FittedForecaster,
+    pos: _Positions,
+    scored: _Scored,
+    first_all: np.ndarray,
+    label: np.ndarray | None,
+) -> pd.DataFrame:
+    """The held-out test points as the predictor takes them (windows with flagged readings
+    replaced, as the detector saw them), their value and label (NA without labels)."""
+    meters = fitted.fleet.meter_idx
+    cleaned_wh = scored.cleaned * fitted.scaler.scale[meters] + fitted.scaler.mean[meters]
+    test = pos.test
+    value = fitted.fleet.values[test]
+    rows = holdout_rows(fitted, test, first_all[test], value, "value", cleaned_wh)
+    keep = holdout_selection(fitted, test)
+    flags = label[keep] if label is not None else [pd.NA] * int(keep.sum())
+    rows["label"] = pd.array(flags, dtype="boolean")
+    return rows
 
 
 def _predictor_example(

@@ -79,6 +79,7 @@ class ForecastResult:
     figures: dict[str, Figure]
     best_baseline: str
     split: DateSplit
+    holdout: pd.DataFrame  # test windows as the predictor takes them, with the actual value
 
 
 def _sample(
@@ -233,6 +234,37 @@ def predictor_rows(
     return rows
 
 
+HOLDOUT_ROWS = 20_000  # held-out rows kept to compare a model with the registry's champion
+
+
+def holdout_selection(fitted: FittedForecaster, pos: np.ndarray) -> np.ndarray:
+    """Which labels at ``pos`` are held out for later comparisons: every one of the first
+    meters, up to ``HOLDOUT_ROWS`` rows (at least one meter's)."""
+    meters = fitted.fleet.meter_idx[pos]
+    counts = np.bincount(meters, minlength=len(fitted.fleet.meter_ids))
+    kept = np.cumsum(counts) <= HOLDOUT_ROWS
+    if len(meters) and not kept[meters].any():
+        kept[meters[0]] = True
+    return kept[meters]
+
+
+def holdout_rows(
+    fitted: FittedForecaster,
+    pos: np.ndarray,
+    first: np.ndarray,
+    target: np.ndarray,
+    name: str,
+    values: np.ndarray | None = None,
+) -> pd.DataFrame:
+    """Predictor input rows (from ``values``, default the readings) of the held-out labels at
+    ``pos`` with their ``target`` as column ``name``, so that any later model can be scored on
+    exactly these rows."""
+    keep = holdout_selection(fitted, pos)
+    rows = predictor_rows(fitted, pos[keep], first[keep], values)
+    rows[name] = np.asarray(target, dtype=np.float64)[keep]
+    return rows
+
+
 def _example_rows(fitted: FittedForecaster, pos: np.ndarray, first: np.ndarray) -> pd.DataFrame:
     """A few rows sharing one window end (so the hybrid's grids have neighbours)."""
     if len(pos) == 0:
@@ -353,4 +385,7 @@ def train_forecaster(
         "training_curves": figures.training_curves(history, cfg.model),
         "test_predictions": figures.prediction_plot(predictions),
     }
-    return ForecastResult(predictor, metrics, history, predictions, figs, best, fleet.dates)
+    holdout = holdout_rows(fitted, test_pos, test_first, fleet.values[test_pos], "actual")
+    return ForecastResult(
+        predictor, metrics, history, predictions, figs, best, fleet.dates, holdout
+    )

@@ -4,15 +4,23 @@ Code talks to it only through pymongo and a URI, so the same code runs against a
 Known gaps of nx-27017 that the adapters respect: ``$match`` on datetimes inside ``aggregate`` is
 wrong (use ``find`` with explicit filters) and upserts of new documents are slow (use
 ``insert_many``).
+
+A run killed before it could stop its server leaves that server running (it is started in its
+own session) and its ``<db>.pid`` file behind, which would make the next server on the same data
+exit at once. ``start()`` therefore first stops such an orphan (Linux: found through ``/proc``).
+It assumes no other live run uses the same data; ``meterflow.runlock.RunLock`` ensures that.
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import signal
 import socket
 import subprocess
 import sys
 import time
+from itertools import pairwise
 from pathlib import Path
 from types import TracebackType
 
@@ -28,6 +36,78 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def _server_db(pid: int) -> Path | None:
+    """The ``--db`` file of process ``pid`` if it is an nx-27017 server, else None."""
+    try:
+        args = [a.decode() for a in Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")]
+    except (OSError, UnicodeDecodeError):
+        return None
+    if not any("nx_27017" in a for a in args):
+        return None
+    values = [v for a, v in pairwise(args) if a == "--db"]
+    values += [a.removeprefix("--db=") for a in args if a.startswith("--db=")]
+    if not values:
+        return None
+    db = Path(values[-1])
+    if not db.is_absolute():
+        try:
+            db = Path(os.readlink(f"/proc/{pid}/cwd")) / db
+        except OSError:
+            return None
+    return db.resolve()
+
+
+def _alive(pid: int) -> bool:
+    """Whether ``pid`` is a running process (a zombie, dead but not reaped, is not)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        return stat.rpartition(")")[2].split()[0] not in ("Z", "X")
+    except (OSError, IndexError):
+        pass
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _wait_gone(pid: int, timeout_s: float) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while _alive(pid):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.1)
+    return True
+
+
+def stop_orphan(db_path: Path, timeout_s: float = 10) -> None:
+    """Stop a server left running on ``db_path`` by a killed run and remove its stale pid file.
+
+    A pid file naming a dead process, or a live one that is not an nx-27017 server for this db
+    (the pid was reused), is just removed. The server gets SIGTERM, then SIGKILL after
+    ``timeout_s``.
+    """
+    pid_file = Path(db_path).with_suffix(".pid")
+    try:
+        pid = int(pid_file.read_text().strip())
+    except FileNotFoundError:
+        return
+    except (OSError, ValueError):
+        pid = 0
+    if pid > 0 and _alive(pid) and _server_db(pid) == Path(db_path).resolve():
+        log.warning("stopping a local MongoDB server left running (pid %d, data %s)", pid, db_path)
+        try:
+            os.kill(pid, signal.SIGTERM)
+            if not _wait_gone(pid, timeout_s):
+                os.kill(pid, signal.SIGKILL)
+                _wait_gone(pid, 5)
+        except ProcessLookupError:
+            pass
+    pid_file.unlink(missing_ok=True)
 
 
 class LocalMongoServer:
@@ -49,9 +129,10 @@ class LocalMongoServer:
 
     def start(self) -> str:
         self.db_path.parent.mkdir(parents=True, exist_ok=True)
+        stop_orphan(self.db_path)
         log_file = self.db_path.with_suffix(".log")
         options = {
-            "--db": self.db_path,
+            "--db": self.db_path.resolve(),
             "--host": "127.0.0.1",
             "--port": self.port,
             "--log-file": log_file,

@@ -30,6 +30,7 @@ def run_anomaly(opts: AnomalyOptions, env: Environment) -> str:
         log_history(run, result.history)
         run.log_table(result.scores, Table.SCORES)
         run.log_table(result.events, Table.EVENTS)
+        run.log_table(result.holdout, Table.HOLDOUT)
         for name, fig in result.figures.items():
             run.log_figure(fig, name)
         run.log_model(result.predictor)

@@ -235,6 +235,15 @@ def _metrics(
     return metrics
 
 
+HOLDOUT_ROWS = 5000  # fitted profiles kept to compare a model with the registry's champion
+
+
+def _holdout(profiles: pd.DataFrame, fit_rows: np.ndarray) -> pd.DataFrame:
+    """Up to ``HOLDOUT_ROWS`` of the fitted profiles (evenly spread), as the model takes them."""
+    step = max(1, len(fit_rows) // HOLDOUT_ROWS)
+    return profiles.iloc[np.sort(fit_rows)[::step][:HOLDOUT_ROWS]].reset_index(drop=True)
+
+
 def _log_outputs(run, data, X_fit, labels, fit_rows, result, k_table) -> None:
     """Assignments, centres, composition tables and figures."""
     assign = assignment_table(data.profiles, labels)
@@ -247,6 +256,7 @@ def _log_outputs(run, data, X_fit, labels, fit_rows, result, k_table) -> None:
         run.log_table(table if table.index.name is None else table.reset_index(), name)
     if k_table is not None:
         run.log_table(k_table, Table.K_SELECTION)
+    run.log_table(_holdout(data.profiles, fit_rows), Table.HOLDOUT)
     members = plot_cluster_members(
         result.assigner.prepare(X_fit),
         labels[fit_rows],

@@ -47,6 +47,7 @@ def run_forecasting(opts: ForecastingOptions, env: Environment) -> str:
         log_history(run, result.history)
         run.set_tags({"forecasting.best_baseline": result.best_baseline})
         run.log_table(result.predictions, Table.TEST_PREDICTIONS)
+        run.log_table(result.holdout, Table.HOLDOUT)
         for name, fig in result.figures.items():
             run.log_figure(fig, name)
         run.log_model(result.predictor)

@@ -1,4 +1,5 @@
-"""The ``main`` entry point: chain every step as child runs of one parent run.
+"""The ``main`` and ``retrain`` entry points: chain every step as child runs of one parent run,
+then promote the new models that beat their champion (``meterflow.tasks.promote``).
 
 Starts what the run needs (the local MongoDB wire-protocol server when ``MONGODB_URI`` is unset,
 the demo fleet when asked) and stops it at the end. Each step is reused instead of rerun when a
@@ -13,6 +14,7 @@ import logging
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import date
 from pathlib import Path
 
 from meterflow import tracking
@@ -27,15 +29,19 @@ from meterflow.config import (
     HarmonizationOptions,
     LoadNewMongoOptions,
     PipelineOptions,
+    RetrainOptions,
 )
 from meterflow.errors import ConfigError
 from meterflow.orchestration import StepRunner
+from meterflow.runlock import RunLock
 from meterflow.sources import fingerprint, formats
 from meterflow.sources.mongo_server import LocalMongoServer
+from meterflow.tasks.promote import promote_models
 
 log = logging.getLogger(__name__)
 
 Steps = dict[str, tuple[str, bool]]  # entry point -> (run id, reused)
+LOCK_FILE = "meterflow.lock"  # in the data folder: one main/retrain at a time
 
 
 @contextmanager
@@ -49,23 +55,43 @@ def mongo_uri_for_run(env: Environment) -> Iterator[str]:
 
 
 def run_pipeline(opts: PipelineOptions, env: Environment) -> str:
-    """Run every step; return the parent run id."""
+    """Run every step; return the parent run id. Holds the data folder's run lock throughout:
+    a second ``main``/``retrain`` exits at once naming the holder."""
     project_dir = Path.cwd()
     if not (project_dir / "MLproject").is_file():
         raise ConfigError(
             f"run the pipeline from the project folder (no MLproject in {project_dir})"
         )
     tracking.configure(env)
-    started = time.monotonic()
-    with mongo_uri_for_run(env) as mongo_uri:
-        env = env.with_mongodb_uri(mongo_uri)
-        if opts.demo:
-            _ensure_demo(opts, env)
-        with tracking.step_run("main", opts) as run:
-            runner = StepRunner(project_dir, opts.reuse, child_env={"MONGODB_URI": mongo_uri})
-            steps = _run_steps(opts, env, runner)
-            _log_summary(run, steps, time.monotonic() - started)
-            return run.run_id
+    entry_point = "retrain" if isinstance(opts, RetrainOptions) else "main"
+    env.data_dir.mkdir(parents=True, exist_ok=True)
+    with RunLock(env.data_dir / LOCK_FILE, what=entry_point) as lock:
+        if lock.previous:
+            _clean_up_after(lock.previous)
+        started = time.monotonic()
+        with mongo_uri_for_run(env) as mongo_uri:
+            env = env.with_mongodb_uri(mongo_uri)
+            if opts.demo:
+                _ensure_demo(opts, env)
+            with tracking.step_run(entry_point, opts) as run:
+                lock.update(mlflow_run_id=run.run_id)
+                run.set_tags({"mlflow.runName": f"{entry_point} {date.today():%Y-%m-%d}"})
+                runner = StepRunner(project_dir, opts.reuse, child_env={"MONGODB_URI": mongo_uri})
+                steps = _run_steps(opts, env, runner)
+                if opts.promote:
+                    promote_models(steps, opts.promotion_margin, run)
+                _log_summary(run, steps, time.monotonic() - started)
+                return run.run_id
+
+
+def _clean_up_after(previous: dict) -> None:
+    """End the runs a pipeline that died left RUNNING (its own and its children's) as KILLED."""
+    run_id = previous.get("info", {}).get("mlflow_run_id")
+    if run_id:
+        ended = tracking.mark_killed(run_id, reason=f"its process {previous.get('pid')} died")
+        log.warning(
+            "previous run %s ended without finishing: %d run(s) marked KILLED", run_id, ended
+        )
 
 
 def _ensure_demo(opts: PipelineOptions, env: Environment) -> None:
@@ -81,11 +107,33 @@ def _ensure_demo(opts: PipelineOptions, env: Environment) -> None:
     )
 
 
+# Headline metrics of the children, repeated on the pipeline run: (step, child metric, name).
+HEADLINES = (
+    ("forecasting", "test_mae", "forecast_test_mae"),
+    ("forecasting", "skill_vs_best_baseline", "forecast_skill_vs_best_baseline"),
+    ("anomaly", "f1", "anomaly_f1"),
+    ("anomaly", "auc_roc", "anomaly_auc_roc"),
+    ("clustering", "silhouette", "clustering_silhouette"),
+    ("clustering", "k", "clustering_k"),
+)
+ETL_STEPS = ("etl_newmongo", "etl_sql", "etl_oldmongo")
+
+
+def _headline_metrics(steps: Steps) -> dict[str, float]:
+    """The children's headline metrics and the ETL totals, for the pipeline run."""
+    children = {step: tracking.run_metrics(run_id) for step, (run_id, _) in steps.items()}
+    out = {name: children[s][m] for s, m, name in HEADLINES if m in children.get(s, {})}
+    for total in ("readings_in", "readings_kept", "readings_quarantined"):
+        out[total] = sum(children[s].get(total, 0.0) for s in ETL_STEPS if s in children)
+    return out
+
+
 def _log_summary(run: tracking.StepRun, steps: Steps, duration_s: float) -> None:
     reused = sum(r for _, r in steps.values())
     run.log_metrics(
         {"steps_run": len(steps) - reused, "steps_reused": reused, "duration_s": duration_s}
     )
+    run.log_metrics(_headline_metrics(steps))
     run.log_dict(
         {k: {"run_id": rid, "reused": r} for k, (rid, r) in steps.items()},
         "pipeline_steps.json",

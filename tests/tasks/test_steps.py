@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 import pymongo
 import pytest
+from mlflow.tracking import MlflowClient
 
 from meterflow import tracking
 from meterflow.config import (
@@ -53,6 +54,7 @@ def env(tmp_path_factory, mongo_uri, tracking_server) -> Environment:
         mongo_database="steps_demo",
         experiment=f"steps-{time.time_ns()}",
         tracking_uri=tracking_server,
+        registry_prefix=f"steps{time.time_ns()}",
     )
     fleet = build_fleet(SPEC)
     write_fleet(
@@ -336,3 +338,42 @@ def test_bad_label_file_names_file_and_row(env, chain, tmp_path: Path):
     bad.write_text("meter_id,kind,start_utc,end_utc\nMTR0001,spike,2025-01-01,not-a-time\n")
     with pytest.raises(Exception, match=r"file=.*labels.csv.*row=2"):
         run_anomaly(AnomalyOptions(profiles_run=chain["harmonization"], labels=str(bad)), env)
+
+
+def test_promotion_champion_then_challenger_and_failed_runs_move_nothing(env, chain):
+    """First version: champion. A version that must be far better (margin) stays challenger;
+    one that may be worse (negative margin) is promoted. A reused run registers nothing; a run
+    that did not finish is refused and leaves the aliases as they were."""
+    from meterflow.errors import MeterflowError
+    from meterflow.tasks.promote import promote_models, promote_step
+
+    def forecast(epochs: int) -> str:
+        options = ForecastingOptions(profiles_run=chain["harmonization"], epochs=epochs)
+        return run_forecasting(options, env)
+
+    first, second, third = forecast(1), forecast(2), forecast(1)
+    tracking.configure(env)
+    assert promote_step("forecasting", first, 0.0).reason == "first version"
+    assert tracking.alias_version("forecasting", tracking.CHAMPION) == "1"
+    kept = promote_step("forecasting", second, margin=10.0)
+    assert not kept.promote and "does not beat" in kept.reason
+    assert tracking.alias_version("forecasting", tracking.CHALLENGER) == "2"
+    assert promote_step("forecasting", third, margin=-10.0).promote
+    assert tracking.alias_version("forecasting", tracking.CHAMPION) == "3"
+    # the champion of the comparison was scored on the challenger's own held-out rows
+    assert np.isfinite(kept.champion) and np.isfinite(kept.challenger)
+    version = MlflowClient().get_model_version(tracking.registered_name("forecasting"), "2")
+    assert version.run_id == second and version.tags["run_id"] == second
+    assert mlflow.get_run(second).data.tags["meterflow.promotion"] == "challenger"
+    with mlflow.start_run():
+        run = tracking.StepRun(mlflow.active_run().info.run_id)
+        steps = {s: (third, True) for s in ("clustering", "forecasting", "anomaly")}
+        assert promote_models(steps, 0.0, run).empty
+    failed = MlflowClient().create_run(mlflow.get_run(first).info.experiment_id)
+    MlflowClient().set_terminated(failed.info.run_id, "FAILED")
+    with pytest.raises(MeterflowError, match="FAILED"):
+        promote_step("forecasting", failed.info.run_id, -10.0)
+    assert tracking.alias_version("forecasting", tracking.CHAMPION) == "3"
+    champion = mlflow.pyfunc.load_model(tracking.champion_uri("forecasting"))
+    holdout = tracking.load_table(third, "holdout")
+    assert np.isfinite(champion.predict(holdout.head(50))["prediction"]).all()

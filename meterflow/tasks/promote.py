@@ -1,0 +1,99 @@
+"""Model Registry promotion after a pipeline run: each new model version becomes ``champion``
+only when it beats the current champion on the same held-out rows; otherwise ``challenger``.
+
+One registered model per step (``meterflow-clustering``, ``-forecasting``, ``-anomaly``); each
+version is tagged with its run, data window and scores. A step whose run was reused (no new data,
+no new code) registers nothing and moves no alias; a run that did not finish is refused.
+The decision of each step is a tag on its run and a row of the pipeline run's ``promotion``
+table.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+
+import numpy as np
+import pandas as pd
+
+from meterflow import tracking
+from meterflow.errors import MeterflowError
+from meterflow.promotion import STEPS, Decision, agreement, decide, holdout_score
+from meterflow.schemas import Table
+
+log = logging.getLogger(__name__)
+
+
+def promote_models(
+    steps: dict[str, tuple[str, bool]], margin: float, run: tracking.StepRun
+) -> pd.DataFrame:
+    """Register and alias the new model of every model step of ``steps``; log and return the
+    decisions (an empty table when every model step was reused)."""
+    rows = []
+    for step in STEPS:
+        run_id, reused = steps[step]
+        if reused:
+            log.info("%s: run %s reused, nothing to register", step, run_id)
+            continue
+        rows.append(promote_step(step, run_id, margin).row())
+    table = pd.DataFrame(rows, columns=list(Decision.__dataclass_fields__))
+    if rows:
+        run.log_table(table, Table.PROMOTION)
+    return table
+
+
+def promote_step(step: str, run_id: str, margin: float) -> Decision:
+    """Register the model of ``run_id`` and give it ``champion`` or ``challenger``."""
+    tracking.require_finished(run_id)
+    holdout = tracking.load_table(run_id, Table.HOLDOUT)
+    new_output = tracking.load_pyfunc(f"runs:/{run_id}/model").predict(holdout)
+    score = holdout_score(step, holdout, new_output)
+    champion = tracking.alias_version(step, tracking.CHAMPION)
+    champion_score, stability = None, math.nan
+    if champion is not None:
+        champion_output = _champion_output(step, holdout)
+        champion_score = math.nan
+        if champion_output is not None:
+            champion_score = holdout_score(step, holdout, champion_output)
+            if step == "clustering":
+                stability = agreement(np.asarray(new_output), np.asarray(champion_output))
+    decision = decide(step, score, champion_score, margin)
+    version = tracking.register_version(step, run_id, _version_tags(run_id, holdout, decision))
+    alias = tracking.CHAMPION if decision.promote else tracking.CHALLENGER
+    tracking.set_alias(step, alias, version)
+    tracking.tag_run(
+        run_id,
+        {
+            "meterflow.promotion": alias,
+            "meterflow.promotion.reason": decision.reason,
+            "meterflow.model_version": f"{tracking.registered_name(step)}/{version}",
+            **({"meterflow.promotion.stability_ari": stability} if champion else {}),
+        },
+    )
+    log.info("%s: version %s is %s (%s)", step, version, alias, decision.reason)
+    return decision
+
+
+def _champion_output(step: str, holdout: pd.DataFrame) -> pd.DataFrame | np.ndarray | None:
+    """The champion's predictions of the held-out rows; None when it cannot read them."""
+    try:
+        return tracking.load_pyfunc(tracking.champion_uri(step)).predict(holdout)
+    except (MeterflowError, KeyError, ValueError) as e:
+        log.warning("%s: the champion cannot score these held-out rows: %s", step, e)
+        return None
+
+
+def _version_tags(run_id: str, holdout: pd.DataFrame, decision: Decision) -> dict[str, object]:
+    stamps = next((holdout[c] for c in ("window_end", "date") if c in holdout.columns), None)
+    window = "" if stamps is None or stamps.empty else f"{stamps.min()} .. {stamps.max()}"
+    return {
+        "run_id": run_id,
+        "holdout_window": window,
+        "holdout_rows": len(holdout),
+        f"holdout_{decision.metric}": decision.challenger,
+        **{f"run_{k}": v for k, v in tracking.run_metrics(run_id).items() if _headline(k)},
+    }
+
+
+def _headline(metric: str) -> bool:
+    return metric in ("test_mae", "test_rmse", "f1", "auc_roc", "auc_pr", "silhouette", "k")

@@ -1,0 +1,60 @@
+"""The champion/challenger decision and the held-out scores it compares."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from meterflow.promotion import agreement, decide, holdout_score
+from meterflow.schemas import slot_columns
+
+
+def test_first_version_is_champion_whatever_its_score() -> None:
+    assert decide("forecasting", 500.0, None, 0.01).promote
+    assert decide("anomaly", math.nan, None, 0.01).reason == "first version"
+
+
+@pytest.mark.parametrize(
+    ("step", "challenger", "champion", "margin", "promote"),
+    [
+        ("forecasting", 98.0, 100.0, 0.01, True),  # MAE: lower is better, 2 % > 1 %
+        ("forecasting", 99.5, 100.0, 0.01, False),  # better, but not by the margin
+        ("forecasting", 101.0, 100.0, 0.0, False),
+        ("anomaly", 0.40, 0.30, 0.05, True),  # F1: higher is better
+        ("anomaly", 0.30, 0.30, 0.0, True),  # a tie with no margin asked promotes
+        ("clustering", 0.20, 0.30, 0.0, False),
+    ],
+)
+def test_challenger_must_beat_the_champion_by_the_margin(
+    step: str, challenger: float, champion: float, margin: float, promote: bool
+) -> None:
+    decision = decide(step, challenger, champion, margin)
+    assert decision.promote is promote
+    assert ("beats" if promote else "does not beat") in decision.reason
+
+
+def test_an_unscorable_model_is_never_promoted() -> None:
+    assert not decide("anomaly", math.nan, 0.3, 0.0).promote
+    kept = decide("forecasting", 90.0, math.nan, 0.0)
+    assert not kept.promote and "champion cannot be scored" in kept.reason
+
+
+def test_holdout_scores() -> None:
+    holdout = pd.DataFrame({"actual": [1.0, 2.0, 4.0], "label": pd.array([True, False, None])})
+    forecast = pd.DataFrame({"prediction": [2.0, 2.0, np.nan]})
+    assert holdout_score("forecasting", holdout, forecast) == pytest.approx(0.5)
+    flagged = pd.DataFrame({"flagged": [True, True, False]})
+    assert holdout_score("anomaly", holdout, flagged) == pytest.approx(2 / 3)  # p=1/2, r=1
+    unlabelled = holdout.assign(label=pd.array([None, None, None], dtype="boolean"))
+    assert math.isnan(holdout_score("anomaly", unlabelled, flagged))
+    profiles = pd.DataFrame(
+        np.vstack([np.zeros((5, 4)), np.ones((5, 4))]) + np.arange(10)[:, None] * 1e-3,
+        columns=slot_columns(4),
+    )
+    labels = np.repeat([0, 1], 5)
+    assert holdout_score("clustering", profiles, labels) > 0.9
+    assert math.isnan(holdout_score("clustering", profiles, np.zeros(10, dtype=int)))
+    assert agreement(labels, 1 - labels) == pytest.approx(1.0)
