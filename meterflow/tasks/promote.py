@@ -23,6 +23,8 @@ from meterflow.schemas import Table
 
 log = logging.getLogger(__name__)
 
+TRUTH_COLUMNS = ("actual", "label")  # in the holdout tables, never model inputs
+
 
 def promote_models(
     steps: dict[str, tuple[str, bool]], margin: float, run: tracking.StepRun
@@ -46,7 +48,7 @@ def promote_step(step: str, run_id: str, margin: float) -> Decision:
     """Register the model of ``run_id`` and give it ``champion`` or ``challenger``."""
     tracking.require_finished(run_id)
     holdout = tracking.load_table(run_id, Table.HOLDOUT)
-    new_output = tracking.load_pyfunc(f"runs:/{run_id}/model").predict(holdout)
+    new_output = tracking.load_pyfunc(f"runs:/{run_id}/model").predict(_inputs(holdout))
     score = holdout_score(step, holdout, new_output)
     champion = tracking.alias_version(step, tracking.CHAMPION)
     champion_score, stability = None, math.nan
@@ -77,10 +79,15 @@ def promote_step(step: str, run_id: str, margin: float) -> Decision:
 def _champion_output(step: str, holdout: pd.DataFrame) -> pd.DataFrame | np.ndarray | None:
     """The champion's predictions of the held-out rows; None when it cannot read them."""
     try:
-        return tracking.load_pyfunc(tracking.champion_uri(step)).predict(holdout)
+        return tracking.load_pyfunc(tracking.champion_uri(step)).predict(_inputs(holdout))
     except (MeterflowError, KeyError, ValueError) as e:
         log.warning("%s: the champion cannot score these held-out rows: %s", step, e)
         return None
+
+
+def _inputs(holdout: pd.DataFrame) -> pd.DataFrame:
+    """The held-out rows without the truth the models are scored against."""
+    return holdout.drop(columns=[c for c in TRUTH_COLUMNS if c in holdout.columns])
 
 
 def _version_tags(run_id: str, holdout: pd.DataFrame, decision: Decision) -> dict[str, object]:
