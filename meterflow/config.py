@@ -284,6 +284,12 @@ class LoadNewMongoOptions(Options):
         domain.LOCAL_TIMEZONE,
         description="local timezone: the watermark ends on a local midnight",
     )
+    lookback_days: int = Field(
+        2,
+        ge=0,
+        description="days before the watermark re-read on each incremental load so late "
+        "documents are merged (0 = off)",
+    )
     source_fingerprint: Fingerprint
 
 

@@ -19,6 +19,7 @@ import signal
 import subprocess
 import sys
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -75,14 +76,16 @@ def find_reusable_run(
     params: Mapping[str, str],
     code_version: str,
     ignore: tuple[str, ...] = (),
+    *,
+    runs: list | None = None,
 ) -> str | None:
     """A finished run of ``entry_point`` with the same params and code version, if any.
 
     Params are compared as MLflow stores them (strings, after ``Options.params``); names in
     ``ignore`` do not take part (e.g. a carry-over run that does not change the result when the
-    other inputs are equal).
+    other inputs are equal). ``runs``: the candidates (default: the current experiment's).
     """
-    for run in tracking.finished_runs(entry_point):
+    for run in tracking.finished_runs(entry_point) if runs is None else runs:
         if run.data.tags.get(TAG_CODE_VERSION) != code_version:
             continue
         logged = run.data.params
@@ -98,10 +101,12 @@ def _same_param(logged: str | None, value: str) -> bool:
 
 @dataclass(frozen=True)
 class StepRunner:
-    """Runs the pipeline's steps as children of the active run, in ``project_dir``."""
+    """Runs the pipeline's steps as children of the run ``parent_run_id``, in ``project_dir``."""
 
     project_dir: Path
     reuse: bool
+    parent_run_id: str
+    experiment_id: str
     child_env: Mapping[str, str] = field(default_factory=dict)  # e.g. MONGODB_URI
 
     def run(
@@ -110,31 +115,43 @@ class StepRunner:
         """Run one step; return (run id, reused)."""
         version = code_version(self.project_dir)
         if self.reuse:
-            found = find_reusable_run(entry_point, options.params(), version, ignore)
+            found = self._reusable(entry_point, options, version, ignore)
             if found:
                 log.info("%s: reusing finished run %s (same inputs)", entry_point, found)
-                tracking.set_step_tag(entry_point, found)
+                tracking.tag_run(self.parent_run_id, {f"meterflow.step.{entry_point}": found})
                 return found, True
         run_id = self._start_child(entry_point, options, version)
-        tracking.set_step_tag(entry_point, run_id)
+        tracking.tag_run(self.parent_run_id, {f"meterflow.step.{entry_point}": run_id})
         return run_id, False
 
+    def run_together(self, steps: Mapping[str, Options]) -> dict[str, tuple[str, bool]]:
+        """Run independent steps at the same time (one process each); all are waited for, then
+        the first failure, if any, is raised."""
+        with ThreadPoolExecutor(max_workers=max(1, len(steps))) as pool:
+            futures = {name: pool.submit(self.run, name, opts) for name, opts in steps.items()}
+        failed = [f.exception() for f in futures.values() if f.exception() is not None]
+        if failed:
+            raise failed[0]
+        return {name: future.result() for name, future in futures.items()}
+
+    def _reusable(
+        self, entry_point: str, options: Options, version: str, ignore: tuple[str, ...]
+    ) -> str | None:
+        runs = tracking.finished_runs(entry_point, experiment_id=self.experiment_id)
+        return find_reusable_run(entry_point, options.params(), version, ignore, runs=runs)
+
     def _start_child(self, entry_point: str, options: Options, version: str) -> str:
-        active = tracking.active_run_ids()
-        if active is None:
-            raise MeterflowError("steps run as children of an active pipeline run")
-        parent_id, experiment_id = active
         run_id = tracking.create_child_run(
             entry_point,
-            experiment_id=experiment_id,
-            parent_run_id=parent_id,
+            experiment_id=self.experiment_id,
+            parent_run_id=self.parent_run_id,
             run_name=run_name(entry_point, options),
             source=str(self.project_dir),
             tags={TAG_CODE_VERSION: version},
         )
         script = ENTRY_POINTS[entry_point].script
         command = [sys.executable, script, *command_args(options)]
-        env = self._environment(run_id, experiment_id)
+        env = self._environment(run_id, self.experiment_id)
         log.info("%s: run %s started", entry_point, run_id)
         returncode = subprocess.call(
             command, cwd=self.project_dir, env=env, preexec_fn=_die_with_parent

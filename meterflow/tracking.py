@@ -13,10 +13,12 @@ without ``--experiment-name`` (MLflow's Default experiment) still finds the pipe
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import math
 import os
 import tempfile
+import warnings
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -109,6 +111,7 @@ class StepRun:
     """Logging helpers bound to the active run of one step."""
 
     run_id: str
+    experiment_id: str = ""
 
     def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:
         """Log finite metrics; a non-finite value is a bug upstream and raises."""
@@ -178,7 +181,7 @@ def step_run(entry_point: str, options: Any) -> Iterator[StepRun]:
         if new:
             mlflow.log_params(new)
         log.info("%s: run %s", entry_point, run.info.run_id)
-        yield StepRun(run.info.run_id)
+        yield StepRun(run.info.run_id, run.info.experiment_id)
 
 
 def load_table(run_id: str, name: str) -> pd.DataFrame:
@@ -191,7 +194,29 @@ def load_table(run_id: str, name: str) -> pd.DataFrame:
             table = pd.read_parquet(path)
     except mlflow.exceptions.MlflowException as e:
         raise MeterflowError(f"run {run_id} has no table {name!r}: {e.message}") from None
-    return validate_table(name, table, where=f"run {run_id}")
+    validate_table(name, table, where=f"run {run_id}")
+    if mlflow.active_run() is not None:
+        _log_input(table, run_id, name)
+    return table
+
+
+def _digest(table: pd.DataFrame) -> str:
+    """A short content hash of a table (MLflow's own fails on pandas 3 string columns)."""
+    rows = pd.util.hash_pandas_object(table, index=False).to_numpy()
+    return hashlib.sha256(rows.tobytes() + str(list(table.columns)).encode()).hexdigest()[:8]
+
+
+def _log_input(table: pd.DataFrame, run_id: str, name: str) -> None:
+    """Record a table the active run read as one of its inputs (the run's Datasets in the UI)."""
+    from mlflow.data.code_dataset_source import CodeDatasetSource
+
+    source = CodeDatasetSource(tags={"run_id": run_id, "artifact": f"{TABLES_DIR}/{name}.parquet"})
+    with warnings.catch_warnings():  # integer columns (counts, clusters) are by design
+        warnings.filterwarnings("ignore", message=".*integer column", category=UserWarning)
+        dataset = mlflow.data.from_pandas(
+            table, source=source, name=f"{name} ({run_id[:8]})", digest=_digest(table)
+        )
+    mlflow.log_input(dataset, context="input")
 
 
 def run_tag(run_id: str, key: str) -> str | None:
@@ -255,17 +280,6 @@ def resolve_run(run_id: str, entry_point: str | tuple[str, ...]) -> str:
     if run.info.status != RunStatus.to_string(RunStatus.FINISHED):
         raise MeterflowError(f"run {run_id} is {run.info.status}, not FINISHED")
     return run_id
-
-
-def set_step_tag(entry_point: str, run_id: str) -> None:
-    """Tag the active (parent) run with the run that served one of its steps."""
-    mlflow.set_tag(f"meterflow.step.{entry_point}", run_id)
-
-
-def active_run_ids() -> tuple[str, str] | None:
-    """(run id, experiment id) of the active run, if any."""
-    run = mlflow.active_run()
-    return None if run is None else (run.info.run_id, run.info.experiment_id)
 
 
 def create_child_run(

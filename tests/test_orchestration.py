@@ -39,7 +39,10 @@ def test_child_environment_is_explicit_and_the_parent_is_untouched(
 ) -> None:
     monkeypatch.setenv("MLFLOW_EXPERIMENT_NAME", "someone-elses")
     monkeypatch.delenv("MONGODB_URI", raising=False)
-    runner = StepRunner(Path("."), reuse=False, child_env={"MONGODB_URI": "mongodb://local:1"})
+    runner = StepRunner(
+        Path("."), reuse=False, parent_run_id="p", experiment_id="7",
+        child_env={"MONGODB_URI": "mongodb://local:1"},
+    )  # fmt: skip
     env = runner._environment("child-run", "7")
     assert env["MONGODB_URI"] == "mongodb://local:1"
     assert env["MLFLOW_RUN_ID"] == "child-run" and env["MLFLOW_EXPERIMENT_ID"] == "7"

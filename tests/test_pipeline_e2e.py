@@ -209,3 +209,37 @@ def test_second_run_reuses_every_step(pipeline):
         versions = client.search_model_versions(f"name = '{PREFIX}-{step}'")
         assert [v.version for v in versions] == ["1"], step
         assert client.get_model_version_by_alias(f"{PREFIX}-{step}", "champion").version == "1"
+
+
+def test_results_notebook_executes_against_the_runs_made_here(pipeline, monkeypatch):
+    """``results.ipynb`` reads the newest ``main`` run and the registry's champions through the
+    MLflow API; executed here (nbclient) against this test's tracking server."""
+    import nbformat
+    from nbclient import NotebookClient
+
+    from tests.conftest import REPO
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", pipeline["tracking"])
+    monkeypatch.setenv("MLFLOW_EXPERIMENT_NAME", "e2e")
+    monkeypatch.setenv("METERFLOW_REGISTRY_PREFIX", PREFIX)
+    notebook = nbformat.read(REPO / "results.ipynb", as_version=4)
+    NotebookClient(notebook, timeout=600, kernel_name="python3").execute(
+        cwd=str(pipeline["project"])
+    )
+    outputs = [o for c in notebook.cells if c.cell_type == "code" for o in c.outputs]
+    assert not [o for o in outputs if o.get("output_type") == "error"]
+    text = "\n".join(str(o.get("text", "")) for o in outputs)
+    assert "champion MAE on 500 held-out windows" in text
+
+
+def test_steps_record_the_tables_they_read_as_datasets(pipeline):
+    client = pipeline["client"]
+    parents = _runs(client, pipeline["exp"], "tags.`mlflow.project.entryPoint` = 'main'")
+    parent = min(parents, key=lambda r: r.info.start_time)
+    for step, expected in (
+        ("harmonization", {"profiles", "meters"}),
+        ("anomaly", {"profiles_energy"}),
+    ):
+        run = client.get_run(parent.data.tags[f"meterflow.step.{step}"])
+        names = {d.dataset.name.split(" ")[0] for d in run.inputs.dataset_inputs}
+        assert expected <= names, (step, names)

@@ -17,6 +17,11 @@ successful load: ``EtlResult.watermark``). To continue differencing across that 
 :func:`read_mongo_previous` fetches the documents already loaded that the new ones need as
 context: the last read at or before ``since`` per meter, and, with a ``timezone``, every read
 of the local day that ``since`` falls in, so that this day can still become complete.
+
+Late documents (read times at or before the watermark, stored after the load that passed it) are
+merged by re-reading whole local days before the watermark: :func:`lookback_since` gives that
+earlier ``since``; the load keeps the documents no earlier load loaded and passes the others to
+:func:`etl_newmongo` as context, which rebuilds the re-read days without counting them again.
 """
 
 from __future__ import annotations
@@ -265,6 +270,22 @@ def read_mongo_documents(
     return docs
 
 
+def lookback_since(watermark: TimeLike, days: int, timezone: str) -> pd.Timestamp:
+    """The local midnight that starts the day ``watermark`` falls in, ``days`` calendar days
+    earlier, in UTC: the ``since`` of a read that re-reads whole local days before the watermark
+    (a watermark on a local midnight falls in the day it starts). Calendar days, so a DST day is
+    23 or 25 hours; a midnight that does not exist locally becomes the day's first instant."""
+    w = utc_naive(watermark)
+    if w is None:
+        raise ValueError("lookback_since needs a watermark")
+    if days < 0:
+        raise ValueError(f"lookback days must be >= 0, got {days}")
+    local = w.tz_localize("UTC").tz_convert(timezone).tz_localize(None)
+    start = local.normalize() - pd.Timedelta(days=days)  # naive local wall time
+    start = start.tz_localize(timezone, ambiguous=True, nonexistent="shift_forward")
+    return start.tz_convert("UTC")
+
+
 def read_mongo_previous(
     uri: str,
     database: str = MONGO_DATABASE,
@@ -326,13 +347,14 @@ def _locator(locate_documents: DocumentLocator) -> Locator:
 
 
 def _with_context(documents: pd.DataFrame, previous: pd.DataFrame | None) -> pd.DataFrame:
-    """The normalised documents (``context`` False) after those of ``previous`` older than all
-    of them (``context`` True)."""
+    """The normalised documents (``context`` False) after the documents of ``previous`` that are
+    not among them by ``_id`` (``context`` True; they may interleave in time with late
+    documents). No context without a document with a read time: nothing to rebuild."""
     docs = _frame(documents).assign(context=False)
-    if previous is None or not len(previous):
+    if previous is None or not len(previous) or not docs["ts"].notna().any():
         return docs
     prev = _frame(previous).assign(context=True)
-    prev = prev[prev["ts"] < docs["ts"].min()] if docs["ts"].notna().any() else prev.iloc[:0]
+    prev = prev[~prev["_id"].astype(str).isin(docs["_id"].astype(str))]
     return pd.concat([prev, docs], ignore_index=True)
 
 
@@ -366,9 +388,9 @@ def etl_newmongo(
     (``collection`` default: ``documents.attrs["mongo_collection"]``, else ``readings``).
 
     ``previous``: context documents already loaded by an earlier run (from
-    :func:`read_mongo_previous`); they let the first new reads be differenced and the day at
-    the boundary be completed, and are not counted again. ``EtlResult.watermark`` is the
-    latest ``ts`` of ``documents`` (the next run's ``since``).
+    :func:`read_mongo_previous`, and the days re-read for late documents); they let the new
+    reads be differenced and the days they fall in be completed, and are not counted again.
+    ``EtlResult.watermark`` is the latest ``ts`` of ``documents`` (the next run's ``since``).
     """
     collection = collection or documents.attrs.get("mongo_collection") or MONGO_COLLECTION
     docs = _with_context(documents, previous)
@@ -397,4 +419,4 @@ def etl_newmongo(
     return result
 
 
-__all__ = ["etl_newmongo", "read_mongo_documents", "read_mongo_previous"]
+__all__ = ["etl_newmongo", "lookback_since", "read_mongo_documents", "read_mongo_previous"]

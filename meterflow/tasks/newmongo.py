@@ -6,15 +6,24 @@ falls in, and each meter's last read before it, come along as ``context`` so the
 difference registers across the boundary and complete that day. Credentials in ``MONGODB_URI``
 never reach params, tags or logs.
 
-The logged ``documents`` table (Parquet) holds the documents as read: typed columns (``_id`` as
-text) plus ``issue``/``issue_detail``/``coercions`` of drifted documents, which ``etl_newmongo``
-quarantines or records as corrections (see ``meterflow.etl.counters``).
+Late documents (read time at or before the watermark, stored after that load): with
+``lookback_days`` > 0 the read starts ``lookback_days`` local days before the day the watermark
+falls in (tag ``meterflow.lookback_since``). Read documents no earlier load of the collection
+loaded (by ``_id``) join the ``documents`` table as late documents (metric ``late_documents``);
+the re-read ones already loaded become ``context``, so ``etl_newmongo`` rebuilds those whole
+days without counting them twice, and ``harmonization`` replaces the rebuilt meter-days. The
+watermark never moves backwards.
+
+The logged ``documents`` table (Parquet) holds the documents first loaded by this run: typed
+columns (``_id`` as text) plus ``issue``/``issue_detail``/``coercions`` of drifted documents,
+which ``etl_newmongo`` quarantines or records as corrections (see ``meterflow.etl.counters``).
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
+from typing import Any
 
 import pandas as pd
 
@@ -25,12 +34,14 @@ from meterflow.etl.predictor import DocumentsTranslator
 from meterflow.redact import uri_host
 from meterflow.schemas import Table
 from meterflow.sources.meters import read_meters
-from meterflow.sources.mongo import read_mongo_documents, read_mongo_previous
+from meterflow.sources.mongo import lookback_since, read_mongo_documents, read_mongo_previous
 
 log = logging.getLogger(__name__)
 
 TAG_WATERMARK = "meterflow.watermark"
 TAG_TARGET = "meterflow.mongo_target"
+TAG_SINCE = "meterflow.since"
+TAG_LOOKBACK = "meterflow.lookback_since"
 
 
 def _target(uri: str, database: str, collection: str) -> str:
@@ -39,66 +50,156 @@ def _target(uri: str, database: str, collection: str) -> str:
     return hashlib.sha256(f"{host}|{database}|{collection}".encode()).hexdigest()[:16]
 
 
+def _loads(target: str) -> list[Any]:
+    """Finished loads of ``target``, newest first."""
+    runs = tracking.finished_runs("load_newmongo")
+    return [r for r in runs if r.data.tags.get(TAG_TARGET) == target]
+
+
 def last_watermark(target: str) -> pd.Timestamp | None:
     """Watermark of the newest finished load of ``target``, if any."""
-    for run in tracking.finished_runs("load_newmongo"):
-        tags = run.data.tags
-        if tags.get(TAG_TARGET) == target and tags.get(TAG_WATERMARK):
-            return pd.Timestamp(tags[TAG_WATERMARK])
+    for run in _loads(target):
+        if run.data.tags.get(TAG_WATERMARK):
+            return pd.Timestamp(run.data.tags[TAG_WATERMARK])
     return None
 
 
+def loaded_ids(target: str, since: pd.Timestamp) -> set[str]:
+    """``_id`` of the documents earlier loads of ``target`` loaded, from the newest load back to
+    the first one whose own ``since`` is at or before ``since`` (or that loaded everything):
+    together their ``documents`` tables hold every document loaded after ``since``."""
+    ids: set[str] = set()
+    for run in _loads(target):
+        ids.update(tracking.load_table(run.info.run_id, Table.DOCUMENTS)["_id"].astype(str))
+        lower = run.data.tags.get(TAG_SINCE, "")
+        if not lower or pd.Timestamp(lower) <= since:
+            break
+    return ids
+
+
+def _bounds(
+    opts: LoadNewMongoOptions, target: str
+) -> tuple[pd.Timestamp | None, pd.Timestamp | None]:
+    """``(since, read_since)``: documents after ``since`` are new; the read starts after
+    ``read_since``, the look-back boundary for ``since=watermark`` (else ``since``)."""
+    if opts.since == "all":
+        return None, None
+    if opts.since != "watermark":
+        since = parse_utc(opts.since)
+        return since, since
+    since = last_watermark(target)
+    if since is None or not opts.lookback_days:
+        return since, since
+    return since, lookback_since(since, opts.lookback_days, opts.timezone)
+
+
+def split_late(
+    read: pd.DataFrame, since: pd.Timestamp | None, known: set[str]
+) -> tuple[pd.DataFrame, pd.DataFrame, int]:
+    """``(documents, reread, late)`` of the documents ``read``: those after ``since`` and the
+    late ones (at or before ``since``, ``_id`` not in ``known``) to load; the others at or
+    before ``since`` (loaded before); how many were late."""
+    if since is None:
+        return read, read.iloc[:0], 0
+    old = (read["ts"].notna() & (read["ts"] <= since)).to_numpy()
+    late = old & ~read["_id"].astype(str).isin(known).to_numpy()
+    documents = read[~old | late].reset_index(drop=True)
+    documents.attrs = dict(read.attrs)
+    return documents, read[old & ~late].reset_index(drop=True), int(late.sum())
+
+
+def _watermark(read: pd.DataFrame, since: pd.Timestamp | None) -> pd.Timestamp | None:
+    """The newest ``ts`` read, never before ``since``."""
+    marks = [t for t in (read["ts"].max() if len(read) else None, since) if not pd.isna(t)]
+    return max(pd.Timestamp(t) for t in marks) if marks else None
+
+
+def _context(
+    uri: str,
+    database: str,
+    opts: LoadNewMongoOptions,
+    bounds: tuple[pd.Timestamp | None, pd.Timestamp | None],
+    reread: pd.DataFrame,
+) -> pd.DataFrame:
+    """Context documents: those before the read (the day ``read_since`` falls in and each
+    meter's last read; only the last read at a look-back boundary, a local midnight) and the
+    usable re-read ones."""
+    since, read_since = bounds
+    if read_since is None:
+        return reread
+    before = read_mongo_previous(
+        uri,
+        database,
+        opts.collection,
+        since=read_since,
+        timezone=None if read_since != since else opts.timezone,
+    )
+    usable = reread[(reread["issue"] == "").to_numpy()]
+    return pd.concat([before, usable], ignore_index=True) if len(usable) else before
+
+
+def _iso(ts: pd.Timestamp | None) -> str:
+    return "" if ts is None else pd.Timestamp(ts).isoformat()
+
+
 def run_load_newmongo(opts: LoadNewMongoOptions, env: Environment) -> str:
+    """Load the new and late documents with their context (see module docstring); the run id."""
     tracking.configure(env)
     uri = env.require_mongodb_uri()
     target = _target(uri, env.mongo_database, opts.collection)
     with tracking.step_run("load_newmongo", opts) as run:
-        if opts.since == "watermark":
-            since = last_watermark(target)
-        elif opts.since == "all":
-            since = None
-        else:
-            since = parse_utc(opts.since)
+        since, read_since = _bounds(opts, target)
         until = parse_utc(opts.until) if opts.until else None
         meters = read_meters(env.sql_url)
-        documents = read_mongo_documents(
+        read = read_mongo_documents(
             uri,
             env.mongo_database,
             opts.collection,
-            since=since,
+            since=read_since,
             until=until,
             batch_size=opts.batch_size,
         )
-        context = (
-            read_mongo_previous(
-                uri, env.mongo_database, opts.collection, since=since, timezone=opts.timezone
-            )
-            if since is not None
-            else documents.iloc[:0]
-        )
-        watermark = documents["ts"].max() if len(documents) else since
+        reread = since is not None and bool((read["ts"] <= since).any())
+        known = loaded_ids(target, read_since) if reread else set()
+        documents, old, late = split_late(read, since, known)
+        context = _context(uri, env.mongo_database, opts, (since, read_since), old)
+        watermark = _watermark(read, since)
         run.set_tags(
             {
                 TAG_TARGET: target,
                 "meterflow.mongo_host": uri_host(uri),
-                "meterflow.since": "" if since is None else since.isoformat(),
-                TAG_WATERMARK: "" if watermark is None else pd.Timestamp(watermark).isoformat(),
+                TAG_SINCE: _iso(since),
+                TAG_LOOKBACK: _iso(read_since) if read_since != since else "",
+                TAG_WATERMARK: _iso(watermark),
             }
         )
         run.log_table(documents, Table.DOCUMENTS)
         run.log_table(context, Table.CONTEXT)
         run.log_table(meters, Table.METERS)
-        run.log_metrics(
-            {
-                "documents": len(documents),
-                "context_documents": len(context),
-                "meters_with_documents": documents["meter_id"].nunique(),
-                "documents_with_issue": int((documents["issue"] != "").sum()),
-                "documents_coerced": int((documents["coercions"] != "").sum()),
-            }
-        )
+        run.log_metrics(_metrics(documents, context, lookback=len(old) + late, late=late))
         config = CleaningConfig(timezone=opts.timezone)
         run.log_model(DocumentsTranslator(meters, config))
-        log.info("load_newmongo: %d documents after %s", len(documents), since)
+        log.info("load_newmongo: %d documents after %s", len(documents) - late, since)
+        if read_since != since:
+            log.info(
+                "load_newmongo: %d late document(s) merged from the look-back window (%s, %s]",
+                late,
+                read_since,
+                since,
+            )
         log.info("load_newmongo: watermark now %s", watermark)
         return run.run_id
+
+
+def _metrics(
+    documents: pd.DataFrame, context: pd.DataFrame, *, lookback: int, late: int
+) -> dict[str, float]:
+    return {
+        "documents": len(documents),
+        "late_documents": late,
+        "lookback_documents": lookback,
+        "context_documents": len(context),
+        "meters_with_documents": documents["meter_id"].nunique(),
+        "documents_with_issue": int((documents["issue"] != "").sum()),
+        "documents_coerced": int((documents["coercions"] != "").sum()),
+    }

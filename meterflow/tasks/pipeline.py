@@ -76,7 +76,13 @@ def run_pipeline(opts: PipelineOptions, env: Environment) -> str:
             with tracking.step_run(entry_point, opts) as run:
                 lock.update(mlflow_run_id=run.run_id)
                 run.set_tags({"mlflow.runName": f"{entry_point} {date.today():%Y-%m-%d}"})
-                runner = StepRunner(project_dir, opts.reuse, child_env={"MONGODB_URI": mongo_uri})
+                runner = StepRunner(
+                    project_dir,
+                    opts.reuse,
+                    run.run_id,
+                    run.experiment_id,
+                    child_env={"MONGODB_URI": mongo_uri},
+                )
                 steps = _run_steps(opts, env, runner)
                 if opts.promote:
                     promote_models(steps, opts.promotion_margin, run)
@@ -144,7 +150,9 @@ def _log_summary(run: tracking.StepRun, steps: Steps, duration_s: float) -> None
 def _run_steps(opts: PipelineOptions, env: Environment, runner: StepRunner) -> Steps:
     steps = _run_etl(opts, env, runner)
     etl_runs = ",".join(steps[k][0] for k in ("etl_newmongo", "etl_sql", "etl_oldmongo"))
-    previous = tracking.finished_runs("harmonization", max_results=1)
+    previous = tracking.finished_runs(
+        "harmonization", max_results=1, experiment_id=runner.experiment_id
+    )
     harmonization = HarmonizationOptions(
         etl_runs=etl_runs,
         previous_run=previous[0].info.run_id if previous else "",
@@ -200,8 +208,7 @@ def _run_models(
         labels=str(labels) if opts.demo and labels.is_file() else "",
         epochs=opts.epochs,
     )
-    return {
-        "clustering": runner.run("clustering", clustering),
-        "forecasting": runner.run("forecasting", forecasting),
-        "anomaly": runner.run("anomaly", anomaly),
-    }
+    # independent of each other: run at the same time
+    return runner.run_together(
+        {"clustering": clustering, "forecasting": forecasting, "anomaly": anomaly}
+    )

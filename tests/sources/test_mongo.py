@@ -11,7 +11,12 @@ from meterflow.errors import SourceError
 from meterflow.etl import CleaningConfig
 from meterflow.redact import redact_uri
 from meterflow.schemas import profile_matrix
-from meterflow.sources.mongo import etl_newmongo, read_mongo_documents, read_mongo_previous
+from meterflow.sources.mongo import (
+    etl_newmongo,
+    lookback_since,
+    read_mongo_documents,
+    read_mongo_previous,
+)
 from meterflow.sources.mongo_server import free_port
 
 TZ = "Europe/Rome"
@@ -187,3 +192,55 @@ def test_meter_filter_finds_numeric_ids_stored_as_integers(mongo_uri: str, colle
     got = read_mongo_documents(mongo_uri, DB, collection, meters=["42"], method="arrow")
     assert list(got["meter_id"]) == ["42"] * 3
     assert got["coercions"].str.startswith("meter_id 42 read as '42'").all()
+
+
+@pytest.mark.parametrize(
+    ("watermark", "days", "timezone", "expected"),
+    [
+        ("2024-01-12 14:45+01:00", 2, TZ, "2024-01-10 00:00+01:00"),  # afternoon: 2 days + today
+        ("2024-01-12 00:00+01:00", 2, TZ, "2024-01-10 00:00+01:00"),  # on midnight: 2 days
+        ("2024-01-11 23:00", 2, TZ, "2024-01-10 00:00+01:00"),  # naive is UTC (= the above)
+        ("2024-01-12 00:00+01:00", 0, TZ, "2024-01-12 00:00+01:00"),
+        ("2024-03-31 12:00+02:00", 0, TZ, "2024-03-31 00:00+01:00"),  # on the 23-hour day
+        ("2024-04-01 10:00+02:00", 1, TZ, "2024-03-31 00:00+01:00"),  # back over it: not 24 h
+        ("2024-10-28 06:00+01:00", 1, TZ, "2024-10-27 00:00+02:00"),  # back over a 25-hour day
+        ("2023-09-04 12:00-03:00", 1, "America/Santiago", "2023-09-03 01:00-03:00"),  # no 00:00
+    ],
+)
+def test_lookback_since_starts_whole_local_days_before_the_watermark(
+    watermark: str, days: int, timezone: str, expected: str
+):
+    got = lookback_since(watermark, days, timezone)
+    assert got == pd.Timestamp(expected) and str(got.tz) == "UTC"
+
+
+def test_lookback_since_needs_a_watermark_and_days_ge_0():
+    with pytest.raises(ValueError, match="needs a watermark"):
+        lookback_since(None, 2, TZ)
+    with pytest.raises(ValueError, match=">= 0"):
+        lookback_since("2024-01-12", -1, TZ)
+
+
+def test_late_documents_rebuild_their_day_from_interleaved_context(mongo_uri: str, collection: str):
+    """Late documents between reads already loaded (passed as context, as a look-back load
+    does): the day is rebuilt exactly and only the late documents are counted."""
+    docs = documents(96 + 1)  # local day 2024-01-10 complete, reads at both ends
+    late_pos = [2 * i for i in range(40, 44)]  # A's reads 40..43 arrive late
+    insert(mongo_uri, collection, [d for i, d in enumerate(docs) if i not in late_pos])
+    known = read_mongo_documents(mongo_uri, DB, collection)
+    insert(mongo_uri, collection, [docs[i] for i in late_pos])
+    reread = read_mongo_documents(mongo_uri, DB, collection)
+    late = reread[~reread["_id"].isin(known["_id"])]
+    assert len(late) == 4
+    cfg = CleaningConfig(resolution_min=15)
+    res = etl_newmongo(late, meters=METERS, config=cfg, previous=known)
+    m = res.metrics
+    assert m["documents_in"] == 4 and m["documents_context"] == len(known)
+    assert m["readings_in"] == 2 * 4 == m["readings_kept"]  # two registers per late document
+    prof = res.profiles.set_index(["meter_id", "date"]).sort_index()
+    assert list(prof.index) == [
+        ("A", pd.Timestamp("2024-01-10")),
+        ("B", pd.Timestamp("2024-01-10")),
+    ]
+    assert np.allclose(profile_matrix(prof.loc[["A"]]), 100.0)
+    assert np.allclose(profile_matrix(prof.loc[["B"]]), 150.0)
