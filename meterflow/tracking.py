@@ -18,6 +18,7 @@ import logging
 import math
 import os
 import tempfile
+import time
 import warnings
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -207,7 +208,9 @@ def _digest(table: pd.DataFrame) -> str:
 
 
 def _log_input(table: pd.DataFrame, run_id: str, name: str) -> None:
-    """Record a table the active run read as one of its inputs (the run's Datasets in the UI)."""
+    """Record a table the active run read as one of its inputs (the run's Datasets in the UI).
+    Informational: steps running at the same time may register the same dataset at once (the
+    store then refuses the second insert), so it is retried once and never fails the step."""
     from mlflow.data.code_dataset_source import CodeDatasetSource
 
     source = CodeDatasetSource(tags={"run_id": run_id, "artifact": f"{TABLES_DIR}/{name}.parquet"})
@@ -216,7 +219,14 @@ def _log_input(table: pd.DataFrame, run_id: str, name: str) -> None:
         dataset = mlflow.data.from_pandas(
             table, source=source, name=f"{name} ({run_id[:8]})", digest=_digest(table)
         )
-    mlflow.log_input(dataset, context="input")
+        for attempt in range(2):
+            try:
+                mlflow.log_input(dataset, context="input")
+                return
+            except mlflow.exceptions.MlflowException as e:
+                if attempt:
+                    log.warning("input table %s not recorded as a dataset: %s", name, e.message)
+                time.sleep(0.5)
 
 
 def run_tag(run_id: str, key: str) -> str | None:

@@ -159,8 +159,8 @@ def run_load_newmongo(opts: LoadNewMongoOptions, env: Environment) -> str:
             until=until,
             batch_size=opts.batch_size,
         )
-        reread = since is not None and bool((read["ts"] <= since).any())
-        known = loaded_ids(target, read_since) if reread else set()
+        any_old = since is not None and bool((read["ts"] <= since).any())
+        known = loaded_ids(target, read_since) if any_old else set()
         documents, old, late = split_late(read, since, known)
         context = _context(uri, env.mongo_database, opts, (since, read_since), old)
         watermark = _watermark(read, since)
@@ -179,16 +179,26 @@ def run_load_newmongo(opts: LoadNewMongoOptions, env: Environment) -> str:
         run.log_metrics(_metrics(documents, context, lookback=len(old) + late, late=late))
         config = CleaningConfig(timezone=opts.timezone)
         run.log_model(DocumentsTranslator(meters, config))
-        log.info("load_newmongo: %d documents after %s", len(documents) - late, since)
-        if read_since != since:
-            log.info(
-                "load_newmongo: %d late document(s) merged from the look-back window (%s, %s]",
-                late,
-                read_since,
-                since,
-            )
-        log.info("load_newmongo: watermark now %s", watermark)
+        _log_summary(len(documents) - late, late, (since, read_since), watermark)
         return run.run_id
+
+
+def _log_summary(
+    new: int,
+    late: int,
+    bounds: tuple[pd.Timestamp | None, pd.Timestamp | None],
+    watermark: pd.Timestamp | None,
+) -> None:
+    since, read_since = bounds
+    log.info("load_newmongo: %d documents after %s", new, since)
+    if read_since != since:
+        log.info(
+            "load_newmongo: %d late document(s) merged from the look-back window (%s, %s]",
+            late,
+            read_since,
+            since,
+        )
+    log.info("load_newmongo: watermark now %s", watermark)
 
 
 def _metrics(
