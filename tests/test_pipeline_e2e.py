@@ -222,6 +222,8 @@ def test_results_notebook_executes_against_the_runs_made_here(pipeline, monkeypa
     monkeypatch.setenv("MLFLOW_TRACKING_URI", pipeline["tracking"])
     monkeypatch.setenv("MLFLOW_EXPERIMENT_NAME", "e2e")
     monkeypatch.setenv("METERFLOW_REGISTRY_PREFIX", PREFIX)
+    for leftover in ("MLFLOW_EXPERIMENT_ID", "MLFLOW_RUN_ID"):  # of earlier in-process tests
+        monkeypatch.delenv(leftover, raising=False)
     notebook = nbformat.read(REPO / "results.ipynb", as_version=4)
     NotebookClient(notebook, timeout=600, kernel_name="python3").execute(
         cwd=str(pipeline["project"])
