@@ -4,7 +4,7 @@ rebuilds their meter-day and harmonization replaces it; without the look-back th
 
 from __future__ import annotations
 
-import time
+from collections.abc import Iterator
 
 import mlflow
 import numpy as np
@@ -19,13 +19,14 @@ from meterflow.config import (
     HarmonizationOptions,
     LoadNewMongoOptions,
 )
-from meterflow.demo import DemoSpec, build_fleet, write_fleet
+from meterflow.demo import DemoSpec
 from meterflow.schemas import profile_slot_columns
 from meterflow.sources.formats import MONGO_COLLECTION
 from meterflow.sources.mongo import lookback_since
 from meterflow.tasks.etl import run_etl_newmongo
 from meterflow.tasks.harmonization import run_harmonization
 from meterflow.tasks.newmongo import run_load_newmongo
+from tests.tasks.conftest import demo_environment
 
 pytestmark = pytest.mark.slow  # end to end through MLflow: `pytest -m 'not slow'` skips
 
@@ -34,31 +35,10 @@ TZ = SPEC.timezone
 
 
 @pytest.fixture(scope="module")
-def env(tmp_path_factory, mongo_uri, tracking_server) -> Environment:
+def env(tmp_path_factory, mongo_uri, tracking_server) -> Iterator[Environment]:
     root = tmp_path_factory.mktemp("late")
-    env = Environment(
-        data_dir=root,
-        sql_url=f"sqlite:///{root / 'historian.db'}",
-        mongodb_uri=mongo_uri,
-        mongo_database="late_demo",
-        experiment=f"late-{time.time_ns()}",
-        tracking_uri=tracking_server,
-    )
-    write_fleet(
-        build_fleet(SPEC),
-        sql_url=env.sql_url,
-        mongo_uri=mongo_uri,
-        mongo_database=env.mongo_database,
-        exports_dir=env.exports_dir,
-        truth_dir=env.truth_dir,
-    )
-    mp = pytest.MonkeyPatch()
-    mp.setenv("MLFLOW_TRACKING_URI", tracking_server)
-    mp.delenv("MLFLOW_RUN_ID", raising=False)
-    mp.delenv("MLFLOW_EXPERIMENT_ID", raising=False)
-    mlflow.set_tracking_uri(tracking_server)
-    yield env
-    mp.undo()
+    with demo_environment(root, mongo_uri, tracking_server, SPEC, "late") as env:
+        yield env
 
 
 def _collection(env: Environment, client: pymongo.MongoClient):

@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import mlflow
@@ -29,7 +29,7 @@ from meterflow.config import (
     HarmonizationOptions,
     LoadNewMongoOptions,
 )
-from meterflow.demo import DemoSpec, build_fleet, write_fleet
+from meterflow.demo import DemoSpec
 from meterflow.sources.formats import MONGO_COLLECTION
 from meterflow.tasks.anomaly import run_anomaly
 from meterflow.tasks.clustering import run_clustering
@@ -38,6 +38,7 @@ from meterflow.tasks.forecasting import run_forecasting
 from meterflow.tasks.harmonization import run_harmonization
 from meterflow.tasks.newmongo import run_load_newmongo
 from tests.conftest import subprocess_env
+from tests.tasks.conftest import demo_environment
 
 pytestmark = pytest.mark.slow  # end to end through MLflow: `pytest -m 'not slow'` skips
 
@@ -45,29 +46,10 @@ SPEC = DemoSpec(n_meters=12, history_days=60, mongo_days=6, seed=11)
 
 
 @pytest.fixture(scope="module")
-def env(tmp_path_factory, mongo_uri, tracking_server) -> Environment:
+def env(tmp_path_factory, mongo_uri, tracking_server) -> Iterator[Environment]:
     root = tmp_path_factory.mktemp("steps")
-    env = Environment(
-        data_dir=root,
-        sql_url=f"sqlite:///{root / 'historian.db'}",
-        mongodb_uri=mongo_uri,
-        mongo_database="steps_demo",
-        experiment=f"steps-{time.time_ns()}",
-        tracking_uri=tracking_server,
-        registry_prefix=f"steps{time.time_ns()}",
-    )
-    fleet = build_fleet(SPEC)
-    write_fleet(
-        fleet, sql_url=env.sql_url, mongo_uri=mongo_uri, mongo_database=env.mongo_database,
-        exports_dir=env.exports_dir, truth_dir=env.truth_dir,
-    )  # fmt: skip
-    mp = pytest.MonkeyPatch()
-    mp.setenv("MLFLOW_TRACKING_URI", tracking_server)
-    mp.delenv("MLFLOW_RUN_ID", raising=False)
-    mp.delenv("MLFLOW_EXPERIMENT_ID", raising=False)
-    mlflow.set_tracking_uri(tracking_server)
-    yield env
-    mp.undo()
+    with demo_environment(root, mongo_uri, tracking_server, SPEC, "steps") as env:
+        yield env
 
 
 def metrics(run_id: str) -> dict[str, float]:
