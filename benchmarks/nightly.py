@@ -78,7 +78,8 @@ def main() -> None:
         tracking = f"sqlite:///{Path(tmp) / 'mlflow.db'}"
         env = {**os.environ, "METERFLOW_DATA_DIR": tmp, "MONGODB_URI": uri}
         env |= {"MLFLOW_TRACKING_URI": tracking, "MLFLOW_EXPERIMENT_NAME": "nightly"}
-        demo = ["--demo", "false", "--epochs", "2"]  # the fleet is built once, below
+        # the fleet is built once, below
+        demo = ["--demo", "false", "--epochs", "2", "--forecast_epochs", "2"]
         subprocess.run(  # the benchmark times the nights, not the build
             [sys.executable, "-c", "import sys; from meterflow.demo import DemoSpec, ensure_demo;"
              f"ensure_demo(DemoSpec(n_meters={args.meters}, history_days={args.days}), "

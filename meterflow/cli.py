@@ -51,7 +51,8 @@ def _help(model: type[BaseModel], name: str) -> str:
     field = model.model_fields[name]
     allowed = choices(model, name)
     listed = f" {{{', '.join(allowed)}}}" if allowed else ""
-    return f"{field.description or ''}{listed} (default: {field.default!r})"
+    text = f"{field.description or ''}{listed} (default: {field.default!r})"
+    return text.replace("%", "%%")  # argparse formats help strings with %
 
 
 def parse_options(model: type[T], argv: Sequence[str] | None = None, prog: str = "") -> T:

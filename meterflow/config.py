@@ -19,6 +19,7 @@ import os
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
 from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -218,6 +219,14 @@ ForecastModel = Annotated[
 Epochs = Annotated[
     int, Field(defaults.EPOCHS, gt=0, description="training epochs (early stopping on validation)")
 ]
+ForecastEpochs = Annotated[
+    int,
+    Field(
+        defaults.FORECAST_EPOCHS,
+        gt=0,
+        description="forecaster training epochs (early stopping on validation)",
+    ),
+]
 SeqLength = Annotated[
     int, Field(defaults.SEQ_LENGTH, gt=1, description="input window length (slots)")
 ]
@@ -235,19 +244,29 @@ def lstm_units(value: str) -> tuple[int, ...]:
     return tuple(int(p) for p in value.split(","))
 
 
-Units = Annotated[
-    str,
-    AfterValidator(_check_units),
-    Field(
-        ",".join(map(str, defaults.LSTM_UNITS)),
-        description="units of the stacked LSTM layers, first layer first (e.g. 50,25,10)",
-    ),
-]
+def _units_option(default: tuple[int, ...]) -> object:
+    """An option ``units`` with ``default`` (a string such as ``"50,25,10"``)."""
+    return Annotated[
+        str,
+        AfterValidator(_check_units),
+        Field(
+            ",".join(map(str, default)),
+            description="units of the stacked LSTM layers, first layer first (e.g. 50,25,10)",
+        ),
+    ]
+
+
+Units = _units_option(defaults.LSTM_UNITS)
+ForecastUnits = _units_option(defaults.FORECAST_UNITS)
 Threads = Annotated[
     int, Field(defaults.THREADS, gt=0, description="TensorFlow CPU threads of this step")
 ]
 MaxTrainWindows = Annotated[
     int, Field(defaults.MAX_TRAIN_WINDOWS, gt=0, description="cap on sampled training windows")
+]
+ForecastMaxTrainWindows = Annotated[
+    int,
+    Field(defaults.FORECAST_MAX_TRAIN_WINDOWS, gt=0, description="cap on sampled training windows"),
 ]
 Seed = Annotated[int, Field(defaults.SEED, description="random seed")]
 RunId = Annotated[str, Field("", description="harmonization run id ('' = latest finished)")]
@@ -398,21 +417,82 @@ class ClusteringOptions(Options):
         return self
 
 
+def _check_quantiles(v: str) -> str:
+    if not v.strip():
+        return ""
+    try:
+        q = [float(p) for p in v.split(",")]
+    except ValueError:
+        raise ValueError("must be numbers separated by commas, e.g. 0.1,0.5,0.9") from None
+    if 0.5 not in q or q != sorted(set(q)) or not all(0 < x < 1 for x in q):
+        raise ValueError("must be increasing, in (0, 1) and include 0.5, e.g. 0.1,0.5,0.9")
+    return ",".join(f"{x:g}" for x in q)
+
+
+def forecast_quantiles(value: str) -> tuple[float, ...]:
+    """An option ``quantiles`` (``"0.1,0.5,0.9"``, ``""`` = point forecast) as a tuple."""
+    return tuple(float(p) for p in value.split(",")) if value else ()
+
+
+def _check_date(v: str) -> str:
+    if v:
+        try:
+            return date.fromisoformat(v.strip()).isoformat()
+        except ValueError:
+            raise ValueError(f"must be a date YYYY-MM-DD, got {v!r}") from None
+    return v
+
+
 class ForecastingOptions(Options):
-    """Forecast each meter's load; compare with baselines on a chronological test split."""
+    """Forecast load day-ahead (each meter, cluster total or fleet total, or any series file);
+    compare with baselines on a chronological test split."""
 
     profiles_run: RunId
+    in_series: str = Field(
+        "", description="CSV/Parquet series (timestamp, value[, meter_id, inputs...]) instead"
+    )
+    test_start: Annotated[str, AfterValidator(_check_date)] = Field(
+        "", description="first test day YYYY-MM-DD ('' = the most recent 20 % of days)"
+    )
+    scope: Literal["meter", "cluster", "fleet"] = Field(
+        defaults.FORECAST_SCOPE, description="forecast each meter, cluster total or fleet total"
+    )
+    clustering_run: str = Field(
+        "", description="clustering run of scope=cluster ('' = latest finished)"
+    )
     model: ForecastModel
     seq_length: SeqLength
-    horizon: int = Field(defaults.HORIZON, gt=0, description="slots ahead of the window end")
+    horizon: int = Field(
+        defaults.DAY_AHEAD, ge=0, description="slots ahead (0 = one day at the series' resolution)"
+    )
+    output: Literal["all", "last"] = Field(
+        defaults.FORECAST_OUTPUT, description="predict every slot 1..horizon, or only the last"
+    )
+    quantiles: Annotated[str, AfterValidator(_check_quantiles)] = Field(
+        ",".join(f"{q:g}" for q in defaults.QUANTILES),
+        description="forecast quantiles with 0.5 ('' = point forecast on the MSE)",
+    )
+    origin_hour: int = Field(
+        -1, ge=-1, le=23, description="evaluate forecasts made at this hour (-1 = every slot)"
+    )
     padding: Literal["history", "zeros"] = Field(
         "history", description="start of the test stream: real history or zero pre-padding"
     )
-    epochs: Epochs
-    units: Units
-    max_train_windows: MaxTrainWindows
+    epochs: ForecastEpochs
+    units: ForecastUnits
+    max_train_windows: ForecastMaxTrainWindows
     threads: Threads
     seed: Seed
+
+    @model_validator(mode="after")
+    def _check(self) -> ForecastingOptions:
+        if self.in_series and self.profiles_run:
+            raise ValueError("give either in_series or profiles_run, not both")
+        if self.in_series and self.scope == "cluster":
+            raise ValueError("scope=cluster needs a harmonization run's meters, not in_series")
+        if self.model == "hybrid" and (self.scope != "meter" or self.in_series):
+            raise ValueError("model=hybrid needs scope=meter on a harmonization run (meter map)")
+        return self
 
 
 class AnomalyOptions(Options):
@@ -456,6 +536,7 @@ class PipelineOptions(Options):
     number_of_clusters: NumberOfClusters
     prosumers: Prosumers
     forecast_model: ForecastModel
+    forecast_epochs: ForecastEpochs
     epochs: Epochs
     promote: bool = Field(
         True, description="register new models; champion only when better on held-out rows"

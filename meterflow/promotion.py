@@ -54,8 +54,12 @@ class Decision:
 def holdout_score(step: str, holdout: pd.DataFrame, output: pd.DataFrame | np.ndarray) -> float:
     """The step's criterion for one model's ``output`` (its pyfunc ``predict`` of ``holdout``);
     NaN where it cannot be computed (no labels, a single cluster, no finite forecast)."""
-    if step == "forecasting":
-        error = np.asarray(output["prediction"], dtype=float) - holdout["actual"].to_numpy(float)
+    if step == "forecasting":  # actual, or actual_h01... (one per step, long output)
+        actual = holdout.filter(regex=r"^actual(_h\d+)?$").to_numpy(float).ravel()
+        predicted = np.asarray(output["prediction"], dtype=float)
+        if len(predicted) != len(actual):
+            return math.nan
+        error = predicted - actual
         error = error[np.isfinite(error)]
         return float(np.mean(np.abs(error))) if len(error) else math.nan
     if step == "anomaly":

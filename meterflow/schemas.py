@@ -229,6 +229,7 @@ class Table(StrEnum):
     BY_MONTH = "by_month"
     K_SELECTION = "k_selection"
     TEST_PREDICTIONS = "test_predictions"
+    ERROR_BY_STEP = "error_by_step"
     SCORES = "scores"
     EVENTS = "events"
     HOLDOUT = "holdout"
@@ -266,6 +267,7 @@ TABLES: dict[Table, Callable[..., pd.DataFrame]] = {
     Table.K_SELECTION: _columns("k_selection", "k").validate,
     # forecasting runs
     Table.TEST_PREDICTIONS: _columns("test_predictions", "meter_id").validate,
+    Table.ERROR_BY_STEP: _columns("error_by_step", "model", "step", "mae").validate,
     # model runs: held-out rows any later model is scored on (``meterflow.promotion``)
     Table.HOLDOUT: _columns("holdout").validate,
     # pipeline runs

@@ -3,6 +3,8 @@ any numerical library, MLflow or the step's code is imported, and the help lists
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import os
 import subprocess
@@ -14,6 +16,7 @@ from mlflow.tracking import MlflowClient
 
 from meterflow.cli import parse_options
 from meterflow.config import ClusteringOptions, PipelineOptions, choices
+from meterflow.entrypoints import ENTRY_POINTS
 from meterflow.errors import ConfigError
 from tests.conftest import REPO, subprocess_env
 
@@ -44,6 +47,17 @@ def test_help_lists_the_registered_choices() -> None:
     for name in choices(ClusteringOptions, "model"):
         assert name in text
     assert "{euclidean, dtw" in text and "{include, exclude, only}" in text
+
+
+@pytest.mark.parametrize("entry_point", sorted(ENTRY_POINTS))
+def test_every_entry_point_formats_its_help(entry_point: str) -> None:
+    """Every option's help renders (argparse formats it with %, so a "20 %" must not break it)."""
+    model = ENTRY_POINTS[entry_point].options
+    parser_help = io.StringIO()
+    with contextlib.redirect_stdout(parser_help), pytest.raises(SystemExit) as done:
+        parse_options(model, ["--help"], prog=entry_point)
+    assert done.value.code == 0
+    assert all(f"--{name}" in parser_help.getvalue() for name in model.model_fields)
 
 
 def test_help_and_a_bad_option_import_no_heavy_module() -> None:

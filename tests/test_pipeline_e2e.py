@@ -31,7 +31,7 @@ REQUIRED_METRICS = {
     "harmonization": ("profiles", "dtw_pairs_computed", "dtw_pairs_reused"),
     "clustering": ("davies_bouldin", "silhouette", "silhouette_dtw", "ari", "peak_match"),
     "forecasting": (
-        "test_mae", "test_mape", "baseline_persistence_mae", "baseline_seasonal_naive_mae",
+        "test_mae", "test_mape", "baseline_persistence_mae", "baseline_seasonal_naive_week_mae",
         "baseline_linear_mae",
     ),
     "anomaly": ("threshold", "flagged_share"),
@@ -45,6 +45,8 @@ ARGS = [
     "demo_days=40",
     "-P",
     "epochs=2",
+    "-P",
+    "forecast_epochs=2",
     "-P",
     "dtw_max_profiles=300",
 ]
@@ -102,8 +104,11 @@ def test_parent_run_with_one_finished_child_per_step(pipeline):
             filter_string=f"source_run_id = '{run.info.run_id}'",
             output_format="list",
         )
-        deep = step in ("forecasting", "anomaly")  # + the Keras network, Keras flavor
-        assert sorted(m.name for m in models) == (["model", "network"] if deep else ["model"]), step
+        expected = {
+            "forecasting": ["baselines", "model", "network"],  # + Keras network, baselines
+            "anomaly": ["model", "network"],
+        }.get(step, ["model"])
+        assert sorted(m.name for m in models) == expected, step
         assert parent.data.tags[f"meterflow.step.{step}"] == run.info.run_id
     assert parent.data.metrics["steps_run"] == len(STEPS)
 
@@ -231,7 +236,7 @@ def test_results_notebook_executes_against_the_runs_made_here(pipeline, monkeypa
     outputs = [o for c in notebook.cells if c.cell_type == "code" for o in c.outputs]
     assert not [o for o in outputs if o.get("output_type") == "error"]
     text = "\n".join(str(o.get("text", "")) for o in outputs)
-    assert "champion MAE on 500 held-out windows" in text
+    assert "champion MAE on 100 held-out day-ahead windows" in text
 
 
 def test_steps_record_the_tables_they_read_as_datasets(pipeline):

@@ -19,7 +19,8 @@ from mlflow.tracking import MlflowClient
 from tests.conftest import REPO, subprocess_env
 
 pytestmark = pytest.mark.slow
-ARGS = ["--demo_meters", "6", "--demo_days", "30", "--epochs", "1", "--dtw_max_profiles", "100"]
+ARGS = ["--demo_meters", "6", "--demo_days", "30", "--epochs", "1", "--forecast_epochs", "1"]
+ARGS += ["--dtw_max_profiles", "100"]
 
 
 def _wait_for_a_running_step(lock: Path, deadline_s: float = 600) -> str:

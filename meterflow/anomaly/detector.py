@@ -40,28 +40,43 @@ from meterflow.anomaly.thresholds import (
 )
 from meterflow.domain import LOCAL_TIMEZONE
 from meterflow.errors import ConfigError, SchemaError
-from meterflow.forecasting.series import TEST, VAL, DateSplit, FleetSeries, build_fleet
-from meterflow.forecasting.settings import ForecastSettings
-from meterflow.forecasting.train import (
-    FittedForecaster,
-    fit_forecaster,
+from meterflow.forecasting.rows import (
     holdout_rows,
     holdout_selection,
     make_predictor,
-    predict_positions,
     predictor_rows,
 )
+from meterflow.forecasting.series import TEST, VAL, DateSplit, FleetSeries, build_fleet
+from meterflow.forecasting.settings import ForecastSettings
+from meterflow.forecasting.train import FittedForecaster, fit_forecaster, predict_positions
 from meterflow.forecasting.training import TrainingHistory
 from meterflow.forecasting.windows import label_positions
 
 log = logging.getLogger(__name__)
 
 
+# The residual forecaster predicts one point, the reading ``horizon`` slots ahead, on the MSE.
+RESIDUAL_FORECASTER: dict[str, object] = {
+    "output": "last",
+    "quantiles": (),
+    "seasonal_inputs": False,
+    "patience": 3,
+    "min_updates": 0,
+}
+
+
 def _default_forecast() -> ForecastSettings:
     # A day ahead at hourly resolution: an anomaly shorter than the horizon is not yet in the
     # window that forecasts it, so sustained shifts keep large residuals (a one-slot-ahead
     # forecaster follows them after a slot or two and only flags their edges).
-    return ForecastSettings(model="lstm", horizon=defaults.ANOMALY_HORIZON)
+    return ForecastSettings(
+        model="lstm",
+        horizon=defaults.ANOMALY_HORIZON,
+        epochs=defaults.EPOCHS,
+        units=defaults.LSTM_UNITS,
+        max_train_windows=defaults.MAX_TRAIN_WINDOWS,
+        **RESIDUAL_FORECASTER,
+    )
 
 
 @dataclass(frozen=True)
@@ -81,6 +96,8 @@ class AnomalySettings:
     def __post_init__(self) -> None:
         if self.forecast.model != "lstm":
             raise ConfigError("the anomaly detector uses the lstm forecaster (model='lstm')")
+        # residuals need one point forecast per reading, whatever the forecaster's defaults
+        object.__setattr__(self, "forecast", replace(self.forecast, **RESIDUAL_FORECASTER))
         if self.threshold not in THRESHOLD_METHODS:
             raise ConfigError(
                 f"threshold must be one of {THRESHOLD_METHODS}, got {self.threshold!r}"

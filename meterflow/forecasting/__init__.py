@@ -11,22 +11,28 @@ from typing import TYPE_CHECKING
 from meterflow.lazy import lazy_attributes
 
 if TYPE_CHECKING:
+    from meterflow.forecasting.evaluate import (
+        ForecastResult,
+        evaluate_forecaster,
+        train_forecaster,
+    )
     from meterflow.forecasting.predictor import ForecastPredictor
     from meterflow.forecasting.series import profiles_to_series
     from meterflow.forecasting.settings import ForecastSettings
-    from meterflow.forecasting.train import ForecastResult, train_forecaster
 
 _WHERE = {
     "ForecastPredictor": "predictor",
-    "ForecastResult": "train",
+    "ForecastResult": "evaluate",
+    "evaluate_forecaster": "evaluate",
     "ForecastSettings": "settings",
     "profiles_to_series": "series",
-    "train_forecaster": "train",
+    "train_forecaster": "evaluate",
 }
 __all__ = [
     "ForecastPredictor",
     "ForecastResult",
     "ForecastSettings",
+    "evaluate_forecaster",
     "profiles_to_series",
     "train_forecaster",
 ]

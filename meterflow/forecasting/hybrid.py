@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from meterflow.errors import SchemaError
-from meterflow.forecasting.lstm import WINDOW_INPUT, lstm_stack
+from meterflow.forecasting.lstm import WINDOW_INPUT, Decoder, decoder_head, lstm_stack
 
 log = logging.getLogger(__name__)
 
@@ -167,9 +167,11 @@ def build_hybrid(
     grid_channels: int,
     conv_channels: int = 16,
     spatial_size: int = 32,
+    decoder: Decoder | None = None,
 ) -> keras.Model:
     """A fresh hybrid forecaster: ``(window (B, seq, F), grid (B, G, G, C)) -> (B, 1)``, an LSTM
-    branch and a Conv2D branch (channels last) concatenated into a dense head."""
+    branch and a Conv2D branch (channels last) concatenated into a dense head (with a
+    multi-step ``decoder``: ``(window, grid, future) -> (B, steps, quantiles)``)."""
     window = keras.Input(shape=(seq_length, n_features), name=WINDOW_INPUT)
     grid = keras.Input(shape=(grid_size, grid_size, grid_channels), name=GRID_INPUT)
     spatial = grid
@@ -178,5 +180,8 @@ def build_hybrid(
     spatial = keras.layers.Dense(spatial_size, activation="relu")(keras.layers.Flatten()(spatial))
     both = keras.layers.Concatenate()([lstm_stack(window, units, dropout), spatial])
     head = keras.layers.Dense(units[-1], activation="relu")(both)
+    if decoder is not None:
+        future, out = decoder_head(keras.layers.Dropout(dropout)(head), window, decoder, units[-1])
+        return keras.Model([window, grid, future], out, name="hybrid_forecaster")
     out = keras.layers.Dense(1)(keras.layers.Dropout(dropout)(head))
     return keras.Model([window, grid], out, name="hybrid_forecaster")

@@ -41,3 +41,49 @@ def skill(model_mae: float, baseline_mae: float) -> float:
     if baseline_mae > 0:
         return float(1.0 - model_mae / baseline_mae)
     return 0.0 if model_mae == 0 else -1.0
+
+
+def smape(y_true: np.ndarray, y_pred: np.ndarray) -> float:
+    """Symmetric MAPE (percent, 0..200): mean of ``2|e| / (|y| + |yhat|)``, 0 where both are 0."""
+    y, p = np.asarray(y_true, dtype=np.float64), np.asarray(y_pred, dtype=np.float64)
+    denom = np.abs(y) + np.abs(p)
+    ratio = np.divide(2 * np.abs(p - y), denom, out=np.zeros_like(y), where=denom > 0)
+    return float(100 * ratio.mean()) if len(y) else float("nan")
+
+
+def step_metrics(
+    y_true: np.ndarray, y_pred: np.ndarray, series: np.ndarray, floor_frac: float = 0.05
+) -> tuple[dict[str, float], pd.DataFrame]:
+    """Errors of multi-step forecasts ``(n, steps)``: overall ``mae``, ``rmse``, ``wape``,
+    ``smape`` over every (origin, step), ``mape`` as the mean over steps of each step's MAPE;
+    and the table of each step's ``mae``, ``rmse``, ``mape``, ``smape``."""
+    y, p = np.asarray(y_true, dtype=np.float64), np.asarray(y_pred, dtype=np.float64)
+    n_steps = y.shape[1]
+    ids = np.repeat(np.asarray(series), n_steps)
+    overall = forecast_metrics(y.ravel(), p.ravel(), ids, floor_frac)
+    overall["smape"] = smape(y.ravel(), p.ravel())
+    rows = []
+    for k in range(n_steps):
+        one = forecast_metrics(y[:, k], p[:, k], series, floor_frac)
+        rows.append({**one, "smape": smape(y[:, k], p[:, k])})
+    table = pd.DataFrame(rows)
+    if "mape" in table:
+        overall["mape"] = float(table["mape"].mean())
+    return overall, table
+
+
+def quantile_metrics(
+    y_true: np.ndarray, quantile_pred: np.ndarray, quantiles: tuple[float, ...]
+) -> dict[str, float]:
+    """``pinball`` (mean over quantiles, Wh), ``coverage`` (share of actuals between the lowest
+    and highest quantile) and its ``nominal`` level, for ``quantile_pred (..., quantiles)``."""
+    y = np.asarray(y_true, dtype=np.float64)[..., None]
+    q = np.asarray(quantiles, dtype=np.float64)
+    error = y - quantile_pred
+    pinball = np.maximum(q * error, (q - 1) * error).mean()
+    inside = (quantile_pred[..., 0] <= y[..., 0]) & (y[..., 0] <= quantile_pred[..., -1])
+    return {
+        "pinball": float(pinball),
+        "coverage": float(inside.mean()),
+        "coverage_nominal": float(q[-1] - q[0]),
+    }

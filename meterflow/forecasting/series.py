@@ -9,7 +9,7 @@ run of consecutive slots of one meter. Windows never cross a segment boundary, s
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -24,6 +24,7 @@ log = logging.getLogger(__name__)
 TRAIN, VAL, TEST = 0, 1, 2
 SPLIT_NAMES = {TRAIN: "train", VAL: "validation", TEST: "test"}
 SCALE_FLOOR_WH = 1.0  # per-meter scale floor (Wh per slot), so flat meters do not blow up
+DENSE_LOOKUP_CELLS = 50_000_000  # (meters x slots) up to which lookups use a dense table
 CALENDAR_ORIGIN = np.datetime64("1970-01-05T00:00", "ns")  # a Monday midnight
 
 
@@ -88,22 +89,40 @@ class DateSplit:
     n_days: tuple[int, int, int]
 
 
-def split_dates(dates: pd.Series | np.ndarray, train_frac: float, val_frac: float) -> DateSplit:
-    """Split the distinct days of the fleet: the first ``train_frac`` for training, the next
-    ``val_frac`` for validation (early stopping, thresholds), the most recent rest for test."""
+def split_dates(
+    dates: pd.Series | np.ndarray,
+    train_frac: float,
+    val_frac: float,
+    test_start: pd.Timestamp | None = None,
+) -> DateSplit:
+    """Split the distinct days of the series chronologically. Without ``test_start``: the first
+    ``train_frac`` for training, the next ``val_frac`` for validation (early stopping,
+    thresholds), the most recent rest for test. With it: every day from ``test_start`` on is
+    test, and validation is the most recent ``val_frac / (train_frac + val_frac)`` of the days
+    before it (at least one day)."""
     days = np.unique(pd.to_datetime(np.asarray(dates)).normalize())
-    n = len(days)
-    n_train = round(train_frac * n)
-    n_val = round(val_frac * n)
-    if n_train < 1 or n_val < 1 or n - n_train - n_val < 1:
+    if test_start is not None:
+        n_before = int(np.searchsorted(days, np.datetime64(pd.Timestamp(test_start), "ns")))
+        n_val = max(1, round(val_frac / (train_frac + val_frac) * n_before))
+        n_train = n_before - n_val
+    else:
+        n_train = round(train_frac * len(days))
+        n_val = round(val_frac * len(days))
+    n_test = len(days) - n_train - n_val
+    if n_train < 1 or n_val < 1 or n_test < 1:
+        where = (
+            f"test_start={pd.Timestamp(test_start).date()}"
+            if test_start is not None
+            else (f"a split of {train_frac:g}/{val_frac:g}/{1 - train_frac - val_frac:g}")
+        )
         raise SchemaError(
-            f"forecasting input has {n} distinct days: too few for a train/validation/test "
-            f"split of {train_frac:g}/{val_frac:g}/{1 - train_frac - val_frac:g}"
+            f"forecasting input has {len(days)} distinct days ({days[0]!s:.10} to "
+            f"{days[-1]!s:.10}): too few for training, validation and test days with {where}"
         )
     return DateSplit(
         val_start=pd.Timestamp(days[n_train]),
         test_start=pd.Timestamp(days[n_train + n_val]),
-        n_days=(n_train, n_val, n - n_train - n_val),
+        n_days=(n_train, n_val, n_test),
     )
 
 
@@ -114,6 +133,12 @@ class MeterScaler:
     meter_ids: tuple[str, ...]
     mean: np.ndarray  # Wh per slot, one per meter
     scale: np.ndarray  # Wh per slot, >= SCALE_FLOOR_WH
+    exog_mean: np.ndarray = field(default_factory=lambda: np.zeros(0))  # one per exog input
+    exog_scale: np.ndarray = field(default_factory=lambda: np.ones(0))
+
+    def scale_exog(self, exog: np.ndarray) -> np.ndarray:
+        """Exogenous inputs ``(..., n_exog)`` standardised, unknown (NaN) as 0."""
+        return np.nan_to_num((exog - self.exog_mean) / self.exog_scale, nan=0.0)
 
     def index_of(self, meter_ids: np.ndarray | pd.Series) -> np.ndarray:
         """Positions of ``meter_ids`` in the scaler, -1 where unknown."""
@@ -134,6 +159,8 @@ class FleetSeries:
     t0: pd.Timestamp  # midnight of the first day
     resolution_min: int
     dates: DateSplit
+    exog: np.ndarray  # (N, n_exog) float64 extra inputs, raw units (NaN = unknown)
+    _positions: np.ndarray | None = field(default=None, repr=False)
 
     @property
     def slots_per_day(self) -> int:
@@ -155,6 +182,11 @@ class FleetSeries:
 
     def positions_of(self, meter_idx: np.ndarray, time_idx: np.ndarray) -> np.ndarray:
         """Positions of (meter, time) pairs, -1 where the fleet has no such point."""
+        table = self._position_table()
+        if table is not None:
+            inside = (time_idx >= 0) & (time_idx < table.shape[1])
+            found = table[meter_idx, np.clip(time_idx, 0, table.shape[1] - 1)]
+            return np.where(inside, found, -1)
         span = np.int64(self.n_times + 1)
         keys = self.meter_idx * span + self.time_idx
         want = meter_idx.astype(np.int64) * span + time_idx.astype(np.int64)
@@ -162,6 +194,18 @@ class FleetSeries:
         pos = np.minimum(pos, len(keys) - 1)
         ok = (time_idx >= 0) & (keys[pos] == want)
         return np.where(ok, pos, -1)
+
+    def _position_table(self) -> np.ndarray | None:
+        """Dense (meter, time) -> position table (-1 = no point), built once, when it fits in
+        ``DENSE_LOOKUP_CELLS``; None above that (lookups then search the sorted keys)."""
+        cells = len(self.meter_ids) * self.n_times
+        if cells > DENSE_LOOKUP_CELLS:
+            return None
+        if self._positions is None:
+            table = np.full((len(self.meter_ids), self.n_times), -1, dtype=np.int64)
+            table[self.meter_idx, self.time_idx] = np.arange(len(self.time_idx))
+            self._positions = table
+        return self._positions
 
     def history_start(self, positions: np.ndarray, padding: str) -> np.ndarray:
         """First position usable as input for a label at ``positions``: the segment start, or
@@ -176,17 +220,26 @@ class FleetSeries:
 
 
 def build_fleet(profiles: pd.DataFrame, train_frac: float, val_frac: float) -> FleetSeries:
-    """Series of every meter, split chronologically by day, with segment starts."""
+    """Series of every meter of a profile table, split chronologically by day."""
     series = profiles_to_series(profiles)
     if series.empty:
         raise SchemaError("forecasting input has no finite profile values")
-    n_slots = len(profile_slot_columns(profiles))
-    resolution = MINUTES_PER_DAY // n_slots
-    dates = split_dates(profiles["date"], train_frac, val_frac)
-    codes, meter_ids = pd.factorize(series["meter_id"], sort=True)
+    resolution = MINUTES_PER_DAY // len(profile_slot_columns(profiles))
+    return build_panel(series, resolution, split_dates(profiles["date"], train_frac, val_frac))
+
+
+def build_panel(
+    series: pd.DataFrame, resolution_min: int, dates: DateSplit, exog: tuple[str, ...] = ()
+) -> FleetSeries:
+    """Flat arrays of a long table ``meter_id, timestamp, value[, exog...]`` (any series ids,
+    timestamps on a ``resolution_min`` grid, naive), with segment starts and the split."""
+    series = series.sort_values(["meter_id", "timestamp"], kind="stable")
+    codes, meter_ids = pd.factorize(series["meter_id"].astype(str), sort=True)
     stamps = series["timestamp"].to_numpy(dtype="datetime64[ns]")
     t0 = pd.Timestamp(stamps.min()).normalize()
-    time_idx = ((stamps - t0.to_datetime64()) // np.timedelta64(resolution, "m")).astype(np.int64)
+    time_idx = ((stamps - t0.to_datetime64()) // np.timedelta64(resolution_min, "m")).astype(
+        np.int64
+    )
     meter_idx = codes.astype(np.int64)
     n = len(series)
     breaks = np.ones(n, dtype=bool)
@@ -204,14 +257,15 @@ def build_fleet(profiles: pd.DataFrame, train_frac: float, val_frac: float) -> F
         seg_start=seg_start.astype(np.int64),
         split=split,
         t0=t0,
-        resolution_min=resolution,
+        resolution_min=resolution_min,
         dates=dates,
+        exog=series[list(exog)].to_numpy(dtype=np.float64).reshape(n, len(exog)),
     )
     log.info(
-        "fleet: %d meters, %d points at %d min, %d segments; days train/val/test = %s",
+        "series: %d series, %d points at %d min, %d segments; days train/val/test = %s",
         len(meter_ids),
         n,
-        resolution,
+        resolution_min,
         int(breaks.sum()),
         dates.n_days,
     )
@@ -236,4 +290,9 @@ def fit_scaler(fleet: FleetSeries) -> MeterScaler:
     missing = int((count == 0).sum())
     if missing:
         log.warning("%d meter(s) have no training data and are left out of the model", missing)
-    return MeterScaler(tuple(str(m) for m in fleet.meter_ids), mean, scale)
+    exog = fleet.exog[train]
+    with np.errstate(invalid="ignore"):
+        exog_mean = np.nan_to_num(np.nanmean(exog, axis=0)) if len(exog) else exog.sum(0)
+        exog_std = np.nanstd(exog, axis=0) if len(exog) else exog.sum(0)
+    exog_scale = np.where(np.isfinite(exog_std) & (exog_std > 0), exog_std, 1.0)
+    return MeterScaler(tuple(str(m) for m in fleet.meter_ids), mean, scale, exog_mean, exog_scale)

@@ -5,19 +5,37 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+import numpy as np
+
 from meterflow import defaults
 from meterflow.errors import ConfigError
 
+N_TIME_CHANNELS = 5  # calendar channels: sin/cos slot of day, sin/cos position in week, weekend
+# seasonal inputs per target step (column prefixes of the predictor's rows): the same slot a day
+# and a week before, and its mean over the last RECENT_DAYS days (features module)
+SEASONAL = ("day", "week", "mean7")
+
 MODELS = ("lstm", "hybrid")
 PADDINGS = ("history", "zeros")
+OUTPUTS = ("all", "last")
 
 
 @dataclass(frozen=True)
 class ForecastSettings:
     """How to split, window, train and evaluate a forecaster.
 
-    Windows follow the reference notebook: ``seq_length`` slots of input and the target
-    ``horizon`` slots after the last input (label index ``i + seq_length + horizon - 1``).
+    Windows follow the reference notebook: ``seq_length`` slots of input and targets after the
+    last input. ``output="all"`` predicts every slot 1..``horizon`` ahead (day-ahead with
+    ``horizon`` = one day of slots); ``output="last"`` only the slot ``horizon`` ahead, as the
+    notebook (label index ``i + seq_length + horizon - 1``).
+    ``quantiles``: the network predicts these quantiles (pinball loss, 0.5 is the point
+    forecast); empty = one point forecast trained on the MSE.
+    ``seasonal_inputs``: each target step also sees the same slot one day and one week before
+    (the last known ones) and its mean over the last seven days, as decoder inputs.
+    ``exog``: names of extra input series (read at the inputs and at the target times, e.g. a
+    temperature forecast).
+    ``origin_hour``: evaluate forecasts made at this hour only (the first target slot starts
+    then); -1 = at every slot. Training always uses every origin.
     ``test_padding``: ``"history"`` fills test windows with real history where the series is
     contiguous (zero pre-padding only after a gap), ``"zeros"`` restarts the history at the
     start of the test split and pre-pads with zeros, as the notebook's streaming validation.
@@ -27,18 +45,26 @@ class ForecastSettings:
     model: Literal["lstm", "hybrid"] = defaults.FORECAST_MODEL
     seq_length: int = defaults.SEQ_LENGTH
     horizon: int = defaults.HORIZON
+    output: Literal["all", "last"] = defaults.FORECAST_OUTPUT
+    quantiles: tuple[float, ...] = defaults.QUANTILES
+    seasonal_inputs: bool = True
+    exog: tuple[str, ...] = ()
+    meter_features: bool = True  # with a meter table: PV, contractual power, type as inputs
+    static: tuple[str, ...] = ()  # the static features in use (set when fitting)
+    origin_hour: int = -1
     train_frac: float = 0.7
     val_frac: float = 0.1  # the test split is the rest, the most recent days
     test_padding: Literal["history", "zeros"] = "history"
     min_history: int = 2
     time_features: bool = True  # calendar of the target (day, week, weekend) as input channels
-    units: tuple[int, ...] = defaults.LSTM_UNITS  # LSTM units per layer, first layer first
+    units: tuple[int, ...] = defaults.FORECAST_UNITS  # LSTM units per layer, first layer first
     dropout: float = 0.1
     learning_rate: float = 3e-3
-    batch_size: int = 256
-    epochs: int = defaults.EPOCHS
-    patience: int = 3
-    max_train_windows: int = defaults.MAX_TRAIN_WINDOWS
+    batch_size: int = 256  # the largest; small training sets get smaller ones
+    min_updates: int = 100  # updates per epoch kept by shrinking the batch (0 = fixed batch)
+    epochs: int = defaults.FORECAST_EPOCHS
+    patience: int = 5
+    max_train_windows: int = defaults.FORECAST_MAX_TRAIN_WINDOWS
     max_val_windows: int = 5_000
     # hybrid: a grid_size x grid_size grid around each meter holding its n_neighbours nearest
     # meters' last spatial_lags scaled readings
@@ -53,6 +79,13 @@ class ForecastSettings:
     def __post_init__(self) -> None:
         if self.model not in MODELS:
             raise ConfigError(f"model must be one of {MODELS}, got {self.model!r}")
+        if self.output not in OUTPUTS:
+            raise ConfigError(f"output must be one of {OUTPUTS}, got {self.output!r}")
+        self._check_quantiles()
+        if not -1 <= self.origin_hour <= 23:
+            raise ConfigError(
+                f"origin_hour must be -1 (every slot) or 0..23, got {self.origin_hour}"
+            )
         if self.test_padding not in PADDINGS:
             raise ConfigError(f"test_padding must be one of {PADDINGS}, got {self.test_padding!r}")
         positive = {
@@ -92,7 +125,45 @@ class ForecastSettings:
         if not self.units or any(int(u) != u or u < 1 for u in self.units):
             raise ConfigError(f"units must be positive integers, got {self.units!r}")
 
+    def _check_quantiles(self) -> None:
+        q = self.quantiles
+        if q and (0.5 not in q or list(q) != sorted(set(q)) or not all(0 < v < 1 for v in q)):
+            raise ConfigError(
+                f"quantiles must be increasing, in (0, 1) and include 0.5, got {list(q)}"
+            )
+
+    @property
+    def steps(self) -> np.ndarray:
+        """Slots ahead of the window end that the model predicts (1..horizon or horizon)."""
+        if self.output == "last":
+            return np.array([self.horizon], dtype=np.int64)
+        return np.arange(1, self.horizon + 1, dtype=np.int64)
+
+    @property
+    def n_quantiles(self) -> int:
+        return max(1, len(self.quantiles))
+
+    @property
+    def point_quantile(self) -> int:
+        """Index of the point forecast among the network's outputs (the median)."""
+        return self.quantiles.index(0.5) if self.quantiles else 0
+
     @property
     def n_features(self) -> int:
         """Input channels per time step of the temporal model."""
-        return 6 if self.time_features else 1  # value + windows.N_TIME_CHANNELS
+        return 1 + (N_TIME_CHANNELS if self.time_features else 0) + len(self.exog)
+
+    @property
+    def uses_decoder(self) -> bool:
+        """Whether the network has a per-step decoder input (else the notebook's plain head)."""
+        return (
+            self.output == "all" or self.seasonal_inputs or bool(self.exog) or bool(self.quantiles)
+        )
+
+    @property
+    def n_future(self) -> int:
+        """Decoder input channels per target step: seasonal lags, target calendar, exogenous
+        values at the target, static series features and the step's position."""
+        seasonal = len(SEASONAL) if self.seasonal_inputs else 0
+        calendar = N_TIME_CHANNELS if self.time_features else 0
+        return seasonal + calendar + len(self.exog) + len(self.static) + 1

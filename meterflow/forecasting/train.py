@@ -1,42 +1,39 @@
-"""Train a forecaster on the harmonized profiles and evaluate it against baselines.
+"""Fit a forecaster on a fleet of series: windows, decoder inputs, network, linear baseline.
 
-``train_forecaster(profiles, meters, cfg)`` is the step's one call. The pieces
-(``fit_forecaster``, ``predict_positions``) are reused by the anomaly detector.
+``fit_forecaster`` and ``predict_steps`` / ``predict_positions`` are used by the forecasting
+step (``evaluate``) and the anomaly detector.
 """
 
 from __future__ import annotations
 
 import logging
-import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 import pandas as pd
-from matplotlib.figure import Figure
-from sklearn.linear_model import LinearRegression
 
 from meterflow.errors import ConfigError, SchemaError
-from meterflow.forecasting import baselines, figures
+from meterflow.forecasting.baselines import LinearSteps, linear_inputs
+from meterflow.forecasting.calibration import apply_scales, interval_scales
+from meterflow.forecasting.features import decoder_inputs, seasonal_values
 from meterflow.forecasting.hybrid import (
     SpatialLayout,
     build_layout,
     grids_from_recent,
     recent_from_wide,
 )
-from meterflow.forecasting.metrics import forecast_metrics, skill
-from meterflow.forecasting.predictor import ForecastPredictor, build_network, lag_columns
+from meterflow.forecasting.predictor import build_network
 from meterflow.forecasting.series import (
-    TEST,
     TRAIN,
     VAL,
-    DateSplit,
     FleetSeries,
     MeterScaler,
-    build_fleet,
     fit_scaler,
 )
 from meterflow.forecasting.settings import ForecastSettings
+from meterflow.forecasting.static import NONE as NO_STATIC
+from meterflow.forecasting.static import StaticFeatures, meter_features
 from meterflow.forecasting.training import (
     TrainingHistory,
     fit_network,
@@ -58,6 +55,8 @@ class FittedForecaster:
     fleet: FleetSeries
     scaler: MeterScaler
     scaled: np.ndarray  # (N,) scaled values (NaN for meters without training data)
+    exog_scaled: np.ndarray  # (N, n_exog) standardised exogenous inputs
+    static: StaticFeatures  # per series (meter table), empty when not used
     usable: np.ndarray  # (n_meters,) meters with a training scaler
     layout: SpatialLayout | None
     wide: np.ndarray | None  # (n_meters, n_times) scaled values for the hybrid's grids
@@ -65,21 +64,8 @@ class FittedForecaster:
     history: TrainingHistory
     train_pos: np.ndarray
     val_pos: np.ndarray
-    linear: LinearRegression
-
-
-@dataclass
-class ForecastResult:
-    """What the forecasting step logs: metrics, curves, test predictions, figures, model."""
-
-    predictor: ForecastPredictor
-    metrics: dict[str, float]
-    history: TrainingHistory
-    predictions: pd.DataFrame  # test split: meter_id, timestamp, window_end, actual, ...
-    figures: dict[str, Figure]
-    best_baseline: str
-    split: DateSplit
-    holdout: pd.DataFrame  # test windows as the predictor takes them, with the actual value
+    linear: LinearSteps | None = None
+    interval_scale: np.ndarray | None = None  # (steps,) calibration of the quantiles
 
 
 def _sample(
@@ -92,47 +78,96 @@ def _sample(
     return pos[keep], first[keep]
 
 
+def seasonal_wh(
+    fitted: FittedForecaster, pos: np.ndarray, first: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """The seasonal inputs of each target step ``(3, n, steps)``, in Wh."""
+    cfg = fitted.settings
+    return seasonal_values(fitted.fleet, fitted.fleet.values, pos, first, cfg.steps, cfg.horizon)
+
+
+def _scale_rows(fitted: FittedForecaster, pos: np.ndarray, wh: np.ndarray) -> np.ndarray:
+    """``wh`` (``(..., n, steps)``, rows of the labels at ``pos``) in the series' scaled units."""
+    m = fitted.fleet.meter_idx[pos]
+    return (wh - fitted.scaler.mean[m][:, None]) / fitted.scaler.scale[m][:, None]
+
+
 def window_inputs(
     fitted: FittedForecaster, pos: np.ndarray, first: np.ndarray
 ) -> tuple[list[np.ndarray], np.ndarray, np.ndarray]:
-    """Network inputs for labels at ``pos``: ``([x, (grid)], windows_scaled, n_real)``."""
+    """Network inputs for labels at ``pos``: ``([x, (grid), (future)], windows_scaled,
+    n_real)``."""
     cfg, fleet = fitted.settings, fitted.fleet
     windows, n_real = gather_windows(fitted.scaled, pos, first, cfg.seq_length, cfg.horizon)
     end_time = fleet.time_idx[pos] - cfg.horizon  # time of the last input
-    x = model_inputs(
-        windows,
-        fleet.calendar_offset + end_time,
-        cfg.horizon,
-        fleet.slots_per_day,
-        cfg.time_features,
-    )
-    inputs = [x]
+    origin_index = fleet.calendar_offset + end_time
+    x = model_inputs(windows, origin_index, cfg.horizon, fleet.slots_per_day, cfg.time_features)
+    exog = [
+        gather_windows(fitted.exog_scaled[:, j], pos, first, cfg.seq_length, cfg.horizon)[0]
+        for j in range(len(cfg.exog))
+    ]
+    inputs = [np.concatenate([x, *(e[..., None] for e in exog)], axis=-1)]
     if cfg.model == "hybrid":
         assert fitted.layout is not None and fitted.wide is not None
         targets = fleet.meter_idx[pos]
         recent = recent_from_wide(fitted.layout, fitted.wide, targets, end_time, cfg.spatial_lags)
         inputs.append(grids_from_recent(fitted.layout, targets, recent))
+    if cfg.uses_decoder:
+        seasonal = None
+        if cfg.seasonal_inputs:
+            seasonal = _scale_rows(fitted, pos, seasonal_wh(fitted, pos, first))
+        exog_at = fitted.exog_scaled[(pos - cfg.horizon)[:, None] + cfg.steps[None, :]]
+        static = fitted.static.lookup(fleet.meter_ids[fleet.meter_idx[pos]])
+        inputs.append(
+            decoder_inputs(
+                *(seasonal, origin_index, exog_at, static),
+                *(cfg.steps, cfg.horizon, fleet.slots_per_day),
+                calendar=cfg.time_features,
+            )
+        )
     return inputs, windows, n_real
+
+
+def predict_steps(
+    fitted: FittedForecaster, pos: np.ndarray, first: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Forecasts ``(n, steps, quantiles)`` in Wh (quantiles in increasing order) of the targets
+    of the labels at ``pos``, and the real inputs each window had."""
+    cfg = fitted.settings
+    out = np.empty((len(pos), len(cfg.steps), cfg.n_quantiles), dtype=np.float64)
+    n_real = np.empty(len(pos), dtype=np.int64)
+    for lo in range(0, len(pos), CHUNK):
+        sl = slice(lo, lo + CHUNK)
+        inputs, _, n_real[sl] = window_inputs(fitted, pos[sl], first[sl])
+        out[sl] = predict_batches(fitted.network, inputs).reshape(out[sl].shape)
+    m = fitted.fleet.meter_idx[pos]
+    wh = out * fitted.scaler.scale[m][:, None, None] + fitted.scaler.mean[m][:, None, None]
+    wh = np.sort(wh, axis=-1)
+    if fitted.interval_scale is not None:
+        wh = apply_scales(wh, fitted.interval_scale, cfg.point_quantile)
+    return wh, n_real
 
 
 def predict_positions(
     fitted: FittedForecaster, pos: np.ndarray, first: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Forecasts (Wh) of the values at ``pos`` and the real inputs each window had."""
-    pred = np.empty(len(pos), dtype=np.float64)
-    n_real = np.empty(len(pos), dtype=np.int64)
-    for lo in range(0, len(pos), CHUNK):
-        sl = slice(lo, lo + CHUNK)
-        inputs, _, n_real[sl] = window_inputs(fitted, pos[sl], first[sl])
-        pred[sl] = predict_batches(fitted.network, inputs)
-    m = fitted.fleet.meter_idx[pos]
-    return pred * fitted.scaler.scale[m] + fitted.scaler.mean[m], n_real
+    """Point forecasts (Wh) of the values at ``pos`` (the last target step) and the real inputs
+    each window had."""
+    out, n_real = predict_steps(fitted, pos, first)
+    return out[:, -1, fitted.settings.point_quantile], n_real
+
+
+def target_positions(fitted: FittedForecaster, pos: np.ndarray) -> np.ndarray:
+    """Positions ``(n, steps)`` of the targets of the labels at ``pos``."""
+    cfg = fitted.settings
+    return (np.asarray(pos) - cfg.horizon)[:, None] + cfg.steps[None, :]
 
 
 def fit_forecaster(
     fleet: FleetSeries, meters: pd.DataFrame | None, cfg: ForecastSettings
 ) -> FittedForecaster:
-    """Scale on the training split, sample training/validation windows, fit the network."""
+    """Scale on the training split, sample training/validation windows, fit the network and
+    the linear baseline on the same windows."""
     prepare_keras(cfg.threads, cfg.seed)
     rng = np.random.default_rng(cfg.seed)
     scaler = fit_scaler(fleet)
@@ -141,43 +176,71 @@ def fit_forecaster(
     scaled = (fleet.values - scaler.mean[m]) / scaler.scale[m]
     train_pos, train_first, val_pos, val_first = _training_windows(fleet, usable, cfg, rng)
     layout, wide = _spatial_layout(fleet, meters, scaled, cfg)
+    static = NO_STATIC
+    if cfg.uses_decoder and cfg.meter_features:
+        static = meter_features(meters, fleet.meter_ids)
+    cfg = replace(cfg, static=static.names)
     network = build_network(cfg)
+    exog = scaler.scale_exog(fleet.exog)
     fitted = FittedForecaster(
-        cfg,
-        fleet,
-        scaler,
-        scaled,
-        usable,
-        layout,
-        wide,
-        network,
-        TrainingHistory(),
-        train_pos,
-        val_pos,
-        LinearRegression(),
+        *(cfg, fleet, scaler, scaled, exog, static, usable, layout, wide),
+        *(network, TrainingHistory(), train_pos, val_pos),
     )
     train_in, train_windows, _ = window_inputs(fitted, train_pos, train_first)
     val_in, _, _ = window_inputs(fitted, val_pos, val_first)
     log.info(
-        "training %s on %d windows (validation %d), %d meters",
-        cfg.model,
-        len(train_pos),
-        len(val_pos),
-        int(usable.sum()),
+        "training %s on %d windows (validation %d), %d series, %d target step(s)",
+        *(cfg.model, len(train_pos), len(val_pos), int(usable.sum()), len(cfg.steps)),
     )
     fitted.history = fit_network(
         network,
         train_in,
-        scaled[train_pos].astype(np.float32),
+        _targets(fitted, train_pos),
         val_in,
-        scaled[val_pos].astype(np.float32),
+        _targets(fitted, val_pos),
         epochs=cfg.epochs,
         batch_size=cfg.batch_size,
         learning_rate=cfg.learning_rate,
         patience=cfg.patience,
+        quantiles=cfg.quantiles,
+        min_updates=cfg.min_updates,
     )
-    fitted.linear = baselines.fit_linear(train_windows, scaled[train_pos])
+    if cfg.quantiles:
+        fitted.interval_scale = _calibrated_intervals(fitted, val_pos, val_first)
+    fitted.linear = LinearSteps.fit(
+        linear_features(fitted, train_pos, train_first, train_windows),
+        scaled[target_positions(fitted, train_pos)],
+    )
     return fitted
+
+
+def _calibrated_intervals(
+    fitted: FittedForecaster, val_pos: np.ndarray, val_first: np.ndarray
+) -> np.ndarray:
+    """Per-step widening of the quantiles that covers their nominal share of validation."""
+    cfg = fitted.settings
+    pred, _ = predict_steps(fitted, val_pos, val_first)
+    actual = fitted.fleet.values[target_positions(fitted, val_pos)]
+    scales = interval_scales(pred, actual, cfg.quantiles, cfg.point_quantile)
+    log.info("intervals calibrated on validation: x%.2f (step 1) .. x%.2f", scales[0], scales[-1])
+    return scales
+
+
+def _targets(fitted: FittedForecaster, pos: np.ndarray) -> np.ndarray:
+    """Scaled training targets as the network outputs them."""
+    y = fitted.scaled[target_positions(fitted, pos)].astype(np.float32)
+    return y[..., None] if fitted.settings.uses_decoder else y[:, 0]
+
+
+def linear_features(
+    fitted: FittedForecaster, pos: np.ndarray, first: np.ndarray, windows: np.ndarray
+) -> np.ndarray:
+    """The linear baseline's inputs: the scaled window (and seasonal lags) per step."""
+    cfg = fitted.settings
+    seasonal = None
+    if cfg.seasonal_inputs:
+        seasonal = _scale_rows(fitted, pos, seasonal_wh(fitted, pos, first))
+    return linear_inputs(windows, seasonal, len(cfg.steps))
 
 
 def _training_windows(
@@ -185,12 +248,10 @@ def _training_windows(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Training and validation labels with full windows, capped by sampling (in that order):
     ``(train_pos, train_first, val_pos, val_first)``; SchemaError when either split has none."""
-    train_pos, train_first = label_positions(
-        fleet, (TRAIN,), None, cfg.seq_length, cfg.horizon, cfg.seq_length, usable
-    )
-    val_pos, val_first = label_positions(
-        fleet, (VAL,), None, cfg.seq_length, cfg.horizon, cfg.seq_length, usable
-    )
+    span = cfg.horizon - int(cfg.steps[0]) + 1
+    full = (cfg.seq_length, cfg.horizon, cfg.seq_length, usable, span)
+    train_pos, train_first = label_positions(fleet, (TRAIN,), None, *full)
+    val_pos, val_first = label_positions(fleet, (VAL,), None, *full)
     if len(train_pos) == 0 or len(val_pos) == 0:
         raise SchemaError(
             f"forecasting input yields {len(train_pos)} training and {len(val_pos)} validation "
@@ -215,177 +276,3 @@ def _spatial_layout(
     wide = np.full((len(fleet.meter_ids), fleet.n_times), np.nan, dtype=np.float32)
     wide[fleet.meter_idx, fleet.time_idx] = scaled
     return layout, wide
-
-
-def predictor_rows(
-    fitted: FittedForecaster,
-    pos: np.ndarray,
-    first: np.ndarray,
-    values: np.ndarray | None = None,
-) -> pd.DataFrame:
-    """The predictor's input rows (Wh, NaN = pre-padding) for the labels at ``pos``, from the
-    fleet's readings or from ``values`` (Wh, same layout)."""
-    cfg, fleet = fitted.settings, fitted.fleet
-    source = fleet.values if values is None else values
-    windows, _ = gather_windows(source, pos, first, cfg.seq_length, cfg.horizon, np.nan)
-    rows = pd.DataFrame(windows.astype(np.float64), columns=lag_columns(cfg.seq_length))
-    rows.insert(0, "window_end", fleet.timestamps(pos - cfg.horizon))
-    rows.insert(0, "meter_id", fleet.meter_ids[fleet.meter_idx[pos]].astype(str))
-    return rows
-
-
-HOLDOUT_ROWS = 20_000  # held-out rows kept to compare a model with the registry's champion
-
-
-def holdout_selection(fitted: FittedForecaster, pos: np.ndarray) -> np.ndarray:
-    """Which labels at ``pos`` are held out for later comparisons: every one of the first
-    meters, up to ``HOLDOUT_ROWS`` rows (at least one meter's)."""
-    meters = fitted.fleet.meter_idx[pos]
-    counts = np.bincount(meters, minlength=len(fitted.fleet.meter_ids))
-    kept = np.cumsum(counts) <= HOLDOUT_ROWS
-    if len(meters) and not kept[meters].any():
-        kept[meters[0]] = True
-    return kept[meters]
-
-
-def holdout_rows(
-    fitted: FittedForecaster,
-    pos: np.ndarray,
-    first: np.ndarray,
-    target: np.ndarray,
-    name: str,
-    values: np.ndarray | None = None,
-) -> pd.DataFrame:
-    """Predictor input rows (from ``values``, default the readings) of the held-out labels at
-    ``pos`` with their ``target`` as column ``name``, so that any later model can be scored on
-    exactly these rows."""
-    keep = holdout_selection(fitted, pos)
-    rows = predictor_rows(fitted, pos[keep], first[keep], values)
-    rows[name] = np.asarray(target, dtype=np.float64)[keep]
-    return rows
-
-
-def _example_rows(fitted: FittedForecaster, pos: np.ndarray, first: np.ndarray) -> pd.DataFrame:
-    """A few rows sharing one window end (so the hybrid's grids have neighbours)."""
-    if len(pos) == 0:
-        return predictor_rows(fitted, pos, first)
-    end = fitted.fleet.time_idx[pos]
-    same = end == np.bincount(end).argmax()
-    return predictor_rows(fitted, pos[same][:8], first[same][:8])
-
-
-def make_predictor(
-    fitted: FittedForecaster, example_pos: np.ndarray, example_first: np.ndarray
-) -> ForecastPredictor:
-    """The picklable predictor of a fitted forecaster."""
-    return ForecastPredictor(
-        fitted.settings,
-        fitted.scaler,
-        [w.copy() for w in fitted.network.get_weights()],
-        fitted.fleet.resolution_min,
-        fitted.layout,
-        _example_rows(fitted, example_pos, example_first),
-    )
-
-
-def _evaluate(
-    fitted: FittedForecaster, pos: np.ndarray, first: np.ndarray
-) -> tuple[pd.DataFrame, dict[str, float], str]:
-    cfg, fleet = fitted.settings, fitted.fleet
-    pred, n_real = predict_positions(fitted, pos, first)
-    actual = fleet.values[pos]
-    meter_ids = fleet.meter_ids[fleet.meter_idx[pos]].astype(str)
-    last = fleet.values[pos - cfg.horizon]
-    windows, _ = gather_windows(fitted.scaled, pos, first, cfg.seq_length, cfg.horizon)
-    m = fleet.meter_idx[pos]
-    base = {
-        "persistence": baselines.persistence(last[:, None]),
-        "seasonal_naive": baselines.seasonal_naive(fleet, pos, fallback=last),
-        "linear": fitted.linear.predict(windows.astype(np.float64)) * fitted.scaler.scale[m]
-        + fitted.scaler.mean[m],
-    }
-    if cfg.climatology:
-        table = baselines.climatology_table(fleet)
-        base["climatology"] = baselines.climatology(fleet, table, pos)
-    metrics = {
-        f"test_{k}": v
-        for k, v in forecast_metrics(actual, pred, meter_ids, cfg.mape_floor_frac).items()
-    }
-    for name, values in base.items():
-        for k, v in forecast_metrics(actual, values, meter_ids, cfg.mape_floor_frac).items():
-            metrics[f"baseline_{name}_{k}"] = v
-        metrics[f"skill_vs_{name}"] = skill(metrics["test_mae"], metrics[f"baseline_{name}_mae"])
-    best = min(base, key=lambda n: metrics[f"baseline_{n}_mae"])
-    metrics["skill_vs_best_baseline"] = metrics[f"skill_vs_{best}"]
-    table = pd.DataFrame(
-        {
-            "meter_id": meter_ids,
-            "timestamp": fleet.timestamps(pos),
-            "window_end": fleet.timestamps(pos - cfg.horizon),
-            "actual": actual,
-            "prediction": pred,
-            **base,
-            "n_history": n_real,
-        }
-    )
-    return table, metrics, best
-
-
-def _run_figures(fitted: FittedForecaster, n_test: int, t_start: float) -> dict[str, float]:
-    """Training and size figures of a run, logged with the test metrics."""
-    history = fitted.history
-    return {
-        "train_seconds": history.seconds,
-        "total_seconds": time.perf_counter() - t_start,
-        "epochs_run": float(len(history.train_loss)),
-        "best_epoch": float(history.best_epoch),
-        "val_mse_best": history.best_val_loss,
-        "n_train_windows": float(len(fitted.train_pos)),
-        "n_val_windows": float(len(fitted.val_pos)),
-        "n_test_windows": float(n_test),
-        "n_meters": float(fitted.usable.sum()),
-    }
-
-
-def train_forecaster(
-    profiles: pd.DataFrame, meters: pd.DataFrame | None, cfg: ForecastSettings
-) -> ForecastResult:
-    """Split the profiles chronologically by day, train ``cfg.model`` on the training split
-    (early stopping on validation), and evaluate it and the baselines on the same test windows.
-
-    Metrics (Wh per slot; mape/wape in percent): ``test_mae``, ``test_rmse``, ``test_mape``,
-    ``test_wape``, ``baseline_<name>_<metric>`` for persistence, seasonal_naive, linear (and
-    climatology), ``skill_vs_<name>`` and ``skill_vs_best_baseline`` (1 - MAE ratio), plus
-    counts and ``train_seconds``.
-    """
-    t_start = time.perf_counter()
-    fleet = build_fleet(profiles, cfg.train_frac, cfg.val_frac)
-    fitted = fit_forecaster(fleet, meters, cfg)
-    first_all = fleet.history_start(np.arange(len(fleet.values)), cfg.test_padding)
-    test_pos, test_first = label_positions(
-        fleet, (TEST,), first_all, cfg.seq_length, cfg.horizon, cfg.min_history, fitted.usable
-    )
-    if len(test_pos) == 0:
-        raise SchemaError("forecasting input has no test window (test split too short)")
-    log.info("evaluating on %d test windows (%s padding)", len(test_pos), cfg.test_padding)
-    predictions, metrics, best = _evaluate(fitted, test_pos, test_first)
-    predictor = make_predictor(fitted, test_pos, test_first)
-    history = fitted.history
-    metrics.update(_run_figures(fitted, len(test_pos), t_start))
-    log.info(
-        "%s: test MAE %.2f Wh (best baseline %s %.2f Wh, skill %.3f) in %.1f s",
-        cfg.model,
-        metrics["test_mae"],
-        best,
-        metrics[f"baseline_{best}_mae"],
-        metrics["skill_vs_best_baseline"],
-        metrics["total_seconds"],
-    )
-    figs = {
-        "training_curves": figures.training_curves(history, cfg.model),
-        "test_predictions": figures.prediction_plot(predictions),
-    }
-    holdout = holdout_rows(fitted, test_pos, test_first, fleet.values[test_pos], "actual")
-    return ForecastResult(
-        predictor, metrics, history, predictions, figs, best, fleet.dates, holdout
-    )

@@ -22,6 +22,15 @@ log = logging.getLogger(__name__)
 
 PREDICT_BATCH = 8192
 MIN_BATCH = 64
+SMALLEST_TRAIN_BATCH = 32
+
+
+def train_batch_size(n_windows: int, largest: int, min_updates: int) -> int:
+    """The batch size of a training set: ``largest``, or smaller (down to 32) so that an epoch
+    still makes ``min_updates`` updates (0: always ``largest``)."""
+    if min_updates <= 0:
+        return largest
+    return int(np.clip(n_windows // min_updates, SMALLEST_TRAIN_BATCH, largest))
 
 
 @dataclass
@@ -50,7 +59,7 @@ class _EpochLog(keras.callbacks.Callback):
         logs = logs or {}
         seconds = time.perf_counter() - self.started
         log.info(
-            "epoch %d/%d: train mse %.4f, validation mse %.4f (%.1f s)",
+            "epoch %d/%d: train loss %.4f, validation loss %.4f (%.1f s)",
             *(epoch + 1, self.epochs, logs.get("loss", np.nan), logs.get("val_loss", np.nan)),
             seconds,
         )
@@ -68,15 +77,20 @@ def fit_network(
     learning_rate: float,
     patience: int,
     callbacks: Sequence[keras.callbacks.Callback] = (),
+    quantiles: Sequence[float] = (),
+    min_updates: int = 0,
 ) -> TrainingHistory:
-    """Adam + MSE with early stopping on the validation loss; the best weights are restored.
+    """Adam on the MSE (or on the pinball loss of ``quantiles``) with early stopping on the
+    validation loss; the best weights are restored. ``batch_size`` is the largest batch, smaller
+    ones keep ``min_updates`` updates per epoch on small training sets (``train_batch_size``).
     Seed the run (``prepare_keras``) before building ``model``; ``callbacks`` run too."""
     optimizer = keras.optimizers.Adam(learning_rate=learning_rate, global_clipnorm=1.0)
-    model.compile(optimizer=optimizer, loss="mse")
+    model.compile(optimizer=optimizer, loss=pinball_loss(quantiles) if quantiles else "mse")
     stop = keras.callbacks.EarlyStopping(
         monitor="val_loss", patience=patience, min_delta=1e-6, restore_best_weights=True
     )
     started = time.perf_counter()
+    batch_size = train_batch_size(len(y_train), batch_size, min_updates)
     fitted = model.fit(
         _structured(train),
         np.asarray(y_train, dtype=np.float32),
@@ -98,19 +112,33 @@ def fit_network(
     return history
 
 
+def pinball_loss(quantiles: Sequence[float]):
+    """Mean pinball (quantile) loss of outputs ``(..., len(quantiles))`` against targets
+    ``(..., 1)``."""
+    q = keras.ops.convert_to_tensor(np.asarray(quantiles, dtype=np.float32))
+
+    def pinball(y_true, y_pred):
+        error = y_true - y_pred
+        return keras.ops.mean(keras.ops.maximum(q * error, (q - 1.0) * error), axis=-1)
+
+    return pinball
+
+
 def predict_batches(model: keras.Model, inputs: Sequence[np.ndarray]) -> np.ndarray:
-    """Model outputs (float32, one per row) for ``inputs`` (arrays with a common first axis).
+    """Model outputs (float32) for ``inputs`` (arrays with a common first axis): ``(n,)`` for a
+    single-output network, else ``(n, *output shape)``.
 
     Batches are zero-padded to a power of two, so a process traces the network's predict function
     for a handful of batch shapes only, whatever the number of rows asked for."""
     n = len(inputs[0])
-    out = np.empty(n, dtype=np.float32)
+    shape = tuple(model.output_shape[1:])
+    out = np.empty((n, *shape), dtype=np.float32)
     for lo in range(0, n, PREDICT_BATCH):
         rows = min(PREDICT_BATCH, n - lo)
         size = max(MIN_BATCH, 1 << (rows - 1).bit_length())
         batch = [_padded(a[lo : lo + rows], size) for a in inputs]
-        out[lo : lo + rows] = np.asarray(model.predict_on_batch(_structured(batch)))[:rows, 0]
-    return out
+        out[lo : lo + rows] = np.asarray(model.predict_on_batch(_structured(batch)))[:rows]
+    return out[:, 0] if shape == (1,) else out
 
 
 def _padded(a: np.ndarray, size: int) -> np.ndarray:

@@ -25,11 +25,12 @@ def gather_windows(
     seq_length: int,
     horizon: int,
     pad_value: float = 0.0,
+    dtype: type = np.float32,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Inputs for labels at ``label_pos``: the ``seq_length`` values ending ``horizon`` slots
     before each label, positions before ``first`` replaced by ``pad_value`` (pre-padding).
 
-    Returns ``(windows (n, seq_length) float32, n_real (n,) int)`` where ``n_real`` counts the
+    Returns ``(windows (n, seq_length) dtype, n_real (n,) int)`` where ``n_real`` counts the
     real (non-padded) values of each window. Callers keep windows with ``n_real >= min_history``.
     """
     label_pos = np.asarray(label_pos, dtype=np.int64)
@@ -37,7 +38,7 @@ def gather_windows(
     idx = end[:, None] - seq_length + np.arange(seq_length)[None, :]
     first_arr = np.broadcast_to(np.asarray(first, dtype=np.int64), end.shape)
     real = idx >= first_arr[:, None]
-    windows = np.where(real, values[np.clip(idx, 0, None)], pad_value).astype(np.float32)
+    windows = np.where(real, values[np.clip(idx, 0, None)], pad_value).astype(dtype)
     n_real = np.clip(end - first_arr, 0, seq_length)
     return windows, n_real
 
@@ -75,11 +76,17 @@ def label_positions(
     horizon: int,
     min_history: int,
     usable_meters: np.ndarray | None = None,
+    span: int = 1,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Positions whose value can be a label: in ``splits``, on a usable meter, with at least
     ``min_history`` real inputs between ``first`` (per point; default: segment start) and the
-    window end. Returns ``(positions, first_of_each)``."""
-    pos = np.flatnonzero(np.isin(fleet.split, splits))
+    window end. With ``span`` > 1 the label is the last of ``span`` consecutive targets (a
+    multi-step forecast), and the first of them must be in ``splits`` too, so that no target
+    crosses a split boundary. Returns ``(positions, first_of_each)``."""
+    in_split = np.isin(fleet.split, splits)
+    pos = np.flatnonzero(in_split)
+    pos = pos[pos - span + 1 >= 0]
+    pos = pos[in_split[pos - span + 1]]
     if usable_meters is not None:
         pos = pos[usable_meters[fleet.meter_idx[pos]]]
     start = fleet.seg_start[pos] if first is None else first[pos]
@@ -88,15 +95,11 @@ def label_positions(
     return pos[ok], start[ok]
 
 
-N_TIME_CHANNELS = 5
-
-
 def time_channels(
     last_index: np.ndarray, seq_length: int, horizon: int, slots_per_day: int
 ) -> np.ndarray:
     """Calendar channels ``(n, seq_length, 5)`` float32 of the time ``horizon`` slots after each
-    input step (so the last step carries the target's calendar): sin/cos of the slot of day,
-    sin/cos of the position in the week, and a weekend flag. ``last_index`` is the
+    input step (so the last step carries the target's calendar). ``last_index`` is the
     ``calendar_index`` of each window's last input."""
     steps = (
         np.asarray(last_index, dtype=np.int64)[:, None]
@@ -104,6 +107,13 @@ def time_channels(
         + np.arange(seq_length)
         + horizon
     )
+    return calendar_channels(steps, slots_per_day)
+
+
+def calendar_channels(index: np.ndarray, slots_per_day: int) -> np.ndarray:
+    """Calendar channels (``index.shape + (5,)``, float32) of ``calendar_index`` values: sin/cos
+    of the slot of day, sin/cos of the position in the week, and a weekend flag."""
+    steps = np.asarray(index, dtype=np.int64)
     week = 7 * slots_per_day
     day_angle = 2 * np.pi * np.mod(steps, slots_per_day) / slots_per_day
     week_angle = 2 * np.pi * np.mod(steps, week) / week

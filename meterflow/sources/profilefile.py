@@ -10,6 +10,7 @@ import pandas as pd
 
 from meterflow.errors import SourceError
 from meterflow.schemas import slot_columns
+from meterflow.sources.userfile import read_user_table
 
 SOURCE = "in_profiles"
 
@@ -19,7 +20,7 @@ def read_profile_file(
 ) -> pd.DataFrame:
     """The file as meter_id, [date], [label], slot_00.. (float); SourceError naming the file
     (and the first bad row) when it cannot serve as a profile table."""
-    raw = _read(path)
+    raw = read_user_table(path, source=SOURCE, what="profile file")
     named = {id_column: "meter_id"}
     if date_column and date_column in raw.columns:
         named[date_column] = "date"
@@ -35,15 +36,6 @@ def read_profile_file(
         out["date"] = pd.to_datetime(out["date"])
     slots = pd.DataFrame(values.to_numpy(dtype=np.float64), columns=slot_columns(values.shape[1]))
     return pd.concat([out, slots], axis=1)
-
-
-def _read(path: Path) -> pd.DataFrame:
-    if not path.is_file():
-        raise SourceError("profile file does not exist", source=SOURCE, file=str(path))
-    try:
-        return pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path)
-    except (OSError, ValueError, pd.errors.ParserError) as e:
-        raise SourceError(f"cannot read profile file: {e}", source=SOURCE, file=str(path)) from None
 
 
 def _slot_values(values: pd.DataFrame, path: Path) -> pd.DataFrame:

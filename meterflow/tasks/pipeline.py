@@ -200,7 +200,7 @@ def _run_models(
         prosumers=opts.prosumers,
     )
     forecasting = ForecastingOptions(
-        profiles_run=profiles_run, model=opts.forecast_model, epochs=opts.epochs
+        profiles_run=profiles_run, model=opts.forecast_model, epochs=opts.forecast_epochs
     )
     labels = env.truth_dir / "anomalies.csv"
     anomaly = AnomalyOptions(

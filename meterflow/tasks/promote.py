@@ -80,14 +80,15 @@ def _champion_output(step: str, holdout: pd.DataFrame) -> pd.DataFrame | np.ndar
     """The champion's predictions of the held-out rows; None when it cannot read them."""
     try:
         return tracking.load_pyfunc(tracking.champion_uri(step)).predict(_inputs(holdout))
-    except (MeterflowError, KeyError, ValueError) as e:
+    except (MeterflowError, KeyError, ValueError, AttributeError) as e:
         log.warning("%s: the champion cannot score these held-out rows: %s", step, e)
         return None
 
 
 def _inputs(holdout: pd.DataFrame) -> pd.DataFrame:
     """The held-out rows without the truth the models are scored against."""
-    return holdout.drop(columns=[c for c in TRUTH_COLUMNS if c in holdout.columns])
+    truth = [c for c in holdout.columns if c in TRUTH_COLUMNS or c.startswith("actual_h")]
+    return holdout.drop(columns=truth)
 
 
 def _version_tags(run_id: str, holdout: pd.DataFrame, decision: Decision) -> dict[str, object]:

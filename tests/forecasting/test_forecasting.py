@@ -14,13 +14,8 @@ import pytest
 
 from meterflow.errors import ConfigError, SchemaError
 from meterflow.forecasting import ForecastSettings, profiles_to_series, train_forecaster
-from meterflow.forecasting.baselines import (
-    climatology,
-    climatology_table,
-    fit_linear,
-    persistence,
-    seasonal_naive,
-)
+from meterflow.forecasting.baselines import LinearSteps, climatology, climatology_table
+from meterflow.forecasting.features import seasonal_values
 from meterflow.forecasting.hybrid import build_layout, grids_from_recent, recent_from_wide
 from meterflow.forecasting.metrics import forecast_metrics, skill
 from meterflow.forecasting.series import TEST, TRAIN, VAL, build_fleet, fit_scaler
@@ -78,6 +73,8 @@ FAST = dict(
     max_val_windows=1000,
     threads=1,
 )
+# the reference notebook's forecaster: one value `horizon` slots ahead, on the MSE
+NOTEBOOK = dict(output="last", quantiles=(), seasonal_inputs=False)
 
 
 @pytest.fixture(scope="module")
@@ -88,13 +85,13 @@ def fleet_tables() -> tuple[pd.DataFrame, pd.DataFrame]:
 @pytest.fixture(scope="module")
 def lstm_result(fleet_tables):
     profiles, meters = fleet_tables
-    return train_forecaster(profiles, meters, ForecastSettings(**FAST))
+    return train_forecaster(profiles, meters, ForecastSettings(**FAST, **NOTEBOOK))
 
 
 @pytest.fixture(scope="module")
 def hybrid_result(fleet_tables):
     profiles, meters = fleet_tables
-    cfg = ForecastSettings(model="hybrid", n_neighbours=3, **{**FAST, "epochs": 3})
+    cfg = ForecastSettings(model="hybrid", n_neighbours=3, **{**FAST, "epochs": 3}, **NOTEBOOK)
     return train_forecaster(profiles, meters, cfg)
 
 
@@ -243,12 +240,17 @@ def test_baselines_on_hand_made_series():
     stamps = pd.DatetimeIndex(fleet.timestamps(np.arange(len(fleet.values))))
     pos = np.flatnonzero(stamps == pd.Timestamp("2024-03-08 03:00"))  # day after the gap
     pos_ok = np.flatnonzero(stamps == pd.Timestamp("2024-03-10 03:00"))
-    assert persistence(np.array([[1.0, 2.0, 3.0]]))[0] == 3.0
     # seasonal naive: same slot the day before, persistence where that day is missing
-    assert seasonal_naive(fleet, pos_ok, fallback=fleet.values[pos_ok - 5])[0] == (
-        fleet.values[pos_ok][0] - SPD
+    steps = np.array([5])
+    day, week, recent = seasonal_values(
+        fleet, fleet.values, pos_ok, fleet.seg_start[pos_ok], steps, 5
     )
-    assert seasonal_naive(fleet, pos, fallback=np.array([-7.0]))[0] == -7.0
+    assert day[0, 0] == fleet.values[pos_ok][0] - SPD
+    assert week[0, 0] == day[0, 0]  # no week before: falls back to the day
+    # the mean of the slot over the days since the gap (the segment starts after it)
+    assert recent[0, 0] == pytest.approx(fleet.values[pos_ok][0] - 1.5 * SPD)
+    day, _, _ = seasonal_values(fleet, fleet.values, pos, fleet.seg_start[pos], steps, 5)
+    assert day[0, 0] == fleet.values[pos - 5][0]
     # climatology: mean of the slot over the training days of the ramp (4 of the 9 days)
     assert fleet.dates.n_days[0] == 4
     table = climatology_table(fleet)
@@ -256,8 +258,8 @@ def test_baselines_on_hand_made_series():
     assert climatology(fleet, table, pos_ok)[0] == table[0, 3]
     # linear regression on the window recovers an exact linear relation
     windows, targets = sliding_windows(np.arange(200, dtype=float), 30, 5)
-    model = fit_linear(windows, targets)
-    np.testing.assert_allclose(model.predict(windows[:3].astype(float)), targets[:3], atol=1e-6)
+    model = LinearSteps.fit(windows[:, None, :], targets[:, None], ridge=0.0)
+    np.testing.assert_allclose(model.predict(windows[:3, None, :])[:, 0], targets[:3], atol=1e-6)
 
 
 def test_forecast_metrics_mape_floor_and_wape():
@@ -305,7 +307,7 @@ def test_lstm_beats_persistence_and_reports_metrics(lstm_result):
     m = lstm_result.metrics
     for key in ("test_mae", "test_rmse", "test_mape", "test_wape", "skill_vs_best_baseline"):
         assert np.isfinite(m[key]), key
-    for name in ("persistence", "seasonal_naive", "linear", "climatology"):
+    for name in ("persistence", "seasonal_naive_day", "seasonal_naive_week", "linear", "dshw"):
         for metric in ("mae", "rmse", "mape"):
             assert np.isfinite(m[f"baseline_{name}_{metric}"])
     assert m["test_mae"] < 0.6 * m["baseline_persistence_mae"]
@@ -315,7 +317,7 @@ def test_lstm_beats_persistence_and_reports_metrics(lstm_result):
     assert (preds["timestamp"] >= lstm_result.split.test_start).all()
     assert preds["timestamp"].min() == lstm_result.split.test_start  # history padding
     assert lstm_result.history.best_epoch >= 1
-    assert set(lstm_result.figures) == {"training_curves", "test_predictions"}
+    assert set(lstm_result.figures) == {"training_curves", "test_predictions", "error_by_step"}
 
 
 DETERMINISM = {**FAST, "epochs": 2, "max_train_windows": 500}
@@ -325,14 +327,14 @@ def test_training_is_deterministic_across_processes(fleet_tables, fresh_process)
     """Fixed seeds: the same predictions in a fresh process (Keras seeds and deterministic
     TensorFlow ops; the fresh process also rules out state carried over in this one)."""
     profiles, meters = fleet_tables
-    cfg = ForecastSettings(**DETERMINISM)
+    cfg = ForecastSettings(**DETERMINISM, **NOTEBOOK)
     here = train_forecaster(profiles, meters, cfg).predictions["prediction"].to_numpy()
     np.testing.assert_array_equal(here, np.load(fresh_process / "trained_out.npy"))
 
 
 def test_zero_padding_mode_predicts_after_two_readings(fleet_tables):
     profiles, meters = fleet_tables
-    cfg = ForecastSettings(**{**FAST, "epochs": 1, "test_padding": "zeros"})
+    cfg = ForecastSettings(**{**FAST, "epochs": 1, "test_padding": "zeros"}, **NOTEBOOK)
     result = train_forecaster(profiles, meters, cfg)
     first = result.predictions.groupby("meter_id")["timestamp"].min()
     expected = result.split.test_start + pd.Timedelta(hours=1 + 5)  # 2 readings + horizon 5
@@ -361,7 +363,9 @@ def test_predictor_matches_training_predictions(lstm_result, fleet_tables):
 
 def test_predictor_rejects_bad_windows(lstm_result):
     example = lstm_result.predictor.input_example()
-    assert list(example.columns) == ["meter_id", "window_end", *lstm_result.predictor.lag_columns]
+    lags = lstm_result.predictor.lag_columns
+    seasonal = ["day_h05", "week_h05", "mean7_h05"]
+    assert list(example.columns) == ["meter_id", "window_end", *lags, *seasonal]
     broken = example.copy()
     broken.loc[broken.index[0], "lag_10"] = np.nan
     with pytest.raises(SchemaError, match="row"):
@@ -392,7 +396,7 @@ def fresh_process(lstm_result, hybrid_result, tmp_path_factory) -> Path:
             import pickle, sys, numpy as np, pandas as pd
             sys.path.insert(0, {str(REPO)!r})
             from meterflow.forecasting import ForecastSettings, train_forecaster
-            from tests.forecasting.test_forecasting import DETERMINISM, synthetic_fleet
+            from tests.forecasting.test_forecasting import DETERMINISM, NOTEBOOK, synthetic_fleet
             folder = {str(folder)!r}
             for name in ("lstm", "hybrid"):
                 with open(f"{{folder}}/{{name}}.pkl", "rb") as fh:
@@ -401,7 +405,7 @@ def fresh_process(lstm_result, hybrid_result, tmp_path_factory) -> Path:
                 out = predictor.predict(example)["prediction"].to_numpy()
                 np.save(f"{{folder}}/{{name}}_out.npy", out)
             profiles, meters = synthetic_fleet()
-            result = train_forecaster(profiles, meters, ForecastSettings(**DETERMINISM))
+            result = train_forecaster(profiles, meters, ForecastSettings(**DETERMINISM, **NOTEBOOK))
             np.save(f"{{folder}}/trained_out.npy", result.predictions["prediction"].to_numpy())
             """
         )

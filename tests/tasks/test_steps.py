@@ -270,12 +270,74 @@ def test_hybrid_forecaster_against_baselines(env, chain):
         ForecastingOptions(profiles_run=chain["harmonization"], model="hybrid", epochs=2), env
     )
     m = metrics(run_id)
-    for name in ("test_mae", "test_mape", "baseline_persistence_mae",
-                 "baseline_seasonal_naive_mae", "baseline_linear_mae"):  # fmt: skip
+    for name in ("test_mae", "test_mape", "test_mape_h24", "baseline_persistence_mae",
+                 "baseline_seasonal_naive_week_mae", "baseline_dshw_mape"):  # fmt: skip
         assert np.isfinite(m[name]) and m[name] >= 0, name
     predictions = tracking.load_table(run_id, "test_predictions")
-    assert len(predictions) == m["n_test_windows"]
+    assert sorted(predictions["step"].unique()) == list(range(1, 25))  # day-ahead at 60 min
     assert_keras_network_is_the_models(run_id)
+
+
+def _reloaded_matches_logged(run_id: str) -> pd.DataFrame:
+    """The pyfunc model and baselines, reloaded, forecast the held-out rows as the run did."""
+    holdout = tracking.load_table(run_id, "holdout")
+    rows = holdout.drop(columns=[c for c in holdout.columns if c.startswith("actual")])
+    out = mlflow.pyfunc.load_model(f"runs:/{run_id}/model").predict(rows)
+    logged = tracking.load_table(run_id, "test_predictions")
+    mine = out.assign(
+        meter_id=rows.loc[out.index, "meter_id"].to_numpy(),
+        window_end=rows.loc[out.index, "window_end"].to_numpy(),
+        timestamp=out["target_time"],
+    )
+    key = ["meter_id", "window_end", "timestamp"]
+    both = logged.merge(mine, on=key, suffixes=("", "_reloaded"))
+    assert len(both) > 0
+    for col in ("prediction", "q10", "q90"):
+        np.testing.assert_allclose(both[f"{col}_reloaded"], both[col], rtol=1e-5)
+    baselines = mlflow.pyfunc.load_model(f"runs:/{run_id}/baselines").predict(rows)
+    assert len(baselines) == len(out)
+    return out
+
+
+def test_fleet_and_cluster_scopes(env, chain, clustered):
+    fleet = run_forecasting(
+        ForecastingOptions(profiles_run=chain["harmonization"], scope="fleet", epochs=2), env
+    )
+    m = metrics(fleet)
+    assert m["n_series"] == 1 and m["test_coverage"] > 0
+    out = _reloaded_matches_logged(fleet)
+    assert (out["q10"] <= out["prediction"]).all() and (out["prediction"] <= out["q90"]).all()
+    k_means = clustered[("kmeans", "euclidean")]
+    options = ForecastingOptions(
+        profiles_run=chain["harmonization"], scope="cluster", clustering_run=k_means, epochs=1
+    )
+    run_id = run_forecasting(options, env)
+    m = metrics(run_id)
+    groups = {k.split("/")[0] for k in m if k.startswith("cluster_")}
+    assignments = tracking.load_table(k_means, "assignments")
+    assert len(groups) == assignments["cluster"].nunique() == m["n_series"]  # a model each
+    assert all(np.isfinite(m[f"{g}/test_mape"]) for g in groups)
+    _reloaded_matches_logged(run_id)
+
+
+def test_series_file_with_test_start_and_inputs(env, tmp_path: Path):
+    stamps = pd.date_range("2024-01-01", periods=48 * 42, freq="30min")
+    slot = np.arange(len(stamps))
+    temperature = 10 + 5 * np.sin(2 * np.pi * slot / (48 * 7))
+    value = 100 + 30 * np.sin(2 * np.pi * (slot % 48) / 48) - 2 * temperature
+    path = tmp_path / "series.csv"
+    pd.DataFrame({"timestamp": stamps, "value": value, "temperature": temperature}).to_csv(
+        path, index=False
+    )
+    run_id = run_forecasting(
+        ForecastingOptions(in_series=str(path), test_start="2024-02-05", epochs=2), env
+    )
+    m = metrics(run_id)
+    assert m["resolution_min"] == 30 and "test_mape_h48" in m
+    predictions = tracking.load_table(run_id, "test_predictions")
+    assert predictions["timestamp"].min() >= pd.Timestamp("2024-02-05")
+    rows = _reloaded_matches_logged(run_id)
+    assert len(rows) % 48 == 0
 
 
 def test_anomaly_step_scores_labels(env, chain):

@@ -1,0 +1,176 @@
+"""Taylor's double-seasonal Holt-Winters (additive, no trend, AR(1) error adjustment).
+
+Reference: J.W. Taylor (2003), "Short-term electricity demand forecasting using double seasonal
+exponential smoothing", JORS 54. Periods ``m1`` (day) and ``m2`` (week, a multiple of ``m1``).
+
+Recursions (error-correction form), for ``t >= m2``::
+
+    e_t = y_t - (l_{t-1} + d_{t-m1} + w_{t-m2})
+    l_t = l_{t-1} + alpha * e_t
+    d_t = d_{t-m1} + delta * e_t
+    w_t = w_{t-m2} + omega * e_t
+
+Forecast from origin ``t`` (last known index), ``k = 1..H``::
+
+    yhat_t(k) = l_t + d_{t - m1*ceil(k/m1) + k} + w_{t - m2*ceil(k/m2) + k} + phi**k * e_t
+
+A missing ``y_t`` (NaN) is taken equal to its one-step forecast: ``e_t = 0``.
+
+Initialisation (NaN-robust, from the first two weeks, or the first week if that is all there is):
+``level0`` = mean of those weeks; daily index ``d_j`` = mean over their days of (value at slot
+``j`` minus that day's mean); weekly index ``w_i`` = mean over the weeks of
+``y_i - level0 - d_{i mod m1}``.
+These are the states at time ``m2 - 1``: ``l_{m2-1} = level0``, ``d_{m2-m1+j} = day0[j]``,
+``w_i = week0[i]``. The recursion starts at ``t = m2``; the in-sample SSE is the sum over
+``t >= m2`` with ``y_t`` known of the AR-adjusted one-step errors ``(e_t - phi * e_{t-1})**2``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from numba import njit
+from scipy.optimize import minimize
+
+MAX_NAN_FRACTION = 0.5
+START_POINTS = ((0.1, 0.1, 0.1, 0.5), (0.02, 0.3, 0.3, 0.9), (0.3, 0.02, 0.05, 0.2))
+
+
+@njit(cache=True, nogil=True)
+def _smooth(
+    y: np.ndarray,
+    m1: int,
+    m2: int,
+    alpha: float,
+    delta: float,
+    omega: float,
+    phi: float,
+    level0: float,
+    day0: np.ndarray,
+    week0: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, float]:
+    """Run the recursion over ``y``; return full state arrays (level, day, week, error) and SSE."""
+    n = y.shape[0]
+    level = np.full(n, np.nan)
+    day = np.full(n, np.nan)
+    week = np.full(n, np.nan)
+    err = np.zeros(n)
+    level[m2 - 1] = level0
+    for i in range(m2):
+        week[i] = week0[i]
+        day[i] = day0[i % m1]
+    sse = 0.0
+    for t in range(m2, n):
+        e = y[t] - (level[t - 1] + day[t - m1] + week[t - m2])
+        if np.isnan(e):
+            e = 0.0
+        else:
+            r = e - phi * err[t - 1]
+            sse += r * r
+        err[t] = e
+        level[t] = level[t - 1] + alpha * e
+        day[t] = day[t - m1] + delta * e
+        week[t] = week[t - m2] + omega * e
+    return level, day, week, err, sse
+
+
+@dataclass(frozen=True)
+class DshwModel:
+    """Fitted double-seasonal Holt-Winters: smoothing parameters and initial states."""
+
+    m1: int
+    m2: int
+    alpha: float
+    delta: float
+    omega: float
+    phi: float
+    level0: float
+    day0: np.ndarray  # (m1,)
+    week0: np.ndarray  # (m2,)
+    sse: float  # in-sample one-step SSE of the fit
+
+    def smooth(self, values: np.ndarray) -> tuple[np.ndarray, ...]:
+        """State arrays ``(level, day, week, error)`` and SSE of the recursion over ``values``."""
+        y = np.ascontiguousarray(values, dtype=np.float64)
+        return _smooth(
+            y, self.m1, self.m2, self.alpha, self.delta, self.omega, self.phi,
+            self.level0, self.day0, self.week0,
+        )  # fmt: skip
+
+    def forecasts(self, values: np.ndarray, origins: np.ndarray, horizon: int) -> np.ndarray:
+        """(len(origins), horizon) forecasts; values is the WHOLE series on the grid the model was
+        fitted on (training part first, NaN = missing), origins are indices of the last known value
+        (>= m2, < len(values)). Runs the recursion once over values[:max(origins)+1] with the fitted
+        parameters (no refit: the honest rolling-origin evaluation)."""
+        org = np.asarray(origins, dtype=np.int64).ravel()
+        if horizon < 1:
+            raise ValueError(f"horizon must be >= 1, got {horizon}")
+        if org.size == 0:
+            return np.empty((0, horizon))
+        if org.min() < self.m2 or org.max() >= len(values):
+            raise ValueError(f"origins must lie in [{self.m2}, {len(values)}), got "
+                             f"[{org.min()}, {org.max()}]")  # fmt: skip
+        level, day, week, err, _ = self.smooth(np.asarray(values)[: org.max() + 1])
+        k = np.arange(1, horizon + 1)
+        di = org[:, None] - self.m1 * ((k + self.m1 - 1) // self.m1) + k
+        wi = org[:, None] - self.m2 * ((k + self.m2 - 1) // self.m2) + k
+        ar = self.phi**k * err[org][:, None]
+        return level[org][:, None] + day[di] + week[wi] + ar
+
+
+def _nanmean(a: np.ndarray, axis: int) -> np.ndarray:
+    """Mean ignoring NaN; 0 where a slice has no finite value (no warnings)."""
+    ok = np.isfinite(a)
+    count = ok.sum(axis=axis)
+    total = np.where(ok, a, 0.0).sum(axis=axis)
+    return np.where(count > 0, total / np.maximum(count, 1), 0.0)
+
+
+def initial_states(train: np.ndarray, m1: int, m2: int) -> tuple[float, np.ndarray, np.ndarray]:
+    """``(level0, day0, week0)`` from the first two weeks of ``train`` (or the first one)."""
+    weeks = 2 if len(train) >= 2 * m2 else 1
+    block = np.asarray(train[: weeks * m2], dtype=np.float64)
+    level0 = float(np.nanmean(block))
+    days = block.reshape(-1, m1)
+    day0 = _nanmean(days - _nanmean(days, axis=1)[:, None], axis=0)
+    resid = block.reshape(weeks, m2) - level0 - np.tile(day0, m2 // m1)
+    week0 = _nanmean(resid, axis=0)
+    return level0, day0, week0
+
+
+def _check(train: np.ndarray, m1: int, m2: int) -> None:
+    """Raise ValueError when ``train`` cannot support the initialisation and the fit."""
+    if m1 < 1 or m2 < m1 or m2 % m1:
+        raise ValueError(f"need m1 >= 1 and m2 a multiple of m1, got m1={m1}, m2={m2}")
+    if train.ndim != 1 or len(train) < m2 + m1:
+        raise ValueError(f"DSHW needs at least m2 + m1 = {m2 + m1} training values "
+                         f"(a week and a day), got {len(train)}")  # fmt: skip
+    for part, name in ((train, "training series"), (train[:m2], "first week")):
+        frac = float(np.isnan(part).mean())
+        if frac > MAX_NAN_FRACTION:
+            raise ValueError(f"{name} is {frac:.0%} missing (at most "
+                             f"{MAX_NAN_FRACTION:.0%} allowed)")  # fmt: skip
+
+
+def fit_dshw(train: np.ndarray, m1: int, m2: int | None = None) -> DshwModel:
+    """Initial states from the start of `train`, then alpha, delta, omega, phi in [0, 1] minimising
+    the one-step SSE over train (after the initialisation period) with scipy.optimize.minimize
+    (L-BFGS-B, bounds [0,1], a few start points, keep the best)."""
+    m2 = 7 * m1 if m2 is None else m2
+    y = np.ascontiguousarray(train, dtype=np.float64)
+    _check(y, m1, m2)
+    level0, day0, week0 = initial_states(y, m1, m2)
+    scale = max(1, int(np.isfinite(y[m2:]).sum())) * max(float(np.nanvar(y)), 1e-12)
+
+    def objective(p: np.ndarray) -> float:
+        return _smooth(y, m1, m2, p[0], p[1], p[2], p[3], level0, day0, week0)[4] / scale
+
+    best = None
+    for start in START_POINTS:
+        res = minimize(objective, np.array(start), method="L-BFGS-B", bounds=[(0.0, 1.0)] * 4)
+        if best is None or res.fun < best.fun:
+            best = res
+    a, d, w, p = (float(v) for v in np.clip(best.x, 0.0, 1.0))
+    sse = _smooth(y, m1, m2, a, d, w, p, level0, day0, week0)[4]
+    return DshwModel(m1, m2, a, d, w, p, level0, day0, week0, float(sse))
