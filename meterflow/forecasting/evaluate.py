@@ -36,8 +36,6 @@ from meterflow.forecasting.windows import gather_windows, label_positions
 
 log = logging.getLogger(__name__)
 
-REFERENCE_BASELINE = "seasonal_naive_week"  # the skill of the headline
-
 
 @dataclass
 class ForecastResult:
@@ -190,9 +188,6 @@ def _metrics(
     metrics["skill_vs_best_baseline"] = metrics[f"skill_vs_{best}"]
     by_step = pd.concat(tables, ignore_index=True)
     return metrics, by_step[["model", "step", *table.columns]], best
-
-
-LOGGED_ORIGINS_PER_DAY = 1  # test origins per series and day kept in the predictions table
 
 
 def _prediction_table(fitted: FittedForecaster, fc: _Forecasts) -> pd.DataFrame:
