@@ -143,6 +143,12 @@ def forecast_models() -> tuple[str, ...]:
     return tuple(MODELS)
 
 
+def anomaly_detectors() -> tuple[str, ...]:
+    from meterflow.anomaly.registry import DETECTORS
+
+    return tuple(DETECTORS)
+
+
 def normalizations() -> tuple[str, ...]:
     from meterflow.profiles.normalize import NORMALIZATIONS
 
@@ -269,6 +275,11 @@ ForecastMaxTrainWindows = Annotated[
     Field(defaults.FORECAST_MAX_TRAIN_WINDOWS, gt=0, description="cap on sampled training windows"),
 ]
 Seed = Annotated[int, Field(defaults.SEED, description="random seed")]
+AnomalyDetector = Annotated[
+    str,
+    AfterValidator(OneOf(anomaly_detectors)),
+    Field(defaults.ANOMALY_DETECTOR, description="anomaly detector (see meterflow.anomaly)"),
+]
 RunId = Annotated[str, Field("", description="harmonization run id ('' = latest finished)")]
 Fingerprint = Annotated[str, Field("", description="set by the pipeline to detect new data")]
 
@@ -495,28 +506,69 @@ class ForecastingOptions(Options):
         return self
 
 
+def _check_detectors(v: str) -> str:
+    """Comma-separated detector names, each known (``''`` = none)."""
+    names = [x.strip() for x in v.split(",") if x.strip()]
+    check = OneOf(anomaly_detectors)
+    for name in names:
+        check(name)
+    return ",".join(names)
+
+
+def detector_names(value: str) -> tuple[str, ...]:
+    """The names of a checked comma-separated detector list."""
+    return tuple(x for x in value.split(",") if x)
+
+
 class AnomalyOptions(Options):
-    """Detect anomalies from LSTM prediction errors; score against labels when given."""
+    """Detect anomalies (forecast residuals, reconstructions or baselines, with daily-energy
+    and flat-line evidence) in each meter's load or any series file; compare the detector with
+    baselines on labelled anomalies when given; write alerts to the SQL and Mongo stores."""
 
     profiles_run: RunId
-    labels: str = Field("", description="CSV of labelled anomalies ('' = none)")
-    seq_length: SeqLength
-    horizon: int = Field(
-        defaults.ANOMALY_HORIZON,
-        gt=0,
-        description="slots ahead predicted for the residual (24 = a day at 60 min)",
+    in_series: str = Field(
+        "", description="CSV/Parquet series (timestamp, value[, meter_id]) instead"
     )
-    epochs: Epochs
-    units: Units
-    max_train_windows: MaxTrainWindows
+    labels: str = Field("", description="CSV of labelled anomalies ('' = none)")
+    test_start: Annotated[str, AfterValidator(_check_date)] = Field(
+        "", description="first test day YYYY-MM-DD ('' = the most recent 20 % of days)"
+    )
+    detector: AnomalyDetector
+    baselines: Annotated[str, AfterValidator(_check_detectors)] = Field(
+        ",".join(defaults.ANOMALY_BASELINES),
+        description="detectors run beside it for comparison ('' = none)",
+    )
+    threshold: Literal["auto", "quantile", "best_f1"] = Field(
+        "auto", description="best_f1 on labelled validation days, else a score quantile"
+    )
     threshold_quantile: float = Field(
         defaults.THRESHOLD_QUANTILE,
         gt=0.5,
         lt=1.0,
-        description="validation-residual quantile used as threshold",
+        description="validation-score quantile used as threshold (threshold=quantile)",
     )
+    windowed: bool = Field(True, description="add daily-energy and flat-line evidence")
+    write_alerts: bool = Field(True, description="write alerts to the SQL and Mongo stores")
+    forecast_model: ForecastModel
+    seq_length: SeqLength
+    horizon: int = Field(
+        defaults.ANOMALY_HORIZON,
+        gt=0,
+        description="slots ahead of the residual forecaster (24 = a day at 60 min)",
+    )
+    epochs: Epochs
+    units: Units
+    max_train_windows: MaxTrainWindows
     threads: Threads
     seed: Seed
+
+    @model_validator(mode="after")
+    def _check(self) -> AnomalyOptions:
+        if self.in_series and self.profiles_run:
+            raise ValueError("give either in_series or profiles_run, not both")
+        if self.forecast_model == "hybrid" and self.in_series:
+            raise ValueError("forecast_model=hybrid needs a harmonization run's meter map")
+        return self
 
 
 class PipelineOptions(Options):

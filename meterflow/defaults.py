@@ -31,5 +31,9 @@ HIDDEN_SIZE = 32  # units of the clustering autoencoder's LSTMs
 THREADS = 1  # TensorFlow CPU threads of a step (small LSTMs train fastest on one)
 MAX_TRAIN_WINDOWS = 20_000  # the anomaly detector's LSTM
 FORECAST_MAX_TRAIN_WINDOWS = 100_000  # the forecaster's (demo meters: MAE 456 -> 434 Wh, 2x time)
-THRESHOLD_QUANTILE = 0.995
+THRESHOLD_QUANTILE = 0.999  # of normal validation scores: about one reading in 1000 flagged
+# the anomaly step's detector (registry name; the best F1 and AUC-PR on the demo fleet) and the
+# detectors run beside it
+ANOMALY_DETECTOR = "lstm_autoencoder"
+ANOMALY_BASELINES = ("robust_z", "isolation_forest", "lstm_residual")
 SEED = 42

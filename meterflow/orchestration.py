@@ -40,7 +40,7 @@ _NAME_OPTIONS = {
     "harmonization": ("resolution", "normalization"),
     "clustering": ("model", "distance_metric", "number_of_clusters"),
     "forecasting": ("model", "horizon"),
-    "anomaly": ("horizon",),
+    "anomaly": ("detector",),
 }
 
 

@@ -232,6 +232,8 @@ class Table(StrEnum):
     ERROR_BY_STEP = "error_by_step"
     SCORES = "scores"
     EVENTS = "events"
+    ALERTS = "alerts"
+    DETECTORS = "detectors"
     HOLDOUT = "holdout"
     PROMOTION = "promotion"
 
@@ -274,7 +276,11 @@ TABLES: dict[Table, Callable[..., pd.DataFrame]] = {
     Table.PROMOTION: _columns("promotion", "step", "metric", "promote", "reason").validate,
     # anomaly runs
     Table.SCORES: _columns("scores", "meter_id", "timestamp", "score", "flagged").validate,
-    Table.EVENTS: _columns("events", "meter_id", "start", "end", "peak_score").validate,
+    Table.EVENTS: _columns("events", "meter_id", "start", "end", "peak_score", "kind").validate,
+    Table.ALERTS: _columns(
+        "alerts", "alert_id", "run_id", "detector", "meter_id", "start", "end", "kind"
+    ).validate,
+    Table.DETECTORS: _columns("detectors", "detector", "threshold").validate,
 }
 
 

@@ -40,7 +40,7 @@ from mlflow.utils.mlflow_tags import (
 
 import meterflow
 from meterflow.config import Environment
-from meterflow.errors import MeterflowError
+from meterflow.errors import MeterflowError, SchemaError
 from meterflow.schemas import validate_table
 
 log = logging.getLogger(__name__)
@@ -394,6 +394,17 @@ def load_pyfunc(uri: str) -> Any:
         return mlflow.pyfunc.load_model(uri)
     except (mlflow.exceptions.MlflowException, OSError) as e:
         raise MeterflowError(f"cannot load model {uri}: {e}") from None
+
+
+def predict_with(uri: str, rows: pd.DataFrame) -> Any:
+    """The predictions of the pyfunc model at ``uri`` for ``rows``; SchemaError (the reason in
+    MLflow's message, without the rows it prints) when the rows do not fit its input schema."""
+    model = load_pyfunc(uri)
+    try:
+        return model.predict(rows)
+    except mlflow.exceptions.MlflowException as e:
+        reason = str(e).rsplit("Error: ", 1)[-1].splitlines()[0][:300]
+        raise SchemaError(f"model {uri}: {reason}") from None
 
 
 def require_finished(run_id: str) -> None:

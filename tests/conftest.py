@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import os
+import pwd
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 
 pytest.register_assert_rewrite("tests.sources.corpus.common")
 
@@ -25,6 +28,55 @@ def mongo_uri(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A real MongoDB wire-protocol server (nx-27017) on loopback for the whole session."""
     with LocalMongoServer(tmp_path_factory.mktemp("mongo") / "nx.db") as uri:
         yield uri
+
+
+def _pg_command() -> list[str] | None:
+    """Prefix to run the PostgreSQL binaries (initdb refuses to run as root)."""
+    if not (shutil.which("initdb") and shutil.which("pg_ctl")):
+        return None
+    if os.geteuid() != 0:
+        return []
+    try:
+        pwd.getpwnam("postgres")
+    except KeyError:
+        return None
+    return ["runuser", "-u", "postgres", "--"] if shutil.which("runuser") else None
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """A throwaway PostgreSQL server (initdb/pg_ctl found on the machine) for the session;
+    skips the test when the binaries are missing."""
+    prefix = _pg_command()
+    if prefix is None:
+        pytest.skip("PostgreSQL binaries initdb/pg_ctl (Debian package postgresql) not found")
+    root = Path(tempfile.mkdtemp(prefix="meterflow-pg-"))
+    if prefix:
+        shutil.chown(root, "postgres")
+    data, port = root / "data", free_port()
+    run = lambda *cmd: subprocess.run([*prefix, *cmd], check=True, capture_output=True)  # noqa: E731
+    try:
+        run("initdb", "-D", str(data), "-U", "postgres", "--auth=trust", "-E", "UTF8")
+        run("pg_ctl", "-D", str(data), "-l", str(root / "log"), "-w", "-t", "60", "-o",
+            f"-p {port} -k {root} -c listen_addresses=127.0.0.1", "start")  # fmt: skip
+        url = f"postgresql+psycopg2://postgres@127.0.0.1:{port}/postgres"
+        engine, deadline = sa.create_engine(url), time.monotonic() + 30
+        try:
+            while True:
+                try:
+                    engine.connect().close()
+                    break
+                except sa.exc.OperationalError:
+                    if time.monotonic() > deadline:
+                        raise
+                    time.sleep(0.3)
+        finally:
+            engine.dispose()
+        yield url
+    finally:
+        subprocess.run([*prefix, "pg_ctl", "-D", str(data), "-m", "fast", "-w", "stop"],
+                       capture_output=True)  # fmt: skip
+        shutil.rmtree(root, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

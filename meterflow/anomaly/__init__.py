@@ -1,4 +1,4 @@
-"""Anomaly detection on harmonized profiles: LSTM forecast residuals, thresholds, events.
+"""Anomaly detection on any fleet of series: detectors, windowed evidence, thresholds, events.
 
 Pure layer: takes DataFrames and settings, returns results; never calls MLflow. Names are
 imported lazily, so unpickling a predictor does not load training-only modules.

@@ -16,7 +16,7 @@ import re
 
 import numpy as np
 import pandas as pd
-from sklearn.metrics import precision_recall_fscore_support, roc_auc_score
+from sklearn.metrics import average_precision_score, precision_recall_fscore_support, roc_auc_score
 
 from meterflow.errors import SchemaError
 
@@ -146,12 +146,15 @@ def detection_metrics(
     kind: np.ndarray | None,
     score: np.ndarray,
     flagged: np.ndarray,
-    n_events: int,
+    events: pd.DataFrame,
+    n_meter_months: float,
 ) -> dict[str, float]:
     """Point-wise and event-level metrics (see the module docstring); never NaN."""
+    false_events = events["label_kind"].isna().sum() if "label_kind" in events else len(events)
     out = {
         "flagged_share": float(np.mean(flagged)) if len(flagged) else 0.0,
-        "n_events": float(n_events),
+        "n_events": float(len(events)),
+        "false_alarms_per_meter_month": float(false_events / max(n_meter_months, 1e-9)),
     }
     if label is None or label_id is None or kind is None or not np.any(label):
         return out
@@ -162,6 +165,7 @@ def detection_metrics(
     out.update(precision=float(p), recall=float(r), f1=float(f))
     if not label.all():
         out["auc_roc"] = float(roc_auc_score(label, score))
+        out["auc_pr"] = float(average_precision_score(label, score))
     kinds = np.asarray(kind, dtype=object)
     for k in sorted({str(x) for x in kinds[label]}):
         mask = label & (kinds == k)
@@ -172,4 +176,37 @@ def detection_metrics(
     out["n_label_events"] = float(len(per_event))
     for k, part in per_event.groupby("kind"):
         out[f"event_recall_{_metric_name(k)}"] = float(part["hit"].mean())
+    if "label_kind" in events and events["label_kind"].notna().any():
+        found = events.loc[events["label_kind"].notna()]
+        out["kind_guess_accuracy"] = float((found["kind"] == found["label_kind"]).mean())
     return out
+
+
+SPIKE_HOURS = 12  # a point-driven event at most this long is a spike
+THEFT_CHANGE = float(np.log(0.5))  # daily imports halved or worse: theft-like under-reading
+
+
+def guess_kinds(events: pd.DataFrame, scores: pd.DataFrame) -> list[str]:
+    """A kind for each event from the evidence that flagged it: a flat-line run, a short
+    point-driven excursion (spike), or a day-level change (level shift, or theft-like
+    under-reading when the day's imports fell by ``THEFT_CHANGE`` in log or more)."""
+    kinds = []
+    by_meter = {m: part for m, part in scores.groupby("meter_id", sort=False)}
+    for ev in events.itertuples(index=False):
+        part = by_meter[ev.meter_id]
+        inside = part.loc[(part["timestamp"] >= ev.start) & (part["timestamp"] < ev.end)]
+        inside = inside.loc[inside["flagged"]]
+        decided = inside["component"].mode()
+        component = decided.iloc[0] if len(decided) else "point"
+        change = (
+            float(np.nanmedian(inside["day_change"])) if inside["day_change"].notna().any() else 0.0
+        )
+        if component == "flat":
+            kinds.append("flat_line")
+        elif component == "point" and ev.end - ev.start <= pd.Timedelta(hours=SPIKE_HOURS):
+            kinds.append("spike")
+        elif change <= THEFT_CHANGE:
+            kinds.append("theft")
+        else:
+            kinds.append("level_shift")
+    return kinds

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
+from sklearn.metrics import average_precision_score, precision_recall_curve
 
 
 def _example_meters(scores: pd.DataFrame, n: int) -> list[str]:
@@ -16,36 +17,62 @@ def _example_meters(scores: pd.DataFrame, n: int) -> list[str]:
     return list(ranked.index[:n])
 
 
-def flagged_examples(
-    scores: pd.DataFrame, labels: pd.DataFrame | None, n_meters: int = 4, max_points: int = 24 * 21
+def scores_over_time(
+    scores: pd.DataFrame,
+    threshold: float,
+    labels: pd.DataFrame | None,
+    n_meters: int = 4,
+    max_points: int = 24 * 28,
 ) -> Figure:
-    """Readings, forecasts, flagged points and labelled spans of a few meters."""
+    """Per meter: the readings with flagged ones marked and labelled spans shaded, and below
+    them the score against the threshold."""
     meters = _example_meters(scores, n_meters) if len(scores) else []
-    fig = Figure(figsize=(11, 2.8 * max(1, len(meters))), layout="constrained")
-    axes = fig.subplots(max(1, len(meters)), 1, squeeze=False)[:, 0]
-    for ax, meter in zip(axes, meters, strict=False):
-        part = scores.loc[scores["meter_id"] == meter]
-        flagged_at = np.flatnonzero(part["flagged"].to_numpy())
-        if len(flagged_at):  # centre the view on the first flagged point
-            centre = int(flagged_at[0])
-            lo = max(0, centre - max_points // 2)
-            part = part.iloc[lo : lo + max_points]
-        else:
-            part = part.head(max_points)
-        ax.plot(part["timestamp"], part["value"], color="black", lw=1.0, label="reading")
-        ax.plot(part["timestamp"], part["predicted"], lw=0.8, alpha=0.8, label="forecast")
+    fig = Figure(figsize=(11, 3.6 * max(1, len(meters))), layout="constrained")
+    grid = fig.add_gridspec(2 * max(1, len(meters)), 1, height_ratios=[2, 1] * max(1, len(meters)))
+    for i, meter in enumerate(meters):
+        part = _around_first_flag(scores.loc[scores["meter_id"] == meter], max_points)
+        top = fig.add_subplot(grid[2 * i])
+        bottom = fig.add_subplot(grid[2 * i + 1], sharex=top)
+        top.plot(part["timestamp"], part["value"], color="black", lw=0.9, label="reading")
         hit = part.loc[part["flagged"]]
-        ax.scatter(hit["timestamp"], hit["value"], color="red", s=14, zorder=3, label="flagged")
-        if labels is not None and len(part):
-            lo_t, hi_t = part["timestamp"].min(), part["timestamp"].max()
-            own = labels.loc[
-                (labels["meter_id"] == meter) & (labels["end"] > lo_t) & (labels["start"] < hi_t)
-            ]
-            for i, row in enumerate(own.itertuples()):
-                label = "labelled" if i == 0 else None
-                ax.axvspan(row.start, row.end, color="orange", alpha=0.25, label=label)
-        ax.set(title=f"meter {meter}", ylabel="Wh per slot")
-        ax.legend(loc="upper right", fontsize="small")
+        top.scatter(hit["timestamp"], hit["value"], color="red", s=10, zorder=3, label="flagged")
+        _shade_labels(top, labels, meter, part)
+        top.set(title=f"meter {meter}", ylabel="Wh per slot")
+        top.legend(loc="upper right", fontsize="small")
+        bottom.plot(part["timestamp"], part["score"], lw=0.8, label="score")
+        bottom.axhline(threshold, color="red", ls="--", lw=0.8, label="threshold")
+        bottom.set(ylabel="score")
+        bottom.legend(loc="upper right", fontsize="small")
+    return fig
+
+
+def _around_first_flag(part: pd.DataFrame, max_points: int) -> pd.DataFrame:
+    flagged_at = np.flatnonzero(part["flagged"].to_numpy())
+    lo = max(0, int(flagged_at[0]) - max_points // 3) if len(flagged_at) else 0
+    return part.iloc[lo : lo + max_points]
+
+
+def _shade_labels(ax, labels: pd.DataFrame | None, meter: str, part: pd.DataFrame) -> None:
+    if labels is None or part.empty:
+        return
+    lo, hi = part["timestamp"].min(), part["timestamp"].max()
+    own = labels.loc[(labels["meter_id"] == meter) & (labels["end"] > lo) & (labels["start"] < hi)]
+    for i, row in enumerate(own.itertuples()):
+        ax.axvspan(row.start, row.end, color="orange", alpha=0.25, label=None if i else row.kind)
+
+
+def pr_curves(scores_by_detector: dict[str, pd.DataFrame]) -> Figure:
+    """Precision-recall curve of each detector's test scores (area in the legend)."""
+    fig = Figure(figsize=(6.5, 5), layout="constrained")
+    ax = fig.add_subplot()
+    for name, scores in scores_by_detector.items():
+        truth = scores["label"].fillna(False).to_numpy(bool)
+        score = np.nan_to_num(scores["score"].to_numpy(dtype=np.float64), nan=0.0)
+        precision, recall, _ = precision_recall_curve(truth, score)
+        area = average_precision_score(truth, score)
+        ax.plot(recall, precision, lw=1.2, label=f"{name} (AP {area:.2f})")
+    ax.set(xlabel="recall", ylabel="precision", xlim=(0, 1), ylim=(0, 1.02))
+    ax.legend(loc="upper right", fontsize="small")
     return fig
 
 
@@ -63,6 +90,6 @@ def score_histogram(scores: pd.DataFrame, threshold: float) -> Figure:
     else:
         ax.hist(values, bins=bins, alpha=0.8, label="all points")
     ax.axvline(threshold, color="red", ls="--", label=f"threshold {threshold:.2f}")
-    ax.set(yscale="log", xlabel="score (normalised |residual|)", ylabel="points")
+    ax.set(yscale="log", xlabel="score (largest normal deviate)", ylabel="points")
     ax.legend()
     return fig

@@ -1,13 +1,13 @@
-"""``AnomalyPredictor``: a picklable scorer built on the trained ``ForecastPredictor``.
+"""``AnomalyPredictor``: a fitted detector and its score model, as one picklable scorer.
 
-Input: the forecast predictor's table (``meter_id``, ``window_end``, ``lag_00`` ...; see
-``meterflow.forecasting.predictor``) plus ``value``: the actual reading (Wh per slot) at the
-forecast's target time (``window_end + horizon`` slots). Output on the input's index:
-``predicted`` (Wh), ``residual`` (value - predicted, Wh), ``score`` (normalised absolute
-residual, see ``thresholds``) and ``flagged`` (``score >= threshold``). With
-``smooth_window > 1`` the score also looks at the trailing rows of the same meter whose target
-times are consecutive slots (``combine_scores``), as in training: score a meter's consecutive
-windows together.
+Input: a long table ``meter_id, timestamp, value`` (Wh per slot at the training resolution,
+naive timestamps on the series' own clock) and optionally ``history`` (True: the row only
+serves as history, it is not scored); other columns are ignored. Give ``context_days`` days of
+each meter's history before the readings to score (the daily-energy evidence compares a day
+with the weeks before it). Without ``history``, the first days the detector needs as input
+are history. Output on the input's index:
+``score`` (NaN when not scored), ``flagged`` (``score >= threshold``), ``component`` (which
+evidence decided: point, ratio or flat) and each component's z (``scoring``).
 """
 
 from __future__ import annotations
@@ -17,80 +17,149 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from meterflow.anomaly.thresholds import ResidualScale, combine_scores
+from meterflow.anomaly.base import Detector
+from meterflow.anomaly.scoring import COMPONENTS, Evidence, ScoreModel
+from meterflow.anomaly.windowed import REF_DAYS, change_evidence, flat_runs
 from meterflow.errors import SchemaError
-from meterflow.forecasting.predictor import ForecastPredictor
+from meterflow.forecasting.series import DateSplit, FleetSeries, build_panel
+
+INPUT_COLUMNS = ("meter_id", "timestamp", "value")
 
 
 class AnomalyPredictor:
-    """Forecast, residual, score and flag for windows with their actual value."""
+    """Scores and flags of readings (see the module docstring)."""
 
     def __init__(
         self,
-        forecast: ForecastPredictor,
-        scale: ResidualScale,
-        threshold: float,
-        smooth_window: int,
-        run_weight: float,
+        detector: Detector,
+        resolution_min: int,
+        windowed: bool = True,
+        peers: dict[str, tuple[str, ...]] | None = None,
+        model: ScoreModel | None = None,
         example: pd.DataFrame | None = None,
     ):
-        self.forecast = forecast
-        self.scale = scale
-        self.threshold = float(threshold)
-        self.smooth_window = smooth_window
-        self.run_weight = float(run_weight)
+        self.detector = detector
+        self.resolution_min = resolution_min
+        self.windowed = windowed
+        self.peers = peers  # of each meter, for the daily-energy ratio (``windowed``)
+        self.model = model  # set by calibration (``detector``)
         self.example = example
 
     @property
+    def context_days(self) -> int:
+        """Days of history the input must hold before the first reading to score."""
+        return self.detector.context_days + (REF_DAYS if self.windowed else 0)
+
+    @property
+    def threshold(self) -> float:
+        return self._model.threshold
+
+    @property
+    def _model(self) -> ScoreModel:
+        if self.model is None:
+            raise ValueError("this predictor is not calibrated yet")
+        return self.model
+
+    @property
     def network(self) -> Any:
-        """The forecaster's Keras network."""
-        return self.forecast.network
+        return self.detector.network
 
     def network_example(self) -> list[np.ndarray]:
-        """The Keras network's inputs for the input example."""
-        return self.forecast.network_inputs(self.input_example())[0]
+        fleet, _ = self.fleet(self.input_example())
+        return self.detector.network_example(fleet)
 
     def input_example(self) -> pd.DataFrame:
-        """A few real input rows (windows and their actual value) from the training run."""
         if self.example is None:
             raise ValueError("this predictor was built without an input example")
         return self.example.copy()
 
-    def predict(self, df: pd.DataFrame) -> pd.DataFrame:
-        """Scores and flags of the rows of ``df`` (see the module docstring)."""
-        for col in ("value", "window_end"):
-            if col not in df.columns:
-                raise SchemaError(f"anomaly input lacks column {col!r}")
-        value = pd.to_numeric(df["value"], errors="coerce").to_numpy(dtype=np.float64)
-        if not np.isfinite(value).all():
-            i = int(np.flatnonzero(~np.isfinite(value))[0])
-            raise SchemaError(
-                f"anomaly input row {df.index[i]!r} (meter={df['meter_id'].iloc[i]}): "
-                f"value is missing or not a number"
-            )
-        forecast = self.forecast.predict(df)
-        predicted = forecast["prediction"].to_numpy(dtype=np.float64)
-        _, scale = self.forecast.row_scaling(df)
-        residual = value - predicted
-        idx = self.forecast.scaler.index_of(df["meter_id"].astype(str))
-        target = forecast["target_time"].to_numpy(dtype="datetime64[ns]")
-        minutes = (target - target.astype("datetime64[D]")) // np.timedelta64(1, "m")
-        step = self.forecast.resolution_min
-        slot = (minutes // step).astype(np.int64)
-        z = self.scale.z(idx, slot, residual / scale)
-        codes = pd.factorize(df["meter_id"].astype(str))[0]
-        time_idx = (target - target.min()) // np.timedelta64(step, "m")
-        order = np.lexsort((time_idx, codes))
-        score = np.empty_like(z)
-        score[order] = combine_scores(
-            codes[order], time_idx[order], z[order], self.smooth_window, self.run_weight
-        )
-        return pd.DataFrame(
+    def fleet(self, df: pd.DataFrame) -> tuple[FleetSeries, np.ndarray]:
+        """The checked input as a fleet, and each fleet reading's row in ``df``."""
+        if "history" in df.columns and df["history"].isna().any():
+            raise SchemaError("anomaly input: column 'history' has missing values")
+        missing = [c for c in INPUT_COLUMNS if c not in df.columns]
+        if missing:
+            raise SchemaError(f"anomaly input lacks column(s) {missing}")
+        table = pd.DataFrame(
             {
-                "predicted": predicted,
-                "residual": residual,
-                "score": score,
-                "flagged": score >= self.threshold,
-            },
-            index=df.index,
+                "meter_id": df["meter_id"].astype(str).to_numpy(),
+                "timestamp": _timestamps(df),
+                "value": pd.to_numeric(df["value"], errors="coerce").to_numpy(np.float64),
+                "row": np.arange(len(df)),
+            }
         )
+        table = table.loc[np.isfinite(table["value"])]  # a missing reading is a gap
+        _check_grid(table, df, self.resolution_min)
+        table = table.sort_values(["meter_id", "timestamp"], kind="stable")
+        start = table["timestamp"].min().normalize() if len(table) else pd.Timestamp(0)
+        everything_test = DateSplit(start, start, (0, 0, 0))
+        return build_panel(table, self.resolution_min, everything_test), table["row"].to_numpy()
+
+    def scored(self, fleet: FleetSeries, history: np.ndarray | None = None) -> np.ndarray:
+        """Readings to score: not ``history``, and past the days the detector needs as input."""
+        day = fleet.time_idx // fleet.slots_per_day
+        out = day >= self.detector.context_days
+        return out if history is None else out & ~history
+
+    def evidence(self, fleet: FleetSeries, where: np.ndarray) -> Evidence:
+        """The detector's evidence of the readings in ``where``, the windowed evidence of all."""
+        return Evidence(
+            np.where(where, self.detector.evidence(fleet, where), np.nan),
+            change_evidence(fleet, self.peers),
+            flat_runs(fleet),
+        )
+
+    def predict(self, df: pd.DataFrame) -> pd.DataFrame:
+        """Scores of the rows of ``df`` (see the module docstring)."""
+        fleet, rows = self.fleet(df)
+        history = df["history"].to_numpy(bool)[rows] if "history" in df.columns else None
+        where = self.scored(fleet, history)
+        ev = self.evidence(fleet, where)
+        parts = self._model.components(fleet, ev)
+        parts[:, ~where] = np.nan
+        out = pd.DataFrame(index=df.index)
+        out["score"] = np.nan
+        score = self._model.score(parts)
+        out.iloc[rows, 0] = score
+        out["flagged"] = out["score"].to_numpy() >= self.threshold
+        component = np.full(len(df), None, dtype=object)
+        known = np.isfinite(score)
+        best = np.argmax(np.where(np.isfinite(parts), parts, -np.inf), axis=0)
+        component[rows[known]] = np.asarray(COMPONENTS, dtype=object)[best[known]]
+        out["component"] = component
+        change = np.full(len(df), np.nan)
+        change[rows] = np.where(where, ev.ratio, np.nan)
+        out["day_change"] = change  # the day's energy against own history and peers
+        for i, name in enumerate(COMPONENTS):
+            values = np.full(len(df), np.nan)
+            values[rows] = parts[i]
+            out[f"{name}_z"] = values
+        return out
+
+
+def _timestamps(df: pd.DataFrame) -> np.ndarray:
+    stamps = pd.to_datetime(df["timestamp"], errors="coerce")
+    if isinstance(stamps.dtype, pd.DatetimeTZDtype):
+        stamps = stamps.dt.tz_convert("UTC").dt.tz_localize(None)
+    if stamps.isna().any():
+        i = int(np.flatnonzero(stamps.isna().to_numpy())[0])
+        raise SchemaError(
+            f"anomaly input row {df.index[i]!r} (meter={df['meter_id'].iloc[i]}): "
+            f"timestamp {df['timestamp'].iloc[i]!r} is not a time"
+        )
+    return stamps.to_numpy(dtype="datetime64[ns]")
+
+
+def _check_grid(table: pd.DataFrame, df: pd.DataFrame, resolution_min: int) -> None:
+    """SchemaError naming the row of a reading off the slot grid or a repeated one."""
+    stamps = table["timestamp"].to_numpy(dtype="datetime64[ns]")
+    off = (stamps - stamps.astype("datetime64[D]")) % np.timedelta64(resolution_min, "m")
+    duplicated = table.duplicated(["meter_id", "timestamp"]).to_numpy()
+    for bad, why in ((off != np.timedelta64(0), "is off the grid"), (duplicated, "is repeated")):
+        if bad.any():
+            row = int(table["row"].to_numpy()[np.flatnonzero(bad)[0]])
+            raise SchemaError(
+                f"anomaly input row {df.index[row]!r} (meter={df['meter_id'].iloc[row]}): "
+                f"timestamp {pd.Timestamp(stamps[np.flatnonzero(bad)[0]])} {why} "
+                f"({resolution_min}-min slots)"
+            )

@@ -1,21 +1,21 @@
-"""From forecast residuals to anomaly scores and a threshold.
+"""Robust normalisation of evidence, and the threshold.
 
-Signed normalised residual ``z = (r - center) / scale``, where ``r`` is the forecast residual
-in the meter's scaled units (residual in Wh / the meter's training standard deviation),
-``center`` the meter's median residual and ``scale`` a robust spread (1.4826 x MAD) fitted on
-validation residuals per meter AND slot of day (load and PV are far noisier at some hours),
-shrunk towards the meter's spread, itself shrunk towards the fleet's, with ``shrinkage``
-pseudo-points: ``s^2 = (n s_cell^2 + k s_parent^2) / (n + k)``. The score is ``|z|``, or with
-a smoothing window also the weighted trailing run of residuals when larger (``combine_scores``,
-``trailing_run``; the weight equalises both parts' validation quantiles).
+Signed normalised evidence ``z = (r - center) / scale``, where ``r`` is a detector's evidence
+(e.g. a forecast residual in the meter's scaled units), ``center`` the meter's median and
+``scale`` a robust spread (1.4826 x MAD) fitted on validation evidence per meter AND slot of
+day (load and PV are far noisier at some hours), shrunk towards the meter's spread, itself
+shrunk towards the fleet's, with ``shrinkage`` pseudo-points:
+``s^2 = (n s_cell^2 + k s_parent^2) / (n + k)``.
 
 Threshold (chosen on the validation split only):
 
-- ``quantile``: the ``q`` quantile of the validation scores (expects about ``1 - q`` of points
-  flagged);
-- ``sigma``: mean + ``k`` standard deviations of the validation scores;
+- ``quantile``: the ``q`` quantile of the validation scores of the readings no label marks
+  (about ``1 - q`` of normal readings flagged);
 - ``best_f1``: the validation score that maximises point-wise F1 against the validation labels
-  (falls back to ``quantile`` when validation has no labelled anomaly).
+  (falls back to ``quantile`` when validation has no labelled anomaly);
+- ``auto``: ``best_f1`` when validation holds at least ``MIN_TUNING_EVENTS`` labelled
+  anomalies, else ``quantile``: fitted to a handful of anomalies, the F1-best threshold sits
+  just under their strength and misses weaker kinds the validation days did not show.
 """
 
 from __future__ import annotations
@@ -32,8 +32,8 @@ log = logging.getLogger(__name__)
 
 MAD_TO_SIGMA = 1.4826
 SCALE_FLOOR = 1e-3  # in scaled units (share of the meter's standard deviation)
-RUN_CLIP = 3.0  # |z| counted at most this much in a trailing run
-THRESHOLD_METHODS = ("quantile", "sigma", "best_f1")
+THRESHOLD_METHODS = ("auto", "quantile", "best_f1")
+MIN_TUNING_EVENTS = 10  # labelled anomalies in validation before best_f1 is trusted
 
 
 @dataclass(frozen=True)
@@ -92,88 +92,31 @@ def fit_residual_scale(
     return ResidualScale(center, scale, fleet_scale)
 
 
-def combine_scores(
-    meter_idx: np.ndarray,
-    time_idx: np.ndarray,
-    z: np.ndarray,
-    window: int,
-    run_weight: float = 1.0,
-) -> np.ndarray:
-    """Anomaly score from signed normalised residuals ``z`` (sorted by meter then time).
-
-    ``window == 1``: ``|z|``. Otherwise the larger of ``|z|`` and ``run_weight`` x the trailing
-    run (``trailing_run``): a sustained shift whose single residuals stay below the threshold
-    adds up, while a spike keeps its full point score. ``run_weight`` (``fit_run_weight``) puts
-    the run on the point score's scale.
-    """
-    z = np.asarray(z, dtype=np.float64)
-    point = np.abs(z)
-    if window <= 1 or len(z) == 0:
-        return point
-    return np.maximum(point, run_weight * trailing_run(meter_idx, time_idx, z, window))
-
-
-def trailing_run(
-    meter_idx: np.ndarray, time_idx: np.ndarray, z: np.ndarray, window: int
-) -> np.ndarray:
-    """Evidence of a sustained shift: ``sqrt(n) x min(|mean_long|, |mean_short|)`` where the
-    means are over the trailing ``n <= window`` and ``window // 4`` consecutive slots of the
-    meter (a gap restarts both), of ``z`` clipped to +-``RUN_CLIP``; 0 when the two means
-    disagree in sign. Clipping keeps one spike from carrying a whole window; the short mean
-    ends the run soon after the shift ends."""
-    z = np.clip(np.asarray(z, dtype=np.float64), -RUN_CLIP, RUN_CLIP)
-    n = len(z)
-    breaks = np.ones(n, dtype=bool)
-    breaks[1:] = (meter_idx[1:] != meter_idx[:-1]) | (time_idx[1:] != time_idx[:-1] + 1)
-    start = np.maximum.accumulate(np.where(breaks, np.arange(n), 0))
-    csum = np.concatenate([[0.0], np.cumsum(z)])
-    at = np.arange(n)
-
-    def trailing_mean(w: int) -> tuple[np.ndarray, np.ndarray]:
-        lo = np.maximum(at - w + 1, start)
-        count = at + 1 - lo
-        return (csum[at + 1] - csum[lo]) / count, count
-
-    long_mean, count = trailing_mean(window)
-    short_mean, _ = trailing_mean(max(1, window // 4))
-    agree = np.sign(long_mean) == np.sign(short_mean)
-    return np.where(agree, np.sqrt(count) * np.minimum(np.abs(long_mean), np.abs(short_mean)), 0.0)
-
-
-def fit_run_weight(
-    meter_idx: np.ndarray, time_idx: np.ndarray, z: np.ndarray, window: int, quantile: float
-) -> float:
-    """Weight that gives the trailing run the same ``quantile`` as ``|z|`` on (validation)
-    residuals, so that neither part of ``combine_scores`` dominates the flags."""
-    if window <= 1 or len(z) == 0:
-        return 1.0
-    run = trailing_run(meter_idx, time_idx, np.asarray(z, dtype=np.float64), window)
-    q_run = float(np.quantile(run, quantile))
-    return float(np.quantile(np.abs(z), quantile)) / q_run if q_run > 0 else 1.0
-
-
 def choose_threshold(
     val_scores: np.ndarray,
     method: str,
     quantile: float = 0.99,
-    sigma_k: float = 4.0,
     val_labels: np.ndarray | None = None,
+    val_events: int = 0,
 ) -> float:
-    """The flagging threshold from validation scores (see the module docstring)."""
+    """The flagging threshold from validation scores (see the module docstring);
+    ``val_events``: the labelled anomalies the validation readings overlap."""
     if method not in THRESHOLD_METHODS:
         raise ConfigError(f"threshold must be one of {THRESHOLD_METHODS}, got {method!r}")
     scores = np.asarray(val_scores, dtype=np.float64)
     if len(scores) == 0:
         raise ValueError("no validation scores to choose a threshold on")
+    labelled = val_labels is not None and val_labels.any() and not val_labels.all()
+    if method == "auto":
+        method = "best_f1" if labelled and val_events >= MIN_TUNING_EVENTS else "quantile"
+        log.info("threshold auto: %s (%d labelled anomalies in validation)", method, val_events)
+    if method == "best_f1" and labelled:
+        precision, recall, thresholds = precision_recall_curve(val_labels, scores)
+        f1 = 2 * precision * recall / np.maximum(precision + recall, 1e-12)
+        best = int(np.argmax(f1[:-1]))
+        log.info("threshold best_f1: validation F1 %.3f at %.3f", f1[best], thresholds[best])
+        return float(thresholds[best])
     if method == "best_f1":
-        if val_labels is not None and val_labels.any() and not val_labels.all():
-            precision, recall, thresholds = precision_recall_curve(val_labels, scores)
-            f1 = 2 * precision * recall / np.maximum(precision + recall, 1e-12)
-            best = int(np.argmax(f1[:-1]))
-            log.info("threshold best_f1: validation F1 %.3f at %.3f", f1[best], thresholds[best])
-            return float(thresholds[best])
         log.info("threshold best_f1: no labelled anomaly in validation, using quantile")
-        method = "quantile"
-    if method == "sigma":
-        return float(scores.mean() + sigma_k * scores.std())
-    return float(np.quantile(scores, quantile))
+    normal = scores[~val_labels] if labelled else scores
+    return float(np.quantile(normal, quantile))

@@ -1,37 +1,92 @@
-"""The ``anomaly`` step: LSTM prediction-error detection on each meter's load, threshold chosen
-on the validation split, scored against labelled anomalies (precision, recall, F1, AUC-ROC) when
-a label file is given."""
+"""The ``anomaly`` step: the chosen detector and its baselines on each meter's load (or any
+series file), thresholds chosen on validation, evaluated on labelled anomalies when a label
+file is given; alerts written to the SQL and MongoDB stores and logged with the run."""
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
+import pandas as pd
+
 from meterflow import tracking
-from meterflow.anomaly.detector import AnomalySettings, detect_anomalies
-from meterflow.config import AnomalyOptions, Environment
+from meterflow.anomaly.base import DetectorSettings
+from meterflow.anomaly.detector import AnomalyResult, AnomalySettings, detect_anomalies
+from meterflow.config import AnomalyOptions, Environment, detector_names, lstm_units
+from meterflow.domain import LOCAL_TIMEZONE
 from meterflow.schemas import Table
+from meterflow.sources.alerts import alert_rows, write_alerts_mongo, write_alerts_sql
 from meterflow.sources.labels import read_labels
-from meterflow.tasks.forecasting import forecast_settings, log_history
+from meterflow.sources.sql import redact_url
+from meterflow.tasks.forecasting import input_series, log_history
+
+log = logging.getLogger(__name__)
+
+
+def anomaly_settings(opts: AnomalyOptions) -> AnomalySettings:
+    """The detector settings of the step's options (series files keep UTC label times)."""
+    training = DetectorSettings(
+        forecast_model=opts.forecast_model,
+        seq_length=opts.seq_length,
+        horizon=opts.horizon,
+        epochs=opts.epochs,
+        units=lstm_units(opts.units),
+        max_train_windows=opts.max_train_windows,
+        threads=opts.threads,
+        seed=opts.seed,
+    )
+    return AnomalySettings(
+        detector=opts.detector,
+        baselines=detector_names(opts.baselines),
+        training=training,
+        test_start=pd.Timestamp(opts.test_start) if opts.test_start else None,
+        timezone="UTC" if opts.in_series else LOCAL_TIMEZONE,
+        threshold=opts.threshold,
+        quantile=opts.threshold_quantile,
+        windowed=opts.windowed,
+    )
 
 
 def run_anomaly(opts: AnomalyOptions, env: Environment) -> str:
     tracking.configure(env)
-    settings = AnomalySettings(
-        forecast=forecast_settings(opts, model="lstm"),
-        quantile=opts.threshold_quantile,
-    )
     with tracking.step_run("anomaly", opts) as run:
-        source_run = tracking.resolve_run(opts.profiles_run, "harmonization")
-        run.set_tags({"input.profiles_run": source_run})
-        profiles = tracking.load_table(source_run, Table.PROFILES_ENERGY)
+        series, resolution, _, meters = input_series(opts, run)
         labels = read_labels(Path(opts.labels)) if opts.labels else None
-        result = detect_anomalies(profiles, labels, settings)
-        run.log_metrics(result.metrics)
-        log_history(run, result.history)
-        run.log_table(result.scores, Table.SCORES)
-        run.log_table(result.events, Table.EVENTS)
-        run.log_table(result.holdout, Table.HOLDOUT)
-        for name, fig in result.figures.items():
-            run.log_figure(fig, name)
-        run.log_model(result.predictor)
+        settings = anomaly_settings(opts)
+        result = detect_anomalies(series, resolution, labels, settings, meters)
+        run.set_tags(
+            {"anomaly.detector": opts.detector, "anomaly.test_start": result.split.test_start}
+        )
+        _log_result(run, result)
+        alerts = alert_rows(result.events, run.run_id, opts.detector)
+        run.log_table(alerts, Table.ALERTS)
+        if opts.write_alerts:
+            _write_back(alerts, env, run)
         return run.run_id
+
+
+def _log_result(run: tracking.StepRun, result: AnomalyResult) -> None:
+    run.log_metrics(result.metrics)
+    if result.history is not None:
+        log_history(run, result.history)
+    run.log_table(result.comparison, Table.DETECTORS)
+    run.log_table(result.scores, Table.SCORES)
+    run.log_table(result.events, Table.EVENTS)
+    run.log_table(result.holdout, Table.HOLDOUT)
+    for name, fig in result.figures.items():
+        run.log_figure(fig, name)
+    run.log_model(result.predictor)
+
+
+def _write_back(alerts: pd.DataFrame, env: Environment, run: tracking.StepRun) -> None:
+    """Alerts into the SQL database and, when one is configured, the MongoDB database (a
+    rerun of the same run replaces its alerts)."""
+    n = write_alerts_sql(env.sql_url, alerts, run.run_id)
+    targets = {"anomaly.alerts_sql": redact_url(env.sql_url)}
+    if env.mongodb_uri:
+        write_alerts_mongo(env.mongodb_uri, env.mongo_database, alerts, run.run_id)
+        targets["anomaly.alerts_mongo"] = env.mongo_database
+    else:
+        log.warning("MONGODB_URI is not set: alerts are not written to MongoDB")
+    run.set_tags(targets)
+    log.info("%d alert(s) written back (%s)", n, ", ".join(targets.values()))

@@ -36,11 +36,9 @@ def log_history(run: tracking.StepRun, history) -> None:
         run.log_metrics({"train_loss": train, "val_loss": val}, step=epoch + 1)
 
 
-def forecast_settings(
-    opts: ForecastingOptions | AnomalyOptions, **fixed: object
-) -> ForecastSettings:
-    """The forecaster's settings from the options both the forecasting and the anomaly step
-    take (window, horizon, training), with ``fixed`` ones set or overridden."""
+def forecast_settings(opts: ForecastingOptions, **fixed: object) -> ForecastSettings:
+    """The forecaster's settings from the step's options (window, horizon, training), with
+    ``fixed`` ones set or overridden."""
     base = {
         "seq_length": opts.seq_length,
         "horizon": opts.horizon,
@@ -53,8 +51,8 @@ def forecast_settings(
     return ForecastSettings(**{**base, **fixed})
 
 
-def _input_series(
-    opts: ForecastingOptions, run: tracking.StepRun
+def input_series(
+    opts: ForecastingOptions | AnomalyOptions, run: tracking.StepRun
 ) -> tuple[pd.DataFrame, int, tuple[str, ...], pd.DataFrame | None]:
     """``(long series, resolution, exogenous columns, meters table or None)`` of the step's
     input: the series file, or the harmonized profiles of a run."""
@@ -81,7 +79,7 @@ def _scope_assignments(opts: ForecastingOptions, run: tracking.StepRun) -> pd.Da
 def run_forecasting(opts: ForecastingOptions, env: Environment) -> str:
     tracking.configure(env)
     with tracking.step_run("forecasting", opts) as run:
-        series, resolution, exog, meters = _input_series(opts, run)
+        series, resolution, exog, meters = input_series(opts, run)
         series, counts = scoped_series(series, opts.scope, _scope_assignments(opts, run))
         exog = exog if opts.scope == "meter" else ()
         settings = forecast_settings(

@@ -119,6 +119,8 @@ HEADLINES = (
     ("forecasting", "skill_vs_best_baseline", "forecast_skill_vs_best_baseline"),
     ("anomaly", "f1", "anomaly_f1"),
     ("anomaly", "auc_roc", "anomaly_auc_roc"),
+    ("anomaly", "auc_pr", "anomaly_auc_pr"),
+    ("anomaly", "event_recall", "anomaly_event_recall"),
     ("clustering", "silhouette", "clustering_silhouette"),
     ("clustering", "k", "clustering_k"),
 )

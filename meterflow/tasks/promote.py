@@ -48,7 +48,7 @@ def promote_step(step: str, run_id: str, margin: float) -> Decision:
     """Register the model of ``run_id`` and give it ``champion`` or ``challenger``."""
     tracking.require_finished(run_id)
     holdout = tracking.load_table(run_id, Table.HOLDOUT)
-    new_output = tracking.load_pyfunc(f"runs:/{run_id}/model").predict(_inputs(holdout))
+    new_output = tracking.predict_with(f"runs:/{run_id}/model", _inputs(holdout))
     score = holdout_score(step, holdout, new_output)
     champion = tracking.alias_version(step, tracking.CHAMPION)
     champion_score, stability = None, math.nan
@@ -79,8 +79,9 @@ def promote_step(step: str, run_id: str, margin: float) -> Decision:
 def _champion_output(step: str, holdout: pd.DataFrame) -> pd.DataFrame | np.ndarray | None:
     """The champion's predictions of the held-out rows; None when it cannot read them."""
     try:
-        return tracking.load_pyfunc(tracking.champion_uri(step)).predict(_inputs(holdout))
+        return tracking.predict_with(tracking.champion_uri(step), _inputs(holdout))
     except (MeterflowError, KeyError, ValueError, AttributeError) as e:
+        # e.g. a champion of an older version whose input schema the rows do not match
         log.warning("%s: the champion cannot score these held-out rows: %s", step, e)
         return None
 
@@ -92,12 +93,15 @@ def _inputs(holdout: pd.DataFrame) -> pd.DataFrame:
 
 
 def _version_tags(run_id: str, holdout: pd.DataFrame, decision: Decision) -> dict[str, object]:
-    stamps = next((holdout[c] for c in ("window_end", "date") if c in holdout.columns), None)
+    if "history" in holdout.columns:  # anomaly: the scored rows, not their history
+        holdout = holdout.loc[~holdout["history"].astype(bool)]
+    columns = ("window_end", "date", "timestamp")
+    stamps = next((holdout[c] for c in columns if c in holdout.columns), None)
     window = "" if stamps is None or stamps.empty else f"{stamps.min()} .. {stamps.max()}"
     return {
         "run_id": run_id,
         "holdout_window": window,
-        "holdout_rows": len(holdout),
+        "holdout_rows": len(holdout),  # scored rows
         f"holdout_{decision.metric}": decision.challenger,
         **{f"run_{k}": v for k, v in tracking.run_metrics(run_id).items() if _headline(k)},
     }

@@ -2,13 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import pwd
-import shutil
-import subprocess
-import tempfile
-import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -233,51 +226,7 @@ def test_adbc_falls_back_to_sqlalchemy_on_values_it_cannot_take_exactly(tmp_path
     assert bad["location"].iloc[0].startswith("historian[tagname=")
 
 
-# --- PostgreSQL: a throwaway server started by the test ---------------------------------------
-
-
-def _pg_command() -> list[str] | None:
-    """Prefix to run the PostgreSQL binaries (initdb refuses to run as root)."""
-    if not (shutil.which("initdb") and shutil.which("pg_ctl")):
-        return None
-    if os.geteuid() != 0:
-        return []
-    try:
-        pwd.getpwnam("postgres")
-    except KeyError:
-        return None
-    return ["runuser", "-u", "postgres", "--"] if shutil.which("runuser") else None
-
-
-@pytest.fixture(scope="module")
-def postgres_url() -> Iterator[str]:
-    prefix = _pg_command()
-    if prefix is None:
-        pytest.skip("PostgreSQL binaries initdb/pg_ctl (Debian package postgresql) not found")
-    root = Path(tempfile.mkdtemp(prefix="meterflow-pg-"))
-    if prefix:
-        shutil.chown(root, "postgres")
-    data, port = root / "data", free_port()
-    run = lambda *cmd: subprocess.run([*prefix, *cmd], check=True, capture_output=True)  # noqa: E731
-    try:
-        run("initdb", "-D", str(data), "-U", "postgres", "--auth=trust", "-E", "UTF8")
-        run("pg_ctl", "-D", str(data), "-l", str(root / "log"), "-w", "-t", "60", "-o",
-            f"-p {port} -k {root} -c listen_addresses=127.0.0.1", "start")  # fmt: skip
-        url = f"postgresql+psycopg2://postgres@127.0.0.1:{port}/postgres"
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                sa.create_engine(url).connect().close()
-                break
-            except sa.exc.OperationalError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.3)
-        yield url
-    finally:
-        subprocess.run([*prefix, "pg_ctl", "-D", str(data), "-m", "fast", "-w", "stop"],
-                       capture_output=True)  # fmt: skip
-        shutil.rmtree(root, ignore_errors=True)
+# --- PostgreSQL: a throwaway server (the session fixture postgres_url in tests/conftest.py) -
 
 
 @pytest.mark.postgres

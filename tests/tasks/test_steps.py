@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 import pymongo
 import pytest
+import sqlalchemy as sa
 from mlflow.tracking import MlflowClient
 
 from meterflow import tracking
@@ -30,6 +31,7 @@ from meterflow.config import (
     LoadNewMongoOptions,
 )
 from meterflow.demo import DemoSpec
+from meterflow.errors import SchemaError
 from meterflow.sources.formats import MONGO_COLLECTION
 from meterflow.tasks.anomaly import run_anomaly
 from meterflow.tasks.clustering import run_clustering
@@ -340,18 +342,83 @@ def test_series_file_with_test_start_and_inputs(env, tmp_path: Path):
     assert len(rows) % 48 == 0
 
 
-def test_anomaly_step_scores_labels(env, chain):
+def test_anomaly_step_scores_labels_and_writes_alerts_back(env, chain):
     labels = env.truth_dir / "anomalies.csv"
-    run_id = run_anomaly(
-        AnomalyOptions(profiles_run=chain["harmonization"], labels=str(labels), epochs=2), env
+    options = AnomalyOptions(
+        profiles_run=chain["harmonization"], labels=str(labels), epochs=2, baselines="robust_z"
     )
+    run_id = run_anomaly(options, env)
     m = metrics(run_id)
-    for name in ("precision", "recall", "f1", "auc_roc"):
+    for name in ("precision", "recall", "f1", "auc_roc", "auc_pr", "baseline_robust_z_f1"):
         assert 0 <= m[name] <= 1, name
     assert m["auc_roc"] > 0.5
     scores = tracking.load_table(run_id, "scores")
     assert scores["label"].fillna(False).astype(bool).any()
+    assert list(tracking.load_table(run_id, "detectors")["detector"]) == [
+        "lstm_autoencoder",
+        "robust_z",
+    ]
     assert_keras_network_is_the_models(run_id)
+    alerts = tracking.load_table(run_id, "alerts")
+    assert len(alerts) == m["n_events"] > 0 and (alerts["run_id"] == run_id).all()
+    assert_alerts_stored(env, run_id, alerts)
+    # the promotion's held-out rows score the same through the reloaded model
+    holdout = tracking.load_table(run_id, "holdout")
+    out = mlflow.pyfunc.load_model(f"runs:/{run_id}/model").predict(holdout)
+    scored = holdout["label"].notna().to_numpy()
+    np.testing.assert_allclose(out["score"].to_numpy()[scored], scores["score"], rtol=1e-6)
+    # rows of another layout (an older champion's) are a SchemaError, which promotion reports
+    other = pd.DataFrame({"meter_id": ["MTR0001"], "window_end": [pd.Timestamp("2024-01-01")]})
+    with pytest.raises(SchemaError, match="missing inputs"):
+        tracking.predict_with(f"runs:/{run_id}/model", other)
+
+
+def assert_alerts_stored(env: Environment, run_id: str, alerts: pd.DataFrame) -> None:
+    """The run's alerts are in the SQL table and the Mongo collection, once each."""
+    engine = sa.create_engine(env.sql_url)
+    with engine.connect() as conn:
+        stored = pd.read_sql(
+            sa.text("SELECT * FROM anomaly_alerts WHERE run_id = :r"), conn, params={"r": run_id}
+        )
+    engine.dispose()
+    assert sorted(stored["alert_id"]) == sorted(alerts["alert_id"])
+    with pymongo.MongoClient(env.mongodb_uri) as client:
+        coll = client[env.mongo_database]["anomaly_alerts"]
+        assert coll.count_documents({"run_id": run_id}) == len(alerts)
+
+
+def test_anomaly_step_runs_on_a_series_file(env, tmp_path: Path):
+    stamps = pd.date_range("2024-01-01", periods=24 * 100, freq="h")
+    hours = stamps.hour.to_numpy()
+    value = (
+        500
+        + 300 * np.sin(hours / 24 * 2 * np.pi)
+        + np.random.default_rng(0).normal(0, 20, len(hours))
+    )
+    value[24 * 90 : 24 * 95] *= 0.4  # a five-day drop in the test days
+    path = tmp_path / "series.csv"
+    pd.DataFrame({"timestamp": stamps, "value": value.round(1)}).to_csv(path, index=False)
+    labels = tmp_path / "labels.csv"
+    pd.DataFrame(
+        {
+            "meter_id": ["series"],
+            "kind": ["level_shift"],
+            "start_utc": [stamps[24 * 90]],
+            "end_utc": [stamps[24 * 95]],
+        }
+    ).to_csv(labels, index=False)
+    options = AnomalyOptions(
+        in_series=str(path),
+        labels=str(labels),
+        detector="robust_z",
+        baselines="",
+        write_alerts=False,
+    )
+    run_id = run_anomaly(options, env)
+    m = metrics(run_id)
+    assert m["event_recall_level_shift"] == 1.0 and m["precision"] > 0.5
+    events = tracking.load_table(run_id, "events")
+    assert (events["meter_id"] == "series").all()
 
 
 def assert_keras_network_is_the_models(run_id: str) -> None:

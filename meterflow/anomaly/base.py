@@ -1,0 +1,72 @@
+"""The interface every anomaly detector implements, and the settings they share.
+
+A detector learns what normal load looks like from the TRAIN split of a ``FleetSeries`` (the
+VAL split may only serve early stopping) and then gives every reading of any fleet a piece of
+*evidence*: a number that grows with how unusual the reading is (NaN where the detector cannot
+say, e.g. without enough history). The scoring layer (``scoring``) turns evidence into
+comparable scores (robust z per meter and slot of day, fitted on validation), adds the windowed
+evidence every detector shares (``windowed``), and chooses the threshold.
+
+``evidence`` must only use the detector's fitted state and the fleet's readings (never labels,
+never refitting), find meters by id (a fleet may hold other meters, in another order) and work
+on a fleet that starts anywhere, so that a logged model scores new data exactly as in training.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import numpy as np
+import pandas as pd
+
+from meterflow import defaults
+from meterflow.forecasting.series import FleetSeries
+
+
+@dataclass(frozen=True)
+class DetectorSettings:
+    """Training settings shared by the learned detectors (those that ignore one keep it)."""
+
+    forecast_model: str = defaults.FORECAST_MODEL  # of the residual detector: lstm or hybrid
+    seq_length: int = defaults.SEQ_LENGTH
+    horizon: int = defaults.ANOMALY_HORIZON
+    epochs: int = defaults.EPOCHS
+    units: tuple[int, ...] = defaults.LSTM_UNITS
+    max_train_windows: int = defaults.MAX_TRAIN_WINDOWS
+    threads: int = defaults.THREADS
+    seed: int = defaults.SEED
+
+
+class Detector(ABC):
+    """One anomaly detector (see the module docstring)."""
+
+    name: ClassVar[str]
+    # True: evidence is a signed deviation (too high and too low are both anomalous);
+    # False: only large values are anomalous.
+    signed: ClassVar[bool] = True
+    # days of readings before a scored day that ``evidence`` needs (windows, seasonal lags)
+    context_days: int = 1
+
+    def __init__(self, settings: DetectorSettings) -> None:
+        self.settings = settings
+
+    @abstractmethod
+    def fit(self, fleet: FleetSeries, meters: pd.DataFrame | None = None) -> Detector:
+        """Learn from the TRAIN split (VAL only for early stopping); return ``self``.
+        ``meters``: the meter table (location, type), for detectors that use it."""
+
+    @abstractmethod
+    def evidence(self, fleet: FleetSeries, where: np.ndarray) -> np.ndarray:
+        """``(len(fleet.values),)`` float evidence of the readings in the boolean mask
+        ``where`` (the others may stay NaN; every reading can serve as history)."""
+
+    @property
+    def network(self) -> Any:
+        """The Keras network inside, if any (logged with MLflow's Keras flavor)."""
+        return None
+
+    def network_example(self, fleet: FleetSeries) -> list[np.ndarray]:
+        """The network's inputs for a few readings of ``fleet`` (for the logged signature)."""
+        raise NotImplementedError(f"detector {self.name} has no network")

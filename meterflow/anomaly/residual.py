@@ -1,0 +1,193 @@
+"""Detector: the residual of a forecaster of the forecasting step (seed 003's LSTM, or the
+hybrid LSTM + CNN over the neighbours' readings with ``forecast_model="hybrid"``).
+
+The forecaster predicts each reading ``horizon`` slots ahead from the ``seq_length`` readings
+before (``RESIDUAL_FORECASTER``: one point forecast on the MSE). Evidence is the residual in
+the meter's scaled units. Readings are scored in time order, in blocks of ``horizon`` slots so
+that a block's windows only hold earlier blocks' readings; a reading whose residual is beyond
+the ``CLEAN_QUANTILE`` of validation residuals is replaced by its forecast in the series later
+windows read (at most ``MAX_CLEAN`` consecutive slots, after which a lasting change is the new
+normal), so an anomaly neither hides itself nor echoes as a false alarm later.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from meterflow.anomaly.base import Detector
+from meterflow.forecasting.hybrid import SpatialLayout, build_layout
+from meterflow.forecasting.predictor import ForecastPredictor
+from meterflow.forecasting.rows import make_predictor
+from meterflow.forecasting.series import TEST, TRAIN, VAL, FleetSeries, MeterScaler
+from meterflow.forecasting.settings import ForecastSettings
+from meterflow.forecasting.static import NONE as NO_STATIC
+from meterflow.forecasting.train import FittedForecaster, fit_forecaster, predict_positions
+from meterflow.forecasting.training import TrainingHistory
+from meterflow.forecasting.windows import label_positions
+
+log = logging.getLogger(__name__)
+
+# The residual forecaster predicts one point, the reading ``horizon`` slots ahead, on the MSE.
+RESIDUAL_FORECASTER: dict[str, object] = {
+    "output": "last",
+    "quantiles": (),
+    "seasonal_inputs": False,
+    "patience": 3,
+    "min_updates": 0,
+}
+CLEAN_QUANTILE = 0.995  # of validation |z|: readings beyond are kept out of later windows
+MAX_CLEAN = 336  # consecutive slots replaced at most (two weeks at 60 min)
+MAD_TO_SIGMA = 1.4826
+
+
+class LstmResidual(Detector):
+    """Forecast residuals of the LSTM forecaster, with flagged readings cleaned."""
+
+    name = "lstm_residual"
+
+    forecaster: ForecastPredictor
+    history: TrainingHistory
+    clean_center: np.ndarray  # per meter of the forecaster's scaler
+    clean_scale: np.ndarray
+    clean_threshold: float
+
+    meters: pd.DataFrame | None = None  # locations, for the hybrid's neighbour grid
+
+    def fit(self, fleet: FleetSeries, meters: pd.DataFrame | None = None) -> LstmResidual:
+        s = self.settings
+        cfg = ForecastSettings(
+            model=s.forecast_model,
+            seq_length=s.seq_length,
+            horizon=s.horizon,
+            epochs=s.epochs,
+            units=s.units,
+            max_train_windows=s.max_train_windows,
+            threads=s.threads,
+            seed=s.seed,
+            **RESIDUAL_FORECASTER,
+        )
+        fitted = fit_forecaster(fleet, meters, cfg)
+        self.meters = meters if cfg.model == "hybrid" else None
+        self.history = fitted.history
+        example = fitted.val_pos[:8]
+        self.forecaster = make_predictor(fitted, example, fleet.seg_start[example])
+        self.context_days = math.ceil((s.seq_length + s.horizon) / fleet.slots_per_day)
+        self._fit_cleaning(fleet)
+        return self
+
+    @property
+    def network(self) -> Any:
+        return self.forecaster.network
+
+    def network_example(self, fleet: FleetSeries) -> list[np.ndarray]:
+        return self.forecaster.network_inputs(self.forecaster.input_example())[0]
+
+    def bind(self, fleet: FleetSeries) -> FittedForecaster:
+        """The trained forecaster on ``fleet``'s meters (found by id; unknown ones unusable)."""
+        old = self.forecaster.scaler
+        idx = old.index_of(fleet.meter_ids)
+        known = idx >= 0
+        mean = np.where(known, old.mean[np.maximum(idx, 0)], np.nan)
+        scale = np.where(known, old.scale[np.maximum(idx, 0)], np.nan)
+        scaler = MeterScaler(tuple(str(m) for m in fleet.meter_ids), mean, scale)
+        m = fleet.meter_idx
+        scaled = (fleet.values - mean[m]) / scale[m]
+        layout, wide = self._neighbour_grid(fleet, scaled)
+        empty = np.zeros(0, dtype=np.int64)
+        return FittedForecaster(
+            *(self.forecaster.settings, fleet, scaler, scaled),
+            *(np.zeros((len(m), 0)), NO_STATIC, known, layout, wide),
+            *(self.forecaster.network, self.history, empty, empty),
+        )
+
+    def _neighbour_grid(
+        self, fleet: FleetSeries, scaled: np.ndarray
+    ) -> tuple[SpatialLayout | None, np.ndarray | None]:
+        """The hybrid's neighbours among ``fleet``'s meters and its (meters x times) scaled
+        values; ``(None, None)`` for the plain LSTM."""
+        cfg = self.forecaster.settings
+        if cfg.model != "hybrid" or self.meters is None:
+            return None, None
+        layout = build_layout(fleet.meter_ids, self.meters, cfg.n_neighbours, cfg.grid_size)
+        wide = np.full((len(fleet.meter_ids), fleet.n_times), np.nan, dtype=np.float32)
+        wide[fleet.meter_idx, fleet.time_idx] = scaled
+        return layout, wide
+
+    def _positions(self, bound: FittedForecaster, where: np.ndarray) -> tuple[np.ndarray, ...]:
+        fleet, cfg = bound.fleet, bound.settings
+        first_all = fleet.history_start(np.arange(len(fleet.values)), "history")
+        pos, first = label_positions(
+            *(fleet, (TRAIN, VAL, TEST), first_all, cfg.seq_length, cfg.horizon),
+            *(cfg.min_history, bound.usable),
+        )
+        keep = where[pos]
+        return pos[keep], first[keep]
+
+    def _fit_cleaning(self, fleet: FleetSeries) -> None:
+        """Per-meter centre and spread of validation residuals, and the cleaning threshold."""
+        bound = self.bind(fleet)
+        pos, first = self._positions(bound, fleet.split == VAL)
+        predicted, _ = predict_positions(bound, pos, first)
+        m = fleet.meter_idx[pos]
+        r = (fleet.values[pos] - predicted) / bound.scaler.scale[m]
+        n_m = len(fleet.meter_ids)
+        center, spread = np.zeros(n_m), np.ones(n_m)
+        for i in np.unique(m):
+            part = r[m == i]
+            center[i] = np.median(part)
+            spread[i] = max(MAD_TO_SIGMA * np.median(np.abs(part - center[i])), 1e-3)
+        self.clean_center, self.clean_scale = center, spread
+        z = (r - center[m]) / spread[m]
+        self.clean_threshold = float(np.quantile(np.abs(z), CLEAN_QUANTILE))
+
+    def evidence(self, fleet: FleetSeries, where: np.ndarray) -> np.ndarray:
+        bound = self.bind(fleet)
+        pos, first = self._positions(bound, where)
+        out = np.full(len(fleet.values), np.nan)
+        if len(pos) == 0:
+            return out
+        idx = self.forecaster.scaler.index_of(fleet.meter_ids)[fleet.meter_idx[pos]]
+        center, spread = self.clean_center[idx], self.clean_scale[idx]
+        horizon = bound.settings.horizon
+        block = fleet.time_idx[pos] // horizon
+        order = np.argsort(block, kind="stable")
+        edges = np.flatnonzero(np.diff(block[order])) + 1
+        cleaner = _Cleaner(bound)
+        for b, sel in enumerate(np.split(order, edges)):
+            predicted, _ = predict_positions(bound, pos[sel], first[sel])
+            m = fleet.meter_idx[pos[sel]]
+            out[pos[sel]] = (fleet.values[pos[sel]] - predicted) / bound.scaler.scale[m]
+            z = (out[pos[sel]] - center[sel]) / spread[sel]
+            flagged = np.abs(z) >= self.clean_threshold
+            cleaner.clean(pos[sel][flagged], fleet.time_idx[pos[sel][flagged]], predicted[flagged])
+            if b % 200 == 0:
+                log.info("lstm residuals: block %d of %d", b + 1, len(edges) + 1)
+        return out
+
+
+class _Cleaner:
+    """Replaces flagged readings by their forecasts in ``bound.scaled``, at most ``MAX_CLEAN``
+    consecutive slots per meter (a longer run is a lasting change: later readings stay)."""
+
+    def __init__(self, bound: FittedForecaster) -> None:
+        n_meters = len(bound.fleet.meter_ids)
+        self.run = np.zeros(n_meters, dtype=np.int64)  # consecutive flagged slots so far
+        self.last = np.full(n_meters, -2, dtype=np.int64)  # time of the last flagged slot
+        self.bound = bound
+
+    def clean(self, pos: np.ndarray, times: np.ndarray, predicted: np.ndarray) -> None:
+        """Handle the flagged readings of one block."""
+        b = self.bound
+        for p, t, forecast in zip(pos, times, predicted, strict=True):
+            m = b.fleet.meter_idx[p]
+            self.run[m] = self.run[m] + 1 if self.last[m] == t - 1 else 1
+            self.last[m] = t
+            if self.run[m] <= MAX_CLEAN:
+                b.scaled[p] = (forecast - b.scaler.mean[m]) / b.scaler.scale[m]
+                if b.wide is not None:  # the hybrid reads its neighbours from here
+                    b.wide[m, t] = b.scaled[p]

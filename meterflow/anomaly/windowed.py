@@ -1,0 +1,196 @@
+"""Windowed evidence every detector shares: what one reading cannot show.
+
+- **Daily-energy change** (level shifts, theft-like under-reading): the log ratio of a
+  meter-day's imported energy (its positive readings: what theft or a shifted load changes,
+  also on prosumers whose net energy crosses zero) to the median of the same weekday over the
+  meter's previous ``REF_DAYS`` days (weekly rhythms differ between meters), less the median
+  change of the meter's peers that day (the ``N_PEERS`` meters
+  whose average week in training has the most similar shape), so that seasons, weather and
+  holidays that move similar meters do not. ``scoring`` makes it a robust z per meter and
+  ``run_statistic`` accumulates it over the days a shift lasts (up to a week), so that a shift
+  is flagged on every one of its days, not only at its edges.
+- **Flat-line run** (stuck registers, frozen gateways): the number of identical consecutive
+  readings the reading belongs to (``scoring`` turns it into a surprise on the z scale with the
+  meter's own rate of repeated readings).
+
+Both are computed from the readings of any fleet; a day needs ``DAY_COVERAGE`` of its slots.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+
+from meterflow.forecasting.series import TRAIN, FleetSeries
+
+REF_DAYS = 56  # days of the meter's own history a day is compared with
+MIN_REF_DAYS = 3  # fewer known same weekdays before it: no change
+DAY_COVERAGE = 0.75  # share of a day's slots that must be known to compute its energy
+MIN_PEERS = 3  # fewer peers with a change that day: no peer correction
+N_PEERS = 10  # peers of a meter (most similar average week in training)
+WEEK_FLOOR = 0.05  # of the meter's mean, added before the log of its average week
+CLEAN_CHANGE = 0.35  # |log ratio| beyond which a day is left out of later references ...
+MAX_CLEAN_DAYS = 28  # ... unless it lasts longer than this: then it is the new normal
+RUN_DAYS = 7  # a run's evidence grows with its length up to this many days
+STRETCH_MIN_Z = 1.0  # every day of a stretch of shifted days deviates at least this much
+
+
+def day_index(fleet: FleetSeries) -> np.ndarray:
+    """Day of every reading (days since the fleet's first midnight)."""
+    return fleet.time_idx // fleet.slots_per_day
+
+
+def daily_import(fleet: FleetSeries) -> np.ndarray:
+    """``(n_meters, n_days)`` imported energy (sum of the positive readings, as mean x slots)
+    of each meter-day; NaN below ``DAY_COVERAGE``."""
+    n_days = int(fleet.n_times // fleet.slots_per_day) + 1
+    cells = fleet.meter_idx * n_days + day_index(fleet)
+    size = len(fleet.meter_ids) * n_days
+    count = np.bincount(cells, minlength=size).reshape(-1, n_days)
+    imported = np.maximum(fleet.values, 0.0)
+    total = np.bincount(cells, weights=imported, minlength=size).reshape(-1, n_days)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        energy = total / count * fleet.slots_per_day
+    energy[count < DAY_COVERAGE * fleet.slots_per_day] = np.nan
+    return energy
+
+
+def energy_change(fleet: FleetSeries, peers: dict[str, tuple[str, ...]] | None) -> np.ndarray:
+    """``(n_meters, n_days)`` log ratio of each day's imported energy to the median of the
+    meter's usable same weekdays of the previous ``REF_DAYS`` days, less the median of its
+    peers' ratios that day (peers missing from the fleet are skipped; fewer than
+    ``MIN_PEERS``: no correction).
+
+    A day whose change is beyond ``CLEAN_CHANGE`` is left out of later references, so that a
+    long anomaly neither becomes the meter's normal nor makes the days after it look
+    anomalous, unless the meter stays changed for ``MAX_CLEAN_DAYS``: then those days are
+    taken back (a lasting change is the new normal). NaN where the day imported nothing or
+    its reference is unknown."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        log_import = np.log(daily_import(fleet))
+    log_import[~np.isfinite(log_import)] = np.nan
+    usable = np.isfinite(log_import)
+    excluded_since = np.full(len(log_import), -1)
+    table = _peer_table(fleet, peers)
+    out = np.full(log_import.shape, np.nan)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN medians are expected
+        for d in range(log_import.shape[1]):
+            own = _own_change(log_import, usable, d)
+            if table.shape[1]:
+                theirs = np.append(own, np.nan)[table]  # column -1 = no peer
+                enough = np.isfinite(theirs).sum(axis=1) >= MIN_PEERS
+                own = own - np.where(enough, np.nanmedian(theirs, axis=1), 0.0)
+            out[:, d] = own
+            _exclude(usable, excluded_since, np.abs(own) > CLEAN_CHANGE, d)
+    return out
+
+
+def _own_change(log_import: np.ndarray, usable: np.ndarray, d: int) -> np.ndarray:
+    """Day ``d``'s log import less the median of its usable same weekdays before it."""
+    same_weekday = np.arange(d - 7, max(d - REF_DAYS, 0) - 1, -7)
+    known = usable[:, same_weekday]
+    reference = np.nanmedian(np.where(known, log_import[:, same_weekday], np.nan), axis=1)
+    enough = known.sum(axis=1) >= MIN_REF_DAYS
+    return np.where(enough, log_import[:, d] - reference, np.nan)
+
+
+def _exclude(usable: np.ndarray, since: np.ndarray, changed: np.ndarray, d: int) -> None:
+    """Leave changed days out of later references, taking a run back once it lasts
+    ``MAX_CLEAN_DAYS`` (``since``: first day of each meter's current run, -1 = none)."""
+    usable[changed, d] = False
+    since[~changed] = -1
+    since[changed & (since < 0)] = d
+    lasting = np.flatnonzero(changed & (d - since + 1 >= MAX_CLEAN_DAYS))
+    for m in lasting:
+        usable[m, since[m] : d + 1] = True
+        since[m] = -1
+
+
+def _peer_table(fleet: FleetSeries, peers: dict[str, tuple[str, ...]] | None) -> np.ndarray:
+    """``(n_meters, width)`` fleet rows of each meter's peers (-1 = none)."""
+    if not peers:
+        return np.zeros((len(fleet.meter_ids), 0), dtype=np.int64)
+    row = {str(m): i for i, m in enumerate(fleet.meter_ids)}
+    width = max(len(p) for p in peers.values())
+    table = np.full((len(row), width), -1, dtype=np.int64)
+    for m, i in row.items():
+        found = [row[p] for p in peers.get(m, ()) if p in row]
+        table[i, : len(found)] = found
+    return table
+
+
+def fit_peers(fleet: FleetSeries, k: int = N_PEERS) -> dict[str, tuple[str, ...]]:
+    """Each meter's ``k`` peers: the meters whose average week of imported energy over the
+    TRAIN split (log, centred; one value per weekday and slot) has the most similar shape, so
+    that offices move with offices on a holiday and homes with homes."""
+    slots = fleet.slots_per_day
+    train = fleet.split == TRAIN
+    weekday = (fleet.t0.dayofweek + day_index(fleet)) % 7
+    cell = (fleet.meter_idx * 7 + weekday) * slots + fleet.time_idx % slots
+    n = len(fleet.meter_ids) * 7 * slots
+    total = np.bincount(cell[train], weights=np.maximum(fleet.values[train], 0.0), minlength=n)
+    count = np.bincount(cell[train], minlength=n)
+    week = (total / np.maximum(count, 1)).reshape(len(fleet.meter_ids), -1)
+    shape = np.log(week + WEEK_FLOOR * week.mean(axis=1, keepdims=True) + 1e-9)
+    shape -= shape.mean(axis=1, keepdims=True)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        unit = np.nan_to_num(shape / np.linalg.norm(shape, axis=1, keepdims=True))
+    similarity = unit @ unit.T
+    np.fill_diagonal(similarity, -np.inf)
+    best = np.argsort(-similarity, axis=1, kind="stable")[:, : min(k, len(week) - 1)]
+    ids = [str(m) for m in fleet.meter_ids]
+    return {ids[m]: tuple(ids[j] for j in best[m]) for m in range(len(ids))}
+
+
+def day_grid(fleet: FleetSeries, per_reading: np.ndarray) -> np.ndarray:
+    """``(n_meters, n_days)`` of a value that is the same for every reading of a meter-day."""
+    n_days = int(fleet.n_times // fleet.slots_per_day) + 1
+    grid = np.full((len(fleet.meter_ids), n_days), np.nan)
+    grid[fleet.meter_idx, day_index(fleet)] = per_reading
+    return grid
+
+
+def run_statistic(z: np.ndarray, max_days: int = RUN_DAYS) -> np.ndarray:
+    """Evidence of sustained shifts in daily z-scores ``(n_meters, n_days)``, both ways: for
+    each day, the largest ``sqrt(n) * |mean(z)|`` (the normal deviate of the mean) over the
+    stretches of ``n <= max_days`` consecutive days that contain it and whose every day
+    deviates the same way by at least ``STRETCH_MIN_Z``. A shift of 2.5 sigma a day scores
+    about 6.6 on every one of its days, not only at its edges; the normal days beside it keep
+    their own ``|z|``, as does a lone day. Unknown days end stretches. Retrospective: a day's
+    evidence can rise with the days after it (a nightly run rescores the last week)."""
+    n_d = z.shape[1]
+    known = np.isfinite(z)
+    best = np.where(known, np.abs(z), np.nan)
+    csum = np.concatenate([np.zeros((len(z), 1)), np.cumsum(np.where(known, z, 0.0), axis=1)], 1)
+    for sign in (1.0, -1.0):
+        low = np.where(known, sign * z, -np.inf)  # weakest day of each stretch
+        for length in range(2, min(max_days, n_d) + 1):
+            low = np.minimum(low[:, :-1], np.where(known, sign * z, -np.inf)[:, length - 1 :])
+            total = sign * (csum[:, length:] - csum[:, :-length])  # stretch starting at day a
+            strength = np.where(low >= STRETCH_MIN_Z, total / np.sqrt(length), 0.0)
+            for offset in range(length):  # ... covers days a .. a + length - 1
+                covered = best[:, offset : offset + strength.shape[1]]
+                np.fmax(covered, strength, out=covered)
+    return np.where(known, best, np.nan)
+
+
+def change_evidence(fleet: FleetSeries, peers: dict[str, tuple[str, ...]] | None) -> np.ndarray:
+    """The day's ``energy_change`` at every reading of the fleet (NaN where unknown)."""
+    return energy_change(fleet, peers)[fleet.meter_idx, day_index(fleet)]
+
+
+def repeats(fleet: FleetSeries) -> np.ndarray:
+    """Whether each reading equals the meter's previous slot's reading."""
+    v, m, t = fleet.values, fleet.meter_idx, fleet.time_idx
+    same = np.zeros(len(v), dtype=bool)
+    same[1:] = (v[1:] == v[:-1]) & (m[1:] == m[:-1]) & (t[1:] == t[:-1] + 1)
+    return same
+
+
+def flat_runs(fleet: FleetSeries) -> np.ndarray:
+    """Length of the run of identical consecutive readings each reading belongs to (1 when it
+    differs from both neighbours; a gap or another meter ends a run)."""
+    run = np.cumsum(~repeats(fleet)) - 1
+    return np.bincount(run)[run] if len(run) else np.zeros(0, dtype=np.int64)
