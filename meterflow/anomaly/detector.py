@@ -62,7 +62,7 @@ class AnomalySettings:
     threshold: Literal["auto", "quantile", "best_f1"] = "auto"
     quantile: float = defaults.THRESHOLD_QUANTILE
     windowed: bool = True  # add the daily-energy ratio and flat-line evidence
-    merge_gap: int = 1  # unflagged slots bridged inside one event
+    merge_hours: float = 24.0  # flagged readings this close are one event (one alert)
     shrinkage: float = 10.0  # pseudo-points of the per-slot residual scale
 
     def __post_init__(self) -> None:
@@ -74,8 +74,8 @@ class AnomalySettings:
             )
         if not 0 < self.quantile < 1:
             raise ConfigError(f"quantile must be in (0, 1), got {self.quantile}")
-        if self.merge_gap < 0 or self.shrinkage < 0:
-            raise ConfigError("merge_gap and shrinkage must be >= 0")
+        if self.merge_hours < 0 or self.shrinkage < 0:
+            raise ConfigError("merge_hours and shrinkage must be >= 0")
         try:
             pd.Timestamp("2000-01-01", tz=self.timezone)
         except Exception as exc:
@@ -172,7 +172,7 @@ def _evaluate(
     label, kind, label_id = aligned if aligned else (None, None, None)
     scores["label"] = pd.array(label if label is not None else [pd.NA] * len(scores), "boolean")
     scores["label_kind"] = kind
-    events = _events(scores, predictor.resolution_min, cfg.merge_gap)
+    events = _events(scores, predictor.resolution_min, cfg.merge_hours)
     n_meter_months = scores["meter_id"].nunique() * dates.n_days[2] / DAYS_PER_MONTH
     score = np.nan_to_num(scores["score"].to_numpy(), nan=0.0)
     flagged = scores["flagged"].to_numpy(bool)
@@ -227,7 +227,7 @@ def _calibrate(
     predictor.model = model.with_threshold(threshold)
 
 
-def _events(scores: pd.DataFrame, resolution_min: int, merge_gap: int) -> pd.DataFrame:
+def _events(scores: pd.DataFrame, resolution_min: int, merge_hours: float) -> pd.DataFrame:
     """Runs of flagged test readings with the label kind they overlap and a guessed kind."""
     events = find_events(
         scores["meter_id"].to_numpy(dtype=object),
@@ -235,11 +235,11 @@ def _events(scores: pd.DataFrame, resolution_min: int, merge_gap: int) -> pd.Dat
         scores["flagged"].to_numpy(bool),
         np.nan_to_num(scores["score"].to_numpy(), nan=0.0),
         resolution_min,
-        merge_gap,
+        int(merge_hours * 60 // resolution_min),
         scores["label_kind"].to_numpy(dtype=object),
     )
     events = events.rename(columns={"kind": "label_kind"})
-    events.insert(5, "kind", guess_kinds(events, scores))
+    events.insert(5, "kind", guess_kinds(events, scores, resolution_min))
     return events
 
 

@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import average_precision_score, precision_recall_fscore_support, roc_auc_score
 
+from meterflow.anomaly.windowed import SHIFTED_DAY
 from meterflow.errors import SchemaError
 
 LABEL_COLUMNS = ("meter_id", "kind", "start_utc", "end_utc")
@@ -182,14 +183,15 @@ def detection_metrics(
     return out
 
 
-SPIKE_HOURS = 12  # a point-driven event at most this long is a spike
+SPIKE_HOURS = 12  # a point-driven event flagged this long at most, on unshifted days: a spike
 THEFT_CHANGE = float(np.log(0.5))  # daily imports halved or worse: theft-like under-reading
 
 
-def guess_kinds(events: pd.DataFrame, scores: pd.DataFrame) -> list[str]:
+def guess_kinds(events: pd.DataFrame, scores: pd.DataFrame, resolution_min: int) -> list[str]:
     """A kind for each event from the evidence that flagged it: a flat-line run, a short
-    point-driven excursion (spike), or a day-level change (level shift, or theft-like
-    under-reading when the day's imports fell by ``THEFT_CHANGE`` in log or more)."""
+    point-driven excursion on days that are not shifted (spike), or else a change of level
+    (theft-like under-reading when the days' imports fell by ``THEFT_CHANGE`` in log or more,
+    else a level shift)."""
     kinds = []
     by_meter = {m: part for m, part in scores.groupby("meter_id", sort=False)}
     for ev in events.itertuples(index=False):
@@ -203,7 +205,11 @@ def guess_kinds(events: pd.DataFrame, scores: pd.DataFrame) -> list[str]:
         )
         if component == "flat":
             kinds.append("flat_line")
-        elif component == "point" and ev.end - ev.start <= pd.Timedelta(hours=SPIKE_HOURS):
+        elif (
+            component == "point"
+            and ev.n_flagged * resolution_min <= SPIKE_HOURS * 60
+            and abs(change) < SHIFTED_DAY
+        ):
             kinds.append("spike")
         elif change <= THEFT_CHANGE:
             kinds.append("theft")

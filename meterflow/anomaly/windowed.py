@@ -30,7 +30,7 @@ DAY_COVERAGE = 0.75  # share of a day's slots that must be known to compute its 
 MIN_PEERS = 3  # fewer peers with a change that day: no peer correction
 N_PEERS = 10  # peers of a meter (most similar average week in training)
 WEEK_FLOOR = 0.05  # of the meter's mean, added before the log of its average week
-CLEAN_CHANGE = 0.35  # |log ratio| beyond which a day is left out of later references ...
+SHIFTED_DAY = 0.35  # |log ratio| of a shifted day: left out of later references ...
 MAX_CLEAN_DAYS = 28  # ... unless it lasts longer than this: then it is the new normal
 RUN_DAYS = 7  # a run's evidence grows with its length up to this many days
 STRETCH_MIN_Z = 1.0  # every day of a stretch of shifted days deviates at least this much
@@ -62,7 +62,7 @@ def energy_change(fleet: FleetSeries, peers: dict[str, tuple[str, ...]] | None) 
     peers' ratios that day (peers missing from the fleet are skipped; fewer than
     ``MIN_PEERS``: no correction).
 
-    A day whose change is beyond ``CLEAN_CHANGE`` is left out of later references, so that a
+    A day whose change is beyond ``SHIFTED_DAY`` is left out of later references, so that a
     long anomaly neither becomes the meter's normal nor makes the days after it look
     anomalous, unless the meter stays changed for ``MAX_CLEAN_DAYS``: then those days are
     taken back (a lasting change is the new normal). NaN where the day imported nothing or
@@ -83,7 +83,7 @@ def energy_change(fleet: FleetSeries, peers: dict[str, tuple[str, ...]] | None) 
                 enough = np.isfinite(theirs).sum(axis=1) >= MIN_PEERS
                 own = own - np.where(enough, np.nanmedian(theirs, axis=1), 0.0)
             out[:, d] = own
-            _exclude(usable, excluded_since, np.abs(own) > CLEAN_CHANGE, d)
+            _exclude(usable, excluded_since, np.abs(own) > SHIFTED_DAY, d)
     return out
 
 

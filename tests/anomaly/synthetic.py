@@ -35,7 +35,7 @@ def clean_series(n_meters: int = 8, seed: int = 3) -> pd.DataFrame:
 PLANTED = (
     ("M00", "spike", TEST_DAY + 5, 19, 1, 4.0),
     ("M01", "flat_line", TEST_DAY + 8, 9, 10, 1.0),
-    ("M02", "level_shift", TEST_DAY + 12, 0, 5 * 24, 0.5),
+    ("M02", "level_shift", TEST_DAY + 12, 0, 5 * 24, 0.6),
     ("M03", "theft", TEST_DAY + 3, 0, 10 * 24, 0.3),
     ("M05", "spike", VAL_DAY + 4, 12, 1, 4.0),
     ("M06", "flat_line", VAL_DAY + 6, 2, 12, 1.0),

@@ -169,4 +169,4 @@ def test_kind_guesses_follow_the_evidence_that_flagged_the_event():
             "n_flagged": [2, 1, 2, 1],
         }
     )
-    assert guess_kinds(events, scores) == ["flat_line", "spike", "theft", "level_shift"]
+    assert guess_kinds(events, scores, 60) == ["flat_line", "spike", "theft", "level_shift"]

@@ -68,7 +68,7 @@ def test_a_planted_shift_shows_in_the_daily_change_and_peers_remove_common_moves
     change = energy_change(fleet, peers)
     m2 = list(fleet.meter_ids).index("M02")
     shifted = change[m2, TEST_DAY + 12 : TEST_DAY + 17]
-    np.testing.assert_allclose(shifted, np.log(0.5), atol=0.15)
+    np.testing.assert_allclose(shifted, np.log(0.6), atol=0.15)
     clean = change[m2, REF_DAYS : TEST_DAY + 12]
     assert np.nanstd(clean) < 0.1 and np.isfinite(clean).mean() > 0.95
     # every meter doubling on one day is a common move, not an anomaly
