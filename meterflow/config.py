@@ -169,6 +169,12 @@ def _check_timezone(v: str) -> str:
     return v
 
 
+def _check_dask_address(v: str) -> str:
+    if v and not re.fullmatch(r"(tcp|tls|ucx|ws|wss|inproc)://\S+", v):
+        raise ValueError(f"expected a Dask scheduler address such as tcp://host:8786, got {v!r}")
+    return v
+
+
 def _check_utc_time(v: str) -> str:
     if v not in ("", "watermark", "all"):
         _parse_utc(v)
@@ -193,6 +199,11 @@ Normalization = Annotated[
 ]
 DtwWindow = Annotated[
     int, Field(defaults.DTW_WINDOW, ge=0, description="DTW band (dtaidistance 'window'; 0 = none)")
+]
+DaskScheduler = Annotated[
+    str,
+    AfterValidator(_check_dask_address),
+    Field("", description="Dask scheduler computing the DTW rows (tcp://host:8786; '' = local)"),
 ]
 DtwMaxProfiles = Annotated[
     int,
@@ -370,6 +381,7 @@ class HarmonizationOptions(Options):
     dtw_window: DtwWindow
     dtw_max_profiles: DtwMaxProfiles
     dtw_cache_dir: str = Field("", description="DTW cache folder ('' = <data dir>/cache/dtw)")
+    dask_scheduler: DaskScheduler
 
     @field_validator("priority")
     @classmethod
@@ -406,6 +418,7 @@ class ClusteringOptions(Options):
     max_profiles: int = Field(
         10_000, gt=1, description="profiles the model is fitted on (all are assigned)"
     )
+    dask_scheduler: DaskScheduler
     som_grid: str = Field("", description="SOM grid 'MxN' ('' = k x 1)")
     prosumers: Prosumers
     epochs: int = Field(defaults.AUTOENCODER_EPOCHS, gt=0, description="LSTM-autoencoder epochs")
@@ -583,6 +596,7 @@ class PipelineOptions(Options):
     normalization: Normalization
     dtw_window: DtwWindow
     dtw_max_profiles: DtwMaxProfiles
+    dask_scheduler: DaskScheduler
     model: ClusterModel
     distance_metric: DistanceMetric
     number_of_clusters: NumberOfClusters

@@ -71,6 +71,10 @@ def run_name(entry_point: str, options: Options) -> str:
     return " ".join([entry_point, *shown])
 
 
+# Params that say where a step computes, not what: never a reason to rerun it.
+EXECUTION_ONLY = ("dask_scheduler",)
+
+
 def find_reusable_run(
     entry_point: str,
     params: Mapping[str, str],
@@ -83,13 +87,15 @@ def find_reusable_run(
 
     Params are compared as MLflow stores them (strings, after ``Options.params``); names in
     ``ignore`` do not take part (e.g. a carry-over run that does not change the result when the
-    other inputs are equal). ``runs``: the candidates (default: the current experiment's).
+    other inputs are equal), and those in ``EXECUTION_ONLY``. ``runs``: the candidates (default:
+    the current experiment's).
     """
+    skip = set(ignore) | set(EXECUTION_ONLY)
     for run in tracking.finished_runs(entry_point) if runs is None else runs:
         if run.data.tags.get(TAG_CODE_VERSION) != code_version:
             continue
         logged = run.data.params
-        if all(_same_param(logged.get(k), v) for k, v in params.items() if k not in ignore):
+        if all(_same_param(logged.get(k), v) for k, v in params.items() if k not in skip):
             return run.info.run_id
     return None
 

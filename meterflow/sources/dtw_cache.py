@@ -3,22 +3,40 @@
 Layout of ``DtwCache(directory)``: one sub-folder per (profile length, window, normalisation,
 storage dtype), e.g. ``l24-w0-l2-float64/``, holding
 
-- ``matrix-<key>.npy``: the condensed lower-triangle matrix (see
-  ``meterflow.profiles.dtw.kernel``), one ``.npy`` file that ``numpy.load(mmap_mode="r")``
-  maps without reading it;
+- ``matrix-<random 16 hex>.bin``: the condensed lower-triangle matrix (see
+  ``meterflow.profiles.dtw.kernel``) as raw little-endian values, no header. Row ``i`` holds the
+  pairs ``(i, 0) .. (i, i-1)`` at ``n_pairs(i) .. n_pairs(i) + i``, so the matrix of the first
+  ``n`` rows is the file's first ``n_pairs(n)`` values: a ``DtwMatrix`` maps exactly the prefix
+  its own ``n`` describes, and the file may be longer;
 - ``manifest.json``: format version, length, window, normalisation, dtype, ``n``, the ordered
-  profile hashes (matrix row ``r`` belongs to ``hashes[r]``), the matrix file name, its size and
-  SHA-256 checksum, the matrix ``key``, and a SHA-256 ``digest`` of all those fields.
+  profile hashes (matrix row ``r`` belongs to ``hashes[r]``), the matrix file name, ``nbytes``
+  (the prefix that holds the matrix), ``block_bytes`` and one xxh3-128 digest per block of that
+  prefix (``BLOCK_BYTES``, the last block may be partial), the matrix ``key``, and a SHA-256
+  ``digest`` of all those fields.
 
 A profile is identified by the SHA-256 (first 128 bits) of its float64 bytes (``-0.0`` folded
 into ``0.0``): equal bytes, equal profile, whatever meter or day it belongs to; duplicates share a
-matrix row. ``update`` keeps the cached rows whose profile is still present (copying their
-distances, in the old order: removed or changed profiles are compacted out), appends rows for
-new profiles and computes only the pairs that involve them. Files are written to a temporary name,
-fsynced and renamed; the manifest is replaced last, so a crash leaves the previous cache intact.
-Before use, the manifest digest, the parameters, the file size, the ``.npy`` header and the file
-checksum are verified: any mismatch logs a warning and the cache is discarded and recomputed,
-never used. Concurrent updates of one sub-folder are serialised with an advisory file lock.
+matrix row. ``update`` keeps the cached rows whose profile is still present, adds rows for new
+profiles and computes only the pairs that involve them (``rows=`` chooses who computes them).
+
+- Pure append (every cached row kept, in order, plus new profiles): the file is extended in place
+  (``ftruncate``), the new rows are computed straight into its tail, the file is fsynced and the
+  manifest atomically replaced. Bytes before the old ``nbytes`` are never written, so readers of an
+  older, smaller matrix keep reading consistent values. Only the blocks that changed (the old
+  partial last block and the new ones) are hashed; the other digests are copied.
+- Any other change (rows removed or changed, first build): a new file is written under a temporary
+  name (kept distances copied or compacted, new rows computed), fsynced and renamed to a fresh
+  ``matrix-<random>.bin``; the manifest is replaced, then the unreferenced files are removed (an
+  already opened ``condensed()`` memmap stays readable: Linux keeps unlinked files mapped).
+
+The manifest is replaced last (temporary file, fsync, rename, fsync of the folder): a crash leaves
+the previous cache in use. A file longer than its manifest's ``nbytes`` is a torn append (a crash
+after the extension): it is truncated back, with a warning; an append that raises (also
+``KeyboardInterrupt``) truncates the file back before re-raising. Before use, the manifest digest,
+the parameters, the hash list, the key, the file's presence and size, and (``verify=True``) every
+block digest are checked: any mismatch logs a warning and the cache is discarded and recomputed,
+never used. Format-1 caches (``.npy`` files) are discarded that way. Concurrent updates of one
+sub-folder are serialised with an advisory file lock.
 
 ``dtype="float32"`` halves the file; each stored distance is then the float64 value rounded to
 nearest float32: relative error <= 2**-24 (about 6e-8) of the distance.
@@ -31,19 +49,23 @@ import fcntl
 import hashlib
 import json
 import logging
+import mmap
 import os
 import re
 import uuid
 from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import xxhash
 from numba import njit
 
 from meterflow.errors import ConfigError
 from meterflow.profiles.dtw.kernel import (
+    RowComputer,
     as_profile_array,
     band_cells,
     canonical_window,
@@ -54,11 +76,13 @@ from meterflow.profiles.dtw.kernel import (
 
 log = logging.getLogger(__name__)
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 DTYPES = ("float64", "float32")
 MANIFEST = "manifest.json"
+BLOCK_BYTES = 1 << 26  # checksum block of new matrix files (64 MiB)
+_HASH_THREADS = 8  # threads hashing blocks (verification is memory-bound beyond that)
 _COPY_PAIRS = 8_000_000  # pairs per copy chunk (64 MB of float64)
-_READ_BYTES = 1 << 24
+_FILE_NAME = re.compile(r"matrix-[0-9a-f]{16}\.bin")
 
 
 def profile_hashes(X: np.ndarray) -> list[str]:
@@ -78,13 +102,42 @@ def matrix_key(
     return h.hexdigest()[:32]
 
 
-def file_checksum(path: Path) -> str:
-    """SHA-256 of a file, read in 16 MB blocks."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(_READ_BYTES):
-            h.update(block)
-    return "sha256:" + h.hexdigest()
+def block_digests(path: Path, nbytes: int, block_bytes: int, first: int = 0) -> list[str]:
+    """xxh3-128 digests of blocks ``first, first + 1, ..`` of the first ``nbytes`` bytes of
+    ``path`` (blocks of ``block_bytes``, the last one may be partial). Hashes a read-only map
+    of the file (no copy), blocks in parallel threads (xxhash releases the GIL); the caller has
+    checked the file's size."""
+    starts = range(first * block_bytes, nbytes, block_bytes)
+    if not starts:
+        return []
+    with open(path, "rb") as f, mmap.mmap(f.fileno(), nbytes, access=mmap.ACCESS_READ) as m:
+        view = memoryview(m)
+
+        def digest(lo: int) -> str:
+            return xxhash.xxh3_128_hexdigest(view[lo : min(lo + block_bytes, nbytes)])
+
+        try:
+            workers = min(len(starts), os.cpu_count() or 1, _HASH_THREADS)
+            if workers == 1:
+                return [digest(lo) for lo in starts]
+            with ThreadPoolExecutor(workers) as pool:
+                return list(pool.map(digest, starts))
+        finally:
+            view.release()
+
+
+def _storage_dtype(dtype: str) -> np.dtype:
+    """The on-disk (little-endian) dtype of a storage dtype name."""
+    return np.dtype(dtype).newbyteorder("<")
+
+
+def _local_rows(progress: bool) -> RowComputer:
+    """The default ``RowComputer``: ``dtw_rows`` in this process (looked up at call time)."""
+
+    def compute(x: np.ndarray, start: int, stop: int, window: int | None, out: np.ndarray) -> None:
+        dtw_rows(x, start, stop, window, out=out, progress=progress)
+
+    return compute
 
 
 @njit(cache=True, nogil=True, boundscheck=False)
@@ -105,10 +158,11 @@ class DtwMatrix:
 
     ``n`` is the number of matrix rows (distinct profiles); ``order[r]`` is the matrix row of the
     caller's row ``r`` (``len(order)`` = rows passed to ``update``; equal profiles share a row).
-    ``path`` is the ``.npy`` file, ``nbytes`` its size. ``pairs_computed``/``pairs_reused``: DTW
-    pairs computed by this update vs copied from the previous cache. ``window`` is canonical
-    (0 = unconstrained). Values are read through a read-only memmap; a later ``update`` of the
-    same cache folder replaces the file (an already opened ``condensed()`` stays readable).
+    ``path`` is the raw matrix file, ``nbytes`` the size of the prefix holding this matrix (the
+    file may grow later). ``pairs_computed``/``pairs_reused``: DTW pairs computed by this update
+    vs taken from the previous cache. ``window`` is canonical (0 = unconstrained). Values are read
+    through a read-only memmap of that prefix: a later append leaves it unchanged, a later rewrite
+    replaces the file (an already opened ``condensed()`` stays readable).
     """
 
     key: str
@@ -132,7 +186,8 @@ class DtwMatrix:
         """The condensed lower-triangle matrix in matrix row order (read-only memmap)."""
         if self.n < 2:
             return np.zeros(0, dtype=self.dtype)
-        return np.load(self.path, mmap_mode="r")
+        dtype = _storage_dtype(self.dtype)
+        return np.memmap(self.path, dtype=dtype, mode="r", shape=(n_pairs(self.n),))
 
     def row(self, i: int) -> np.ndarray:
         """Distances (float64) from the caller's row ``i`` to all caller rows, in caller order.
@@ -173,6 +228,20 @@ class _UpdatePlan:
         """Cached rows kept."""
         return len(self.kept)
 
+    def appends_to(self, old: dict[str, Any]) -> bool:
+        """Whether the update only adds rows after every row of ``old`` (an in-place append)."""
+        return len(self.new) > 0 and np.array_equal(self.kept, np.arange(old["n"]))
+
+
+@dataclass(frozen=True)
+class _Written:
+    """A matrix file as the manifest describes it."""
+
+    path: Path
+    nbytes: int
+    block_bytes: int
+    blocks: list[str]
+
 
 def _first_rows(hashes: list[str]) -> dict[str, int]:
     """Each distinct profile hash with its first row, in order of first appearance."""
@@ -186,8 +255,8 @@ class DtwCache:
     """Incremental DTW matrices under ``directory`` (see the module doc).
 
     ``dtype``: storage precision, ``"float64"`` (exact) or ``"float32"`` (relative error
-    <= 6e-8). ``verify``: checksum the cached file before reuse (reads it once; keep True
-    unless the caller verifies otherwise).
+    <= 6e-8). ``verify``: check every block digest of the cached file before reuse (reads it
+    once, at xxh3 speed; keep True unless the caller verifies otherwise).
     """
 
     def __init__(self, directory: Path | str, *, dtype: str = "float64", verify: bool = True):
@@ -196,6 +265,11 @@ class DtwCache:
         self.directory = Path(directory)
         self.dtype = dtype
         self.verify = verify
+
+    @property
+    def itemsize(self) -> int:
+        """Bytes per stored distance."""
+        return np.dtype(self.dtype).itemsize
 
     def folder(self, *, length: int, window: int, normalization: str) -> Path:
         """Sub-folder for one profile length, canonical window and normalisation."""
@@ -210,11 +284,13 @@ class DtwCache:
         window: int | None,
         normalization: str,
         progress: bool = True,
+        rows: RowComputer | None = None,
     ) -> DtwMatrix:
         """Bring the cached matrix up to date with the profiles ``X`` (rows x slots) and return it.
 
         ``window``: as in ``kernel.py`` (dtaidistance meaning, None/0 = unconstrained).
         ``normalization``: tag of how ``X`` was normalised (part of the cache identity).
+        ``rows``: who computes the new rows (see ``RowComputer``); None = ``dtw_rows`` here.
         """
         x, w, folder = self._profiles_and_folder(X, window, normalization)
         length = x.shape[1]
@@ -230,7 +306,9 @@ class DtwCache:
                 log.info("DTW cache hit %s: %d profiles, nothing to compute", plan.key, plan.n_kept)
             else:
                 xm = x[[first[h] for h in plan.hashes]]
-                path, computed = self._rebuild(folder, old, plan, xm, w, normalization, progress)
+                compute = _local_rows(progress) if rows is None else rows
+                written = self._rebuild(folder, old, plan, xm, w, normalization, compute, progress)
+                path, computed = written.path, n_pairs(len(plan.hashes)) - n_pairs(plan.n_kept)
             row_of = {h: r for r, h in enumerate(plan.hashes)}
             return self._matrix(
                 path,
@@ -313,29 +391,34 @@ class DtwCache:
         xm: np.ndarray,
         window: int,
         normalization: str,
+        compute: RowComputer,
         progress: bool,
-    ) -> tuple[Path, int]:
-        """Write the new matrix of the profiles ``xm`` (matrix row order), then the manifest
-        that names it (a crash in between leaves the previous cache in use); return the matrix
-        path and the number of pairs computed."""
-        path = self._write(folder, old, plan.kept, xm, window, plan.key, progress)
-        reused = n_pairs(plan.n_kept)
-        computed = n_pairs(len(plan.hashes)) - reused
+    ) -> _Written:
+        """Append to the cached matrix or write a new one for the profiles ``xm`` (matrix row
+        order), then the manifest that describes it (a crash in between leaves the previous
+        cache in use)."""
+        append = old is not None and plan.appends_to(old)
+        if old is not None and append:
+            written = self._append(folder / old["file"], old, xm, window, compute, progress)
+        else:
+            written = self._write(folder, old, plan.kept, xm, window, compute, progress)
         self._write_manifest(
-            folder, path, plan.hashes, plan.key, xm.shape[1], window, normalization
+            folder, written, plan.hashes, plan.key, xm.shape[1], window, normalization
         )
+        reused = n_pairs(plan.n_kept)
         log.info(
-            "DTW cache %s updated: %d profiles (%d kept, %d removed, %d new), "
+            "DTW cache %s %s: %d profiles (%d kept, %d removed, %d new), "
             "%d pairs computed, %d reused",
             plan.key,
+            "appended in place" if append else "rewritten",
             len(plan.hashes),
             plan.n_kept,
             plan.removed,
             len(plan.new),
-            computed,
+            n_pairs(len(plan.hashes)) - reused,
             reused,
         )
-        return path, computed
+        return written
 
     def _matrix(
         self,
@@ -351,11 +434,12 @@ class DtwCache:
         normalization: str,
     ) -> DtwMatrix:
         """The DtwMatrix of ``path`` with the caller's row ``order``."""
+        n = len(matrix_hashes)
         return DtwMatrix(
             key=key,
-            n=len(matrix_hashes),
+            n=n,
             path=path,
-            nbytes=path.stat().st_size,
+            nbytes=n_pairs(n) * self.itemsize,
             pairs_computed=computed,
             pairs_reused=reused,
             order=np.array(order, dtype=np.int64),
@@ -370,7 +454,8 @@ class DtwCache:
     def _load(
         self, folder: Path, *, length: int, window: int, normalization: str
     ) -> dict[str, Any] | None:
-        """The verified manifest of ``folder``, or None (after discarding a bad cache)."""
+        """The verified manifest of ``folder``, or None (after discarding a bad cache). A torn
+        append (matrix file longer than the manifest says) is truncated back."""
         mpath = folder / MANIFEST
         if not mpath.exists():
             return None
@@ -387,6 +472,7 @@ class DtwCache:
         except (OSError, ValueError, TypeError, KeyError) as exc:
             problem = f"unreadable ({exc.__class__.__name__}: {exc})"
         if problem is None:
+            _roll_back_torn_append(folder / manifest["file"], manifest["nbytes"])
             return manifest
         log.warning(
             "DTW cache %s is stale or corrupt: %s; discarding it and recomputing", folder, problem
@@ -416,19 +502,69 @@ class DtwCache:
         )
         if key != manifest["key"]:
             return "manifest key does not match its profile hashes"
+        return self._file_problem(folder, manifest)
+
+    def _file_problem(self, folder: Path, manifest: dict) -> str | None:
+        """What is wrong with the matrix file of a consistent manifest, or None."""
+        nbytes, block, blocks = manifest["nbytes"], manifest["block_bytes"], manifest["blocks"]
+        if nbytes != n_pairs(manifest["n"]) * self.itemsize:
+            return f"manifest nbytes={nbytes} does not match n={manifest['n']}"
+        if not isinstance(block, int) or block < 1 or len(blocks) != -(-nbytes // block):
+            return "manifest block list does not match nbytes"
+        if not _FILE_NAME.fullmatch(manifest["file"]):
+            return f"manifest names an unexpected matrix file {manifest['file']!r}"
         path = folder / manifest["file"]
         if not path.is_file():
             return f"matrix file {path.name} is missing"
-        if path.stat().st_size != manifest["nbytes"]:
-            return f"matrix file size {path.stat().st_size} != {manifest['nbytes']} (truncated?)"
-        shape, dtype = _npy_header(path)
-        if shape != (n_pairs(manifest["n"]),) or dtype != np.dtype(self.dtype):
-            return f"matrix header shape {shape} dtype {dtype} does not match the manifest"
-        if self.verify and file_checksum(path) != manifest["checksum"]:
-            return "matrix checksum mismatch (file changed or damaged)"
+        if path.stat().st_size < nbytes:
+            return f"matrix file size {path.stat().st_size} < {nbytes} (truncated?)"
+        if self.verify:
+            digests = block_digests(path, nbytes, block)
+            for i, (got, want) in enumerate(zip(digests, blocks, strict=True)):
+                if got != want:
+                    return f"matrix block {i} checksum mismatch (file changed or damaged)"
         return None
 
     # ------------------------------------------------------------------ writing
+
+    def _append(
+        self,
+        path: Path,
+        old: dict[str, Any],
+        xm: np.ndarray,
+        window: int,
+        compute: RowComputer,
+        progress: bool,
+    ) -> _Written:
+        """Extend the cached file in place with the rows of the new profiles ``xm[old n:]``.
+
+        Bytes before the old ``nbytes`` are never written; if anything fails before the file is
+        synced and hashed, it is truncated back to its old size (the manifest is untouched).
+        """
+        k, m = old["n"], len(xm)
+        start, end, block = old["nbytes"], n_pairs(m) * self.itemsize, old["block_bytes"]
+        with open(path, "r+b") as f:
+            try:
+                os.ftruncate(f.fileno(), end)
+                if end > start:
+                    out = np.memmap(
+                        path,
+                        dtype=_storage_dtype(self.dtype),
+                        mode="r+",
+                        offset=start,
+                        shape=(n_pairs(m) - n_pairs(k),),
+                    )
+                    _compute_rows(compute, xm, k, m, window, out, progress)
+                    out.flush()
+                    del out
+                os.fsync(f.fileno())
+                first = start // block  # the old partial last block changes, full ones do not
+                blocks = old["blocks"][:first] + block_digests(path, end, block, first)
+            except BaseException:
+                os.ftruncate(f.fileno(), start)
+                os.fsync(f.fileno())
+                raise
+        return _Written(path, end, block, blocks)
 
     def _write(
         self,
@@ -437,52 +573,42 @@ class DtwCache:
         kept: np.ndarray,
         xm: np.ndarray,
         window: int,
-        key: str,
+        compute: RowComputer,
         progress: bool,
-    ) -> Path:
-        """Write the new matrix (kept distances copied, new rows computed); return its path."""
+    ) -> _Written:
+        """Write a new matrix file (kept distances copied, new rows computed), fsynced, under a
+        fresh name."""
         m, k = xm.shape[0], len(kept)
-        final = folder / f"matrix-{key}.npy"
-        tmp = folder / f".tmp-{uuid.uuid4().hex}.npy"
+        nbytes, block = n_pairs(m) * self.itemsize, BLOCK_BYTES
+        final = folder / f"matrix-{uuid.uuid4().hex[:16]}.bin"
+        tmp = folder / f".tmp-{uuid.uuid4().hex}.bin"
         try:
-            if m < 2:
-                np.save(tmp, np.zeros(0, dtype=self.dtype))
-            else:
-                out = np.lib.format.open_memmap(
-                    tmp, mode="w+", dtype=self.dtype, shape=(n_pairs(m),)
-                )
+            tmp.touch()
+            if m >= 2:
+                dtype = _storage_dtype(self.dtype)
+                out = np.memmap(tmp, dtype=dtype, mode="w+", shape=(n_pairs(m),))
                 if k > 1 and old is not None:
-                    src = np.load(folder / old["file"], mmap_mode="r")
-                    if np.array_equal(kept, np.arange(k)):  # nothing removed: plain prefix copy
-                        for lo in range(0, n_pairs(k), _COPY_PAIRS):
-                            hi = min(n_pairs(k), lo + _COPY_PAIRS)
-                            out[lo:hi] = src[lo:hi]
-                    else:
-                        _compact(np.asarray(src), kept, np.asarray(out[: n_pairs(k)]))
+                    src = np.memmap(
+                        folder / old["file"], dtype=dtype, mode="r", shape=(n_pairs(old["n"]),)
+                    )
+                    _copy_kept(src, kept, out[: n_pairs(k)])
                     del src
                 if m > k:
-                    if progress:
-                        log.info(
-                            "DTW: computing rows %d-%d (%d pairs, %d cells each)",
-                            k,
-                            m - 1,
-                            n_pairs(m) - n_pairs(k),
-                            band_cells(xm.shape[1], window),
-                        )
-                    dtw_rows(xm, k, m, window, out=out[n_pairs(k) :], progress=progress)
+                    _compute_rows(compute, xm, k, m, window, out[n_pairs(k) :], progress)
                 out.flush()
                 del out
             _fsync(tmp)
+            blocks = block_digests(tmp, nbytes, block)
             os.replace(tmp, final)
         except BaseException:
             tmp.unlink(missing_ok=True)
             raise
-        return final
+        return _Written(final, nbytes, block, blocks)
 
     def _write_manifest(
         self,
         folder: Path,
-        path: Path,
+        written: _Written,
         hashes: list[str],
         key: str,
         length: int,
@@ -498,9 +624,10 @@ class DtwCache:
             "normalization": normalization,
             "dtype": self.dtype,
             "n": len(hashes),
-            "file": path.name,
-            "nbytes": path.stat().st_size,
-            "checksum": file_checksum(path),
+            "file": written.path.name,
+            "nbytes": written.nbytes,
+            "block_bytes": written.block_bytes,
+            "blocks": written.blocks,
             "hashes": hashes,
         }
         body["digest"] = _digest(body)
@@ -513,21 +640,58 @@ class DtwCache:
             tmp.unlink(missing_ok=True)
             raise
         _fsync(folder)
-        _tidy(folder, keep=path.name)
+        _tidy(folder, keep=written.path.name)
+
+
+def _compute_rows(
+    compute: RowComputer,
+    xm: np.ndarray,
+    start: int,
+    stop: int,
+    window: int,
+    out: np.ndarray,
+    progress: bool,
+) -> None:
+    """Fill ``out`` with rows ``start .. stop-1`` of the matrix of ``xm`` (logged if asked)."""
+    if progress:
+        log.info(
+            "DTW: computing rows %d-%d (%d pairs, %d cells each)",
+            start,
+            stop - 1,
+            n_pairs(stop) - n_pairs(start),
+            band_cells(xm.shape[1], window),
+        )
+    compute(xm, start, stop, window, out)
+
+
+def _copy_kept(src: np.ndarray, kept: np.ndarray, dest: np.ndarray) -> None:
+    """Copy the sub-matrix of the rows ``kept`` of condensed ``src`` into ``dest``."""
+    if np.array_equal(kept, np.arange(len(kept))):  # trailing rows removed: plain prefix copy
+        for lo in range(0, len(dest), _COPY_PAIRS):
+            hi = min(len(dest), lo + _COPY_PAIRS)
+            dest[lo:hi] = src[lo:hi]
+    else:
+        _compact(np.asarray(src), kept, np.asarray(dest))
 
 
 def _digest(body: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
 
 
-def _npy_header(path: Path) -> tuple[tuple[int, ...], np.dtype]:
-    """Shape and dtype from a ``.npy`` header (ValueError when it is not one)."""
-    fmt = np.lib.format
-    with open(path, "rb") as f:
-        version = fmt.read_magic(f)
-        read = fmt.read_array_header_1_0 if version == (1, 0) else fmt.read_array_header_2_0
-        shape, _, dtype = read(f)
-    return shape, dtype
+def _roll_back_torn_append(path: Path, nbytes: int) -> None:
+    """Truncate a matrix file longer than its manifest's ``nbytes`` back to it (the caller holds
+    the lock): the tail is an append whose manifest was never written."""
+    size = path.stat().st_size
+    if size > nbytes:
+        log.warning(
+            "DTW cache %s: rolled back a torn append (%d bytes past the %d of its manifest)",
+            path,
+            size - nbytes,
+            nbytes,
+        )
+        with open(path, "r+b") as f:
+            os.ftruncate(f.fileno(), nbytes)
+            os.fsync(f.fileno())
 
 
 def _fsync(path: Path) -> None:
@@ -540,14 +704,15 @@ def _fsync(path: Path) -> None:
 
 def _discard(folder: Path) -> None:
     """Remove a folder's manifest, matrix and temporary files (caller holds the lock)."""
-    for pattern in (MANIFEST, "matrix-*.npy", ".tmp-*"):
+    for pattern in (MANIFEST, "matrix-*", ".tmp-*"):
         for p in folder.glob(pattern):
             p.unlink(missing_ok=True)
 
 
 def _tidy(folder: Path, keep: str | None) -> None:
-    """Remove leftovers of interrupted updates: temporary files and unreferenced matrices."""
-    for p in [*folder.glob(".tmp-*"), *folder.glob("matrix-*.npy")]:
+    """Remove leftovers of interrupted updates: temporary files and unreferenced matrices
+    (format-1 ``.npy`` files included)."""
+    for p in [*folder.glob(".tmp-*"), *folder.glob("matrix-*")]:
         if p.name != keep:
             p.unlink(missing_ok=True)
 

@@ -29,6 +29,7 @@ from meterflow.clustering.figures import plot_cluster_members, plot_cluster_size
 from meterflow.clustering.metrics import silhouette_dtw
 from meterflow.config import ClusteringOptions, Environment
 from meterflow.errors import ConfigError
+from meterflow.profiles.dtw import dask_rows
 from meterflow.profiles.select import recent_days_mask, sample_rows
 from meterflow.schemas import Table, slot_columns
 from meterflow.sources.dtw_cache import DtwCache
@@ -97,13 +98,17 @@ def _select_prosumers(
     return profiles[keep].reset_index(drop=True), dtw_rows
 
 
-def _dtw_square(X: np.ndarray, env: Environment, *, window: int, norm: str) -> np.ndarray:
-    """The DTW matrix of ``X`` from the cache (computing only what it lacks). A read-only lookup
-    comes first so that clustering a subset never evicts rows the harmonization step cached."""
+def _dtw_square(
+    X: np.ndarray, env: Environment, *, window: int, norm: str, scheduler: str
+) -> np.ndarray:
+    """The DTW matrix of ``X`` from the cache (computing only what it lacks, on the Dask
+    ``scheduler`` if given). A read-only lookup comes first so that clustering a subset never
+    evicts rows the harmonization step cached."""
     cache = DtwCache(env.dtw_cache_dir)
     found = cache.lookup(X, window=window, normalization=norm)
     if found is None:
-        found = cache.update(X, window=window, normalization=norm)
+        with dask_rows(scheduler) as rows:
+            found = cache.update(X, window=window, normalization=norm, rows=rows)
     return found.square()
 
 
@@ -186,7 +191,13 @@ def run_clustering(opts: ClusteringOptions, env: Environment) -> str:
         fit_rows = _fit_rows(data.profiles, data.dtw_rows, uses_dtw, opts)
         D = None
         if data.dtw_rows is not None:
-            D = _dtw_square(X[data.dtw_rows], env, window=data.window, norm=data.normalization)
+            D = _dtw_square(
+                X[data.dtw_rows],
+                env,
+                window=data.window,
+                norm=data.normalization,
+                scheduler=opts.dask_scheduler,
+            )
         started = time.monotonic()
         result, k_table = _fit(opts, X[fit_rows], D, data.window, run)
         labels = result.assigner.predict(X)

@@ -10,6 +10,7 @@ import pandas as pd
 from meterflow import tracking
 from meterflow.config import Environment, HarmonizationOptions
 from meterflow.errors import ConfigError
+from meterflow.profiles.dtw import dask_rows
 from meterflow.profiles.figures import harmonized_completeness_figure, source_coverage_figure
 from meterflow.profiles.harmonize import Harmonized, harmonize
 from meterflow.profiles.normalize import normalize
@@ -113,9 +114,13 @@ def _update_dtw(
     mask = recent_days_mask(profiles["date"].where(complete), opts.dtw_max_profiles)
     subset = profiles.loc[mask & complete.to_numpy()]
     cache_dir = Path(opts.dtw_cache_dir) if opts.dtw_cache_dir else env.dtw_cache_dir
-    matrix = DtwCache(cache_dir).update(
-        profile_matrix(subset), window=opts.dtw_window, normalization=opts.normalization
-    )
+    with dask_rows(opts.dask_scheduler) as rows:
+        matrix = DtwCache(cache_dir).update(
+            profile_matrix(subset),
+            window=opts.dtw_window,
+            normalization=opts.normalization,
+            rows=rows,
+        )
     index = subset[list(PROFILE_KEYS)].reset_index(names="profile_row")
     run.log_table(index, Table.DTW_INDEX)
     run.set_tags(

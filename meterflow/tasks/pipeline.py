@@ -162,6 +162,7 @@ def _run_steps(opts: PipelineOptions, env: Environment, runner: StepRunner) -> S
         normalization=opts.normalization,
         dtw_window=opts.dtw_window,
         dtw_max_profiles=opts.dtw_max_profiles,
+        dask_scheduler=opts.dask_scheduler,
     )
     steps["harmonization"] = runner.run("harmonization", harmonization, ignore=("previous_run",))
     steps.update(_run_models(opts, env, runner, profiles_run=steps["harmonization"][0]))
@@ -200,6 +201,7 @@ def _run_models(
         distance_metric=opts.distance_metric,
         number_of_clusters=opts.number_of_clusters,
         prosumers=opts.prosumers,
+        dask_scheduler=opts.dask_scheduler,
     )
     forecasting = ForecastingOptions(
         profiles_run=profiles_run, model=opts.forecast_model, epochs=opts.forecast_epochs

@@ -19,6 +19,7 @@ from meterflow.profiles.dtw import (
     dtw_rows,
     n_pairs,
 )
+from meterflow.profiles.dtw.vector_kernels import column_pad
 
 
 @pytest.fixture(scope="module")
@@ -166,3 +167,23 @@ def test_bad_input_is_a_clear_error() -> None:
         dtw_rows(np.zeros((5, 24)), 3, 9)
     assert dtw_condensed(np.zeros((1, 24))).shape == (0,)
     assert dtw_condensed(np.zeros((0, 24))).shape == (0,)
+
+
+@pytest.mark.parametrize("length", [5, 17, 24, 96])
+@pytest.mark.parametrize("window", [1, 2, 3, 5, 8, 9, 16, None])
+def test_every_kernel_is_bit_identical(length: int, window: int | None) -> None:
+    """Both vector kernels (narrow: registers; wide: scratch row), as rows, serial rows and
+    cross distances, equal dtaidistance bit for bit on ordinary, huge and tiny values, over
+    more than one lane block."""
+    rng = np.random.default_rng(length * 100 + (window or 0))
+    x = rng.normal(size=(70, length)) * np.array([[1.0]] * 60 + [[1e150]] * 5 + [[1e-150]] * 5)
+    ours = dtw_condensed(x, window)
+    assert np.array_equal(ours, reference_condensed(x, window))
+    assert np.array_equal(dtw_rows(x, 0, len(x), window, parallel=False), ours)
+    cross = dtw_cross(x[:3], x, window)
+    assert np.array_equal(cross, condensed_to_square(ours, len(x))[:3])
+
+
+def test_narrow_windows_use_the_register_kernel_only() -> None:
+    assert [column_pad(96, w) for w in (1, 2, 3, 8, 9, 96)] == [0, 1, 2, 7, 0, 0]
+    assert column_pad(3, 3) == 0  # a window as long as the profile is unconstrained

@@ -145,6 +145,38 @@ def test_harmonization_carries_over_previous_meter_days(env, chain):
     assert metrics(only_sql)["carried_over_meter_days"] > 0
 
 
+def cache_matrix(folder: Path) -> tuple[bytes, dict]:
+    """The one matrix file of a DTW cache and its manifest."""
+    (sub,) = [p for p in folder.iterdir() if p.is_dir()]
+    manifest = json.loads((sub / "manifest.json").read_text())
+    return (sub / manifest["file"]).read_bytes(), manifest
+
+
+def test_harmonization_on_a_dask_cluster_writes_identical_bytes(env, chain, tmp_path):
+    """The DTW rows computed on a Dask cluster (given by address, like a real one) land in the
+    same cache, byte for byte what local threads write: a first build and an append."""
+    from distributed import LocalCluster
+
+    etl = ",".join(chain[k] for k in ("etl_newmongo", "etl_sql", "etl_oldmongo"))
+
+    def harmonize(folder: Path, max_profiles: int, scheduler: str = "") -> str:
+        opts = HarmonizationOptions(
+            etl_runs=etl, dtw_max_profiles=max_profiles, dtw_window=5,
+            dtw_cache_dir=str(folder), dask_scheduler=scheduler,
+        )  # fmt: skip
+        return run_harmonization(opts, env)
+
+    with LocalCluster(n_workers=2, threads_per_worker=1, dashboard_address=None) as cluster:
+        for folder in (tmp_path / "local", tmp_path / "dask"):
+            address = cluster.scheduler_address if folder.name == "dask" else ""
+            harmonize(folder, 250, address)
+            grown = harmonize(folder, 400, address)
+            assert metrics(grown)["dtw_pairs_computed"] > 0 < metrics(grown)["dtw_pairs_reused"]
+    local, dask = cache_matrix(tmp_path / "local"), cache_matrix(tmp_path / "dask")
+    assert local[0] == dask[0] and local[1]["key"] == dask[1]["key"]
+    assert mlflow.get_run(grown).data.params["dask_scheduler"].startswith("tcp://")
+
+
 ALGORITHMS = [
     ("kmeans", "euclidean"), ("kmeans", "dtw"), ("kmedoids", "euclidean"), ("kmedoids", "dtw"),
     ("agglomerative", "euclidean"), ("agglomerative", "dtw"), ("som", "euclidean"),

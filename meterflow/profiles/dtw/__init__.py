@@ -6,8 +6,9 @@ tslearn ``sakoe_chiba_radius = window - 1``). Matrices are condensed lower trian
 ``(i, j)``, ``i > j``, at ``i * (i - 1) // 2 + j``.
 """
 
-from .distributed import dtw_condensed_dask
+from .distributed import dask_client, dask_rows, dtw_condensed_dask, dtw_rows_dask
 from .kernel import (
+    RowComputer,
     band_cells,
     canonical_window,
     condensed_index,
@@ -21,15 +22,19 @@ from .kernel import (
 )
 
 __all__ = [
+    "RowComputer",
     "band_cells",
     "canonical_window",
     "condensed_index",
     "condensed_to_square",
+    "dask_client",
+    "dask_rows",
     "dtw_condensed",
     "dtw_condensed_dask",
     "dtw_cross",
     "dtw_distance",
     "dtw_rows",
+    "dtw_rows_dask",
     "n_pairs",
     "square_from_condensed",
 ]

@@ -20,11 +20,11 @@ Layout
     and dtaidistance's upper-triangle ``compact`` order; ``condensed_index`` and
     ``condensed_to_square`` translate.
 
-Kernel
-    For a fixed row profile ``x`` the kernel runs ``LANES`` column profiles at once: their values
-    are stored transposed (slot-major, ``LANES`` contiguous doubles per slot), so the innermost
-    loop over lanes is a straight SIMD loop (AVX2: 8 ymm registers of 4 doubles). Only cells inside
-    the band are computed. Rows are spread over cores with ``numba.prange`` and dynamic scheduling.
+Kernels
+    ``vector_kernels.py``: per row profile, ``LANES`` column profiles at once, as vector LLVM IR;
+    narrow windows (2 to 8) keep the band's cells in registers, wider ones scan a scratch row in
+    L1 cache, visiting only the cells inside the band. Rows are spread over cores with
+    ``numba.prange`` and dynamic scheduling.
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ import contextlib
 import logging
 import math
 import time
+from collections.abc import Callable
 from numbers import Integral
 
 import numba
@@ -41,9 +42,16 @@ from numba import njit, prange
 
 from meterflow.errors import ConfigError, SchemaError
 
+from .lanes import lane_blocks
+from .vector_kernels import column_pad, cross_parallel, rows_parallel, rows_serial
+
 log = logging.getLogger(__name__)
 
-LANES = 32  # column profiles per kernel call (measured best of 8/16/32/64 on AVX2)
+RowComputer = Callable[[np.ndarray, int, int, int | None, np.ndarray], None]
+"""``rows(x, start, stop, window, out)``: fill ``out`` (1-D, ``n_pairs(stop) - n_pairs(start)``
+values of any float dtype, possibly a memmap slice) with rows ``start .. stop-1`` of the condensed
+DTW matrix of ``x``: ``dtw_rows`` here, or row blocks on Dask (``distributed.dask_rows``). It
+must not touch ``out`` once it has returned or raised."""
 # One progress log line per this many DP cells (about 5-10 s on one modern core pair).
 PROGRESS_CELLS = 12_000_000_000
 
@@ -108,102 +116,7 @@ def as_profile_array(x: np.ndarray, *, name: str = "X") -> np.ndarray:
     return arr
 
 
-def lane_blocks(x: np.ndarray) -> np.ndarray:
-    """Profiles regrouped as ``(blocks, slots, LANES)``: block ``b`` lane ``k`` is row
-    ``b * LANES + k`` (zero padded at the end)."""
-    n, length = x.shape
-    nb = max(1, -(-n // LANES))
-    padded = np.zeros((nb * LANES, length))
-    padded[:n] = x
-    return np.ascontiguousarray(padded.reshape(nb, LANES, length).transpose(0, 2, 1))
-
-
-# --------------------------------------------------------------------------- numba kernels
-
-
-@njit(cache=True, nogil=True, fastmath={"nnan"}, boundscheck=False)
-def _lanes_dtw(x, yt, band, prev, cur, out):
-    """Squared DTW of ``x`` against the ``LANES`` columns of ``yt`` (slots x LANES) into ``out``.
-
-    ``prev``/``cur`` are (slots + 1, LANES) scratch rows; index ``b + 1`` holds column ``b``.
-    """
-    length = x.shape[0]
-    inf = np.inf
-    for b in range(length + 1):
-        for k in range(LANES):
-            prev[b, k] = inf
-    for k in range(LANES):
-        prev[0, k] = 0.0
-    for a in range(length):
-        xa = x[a]
-        lo = max(0, a - band + 1)
-        hi = min(length, a + band)
-        for k in range(LANES):
-            cur[lo, k] = inf
-        for b in range(lo, hi):
-            for k in range(LANES):
-                d = xa - yt[b, k]
-                m = min(prev[b, k], prev[b + 1, k])
-                m = min(m, cur[b, k])
-                cur[b + 1, k] = d * d + m
-        if hi < length:
-            for k in range(LANES):
-                cur[hi + 1, k] = inf
-        prev, cur = cur, prev
-    for k in range(LANES):
-        out[k] = prev[length, k]
-
-
-@njit(cache=True, nogil=True, boundscheck=False)
-def _row(x, xb, i, band, out, base, prev, cur, sq):
-    """Row ``i`` (pairs ``(i, 0..i-1)``) into ``out[base : base + i]``."""
-    xi = x[i]
-    for cb in range((i + LANES - 1) // LANES):
-        _lanes_dtw(xi, xb[cb], band, prev, cur, sq)
-        j0 = cb * LANES
-        for k in range(min(LANES, i - j0)):
-            out[base + j0 + k] = np.sqrt(sq[k])
-
-
-@njit(parallel=True, cache=True, nogil=True, boundscheck=False)
-def _rows_par(x, xb, start, stop, band, out):
-    """Rows ``start..stop-1`` of the lower triangle into ``out`` (offset ``n_pairs(start)``)."""
-    length = x.shape[1]
-    base0 = start * (start - 1) // 2
-    for p in prange(stop - start):
-        i = stop - 1 - p  # longest rows first: better dynamic balance
-        prev = np.empty((length + 1, LANES))
-        cur = np.empty((length + 1, LANES))
-        sq = np.empty(LANES)
-        _row(x, xb, i, band, out, i * (i - 1) // 2 - base0, prev, cur, sq)
-
-
-@njit(cache=True, nogil=True, boundscheck=False)
-def _rows_ser(x, xb, start, stop, band, out):
-    """Single-threaded ``_rows_par`` (for Dask workers, which parallelise across tasks)."""
-    length = x.shape[1]
-    base0 = start * (start - 1) // 2
-    prev = np.empty((length + 1, LANES))
-    cur = np.empty((length + 1, LANES))
-    sq = np.empty(LANES)
-    for i in range(start, stop):
-        _row(x, xb, i, band, out, i * (i - 1) // 2 - base0, prev, cur, sq)
-
-
-@njit(parallel=True, cache=True, nogil=True, boundscheck=False)
-def _cross_par(a, bb, nb, band, out):
-    """``out[i, j] = dtw(a[i], b[j])`` for ``j < nb`` with ``bb = lane_blocks(b)``."""
-    length = a.shape[1]
-    for i in prange(a.shape[0]):
-        prev = np.empty((length + 1, LANES))
-        cur = np.empty((length + 1, LANES))
-        sq = np.empty(LANES)
-        ai = a[i]
-        for cb in range(bb.shape[0]):
-            _lanes_dtw(ai, bb[cb], band, prev, cur, sq)
-            j0 = cb * LANES
-            for k in range(min(LANES, nb - j0)):
-                out[i, j0 + k] = np.sqrt(sq[k])
+# --------------------------------------------------------------------------- numba helpers
 
 
 @njit(parallel=True, cache=True, nogil=True, boundscheck=False)
@@ -268,15 +181,16 @@ def dtw_rows(
     target = np.asarray(out)  # a memmap slice becomes a plain view of the same memory
     if size == 0:
         return out
-    xb = lane_blocks(x[: max(stop - 1, 1)])
-    kernel = _rows_par if parallel else _rows_ser
+    pad = column_pad(length, band)
+    xb = lane_blocks(x[: max(stop - 1, 1)], pad)
+    kernel = rows_parallel if parallel else rows_serial
     cells = band_cells(length, band)
     chunks = _row_chunks(start, stop, cells)
     t0 = time.perf_counter()
     with numba.parallel_chunksize(1) if parallel else contextlib.nullcontext():
         for r0, r1 in chunks:
             lo, hi = n_pairs(r0) - n_pairs(start), n_pairs(r1) - n_pairs(start)
-            kernel(x, xb, r0, r1, band, target[lo:hi])
+            kernel(x, xb, r0, r1, band, pad, target[lo:hi])
             if progress and len(chunks) > 1:
                 _log_progress(start, r1, hi, size, time.perf_counter() - t0)
     return out
@@ -314,9 +228,11 @@ def dtw_cross(A: np.ndarray, B: np.ndarray, window: int | None = None) -> np.nda
     if a.shape[1] != b.shape[1]:
         raise SchemaError(f"dtw_cross: A has {a.shape[1]} slots but B has {b.shape[1]}")
     out = np.empty((a.shape[0], b.shape[0]), dtype=np.float64)
+    band = band_width(window, a.shape[1])
+    pad = column_pad(a.shape[1], band)
     if out.size:
         with numba.parallel_chunksize(1):
-            _cross_par(a, lane_blocks(b), b.shape[0], band_width(window, a.shape[1]), out)
+            cross_parallel(a, lane_blocks(b, pad), b.shape[0], band, pad, out)
     return out
 
 
