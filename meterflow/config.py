@@ -126,9 +126,9 @@ class OneOf:
 
 
 def cluster_models() -> tuple[str, ...]:
-    from meterflow.clustering.registry import algorithm_names
+    from meterflow.clustering.registry import AUTO_MODEL, algorithm_names
 
-    return tuple(algorithm_names())
+    return (*algorithm_names(), AUTO_MODEL)
 
 
 def distance_metrics() -> tuple[str, ...]:
@@ -398,7 +398,9 @@ class ClusteringOptions(Options):
 
     profiles_run: RunId
     in_profiles: str = Field("", description="CSV/Parquet profile table instead of a run")
-    id_column: str = Field("meter_id", description="id column of in_profiles")
+    id_column: str = Field(
+        "", description="id column of in_profiles ('' = id, meter_id or the first text column)"
+    )
     date_column: str = Field("date", description="date column of in_profiles ('' = none)")
     label_column: str = Field("", description="label column of in_profiles ('' = none)")
     model: ClusterModel
@@ -406,6 +408,13 @@ class ClusteringOptions(Options):
     number_of_clusters: NumberOfClusters
     k_min: int = Field(2, ge=2, description="smallest k tried when number_of_clusters=0")
     k_max: int = Field(12, ge=2, description="largest k tried when number_of_clusters=0")
+    k_criterion: Literal["silhouette", "davies_bouldin", "stability"] = Field(
+        "silhouette", description="how number_of_clusters=0 chooses k (no labels used)"
+    )
+    representation: Literal["profile", "diff", "shape"] = Field(
+        "profile",
+        description="what Euclidean methods compare: the profile, its slopes or shape features",
+    )
     linkage: Literal["", "ward", "average", "complete"] = Field(
         "", description="agglomerative linkage ('' = ward for euclidean, complete for dtw)"
     )

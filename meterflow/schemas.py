@@ -228,6 +228,7 @@ class Table(StrEnum):
     BY_WEEKDAY = "by_weekday"
     BY_MONTH = "by_month"
     K_SELECTION = "k_selection"
+    AUTO_CANDIDATES = "auto_candidates"
     TEST_PREDICTIONS = "test_predictions"
     ERROR_BY_STEP = "error_by_step"
     SCORES = "scores"
@@ -267,6 +268,9 @@ TABLES: dict[Table, Callable[..., pd.DataFrame]] = {
     Table.BY_WEEKDAY: _columns("by_weekday", "cluster").validate,
     Table.BY_MONTH: _columns("by_month", "cluster").validate,
     Table.K_SELECTION: _columns("k_selection", "k").validate,
+    Table.AUTO_CANDIDATES: _columns(
+        "auto_candidates", "candidate", "k", "silhouette_gap", "silhouette", "stability"
+    ).validate,
     # forecasting runs
     Table.TEST_PREDICTIONS: _columns("test_predictions", "meter_id").validate,
     Table.ERROR_BY_STEP: _columns("error_by_step", "model", "step", "mae").validate,

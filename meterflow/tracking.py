@@ -152,6 +152,18 @@ class StepRun:
     def log_dict(self, data: Mapping[str, Any], name: str) -> None:
         mlflow.log_dict(dict(data), name)
 
+    def log_child(
+        self, run_name: str, params: Mapping[str, Any], metrics: Mapping[str, float]
+    ) -> str:
+        """A finished child run of this run (e.g. one candidate of a search), with its params
+        and finite metrics, so the MLflow UI compares the candidates side by side."""
+        with mlflow.start_run(run_name=run_name, nested=True) as child:
+            mlflow.log_params({k: str(v) for k, v in params.items()})
+            finite = {k: float(v) for k, v in metrics.items() if math.isfinite(float(v))}
+            if finite:
+                mlflow.log_metrics(finite)
+        return child.info.run_id
+
     def log_model(self, predictor: Any, *, name: str = MODEL_NAME) -> str:
         """Log a predictor (``predict(DataFrame)`` + ``input_example()``) as a pyfunc model; a
         predictor with a Keras ``network`` also gets it logged as ``network`` (Keras flavor)."""

@@ -49,6 +49,8 @@ ARGS = [
     "forecast_epochs=2",
     "-P",
     "dtw_max_profiles=300",
+    "-P",
+    "dtw_window=5",
 ]
 
 
@@ -130,6 +132,17 @@ def test_etl_counts_reconcile_and_harmonization_covers_all_sources(pipeline):
     assert m["profiles_from_newmongo"] > 0 and m["profiles_from_sql"] > 0
     assert m["profiles_from_oldmongo"] > 0
     assert m["dtw_pairs_computed"] == m["dtw_profiles"] * (m["dtw_profiles"] - 1) / 2
+
+
+def test_clustering_uses_the_window_the_pipeline_harmonized_with(pipeline):
+    """-P dtw_window=5 reaches harmonization, and clustering reads that run's matrix with that
+    window: no second matrix with the clustering default is computed."""
+    client, exp = pipeline["client"], pipeline["exp"]
+    (harm,) = _runs(client, exp, "tags.`mlflow.project.entryPoint` = 'harmonization'")
+    (clus,) = _runs(client, exp, "tags.`mlflow.project.entryPoint` = 'clustering'")
+    assert harm.data.params["dtw_window"] == clus.data.params["dtw_window_used"] == "5"
+    cache = pipeline["data_dir"] / "cache" / "dtw"
+    assert [p.name.split("-")[1] for p in cache.iterdir() if p.is_dir()] == ["w5"]
 
 
 def test_every_model_loads_in_a_fresh_process_and_predicts(pipeline):

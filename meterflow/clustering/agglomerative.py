@@ -17,6 +17,7 @@ from sklearn.metrics import pairwise_distances
 
 from meterflow.clustering.assign import CentroidAssigner
 from meterflow.clustering.base import ClusteringAlgorithm, FitContext, FitOutput
+from meterflow.clustering.registry import DTW_FAMILY
 from meterflow.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -29,8 +30,8 @@ class AgglomerativeClusteringAlgo(ClusteringAlgorithm):
     """Hierarchical clustering cut at k clusters; centres are cluster medoids."""
 
     name = "agglomerative"
-    distance_metrics = ("euclidean", "dtw")
-    dtw_matrix_metrics = ("dtw",)
+    distance_metrics = ("euclidean", *DTW_FAMILY)
+    dtw_matrix_metrics = DTW_FAMILY
 
     @dataclass(frozen=True)
     class Options:
@@ -43,12 +44,12 @@ class AgglomerativeClusteringAlgo(ClusteringAlgorithm):
                 )
 
     def fit(self, X: np.ndarray, ctx: FitContext) -> FitOutput:
-        dtw = ctx.distance_metric == "dtw"
+        dtw = ctx.distance_metric in DTW_FAMILY  # cluster on the precomputed matrix
         linkage = self.options.linkage or ("complete" if dtw else "ward")
         if dtw and linkage == "ward":
             raise ConfigError(
                 "agglomerative linkage 'ward' needs Euclidean distances; use average or complete "
-                "with distance_metric=dtw"
+                f"with distance_metric={ctx.distance_metric}"
             )
         model = AgglomerativeClustering(
             n_clusters=ctx.k,

@@ -5,8 +5,8 @@ so it unpickles in a fresh process with nothing but ``meterflow`` and its depend
 needs neither the training data nor the library that fitted the model (the LSTM encoder runs in
 numpy). ``predict`` = argmin of ``distances``; ties go to the lowest cluster index.
 
-Input: an array (n, L) or a DataFrame with ``slot_*`` columns (other columns are ignored) or with
-exactly L numeric columns.
+Input: an array (n, L), or a DataFrame with the training file's slot columns (``slot_names``),
+or with ``slot_00``.. columns, or with exactly L numeric columns; other columns are ignored.
 """
 
 from __future__ import annotations
@@ -18,8 +18,10 @@ import numpy as np
 import pandas as pd
 
 from meterflow.clustering.distances import euclidean_cross, sbd_cross
+from meterflow.clustering.registry import DTW_FAMILY
+from meterflow.clustering.representation import represent
 from meterflow.errors import SchemaError
-from meterflow.profiles.dtw.kernel import dtw_cross
+from meterflow.profiles.dtw.variants import distance_cross
 from meterflow.profiles.normalize import normalize_values
 from meterflow.schemas import slot_columns
 
@@ -31,19 +33,29 @@ class Assigner:
     n_slots: int
     normalize: str = "none"  # per-profile normalisation applied before any distance
     example_rows: np.ndarray = field(repr=False)  # a few rows for the MLflow input example
+    slot_names: tuple[str, ...] = ()  # the training file's slot column names, if it had its own
+    representation: str = "profile"  # what the centres compare, after normalising
+    # the logged model takes any of the inputs above, so MLflow must not enforce one schema
+    schema_free_input = True
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        """Unpickle; assigners saved before the rename say ``znorm`` for ``zscore``."""
+        """Unpickle; assigners saved before the rename say ``znorm`` for ``zscore``, and those
+        saved before ``slot_names`` and ``representation`` existed have the defaults."""
         if state.get("normalize") == "znorm":
             state = {**state, "normalize": "zscore"}
-        self.__dict__.update(state)
+        self.__dict__.update({"slot_names": (), "representation": "profile"} | state)
 
     @property
     def n_clusters(self) -> int:
         raise NotImplementedError
 
     def prepare(self, X: Any) -> np.ndarray:
-        """Check ``X`` and return it normalised, as float64 (n, L): the space of the centres."""
+        """Check ``X`` and return it normalised and in the model's representation, as float64:
+        the space of the centres."""
+        return represent(self.normalized(X), self.representation)
+
+    def normalized(self, X: Any) -> np.ndarray:
+        """Check ``X`` and return the profiles normalised, as float64 (n, L)."""
         arr = self._as_array(X)
         if arr.ndim != 2 or arr.shape[1] != self.n_slots:
             raise SchemaError(
@@ -55,20 +67,26 @@ class Assigner:
         return normalize_values(arr, self.normalize)
 
     def _as_array(self, X: Any) -> np.ndarray:
-        if isinstance(X, pd.DataFrame):
-            slots = [c for c in X.columns if isinstance(c, str) and c.startswith("slot_")]
-            if slots:
-                expected = slot_columns(self.n_slots)
-                missing = [c for c in expected if c not in X.columns]
-                if missing or len(slots) != self.n_slots:
-                    raise SchemaError(
-                        f"expected columns {expected[0]}..{expected[-1]} ({self.n_slots} slots), "
-                        f"got {len(slots)} slot columns (missing {missing[:3]})"
-                    )
-                return X[expected].to_numpy(dtype=np.float64)
-            numeric = X.select_dtypes("number")
+        if not isinstance(X, pd.DataFrame):
+            return np.asarray(X, dtype=np.float64)
+        for names in (list(self.slot_names), slot_columns(self.n_slots)):
+            present = [c for c in names if c in X.columns]
+            if names and len(present) == len(names):
+                return X[names].to_numpy(dtype=np.float64)
+            if present:  # some slots but not all: never fill in with other numeric columns
+                missing = [c for c in names if c not in X.columns]
+                raise SchemaError(
+                    f"expected the {self.n_slots} slot columns {names[0]}..{names[-1]}, "
+                    f"missing {missing[:5]}"
+                )
+        numeric = X.select_dtypes("number")
+        if numeric.shape[1] == self.n_slots:
             return numeric.to_numpy(dtype=np.float64)
-        return np.asarray(X, dtype=np.float64)
+        own = f"{self.slot_names[0]}..{self.slot_names[-1]}, " if self.slot_names else ""
+        raise SchemaError(
+            f"expected the {self.n_slots} slot columns ({own}slot_00..slot_{self.n_slots - 1:02d}) "
+            f"or exactly {self.n_slots} numeric columns; got columns {list(X.columns)[:8]}"
+        )
 
     def distances(self, X: Any) -> np.ndarray:
         """Distances (n, k) of each profile to each cluster in the method's own metric."""
@@ -82,25 +100,33 @@ class Assigner:
         return self.distances(X).argmin(axis=1).astype(np.int64)
 
     def input_example(self) -> pd.DataFrame:
-        """A small profile table (slot columns) that ``predict`` accepts."""
-        return pd.DataFrame(self.example_rows, columns=slot_columns(self.n_slots))
+        """A small profile table (the training file's slot columns, else slot_NN)."""
+        return pd.DataFrame(
+            self.example_rows, columns=list(self.slot_names) or slot_columns(self.n_slots)
+        )
 
     def settings(self) -> dict[str, Any]:
         """Plain settings that define the assignment rule (for logging)."""
-        return {"n_slots": self.n_slots, "normalize": self.normalize, "rule": type(self).__name__}
+        return {
+            "n_slots": self.n_slots,
+            "normalize": self.normalize,
+            "representation": self.representation,
+            "rule": type(self).__name__,
+        }
 
 
 @dataclass(kw_only=True, eq=False)
 class CentroidAssigner(Assigner):
-    """Nearest centre under ``metric``: ``euclidean``; ``dtw`` (numba kernel, band ``window``);
-    or ``sbd`` (k-Shape's shape-based distance on z-normalised profiles)."""
+    """Nearest centre under ``metric``: ``euclidean``; a DTW-family distance (``dtw``, ``ddtw``,
+    ``wdtw``, ``wddtw``: the project's kernels, band ``window``); or ``sbd`` (k-Shape's
+    shape-based distance on z-normalised profiles)."""
 
     centers: np.ndarray = field(repr=False)  # (k, L) in the normalised space
     metric: str = "euclidean"
     window: int | None = None
 
     def __post_init__(self) -> None:
-        if self.metric not in ("euclidean", "dtw", "sbd"):
+        if self.metric not in ("euclidean", "sbd", *DTW_FAMILY):
             raise ValueError(f"unknown assignment metric {self.metric!r}")
         self.centers = np.ascontiguousarray(self.centers, dtype=np.float64)
 
@@ -109,15 +135,15 @@ class CentroidAssigner(Assigner):
         return int(self.centers.shape[0])
 
     def _distances(self, Xp: np.ndarray) -> np.ndarray:
-        if self.metric == "dtw":
-            return dtw_cross(Xp, self.centers, self.window)
+        if self.metric in DTW_FAMILY:
+            return distance_cross(self.metric, Xp, self.centers, self.window)
         if self.metric == "sbd":
             return sbd_cross(Xp, self.centers)
         return euclidean_cross(Xp, self.centers)
 
     def settings(self) -> dict[str, Any]:
         out = super().settings() | {"metric": self.metric, "n_clusters": self.n_clusters}
-        if self.metric == "dtw":
+        if self.metric in DTW_FAMILY:
             out["window"] = self.window
         return out
 

@@ -55,11 +55,13 @@ class ClusteringResult:
     """A fitted clustering.
 
     ``labels`` (n,) int64 equal ``assigner.predict(X)`` on the training profiles. ``centers``
-    (k, L) live in the assigner's input space (``assigner.prepare(X)``): raw profiles unless a
-    normalisation was applied (k-Shape always z-normalises). ``center_kind`` says what a centre
-    is: ``mean``, ``dba_barycentre``, ``medoid``, ``som_node``, ``shape_centroid`` or
-    ``member_mean``. ``options`` are the resolved settings (defaults filled in), ready to log as
-    parameters; ``info`` holds diagnostics (inertia, medoid rows, loss history, ...).
+    (k, L) live in the space of the normalised profiles (``assigner.normalized(X)``): raw
+    profiles unless a normalisation was applied (k-Shape always z-normalises). ``center_kind``
+    says what a centre is: ``mean``, ``dba_barycentre``, ``medoid``, ``som_node``,
+    ``shape_centroid``, ``member_mean``, or ``mean (<representation> clusters)`` when the
+    clusters were found on another representation. ``options`` are the resolved settings
+    (defaults filled in), ready to log as parameters; ``info`` holds diagnostics (inertia,
+    medoid rows, loss history, ...).
     """
 
     name: str

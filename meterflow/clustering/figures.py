@@ -31,7 +31,7 @@ def plot_cluster_members(
 ) -> Figure:
     """A grid with one panel per cluster (any k): up to ``max_members`` member profiles drawn thin
     and transparent (a fixed-seed sample when there are more) and the centre drawn bold. ``X``
-    and ``centers`` must be in the same space (pass ``result.assigner.prepare(X)``)."""
+    and ``centers`` must be in the same space (pass ``result.assigner.normalized(X)``)."""
     X = np.asarray(X, dtype=np.float64)
     labels = np.asarray(labels)
     k = len(centers)
@@ -109,8 +109,8 @@ def plot_som_map(weights_grid: np.ndarray, labels: np.ndarray) -> Figure:
 
 
 def plot_k_selection(table: pd.DataFrame, *, chosen: int | None = None) -> Figure:
-    """Silhouette against k (criterion of the choice) and within-cluster dispersion against k
-    (the elbow curve). ``table`` has columns k, score, dispersion (as ``select_k`` returns)."""
+    """The criterion of the choice against k and within-cluster dispersion against k (the elbow
+    curve). ``table`` has columns k, criterion, score, dispersion (as ``select_k`` returns)."""
     fig = Figure(figsize=(8.0, 3.2), layout="constrained")
     ax_s, ax_e = fig.subplots(1, 2)
     criterion = str(table["criterion"].iloc[0]) if "criterion" in table else "score"
@@ -123,6 +123,6 @@ def plot_k_selection(table: pd.DataFrame, *, chosen: int | None = None) -> Figur
         ax.set_xticks(table["k"])
         if chosen is not None:
             ax.axvline(chosen, color="grey", ls="--", lw=1)
-    ax_s.set_title("silhouette (chosen k dashed)")
+    ax_s.set_title(f"{criterion} (chosen k dashed)")
     ax_e.set_title("elbow")
     return fig

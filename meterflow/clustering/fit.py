@@ -23,15 +23,17 @@ from meterflow.clustering.base import (
     option_names,
     parse_options,
 )
-from meterflow.clustering.registry import ALGORITHMS, DISTANCE_METRICS, algorithm
+from meterflow.clustering.registry import ALGORITHMS, DISTANCE_METRICS, DTW_FAMILY, algorithm
+from meterflow.clustering.representation import check_representation, represent
 from meterflow.errors import ConfigError
-from meterflow.profiles.dtw.kernel import band_width, dtw_distance
+from meterflow.profiles.dtw.kernel import band_width
+from meterflow.profiles.dtw.variants import distance_cross
 from meterflow.profiles.normalize import NORMALIZATIONS, normalize_values
 
 log = logging.getLogger(__name__)
 
 # options every algorithm accepts
-COMMON_OPTIONS = frozenset({"normalize"})
+COMMON_OPTIONS = frozenset({"normalize", "representation"})
 
 
 def known_options() -> frozenset[str]:
@@ -65,7 +67,8 @@ def fit_clustering(
     that work on the precomputed matrix (kmedoids and agglomerative with dtw). ``window``: the DTW
     band in dtaidistance semantics (None/0 = unconstrained), used by DTW assignment and DTW
     k-means. ``options``: algorithm settings (see each ``Options``) plus ``normalize``
-    (none | l2 | zscore | max | minmax, per profile, see ``profiles.normalize``; default none);
+    (none | l2 | zscore | max | minmax, per profile, see ``profiles.normalize``; default none)
+    and ``representation`` (profile | diff | shape, Euclidean only, see ``representation``);
     an option that belongs to another algorithm is ignored, an unknown one is a ConfigError.
     Returns a :class:`ClusteringResult` whose ``labels`` equal ``result.assigner.predict(X)``.
     """
@@ -74,21 +77,25 @@ def fit_clustering(
     X = check_profiles(X)
     k = _check_k(k, X.shape[0])
     band_width(window, X.shape[1])  # validates the window
-    normalize, opts = _algorithm_settings(cls, name, options)
+    normalize, representation, opts = _algorithm_settings(cls, name, distance_metric, options)
     Xn = normalize_values(X, normalize)
     dtw = _matrix_for(cls, name, distance_metric, dtw, Xn, window, seed)
     ctx = FitContext(k=k, distance_metric=distance_metric, window=window, seed=seed, dtw=dtw)
     log.info("clustering %d profiles x %d slots: %s (%s), k=%d", *X.shape, name, distance_metric, k)
-    out, labels, seconds, agreement = _fit_and_assign(cls(opts), Xn, X, ctx, normalize)
+    Xr = represent(Xn, representation)
+    out, labels, seconds, agreement = _fit_and_assign(
+        cls(opts), Xr, X, ctx, (normalize, representation)
+    )
+    profile_centers = representation != "profile"  # centres in the profiles' space for people
     return ClusteringResult(
         name=name,
         distance_metric=distance_metric,
         k=k,
         labels=labels,
-        centers=out.centers,
-        center_kind=out.center_kind,
+        centers=_cluster_means(Xn, labels, k) if profile_centers else out.centers,
+        center_kind=f"mean ({representation} clusters)" if profile_centers else out.center_kind,
         assigner=out.assigner,
-        options=_resolved_options(name, ctx, normalize, opts),
+        options=_resolved_options(name, ctx, normalize, opts) | {"representation": representation},
         fit_seconds=seconds,
         info={**out.info, "native_label_agreement": agreement},
         network=out.network,
@@ -119,9 +126,12 @@ def _check_k(k: int, n: int) -> int:
 
 
 def _algorithm_settings(
-    cls: type[ClusteringAlgorithm], name: str, options: Mapping[str, Any] | None
-) -> tuple[str, Any]:
-    """The normalisation to apply and the algorithm's parsed ``Options`` from ``options``."""
+    cls: type[ClusteringAlgorithm],
+    name: str,
+    distance_metric: str,
+    options: Mapping[str, Any] | None,
+) -> tuple[str, str, Any]:
+    """The normalisation and representation to apply and the algorithm's parsed ``Options``."""
     options = dict(options or {})
     own = option_names(cls.Options)
     if set(options) - COMMON_OPTIONS - own:  # another algorithm's option, or a typo
@@ -133,8 +143,14 @@ def _algorithm_settings(
     normalize = cls.forced_normalize or str(options.get("normalize") or "none")
     if normalize not in NORMALIZATIONS:
         raise ConfigError(f"option normalize must be one of {NORMALIZATIONS}, got {normalize!r}")
+    representation = check_representation(str(options.get("representation") or "profile"))
+    if representation != "profile" and distance_metric != "euclidean":
+        raise ConfigError(
+            f"representation={representation} is for Euclidean clustering; "
+            f"distance_metric={distance_metric} compares the profiles themselves"
+        )
     opts = parse_options(cls.Options, {k: v for k, v in options.items() if k in own}, where=name)
-    return normalize, opts
+    return normalize, representation, opts
 
 
 def _matrix_for(
@@ -151,23 +167,31 @@ def _matrix_for(
         return None
     if dtw is None:
         raise ConfigError(
-            f"model {name} with distance_metric=dtw clusters on the precomputed DTW matrix, "
-            "but none was given: compute it in the harmonization step (or use kmeans, which "
-            "computes DTW itself)"
+            f"model {name} with distance_metric={distance_metric} clusters on the precomputed "
+            "distance matrix, but none was given: compute it in the harmonization step (or "
+            "use kmeans, which computes DTW itself)"
         )
     dtw = check_dtw(dtw, len(Xn))
-    _warn_if_matrix_differs(Xn, dtw, window, seed)
+    _warn_if_matrix_differs(Xn, dtw, distance_metric, window, seed)
     return dtw
 
 
 def _fit_and_assign(
-    algo: ClusteringAlgorithm, Xn: np.ndarray, X: np.ndarray, ctx: FitContext, normalize: str
+    algo: ClusteringAlgorithm,
+    Xr: np.ndarray,
+    X: np.ndarray,
+    ctx: FitContext,
+    space: tuple[str, str],
 ) -> tuple[FitOutput, np.ndarray, float, float]:
-    """Fit on the normalised profiles and label the raw ones with the assigner: the output, the
-    labels, the seconds taken and the share of labels equal to the library's own."""
+    """Fit on the profiles as the algorithm compares them (``Xr``: normalised, represented)
+    and label the raw ones with the assigner, which learns the ``space`` (normalisation,
+    representation): the output, the labels, the seconds taken and the share of labels equal
+    to the library's own."""
     start = time.perf_counter()
-    out = algo.fit(Xn, ctx)
-    out.assigner.normalize = normalize
+    out = algo.fit(Xr, ctx)
+    out.assigner.normalize, out.assigner.representation = space
+    if space[1] != "profile":  # the model takes raw profiles, not the representation
+        out.assigner.n_slots, out.assigner.example_rows = X.shape[1], X[: min(3, len(X))]
     labels = out.assigner.predict(X)
     seconds = time.perf_counter() - start
     agreement = float(np.mean(labels == out.native_labels))
@@ -180,6 +204,14 @@ def _fit_and_assign(
     return out, labels, seconds, agreement
 
 
+def _cluster_means(X: np.ndarray, labels: np.ndarray, k: int) -> np.ndarray:
+    """Mean profile (k, L) of each cluster; an empty cluster's mean is NaN-free zeros."""
+    sums = np.zeros((k, X.shape[1]))
+    np.add.at(sums, labels, X)
+    counts = np.bincount(labels, minlength=k)[:, None]
+    return np.divide(sums, counts, out=np.zeros_like(sums), where=counts > 0)
+
+
 def _resolved_options(name: str, ctx: FitContext, normalize: str, opts: Any) -> dict[str, Any]:
     """Every setting of the fit, defaults filled in, ready to log as parameters."""
     resolved = {
@@ -190,14 +222,16 @@ def _resolved_options(name: str, ctx: FitContext, normalize: str, opts: Any) -> 
         "normalize": normalize,
         **dataclasses.asdict(opts),
     }
-    if ctx.distance_metric == "dtw":
+    if ctx.distance_metric in DTW_FAMILY:
         resolved["window"] = ctx.window or 0
     return resolved
 
 
-def _warn_if_matrix_differs(X: np.ndarray, dtw: np.ndarray, window: int | None, seed: int) -> None:
-    """Spot-check a few matrix entries against DTW recomputed here; warn on a mismatch (the
-    matrix was then built on other profiles, in another order, or with another band)."""
+def _warn_if_matrix_differs(
+    X: np.ndarray, dtw: np.ndarray, metric: str, window: int | None, seed: int
+) -> None:
+    """Spot-check a few matrix entries against ``metric`` recomputed here; warn on a mismatch
+    (the matrix was then built on other profiles, in another order, or with another band)."""
     n = len(X)
     if n < 2:
         return
@@ -206,14 +240,15 @@ def _warn_if_matrix_differs(X: np.ndarray, dtw: np.ndarray, window: int | None, 
     for i, j in pairs:
         if i == j:
             continue
-        here = dtw_distance(X[i], X[j], window)
+        here = float(distance_cross(metric, X[i : i + 1], X[j : j + 1], window)[0, 0])
         if not np.isclose(here, dtw[i, j], rtol=1e-6, atol=1e-9):
             log.warning(
-                "DTW matrix entry (%d, %d) = %.6g but DTW(window=%s) of those profiles is %.6g: "
+                "matrix entry (%d, %d) = %.6g but %s(window=%s) of those profiles is %.6g: "
                 "is the matrix for these profiles, in this order, with this window?",
                 i,
                 j,
                 dtw[i, j],
+                metric,
                 window,
                 here,
             )

@@ -11,6 +11,7 @@ from sklearn.metrics import pairwise_distances
 
 from meterflow.clustering.assign import CentroidAssigner
 from meterflow.clustering.base import ClusteringAlgorithm, FitContext, FitOutput
+from meterflow.clustering.registry import DTW_FAMILY
 from meterflow.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -20,12 +21,12 @@ INITS = ("build", "random", "first")
 
 class KMedoidsClustering(ClusteringAlgorithm):
     """k-medoids (FasterPAM). Euclidean: on the n x n Euclidean matrix (memory O(n^2));
-    DTW: on the precomputed DTW matrix. Centres are medoids (training profiles); new profiles go
+    DTW family: on the precomputed matrix. Centres are medoids (training profiles); new profiles go
     to the nearest medoid by the same distance."""
 
     name = "kmedoids"
-    distance_metrics = ("euclidean", "dtw")
-    dtw_matrix_metrics = ("dtw",)
+    distance_metrics = ("euclidean", *DTW_FAMILY)
+    dtw_matrix_metrics = DTW_FAMILY
 
     @dataclass(frozen=True)
     class Options:
@@ -37,7 +38,8 @@ class KMedoidsClustering(ClusteringAlgorithm):
                 raise ConfigError(f"kmedoids option init must be one of {INITS}, got {self.init!r}")
 
     def fit(self, X: np.ndarray, ctx: FitContext) -> FitOutput:
-        if ctx.distance_metric == "dtw":
+        matrix = ctx.distance_metric in DTW_FAMILY
+        if matrix:
             diss = ctx.dtw
         else:
             log.info(
@@ -58,7 +60,7 @@ class KMedoidsClustering(ClusteringAlgorithm):
             n_slots=X.shape[1],
             centers=centers,
             metric=ctx.distance_metric,
-            window=ctx.window if ctx.distance_metric == "dtw" else None,
+            window=ctx.window if matrix else None,
             example_rows=centers[: min(3, ctx.k)],
         )
         return FitOutput(

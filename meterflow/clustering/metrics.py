@@ -72,6 +72,21 @@ def rand_index(truth: np.ndarray, labels: np.ndarray) -> float:
     return float(skm.rand_score(truth, labels))
 
 
+TRUTH_METRICS = ("ari", "nmi", "rand_index")
+
+
+def truth_metrics(truth: np.ndarray, labels: np.ndarray) -> dict[str, float]:
+    """Agreement with the known classes: ``ari``, ``nmi`` and ``rand_index``."""
+    truth = np.asarray(truth)
+    if len(truth) != len(labels):
+        raise SchemaError(f"{len(truth)} true labels for {len(labels)} profiles")
+    return {
+        "ari": ari(truth, labels),
+        "nmi": nmi(truth, labels),
+        "rand_index": rand_index(truth, labels),
+    }
+
+
 def all_metrics(
     X: np.ndarray,
     labels: np.ndarray,
@@ -107,12 +122,7 @@ def all_metrics(
         )
     out.update(peak_scores(X, labels, centers, prominence=prominence, tolerance=tolerance))
     if truth is not None:
-        truth = np.asarray(truth)
-        if len(truth) != len(labels):
-            raise SchemaError(f"{len(truth)} true labels for {len(labels)} profiles")
-        out["ari"] = ari(truth, labels)
-        out["nmi"] = nmi(truth, labels)
-        out["rand_index"] = rand_index(truth, labels)
+        out.update(truth_metrics(truth, labels))
     bad = [name for name, value in out.items() if not np.isfinite(value)]
     if bad:
         log.warning("left out non-finite metric(s) %s", bad)

@@ -16,8 +16,12 @@ from meterflow.errors import ConfigError
 if TYPE_CHECKING:
     from meterflow.clustering.base import ClusteringAlgorithm
 
+AUTO_MODEL = "auto"  # the step's model that tries several configurations (``auto.py``)
 # name -> "module:Class"; the class's ``name`` equals its key
-DISTANCE_METRICS = ("euclidean", "dtw")  # distances every algorithm is offered with
+# DTW and its derivative / weighted variants (``meterflow.profiles.dtw.variants``): the matrix
+# methods cluster on their precomputed matrix, and new profiles are assigned with the same one
+DTW_FAMILY = ("dtw", "ddtw", "wdtw", "wddtw")
+DISTANCE_METRICS = ("euclidean", *DTW_FAMILY)  # distances the algorithms are offered with
 
 ALGORITHMS: dict[str, str] = {
     "kmeans": "meterflow.clustering.kmeans:KMeansClustering",

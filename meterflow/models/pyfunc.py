@@ -66,7 +66,9 @@ def _requirements(names: Sequence[str] = _RUNTIME) -> list[str]:
 
 
 def log_predictor(predictor: Any, *, name: str) -> str:
-    """Log ``predictor`` into the active run as pyfunc model ``name``; return its model URI."""
+    """Log ``predictor`` into the active run as pyfunc model ``name``; return its model URI.
+    A predictor with ``schema_free_input = True`` checks its own input (it takes more than one
+    layout), so the model gets the input example but no signature for MLflow to enforce."""
     example = predictor.input_example()
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "predictor.pkl"
@@ -81,6 +83,7 @@ def log_predictor(predictor: Any, *, name: str) -> str:
                 artifacts={PREDICTOR_ARTIFACT: str(path)},
                 code_paths=[str(Path(meterflow.__file__).parent)],
                 input_example=example,
+                signature=False if getattr(predictor, "schema_free_input", False) else None,
                 pip_requirements=_requirements(),
                 metadata={"predictor": type(predictor).__name__},
             )

@@ -1,8 +1,16 @@
 """Profile tables a user brings as a file (CSV or Parquet): one row per profile, an id column,
-optional date and label columns, one numeric column per slot, any number of slots."""
+optional date and label columns, one numeric column per slot, any number of slots.
+
+The id column is ``id_column`` when given, else the first of ``id``/``meter_id``, else the first
+non-numeric column, else the row number. A column named like a label (``label``, ``class``,
+``target``, ...) is never taken as a slot: it must be named as ``label_column`` (or renamed),
+because clustering a 0/1 class as one more slot silently spoils every distance.
+"""
 
 from __future__ import annotations
 
+import logging
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -12,16 +20,31 @@ from meterflow.errors import SourceError
 from meterflow.schemas import slot_columns
 from meterflow.sources.userfile import read_user_table
 
+log = logging.getLogger(__name__)
+
 SOURCE = "in_profiles"
+ID_NAMES = ("id", "meter_id")  # taken as the id column, in this order, when none is named
+LABEL_LIKE = ("label", "labels", "class", "classes", "target", "y", "category", "cluster", "group")
+
+
+@dataclass(frozen=True)
+class ProfileFile:
+    """A profile file as a table (``meter_id``, [``date``], [``label``], ``slot_00``..), the
+    file's own names of the slot columns, in order, and where the ids came from."""
+
+    table: pd.DataFrame
+    slot_names: tuple[str, ...]
+    id_source: str  # the id column's name in the file, or "" for row numbers
 
 
 def read_profile_file(
-    path: Path, *, id_column: str, date_column: str = "", label_column: str = ""
-) -> pd.DataFrame:
-    """The file as meter_id, [date], [label], slot_00.. (float); SourceError naming the file
-    (and the first bad row) when it cannot serve as a profile table."""
+    path: Path, *, id_column: str = "", date_column: str = "", label_column: str = ""
+) -> ProfileFile:
+    """Read and check a profile file; SourceError naming the file (and the first bad row) when
+    it cannot serve as a profile table."""
     raw = read_user_table(path, source=SOURCE, what="profile file")
-    named = {id_column: "meter_id"}
+    id_column = id_column or _find_id_column(raw, exclude=(date_column, label_column))
+    named = {id_column: "meter_id"} if id_column else {}
     if date_column and date_column in raw.columns:
         named[date_column] = "date"
     if label_column:
@@ -31,15 +54,39 @@ def read_profile_file(
         raise SourceError(f"missing column(s) {missing}", source=SOURCE, file=str(path))
     values = _slot_values(raw.drop(columns=list(named)), path)
     out = raw[list(named)].rename(columns=named).reset_index(drop=True)
+    if not id_column:
+        out.insert(0, "meter_id", np.arange(len(raw)))
+        log.info("%s: no id column found, profiles are numbered by row", path)
     out["meter_id"] = out["meter_id"].astype(str)
     if "date" in out.columns:
         out["date"] = pd.to_datetime(out["date"])
     slots = pd.DataFrame(values.to_numpy(dtype=np.float64), columns=slot_columns(values.shape[1]))
-    return pd.concat([out, slots], axis=1)
+    table = pd.concat([out, slots], axis=1)
+    return ProfileFile(table, tuple(str(c) for c in values.columns), id_column)
+
+
+def _find_id_column(raw: pd.DataFrame, exclude: tuple[str, ...]) -> str:
+    """``id`` or ``meter_id`` if present, else the first non-numeric column not in ``exclude``
+    (the date and label columns), else ""."""
+    for name in ID_NAMES:
+        if name in raw.columns:
+            return name
+    text = [
+        c for c in raw.columns if c not in exclude and not pd.api.types.is_numeric_dtype(raw[c])
+    ]
+    return str(text[0]) if text else ""
 
 
 def _slot_values(values: pd.DataFrame, path: Path) -> pd.DataFrame:
-    """The slot columns, checked: numeric, at least two, no missing value."""
+    """The slot columns, checked: none named like a label, numeric, at least two, complete."""
+    labels = [c for c in values.columns if str(c).strip().lower() in LABEL_LIKE]
+    if labels:
+        raise SourceError(
+            f"column {labels[0]!r} looks like a label, not a slot: pass label_column="
+            f"{labels[0]} to score clusters against it (or rename it to use it as a slot)",
+            source=SOURCE,
+            file=str(path),
+        )
     bad = [c for c in values.columns if not pd.api.types.is_numeric_dtype(values[c])]
     if bad:
         raise SourceError(

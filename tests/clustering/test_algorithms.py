@@ -108,7 +108,7 @@ def test_missing_dtw_matrix_is_a_clear_error():
     X, _ = make_profiles(5, 24, seed=1)
     for name in ("kmedoids", "agglomerative"):
         assert needs_dtw_matrix(name, "dtw") and not needs_dtw_matrix(name, "euclidean")
-        with pytest.raises(ConfigError, match="precomputed DTW matrix"):
+        with pytest.raises(ConfigError, match="precomputed distance matrix"):
             fit_clustering(name, X, k=3, distance_metric="dtw", dtw=None)
     with pytest.raises(SchemaError, match="shape"):
         fit_clustering("kmedoids", X, k=3, distance_metric="dtw", dtw=np.zeros((4, 4)))
@@ -246,3 +246,10 @@ def test_agglomerative_labels_follow_nearest_medoid():
     np.testing.assert_array_equal(result.labels, distances.argmin(axis=1))
     assert result.info["linkage"] == "average"
     assert 0.9 <= result.info["native_label_agreement"] <= 1.0
+
+
+def test_the_registry_offers_every_dtw_family_distance_the_engine_has():
+    from meterflow.clustering.registry import DTW_FAMILY
+    from meterflow.profiles.dtw import DISTANCES
+
+    assert DTW_FAMILY == DISTANCES

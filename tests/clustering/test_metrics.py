@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import io
 
 import numpy as np
@@ -34,6 +35,7 @@ from meterflow.clustering.peaks import (
     peak_scores,
     prominent_peaks,
 )
+from meterflow.clustering.selection import stability
 from meterflow.errors import ConfigError
 
 
@@ -168,6 +170,27 @@ def test_select_k_picks_the_true_k():
     assert np.isfinite(dtw_sel.table["silhouette"]).all()
     with pytest.raises(ConfigError, match="som_grid"):
         select_k("som", X, options={"som_grid": "2x2"})
+
+
+@pytest.mark.parametrize("criterion", ["davies_bouldin", "stability"])
+def test_every_k_criterion_finds_the_true_k(criterion):
+    X, _ = four_shapes(12)
+    sel = select_k("kmeans", X, k_min=2, k_max=6, seed=0, criterion=criterion)
+    assert sel.k == 4 and sel.criterion == criterion
+    best = sel.table["score"].idxmin() if criterion == "davies_bouldin" else None
+    assert best is None or sel.table["k"][best] == 4
+    assert {"silhouette", "davies_bouldin"} <= set(sel.table.columns)
+    with pytest.raises(ConfigError, match="criterion"):
+        select_k("kmeans", X, criterion="gap")
+
+
+def test_stability_is_high_for_real_structure_and_low_for_noise():
+    X, _ = four_shapes(15)
+    fit = functools.partial(fit_clustering, "kmeans", seed=0)
+    real = stability(fit, X, None, fit(X, k=4, dtw=None), seed=0)
+    noise = np.random.default_rng(0).normal(size=X.shape)
+    blur = stability(fit, noise, None, fit(noise, k=4, dtw=None), seed=0)
+    assert real > 0.95 and blur < 0.7 and real > blur
 
 
 # --- composition -------------------------------------------------------------------------------

@@ -13,10 +13,11 @@ import textwrap
 import numpy as np
 import pandas as pd
 import pytest
-from dtaidistance import dtw as dtai_dtw
 
 from meterflow.clustering import fit_clustering
-from meterflow.clustering.distances import square_dtw
+from meterflow.clustering.registry import DTW_FAMILY
+from meterflow.errors import SchemaError
+from meterflow.profiles.dtw import condensed_to_square, distance_condensed
 from meterflow.schemas import slot_columns
 
 MODELS = [
@@ -29,7 +30,26 @@ MODELS = [
     ("som", "euclidean", {"som_grid": "2x2"}),
     ("kshape", "euclidean", {}),
     ("lstm_autoencoder", "euclidean", {"epochs": 4, "batch_size": 16}),
+    ("kmedoids", "ddtw", {}),
+    ("kmedoids", "wddtw", {}),
+    ("agglomerative", "wdtw", {"linkage": "average"}),
+    ("kmeans", "euclidean", {"representation": "diff"}),
+    ("kmeans", "euclidean", {"representation": "shape", "normalize": "zscore"}),
+    ("agglomerative", "euclidean", {"representation": "shape"}),
 ]
+
+
+def model_key(name: str, metric: str, options: dict) -> str:
+    return "_".join(
+        [name, metric, *([options["representation"]] if "representation" in options else [])]
+    )
+
+
+def matrix_for(X: np.ndarray, metric: str, window: int) -> np.ndarray | None:
+    """The square matrix a matrix method of ``metric`` needs (None for the others)."""
+    if metric not in DTW_FAMILY:
+        return None
+    return condensed_to_square(distance_condensed(metric, X, window), len(X))
 
 
 def make_profiles(n_per: int, n_slots: int, seed: int) -> np.ndarray:
@@ -78,10 +98,10 @@ LOADER = textwrap.dedent(
 def fitted(tmp_path_factory):
     folder = tmp_path_factory.mktemp("assigners")
     X = make_profiles(12, 24, seed=3)
-    matrix = square_dtw(dtai_dtw.distance_matrix_fast(X, window=4))
     results = {}
     for name, metric, options in MODELS:
-        key = f"{name}_{metric}"
+        key = model_key(name, metric, options)
+        matrix = matrix_for(X, metric, 4)
         results[key] = fit_clustering(
             name, X, k=4, distance_metric=metric, dtw=matrix, window=4, seed=5, options=options
         )
@@ -100,7 +120,7 @@ def fitted(tmp_path_factory):
     return X, results, json.loads(proc.stdout.strip().splitlines()[-1])
 
 
-@pytest.mark.parametrize("key", [f"{name}_{metric}" for name, metric, _ in MODELS])
+@pytest.mark.parametrize("key", [model_key(*m) for m in MODELS])
 def test_fresh_process_predicts_training_labels(fitted, key):
     _, results, fresh = fitted
     result = results[key]
@@ -127,10 +147,7 @@ def test_assigners_on_96_slots_and_new_days():
     X = make_profiles(8, 96, seed=9)
     train, new = X[::2], X[1::2]
     for name, metric, options in MODELS:
-        if metric == "dtw" and name != "kmeans":
-            matrix = square_dtw(dtai_dtw.distance_matrix_fast(train, window=8))
-        else:
-            matrix = None
+        matrix = None if name == "kmeans" else matrix_for(train, metric, 8)
         if name == "kmeans" and metric == "dtw":
             continue  # covered on 24 slots; tslearn's DTW k-means is the slow one
         result = fit_clustering(
@@ -141,3 +158,22 @@ def test_assigners_on_96_slots_and_new_days():
         labels = again.predict(pd.DataFrame(new, columns=slot_columns(96)))
         assert labels.shape == (len(new),) and labels.min() >= 0 and labels.max() < 4
         assert again.settings()["n_slots"] == 96
+
+
+def test_the_model_takes_the_training_files_own_columns_and_plain_arrays():
+    X = make_profiles(6, 24, seed=2)
+    assigner = fit_clustering("kmeans", X, k=4, seed=0).assigner
+    labels = assigner.predict(X)
+    assigner.slot_names = tuple(f"h{i}" for i in range(24))
+    own = pd.DataFrame(X, columns=assigner.slot_names)
+    own.insert(0, "label", np.arange(len(X)) % 2)  # numeric, but not one of the slots
+    own.insert(0, "id", [f"m{i}" for i in range(len(X))])
+    np.testing.assert_array_equal(assigner.predict(own), labels)
+    np.testing.assert_array_equal(assigner.predict(X.tolist()), labels)
+    canonical = pd.DataFrame(X, columns=slot_columns(24))
+    np.testing.assert_array_equal(assigner.predict(canonical), labels)
+    assert list(assigner.input_example().columns) == list(assigner.slot_names)
+    with pytest.raises(SchemaError, match=r"h0\.\.h23"):
+        assigner.predict(own.drop(columns="h5"))
+    with pytest.raises(SchemaError, match="24 slots"):
+        assigner.predict(X[:, :20])

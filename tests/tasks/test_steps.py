@@ -19,6 +19,7 @@ import sqlalchemy as sa
 from mlflow.tracking import MlflowClient
 
 from meterflow import tracking
+from meterflow.clustering.auto import AUTO_CANDIDATES
 from meterflow.config import (
     AnomalyOptions,
     ClusteringOptions,
@@ -31,7 +32,7 @@ from meterflow.config import (
     LoadNewMongoOptions,
 )
 from meterflow.demo import DemoSpec
-from meterflow.errors import SchemaError
+from meterflow.errors import SchemaError, SourceError
 from meterflow.sources.formats import MONGO_COLLECTION
 from meterflow.tasks.anomaly import run_anomaly
 from meterflow.tasks.clustering import run_clustering
@@ -286,17 +287,49 @@ def test_labelled_96_slot_file_and_automatic_k(env, tmp_path):
             )
     path = tmp_path / "profiles.csv"
     pd.DataFrame(rows).to_csv(path, index=False)
+    with pytest.raises(SourceError, match="'label' looks like a label"):  # forgot label_column
+        run_clustering(ClusteringOptions(in_profiles=str(path), date_column=""), env)
     run_id = run_clustering(
-        ClusteringOptions(in_profiles=str(path), id_column="id", date_column="",
-                          label_column="label", number_of_clusters=0, k_max=6),
+        ClusteringOptions(in_profiles=str(path), date_column="", label_column="label",
+                          number_of_clusters=0, k_max=6, max_profiles=60),
         env,
     )  # fmt: skip
     m = metrics(run_id)
-    assert m["k"] == 3
-    assert m["ari"] > 0.9 and m["nmi"] > 0.9 and m["rand_index"] > 0.9
+    assert m["k"] == 3 and m["profiles_fitted"] == 60 and m["profiles"] == 120
+    assert m["ari"] > 0.9 and m["nmi"] > 0.9 and m["rand_index"] > 0.9  # every assigned row
+    assert m["ari_fitted"] > 0.9  # the fitted sample alone
     assert "silhouette_dtw" not in m  # no DTW matrix for a Euclidean run on a file
     k_table = tracking.load_table(run_id, "k_selection")
     assert list(k_table["k"]) == [2, 3, 4, 5, 6]
+    # the logged model takes the very file it was trained on, and plain arrays
+    model = mlflow.pyfunc.load_model(f"runs:/{run_id}/model")
+    assigned = tracking.load_table(run_id, "assignments")["cluster"].to_numpy()
+    table = pd.read_csv(path)
+    np.testing.assert_array_equal(np.asarray(model.predict(table)), assigned)
+    values = table.drop(columns=["id", "label"]).to_numpy()
+    np.testing.assert_array_equal(np.asarray(model.predict(values)), assigned)
+
+
+def test_auto_tries_every_candidate_as_a_child_run(env, chain):
+    run_id = run_clustering(
+        ClusteringOptions(profiles_run=chain["harmonization"], model="auto", number_of_clusters=3),
+        env,
+    )
+    table = tracking.load_table(run_id, "auto_candidates")
+    assert table["candidate"].tolist() == [c.name for c in AUTO_CANDIDATES]
+    assert table["chosen"].sum() == 1 and np.isfinite(table["ari"]).all()  # meter types known
+    chosen = table.loc[table["chosen"], "candidate"].item()
+    assert chosen == table.loc[table["silhouette_gap"].idxmax(), "candidate"]
+    run = mlflow.get_run(run_id)
+    assert run.data.tags["clustering.auto_choice"] == chosen
+    assert chosen.startswith(run.data.params["algo.model"])
+    children = MlflowClient().search_runs(
+        [run.info.experiment_id], filter_string=f"tags.mlflow.parentRunId = '{run_id}'"
+    )
+    assert sorted(c.info.run_name for c in children) == sorted(
+        f"candidate {c.name}" for c in AUTO_CANDIDATES
+    )
+    assert all("silhouette_gap" in c.data.metrics for c in children)
 
 
 def test_hybrid_forecaster_against_baselines(env, chain):

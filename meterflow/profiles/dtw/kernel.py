@@ -169,28 +169,59 @@ def dtw_rows(
     ``parallel=False`` runs on the calling thread only (used by Dask workers).
     """
     x = as_profile_array(X)
-    n, length = x.shape
+    band = band_width(window, x.shape[1])
+    pad = column_pad(x.shape[1], band)
+    kernel = rows_parallel if parallel else rows_serial
+    columns = lane_blocks(x[: max(stop - 1, 1)], pad)
+
+    def compute(r0: int, r1: int, target: np.ndarray) -> None:
+        kernel(x, columns, r0, r1, band, pad, target)
+
+    return fill_rows(
+        x,
+        start,
+        stop,
+        compute,
+        band_cells(x.shape[1], band),
+        out=out,
+        parallel=parallel,
+        progress=progress,
+        caller="dtw_rows",
+    )
+
+
+def fill_rows(
+    x: np.ndarray,
+    start: int,
+    stop: int,
+    compute: Callable[[int, int, np.ndarray], None],
+    cells_per_pair: int,
+    *,
+    out: np.ndarray | None,
+    parallel: bool,
+    progress: bool,
+    caller: str,
+) -> np.ndarray:
+    """The row loop shared by the DTW-family ``*_rows`` functions: check the range and ``out``,
+    then call ``compute(r0, r1, target)`` per chunk of rows of about
+    ``PROGRESS_CELLS`` cells (``target``: their slice of ``out``), logging progress."""
+    n = x.shape[0]
     if not 0 <= start <= stop <= n:
-        raise ConfigError(f"dtw_rows: need 0 <= start <= stop <= {n}, got {start}, {stop}")
-    band = band_width(window, length)
+        raise ConfigError(f"{caller}: need 0 <= start <= stop <= {n}, got {start}, {stop}")
     size = n_pairs(stop) - n_pairs(start)
     if out is None:
         out = np.empty(size, dtype=np.float64)
     elif out.shape != (size,):
-        raise ConfigError(f"dtw_rows: out has shape {out.shape}, expected ({size},)")
+        raise ConfigError(f"{caller}: out has shape {out.shape}, expected ({size},)")
     target = np.asarray(out)  # a memmap slice becomes a plain view of the same memory
     if size == 0:
         return out
-    pad = column_pad(length, band)
-    xb = lane_blocks(x[: max(stop - 1, 1)], pad)
-    kernel = rows_parallel if parallel else rows_serial
-    cells = band_cells(length, band)
-    chunks = _row_chunks(start, stop, cells)
+    chunks = _row_chunks(start, stop, cells_per_pair)
     t0 = time.perf_counter()
     with numba.parallel_chunksize(1) if parallel else contextlib.nullcontext():
         for r0, r1 in chunks:
             lo, hi = n_pairs(r0) - n_pairs(start), n_pairs(r1) - n_pairs(start)
-            kernel(x, xb, r0, r1, band, pad, target[lo:hi])
+            compute(r0, r1, target[lo:hi])
             if progress and len(chunks) > 1:
                 _log_progress(start, r1, hi, size, time.perf_counter() - t0)
     return out

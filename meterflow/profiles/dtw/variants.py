@@ -1,0 +1,372 @@
+"""DTW variants: derivative DTW (DDTW), weighted DTW (WDTW) and both (WDDTW), plus a dispatch by
+name over them and plain DTW, in the condensed lower-triangle layout of ``kernel.py``.
+
+Distances (``DISTANCES``), all with the square root of our DTW (``sqrt`` of the accumulated cost;
+aeon and the papers report the unrooted cost, so ours is its square root):
+
+- ``dtw``: ``kernel.dtw_rows`` unchanged.
+- ``ddtw`` (Keogh & Pazzani 2001): DTW of the derivatives (``derivative``: aeon's "average of
+  slopes", ``m - 2`` values per profile of ``m`` slots).
+- ``wdtw`` (Jeong, Jeong & Omitaomu 2011): each cell ``(a, b)`` costs
+  ``w(|a - b|) * (x[a] - y[b])**2`` with the modified logistic weight
+  ``w(k) = w_max / (1 + exp(-g * (k - L/2)))``, ``L`` the length of the series compared;
+  ``g`` defaults to ``WDTW_G = 0.05`` (the paper's value and aeon's default), ``w_max`` to 1.
+- ``wddtw``: WDTW of the derivatives (``L = m - 2`` in the weight, as aeon does).
+
+Callers always pass raw profiles (``m`` slots); the derivative is taken inside.
+
+Window: as in ``kernel.py`` (dtaidistance's meaning, ``|a - b| < window``, None/0 =
+unconstrained), a band restricting the cells on top of the weight. Unconstrained is the
+standard WDTW. For the derivative variants the band is on the derivative's indices; derivative
+value ``i`` sits at slot ``i + 1``, so the window still bounds the shift in slots, and any
+``window >= m - 2`` is unconstrained.
+
+The weighted kernel is numba code vectorised across ``LANES`` column profiles (``lane_blocks``,
+slot-major): the weight of a cell depends only on ``|a - b|``, one scalar for all lanes.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+from functools import partial
+from numbers import Real
+
+import numba
+import numpy as np
+from numba import njit, prange
+
+from meterflow.errors import ConfigError, SchemaError
+
+from .kernel import (
+    RowComputer,
+    as_profile_array,
+    band_cells,
+    band_width,
+    dtw_cross,
+    dtw_rows,
+    fill_rows,
+)
+from .lanes import LANES, lane_blocks
+
+DISTANCES = ("dtw", "ddtw", "wdtw", "wddtw")
+WDTW_G = 0.05  # Jeong et al. 2011; aeon's default
+W_MAX = 1.0
+_TAG = re.compile(r"[A-Za-z0-9_.-]+")
+
+
+# --------------------------------------------------------------------------- description
+
+
+@dataclass(frozen=True)
+class Distance:
+    """One distance of ``DISTANCES``; ``g`` and ``w_max`` matter only for the weighted ones."""
+
+    name: str
+    g: float = WDTW_G
+    w_max: float = W_MAX
+
+    def __post_init__(self) -> None:
+        if self.name not in DISTANCES:
+            raise ConfigError(f"unknown DTW distance {self.name!r}; choose one of {DISTANCES}")
+        if not (_is_real(self.g) and math.isfinite(self.g) and self.g >= 0):
+            raise ConfigError(f"WDTW steepness g must be finite and >= 0, got {self.g!r}")
+        if not (_is_real(self.w_max) and math.isfinite(self.w_max) and self.w_max > 0):
+            raise ConfigError(f"WDTW w_max must be finite and > 0, got {self.w_max!r}")
+
+    @property
+    def derivative(self) -> bool:
+        """Whether the profiles are replaced by their derivative first."""
+        return self.name in ("ddtw", "wddtw")
+
+    @property
+    def weighted(self) -> bool:
+        """Whether cells are weighted by the logistic weight of ``|a - b|``."""
+        return self.name in ("wdtw", "wddtw")
+
+    @property
+    def tag(self) -> str:
+        """Short name with its parameters, e.g. ``wddtw-g0.05`` (empty for plain ``dtw``)."""
+        if self.name == "dtw":
+            return ""
+        if not self.weighted:
+            return self.name
+        tag = f"{self.name}-g{float(self.g)!r}"
+        return tag if self.w_max == W_MAX else f"{tag}-wmax{float(self.w_max)!r}"
+
+
+def _is_real(value: object) -> bool:
+    """A real number, not a bool."""
+    return isinstance(value, Real) and not isinstance(value, bool)
+
+
+def distance_spec(metric: str | Distance) -> Distance:
+    """``metric`` as a ``Distance`` (a name gets the default ``g`` and ``w_max``)."""
+    if isinstance(metric, Distance):
+        return metric
+    if not isinstance(metric, str):
+        raise ConfigError(f"DTW distance must be one of {DISTANCES}, got {metric!r}")
+    return Distance(metric)
+
+
+def cache_tag(metric: str | Distance, normalization: str) -> str:
+    """Tag naming normalisation and distance for a ``DtwCache`` folder: ``normalization`` itself
+    for plain DTW (existing caches stay valid), else e.g. ``l2.wddtw-g0.05``."""
+    spec = distance_spec(metric)
+    tag = f"{normalization}.{spec.tag}" if spec.tag else normalization
+    if not _TAG.fullmatch(tag):
+        raise ConfigError(f"cache tag {tag!r}: normalization must use letters, digits, _.-")
+    return tag
+
+
+# --------------------------------------------------------------------------- transforms
+
+
+def derivative(X: np.ndarray) -> np.ndarray:
+    """Keogh & Pazzani's derivative of each profile (aeon's ``slope_derivative``):
+    ``d[i - 1] = ((q[i] - q[i-1]) + (q[i+1] - q[i-1]) / 2) / 2`` for ``i = 1 .. m-2``.
+
+    ``X``: (profiles x ``m`` slots), finite, ``m >= 3``; returns (profiles x ``m - 2``) float64.
+    """
+    x = as_profile_array(X)
+    if x.shape[1] < 3:
+        raise SchemaError(f"derivative DTW needs profiles of >= 3 slots, got {x.shape[1]}")
+    left, mid, right = x[:, :-2], x[:, 1:-1], x[:, 2:]
+    return np.ascontiguousarray(((mid - left) + (right - left) / 2.0) / 2.0)
+
+
+def wdtw_weights(length: int, g: float = WDTW_G, w_max: float = W_MAX) -> np.ndarray:
+    """``w(k) = w_max / (1 + exp(-g * (k - length / 2)))`` for ``k = 0 .. length - 1``."""
+    k = np.arange(length, dtype=np.float64)
+    return w_max / (1.0 + np.exp(-g * (k - length / 2)))
+
+
+def _prepared(spec: Distance, X: np.ndarray, name: str = "X") -> np.ndarray:
+    """Checked profiles, derived if the distance asks for it."""
+    x = as_profile_array(X, name=name)
+    return derivative(x) if spec.derivative else x
+
+
+# --------------------------------------------------------------------------- numba kernels
+
+
+@njit(cache=True, nogil=True, fastmath={"nnan"}, boundscheck=False)
+def _lanes_wdtw(x, yt, band, wv, prev, cur, out):
+    """Weighted squared DTW of ``x`` against the ``LANES`` columns of ``yt`` into ``out``.
+
+    ``wv[k]`` weighs cells with ``|a - b| = k``; ``prev``/``cur`` are (slots + 1, LANES) scratch
+    rows, index ``b + 1`` holding column ``b``.
+    """
+    length = x.shape[0]
+    inf = np.inf
+    for b in range(length + 1):
+        for k in range(LANES):
+            prev[b, k] = inf
+    for k in range(LANES):
+        prev[0, k] = 0.0
+    for a in range(length):
+        xa = x[a]
+        lo = max(0, a - band + 1)
+        hi = min(length, a + band)
+        for k in range(LANES):
+            cur[lo, k] = inf
+        for b in range(lo, hi):
+            w = wv[abs(a - b)]
+            for k in range(LANES):
+                d = xa - yt[b, k]
+                m = min(prev[b, k], prev[b + 1, k])
+                m = min(m, cur[b, k])
+                cur[b + 1, k] = d * d * w + m
+        if hi < length:
+            for k in range(LANES):
+                cur[hi + 1, k] = inf
+        prev, cur = cur, prev
+    for k in range(LANES):
+        out[k] = prev[length, k]
+
+
+@njit(cache=True, nogil=True, boundscheck=False)
+def _row(x, xb, i, band, wv, out, base, prev, cur, sq):
+    """Row ``i`` (pairs ``(i, 0..i-1)``) into ``out[base : base + i]``."""
+    xi = x[i]
+    for cb in range((i + LANES - 1) // LANES):
+        _lanes_wdtw(xi, xb[cb], band, wv, prev, cur, sq)
+        j0 = cb * LANES
+        for k in range(min(LANES, i - j0)):
+            out[base + j0 + k] = np.sqrt(sq[k])
+
+
+@njit(parallel=True, cache=True, nogil=True, boundscheck=False)
+def _rows_par(x, xb, start, stop, band, wv, out):
+    """Rows ``start..stop-1`` of the lower triangle into ``out`` (offset ``n_pairs(start)``)."""
+    length = x.shape[1]
+    base0 = start * (start - 1) // 2
+    for p in prange(stop - start):
+        i = stop - 1 - p  # longest rows first: better dynamic balance
+        prev = np.empty((length + 1, LANES))
+        cur = np.empty((length + 1, LANES))
+        sq = np.empty(LANES)
+        _row(x, xb, i, band, wv, out, i * (i - 1) // 2 - base0, prev, cur, sq)
+
+
+@njit(cache=True, nogil=True, boundscheck=False)
+def _rows_ser(x, xb, start, stop, band, wv, out):
+    """Single-threaded ``_rows_par`` (for Dask workers, which parallelise across tasks)."""
+    length = x.shape[1]
+    base0 = start * (start - 1) // 2
+    prev = np.empty((length + 1, LANES))
+    cur = np.empty((length + 1, LANES))
+    sq = np.empty(LANES)
+    for i in range(start, stop):
+        _row(x, xb, i, band, wv, out, i * (i - 1) // 2 - base0, prev, cur, sq)
+
+
+@njit(parallel=True, cache=True, nogil=True, boundscheck=False)
+def _cross_par(a, bb, nb, band, wv, out):
+    """``out[i, j] = wdtw(a[i], b[j])`` for ``j < nb`` with ``bb = lane_blocks(b)``."""
+    length = a.shape[1]
+    for i in prange(a.shape[0]):
+        prev = np.empty((length + 1, LANES))
+        cur = np.empty((length + 1, LANES))
+        sq = np.empty(LANES)
+        ai = a[i]
+        for cb in range(bb.shape[0]):
+            _lanes_wdtw(ai, bb[cb], band, wv, prev, cur, sq)
+            j0 = cb * LANES
+            for k in range(min(LANES, nb - j0)):
+                out[i, j0 + k] = np.sqrt(sq[k])
+
+
+# --------------------------------------------------------------------------- weighted DTW
+
+
+def wdtw_rows(
+    X: np.ndarray,
+    start: int,
+    stop: int,
+    window: int | None = None,
+    *,
+    g: float = WDTW_G,
+    w_max: float = W_MAX,
+    out: np.ndarray | None = None,
+    parallel: bool = True,
+    progress: bool = False,
+) -> np.ndarray:
+    """Rows ``start .. stop-1`` of the condensed WDTW matrix of ``X[:stop]`` (no derivative).
+
+    Same contract as ``kernel.dtw_rows`` (layout, ``out``, ``parallel=False`` = calling thread
+    only); the weight uses ``L = X.shape[1]``. Values are ``sqrt`` of the weighted cost.
+    """
+    Distance("wdtw", g=g, w_max=w_max)  # validates g and w_max
+    x = as_profile_array(X)
+    length = x.shape[1]
+    band = band_width(window, length)
+    wv = wdtw_weights(length, g, w_max)
+    columns = lane_blocks(x[: max(stop - 1, 1)])
+    kernel = _rows_par if parallel else _rows_ser
+
+    def compute(r0: int, r1: int, target: np.ndarray) -> None:
+        kernel(x, columns, r0, r1, band, wv, target)
+
+    return fill_rows(
+        x,
+        start,
+        stop,
+        compute,
+        band_cells(length, band),
+        out=out,
+        parallel=parallel,
+        progress=progress,
+        caller="wdtw_rows",
+    )
+
+
+def wdtw_cross(
+    A: np.ndarray,
+    B: np.ndarray,
+    window: int | None = None,
+    *,
+    g: float = WDTW_G,
+    w_max: float = W_MAX,
+) -> np.ndarray:
+    """WDTW between every row of ``A`` and every row of ``B``: ``(len(A), len(B))`` float64."""
+    Distance("wdtw", g=g, w_max=w_max)
+    a = as_profile_array(A, name="A")
+    b = as_profile_array(B, name="B")
+    if a.shape[1] != b.shape[1]:
+        raise SchemaError(f"wdtw_cross: A has {a.shape[1]} slots but B has {b.shape[1]}")
+    out = np.empty((a.shape[0], b.shape[0]), dtype=np.float64)
+    band = band_width(window, a.shape[1])
+    if out.size:
+        wv = wdtw_weights(a.shape[1], g, w_max)
+        with numba.parallel_chunksize(1):
+            _cross_par(a, lane_blocks(b), b.shape[0], band, wv, out)
+    return out
+
+
+# --------------------------------------------------------------------------- dispatch
+
+
+def distance_rows(
+    metric: str | Distance,
+    X: np.ndarray,
+    start: int,
+    stop: int,
+    window: int | None = None,
+    *,
+    out: np.ndarray | None = None,
+    parallel: bool = True,
+    progress: bool = False,
+) -> np.ndarray:
+    """Rows ``start .. stop-1`` of the condensed matrix of distance ``metric`` (a name of
+    ``DISTANCES`` or a ``Distance``) over the raw profiles ``X``; contract of ``dtw_rows``."""
+    spec = distance_spec(metric)
+    x = _prepared(spec, X)
+    kwargs = {"out": out, "parallel": parallel, "progress": progress}
+    if spec.weighted:
+        return wdtw_rows(x, start, stop, window, g=spec.g, w_max=spec.w_max, **kwargs)
+    return dtw_rows(x, start, stop, window, **kwargs)
+
+
+def distance_cross(
+    metric: str | Distance, A: np.ndarray, B: np.ndarray, window: int | None = None
+) -> np.ndarray:
+    """Distance ``metric`` between every row of ``A`` and of ``B`` (raw profiles, equal slots)."""
+    spec = distance_spec(metric)
+    a = as_profile_array(A, name="A")
+    b = as_profile_array(B, name="B")
+    if a.shape[1] != b.shape[1]:
+        raise SchemaError(f"distance_cross: A has {a.shape[1]} slots but B has {b.shape[1]}")
+    a, b = _prepared(spec, a, "A"), _prepared(spec, b, "B")
+    if spec.weighted:
+        return wdtw_cross(a, b, window, g=spec.g, w_max=spec.w_max)
+    return dtw_cross(a, b, window)
+
+
+def distance_condensed(
+    metric: str | Distance, X: np.ndarray, window: int | None = None, *, progress: bool = True
+) -> np.ndarray:
+    """All-pairs distance ``metric`` of the rows of ``X``, condensed lower triangle, float64."""
+    x = as_profile_array(X)
+    return distance_rows(metric, x, 0, x.shape[0], window, progress=progress)
+
+
+def _compute_rows(
+    metric: Distance,
+    progress: bool,
+    x: np.ndarray,
+    start: int,
+    stop: int,
+    window: int | None,
+    out: np.ndarray,
+) -> None:
+    """``RowComputer`` body of ``row_computer`` (module level, so it pickles)."""
+    distance_rows(metric, x, start, stop, window, out=out, progress=progress)
+
+
+def row_computer(metric: str | Distance, *, progress: bool = True) -> RowComputer | None:
+    """``RowComputer`` for ``DtwCache.update(rows=...)`` computing ``metric`` in this process;
+    None for plain ``dtw`` (the cache's default). Pair it with ``cache_tag`` as normalisation."""
+    spec = distance_spec(metric)
+    return None if spec.name == "dtw" else partial(_compute_rows, spec, progress)

@@ -1,0 +1,170 @@
+"""What the ``clustering`` step clusters: the profiles of a harmonization run or of a file, the
+rows the model is fitted on, the known classes, and the distance matrices from the DTW cache."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from meterflow import defaults, tracking
+from meterflow.clustering.registry import AUTO_MODEL, DTW_FAMILY
+from meterflow.config import ClusteringOptions, Environment
+from meterflow.errors import ConfigError
+from meterflow.profiles.dtw import cache_tag, dask_rows, row_computer
+from meterflow.profiles.select import recent_days_mask, sample_rows
+from meterflow.schemas import Table
+from meterflow.sources.dtw_cache import DtwCache
+from meterflow.sources.profilefile import read_profile_file
+
+log = logging.getLogger(__name__)
+
+
+def needs_matrix(opts: ClusteringOptions) -> bool:
+    """Whether the step fits on the rows of the DTW matrix (a DTW-family method, or ``auto``)."""
+    return opts.model == AUTO_MODEL or opts.distance_metric in DTW_FAMILY
+
+
+def rows_to_fit(
+    profiles: pd.DataFrame, dtw_rows: np.ndarray | None, opts: ClusteringOptions
+) -> np.ndarray:
+    """The rows the model is fitted on: the DTW matrix's for matrix methods, else a sample."""
+    on_matrix = needs_matrix(opts)
+    if on_matrix:
+        if dtw_rows is None:
+            raise ConfigError(
+                f"model {opts.model} with distance_metric={opts.distance_metric} needs the "
+                "harmonization step's DTW matrix; rerun harmonization with compute_dtw=true"
+            )
+        return dtw_rows
+    return sample_rows(len(profiles), opts.max_profiles, opts.seed)
+
+
+def file_dtw_rows(profiles: pd.DataFrame, max_rows: int, seed: int) -> np.ndarray:
+    if len(profiles) <= max_rows:
+        return np.arange(len(profiles))
+    if "date" in profiles.columns:
+        return np.flatnonzero(recent_days_mask(profiles["date"], max_rows))
+    return sample_rows(len(profiles), max_rows, seed)
+
+
+def known_classes(
+    profiles: pd.DataFrame, meters: pd.DataFrame | None
+) -> tuple[np.ndarray | None, str]:
+    """Known classes to score against: the file's label column, else the meters' type."""
+    if "label" in profiles.columns:
+        return profiles["label"].astype(str).to_numpy(), "label_column"
+    if meters is not None and "type" in meters.columns:
+        types = profiles["meter_id"].map(meters.set_index("meter_id")["type"])
+        if types.notna().all():
+            return types.astype(str).to_numpy(), "meter_type"
+    return None, ""
+
+
+def select_prosumers(
+    profiles: pd.DataFrame, meters: pd.DataFrame, dtw_rows: np.ndarray | None, which: str
+) -> tuple[pd.DataFrame, np.ndarray | None]:
+    """Profiles of meters without PV (``exclude``) or with PV (``only``), and the DTW rows
+    renumbered to the kept profiles. Net profiles of prosumers are shaped by their export, so
+    clustering them with consumers mostly separates sunny days from the rest."""
+    production = profiles["meter_id"].map(meters.set_index("meter_id")["production_kw"])
+    is_prosumer = production.fillna(0).to_numpy() > 0
+    keep = is_prosumer if which == "only" else ~is_prosumer
+    if not keep.any():
+        raise ConfigError(f"prosumers={which} leaves no profiles to cluster")
+    log.info("prosumers=%s: %d of %d profiles", which, keep.sum(), len(keep))
+    if dtw_rows is not None:
+        new_row = np.cumsum(keep) - 1
+        dtw_rows = new_row[dtw_rows[keep[dtw_rows]]]
+    return profiles[keep].reset_index(drop=True), dtw_rows
+
+
+def _distance_square(
+    metric: str, X: np.ndarray, env: Environment, *, window: int, norm: str, scheduler: str
+) -> np.ndarray:
+    """The ``metric`` matrix of ``X`` from the DTW cache (computing only what it lacks; DTW on
+    the Dask ``scheduler`` if given). A read-only lookup comes first so that clustering a subset
+    never evicts rows the harmonization step cached."""
+    cache = DtwCache(env.dtw_cache_dir)
+    tag = cache_tag(metric, norm)
+    found = cache.lookup(X, window=window, normalization=tag)
+    if found is None:
+        dask = dask_rows(scheduler) if metric == "dtw" else contextlib.nullcontext()
+        with dask as rows:
+            computer = rows if metric == "dtw" else row_computer(metric)
+            found = cache.update(X, window=window, normalization=tag, rows=computer)
+    return found.square()
+
+
+@dataclass
+class Matrices:
+    """Square distance matrices of the profiles in the DTW matrix's rows, by metric, read from
+    (or added to) the cache when first asked for."""
+
+    X: np.ndarray
+    env: Environment
+    window: int
+    normalization: str
+    scheduler: str
+    found: dict[str, np.ndarray] = field(default_factory=dict)
+
+    def __call__(self, metric: str) -> np.ndarray:
+        if metric not in self.found:
+            self.found[metric] = _distance_square(
+                metric,
+                self.X,
+                self.env,
+                window=self.window,
+                norm=self.normalization,
+                scheduler=self.scheduler,
+            )
+        return self.found[metric]
+
+
+@dataclass
+class ClusteringInput:
+    """What the step clusters: profiles, the meter table (from a run), the profiles'
+    normalisation, their rows in the DTW matrix (if any) and the DTW window."""
+
+    profiles: pd.DataFrame
+    meters: pd.DataFrame | None
+    normalization: str
+    dtw_rows: np.ndarray | None
+    window: int
+    slot_names: tuple[str, ...] = ()  # the file's names of the slot columns ('' = slot_NN)
+
+
+def input_from_file(opts: ClusteringOptions) -> ClusteringInput:
+    file = read_profile_file(
+        Path(opts.in_profiles),
+        id_column=opts.id_column,
+        date_column=opts.date_column,
+        label_column=opts.label_column,
+    )
+    profiles = file.table
+    rows = file_dtw_rows(profiles, opts.max_profiles, opts.seed) if needs_matrix(opts) else None
+    window = defaults.DTW_WINDOW if opts.dtw_window < 0 else opts.dtw_window
+    return ClusteringInput(profiles, None, "external", rows, window, file.slot_names)
+
+
+def input_from_run(opts: ClusteringOptions, run: tracking.StepRun) -> ClusteringInput:
+    """The harmonization run's profiles, meters and DTW rows; the DTW window is the run's unless
+    the option sets another one."""
+    source_run = tracking.resolve_run(opts.profiles_run, "harmonization")
+    run.set_tags({"input.profiles_run": source_run})
+    profiles = tracking.load_table(source_run, Table.PROFILES)
+    meters = tracking.load_table(source_run, Table.METERS)
+    params = tracking.run_params(source_run)
+    window = int(params.get("dtw_window", defaults.DTW_WINDOW))
+    window = window if opts.dtw_window < 0 else opts.dtw_window
+    dtw_rows = None
+    if tracking.run_tag(source_run, "dtw.cache_key"):
+        index = tracking.load_table(source_run, Table.DTW_INDEX)
+        dtw_rows = index["profile_row"].to_numpy(dtype=np.int64)
+    if opts.prosumers != "include":
+        profiles, dtw_rows = select_prosumers(profiles, meters, dtw_rows, opts.prosumers)
+    return ClusteringInput(profiles, meters, params.get("normalization", "none"), dtw_rows, window)
