@@ -418,6 +418,11 @@ class ClusteringOptions(Options):
     linkage: Literal["", "ward", "average", "complete"] = Field(
         "", description="agglomerative linkage ('' = ward for euclidean, complete for dtw)"
     )
+    assignment: Literal["", "neighbour", "medoid"] = Field(
+        "",
+        description="agglomerative assignment: the nearest fitted profile's cluster (neighbour, "
+        "keeps the linkage cut) or the nearest medoid's ('' = neighbour for ward, else medoid)",
+    )
     dtw_window: int = Field(
         -1,
         ge=-1,

@@ -25,6 +25,8 @@ from meterflow.profiles.dtw.variants import distance_cross
 from meterflow.profiles.normalize import normalize_values
 from meterflow.schemas import slot_columns
 
+_NEIGHBOUR_CHUNK = 1024  # profiles per block of distances to every member
+
 
 @dataclass(kw_only=True, eq=False)
 class Assigner:
@@ -143,6 +145,57 @@ class CentroidAssigner(Assigner):
 
     def settings(self) -> dict[str, Any]:
         out = super().settings() | {"metric": self.metric, "n_clusters": self.n_clusters}
+        if self.metric in DTW_FAMILY:
+            out["window"] = self.window
+        return out
+
+
+@dataclass(kw_only=True, eq=False)
+class NeighbourAssigner(Assigner):
+    """Cluster of the nearest fitted profile (``members``) under ``metric``: ``euclidean`` or a
+    DTW-family distance with band ``window``. The out-of-sample rule of hierarchical clustering:
+    every fitted profile keeps its cluster of the linkage cut. The distance to a cluster is the
+    distance to its nearest member."""
+
+    members: np.ndarray = field(repr=False)  # (m, L) fitted profiles, prepared space
+    member_labels: np.ndarray = field(repr=False)  # (m,) their clusters, each of 0..k-1 present
+    metric: str = "euclidean"
+    window: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.metric not in ("euclidean", *DTW_FAMILY):
+            raise ValueError(f"unknown assignment metric {self.metric!r}")
+        labels = np.asarray(self.member_labels, dtype=np.int64)
+        if len(labels) != len(self.members) or not np.array_equal(
+            np.unique(labels), np.arange(labels.max(initial=-1) + 1)
+        ):
+            raise ValueError("member_labels must give each member a cluster 0..k-1, none empty")
+        order = np.argsort(labels, kind="stable")  # clusters contiguous, for reduceat
+        self.members = np.ascontiguousarray(np.asarray(self.members)[order], dtype=np.float64)
+        self.member_labels = labels[order]
+
+    @property
+    def n_clusters(self) -> int:
+        return int(self.member_labels[-1]) + 1
+
+    def _distances(self, Xp: np.ndarray) -> np.ndarray:
+        firsts = np.searchsorted(self.member_labels, np.arange(self.n_clusters))
+        out = np.empty((len(Xp), self.n_clusters))
+        for start in range(0, len(Xp), _NEIGHBOUR_CHUNK):
+            block = Xp[start : start + _NEIGHBOUR_CHUNK]
+            if self.metric in DTW_FAMILY:
+                to_members = distance_cross(self.metric, block, self.members, self.window)
+            else:
+                to_members = euclidean_cross(block, self.members)
+            out[start : start + len(block)] = np.minimum.reduceat(to_members, firsts, axis=1)
+        return out
+
+    def settings(self) -> dict[str, Any]:
+        out = super().settings() | {
+            "metric": self.metric,
+            "n_clusters": self.n_clusters,
+            "members": len(self.members),
+        }
         if self.metric in DTW_FAMILY:
             out["window"] = self.window
         return out

@@ -95,7 +95,8 @@ def fit_clustering(
         centers=_cluster_means(Xn, labels, k) if profile_centers else out.centers,
         center_kind=f"mean ({representation} clusters)" if profile_centers else out.center_kind,
         assigner=out.assigner,
-        options=_resolved_options(name, ctx, normalize, opts) | {"representation": representation},
+        options=_resolved_options(name, ctx, normalize, opts, out.info)
+        | {"representation": representation},
         fit_seconds=seconds,
         info={**out.info, "native_label_agreement": agreement},
         network=out.network,
@@ -212,8 +213,16 @@ def _cluster_means(X: np.ndarray, labels: np.ndarray, k: int) -> np.ndarray:
     return np.divide(sums, counts, out=np.zeros_like(sums), where=counts > 0)
 
 
-def _resolved_options(name: str, ctx: FitContext, normalize: str, opts: Any) -> dict[str, Any]:
-    """Every setting of the fit, defaults filled in, ready to log as parameters."""
+def _resolved_options(
+    name: str, ctx: FitContext, normalize: str, opts: Any, info: Mapping[str, Any]
+) -> dict[str, Any]:
+    """Every setting of the fit, defaults filled in, ready to log as parameters: an option left
+    at None shows the value the fit chose, when the fit reports it in ``info``."""
+    chosen = {
+        key: info[key]
+        for key, value in dataclasses.asdict(opts).items()
+        if value is None and key in info
+    }
     resolved = {
         "model": name,
         "distance_metric": ctx.distance_metric,
@@ -221,6 +230,7 @@ def _resolved_options(name: str, ctx: FitContext, normalize: str, opts: Any) -> 
         "seed": ctx.seed,
         "normalize": normalize,
         **dataclasses.asdict(opts),
+        **chosen,
     }
     if ctx.distance_metric in DTW_FAMILY:
         resolved["window"] = ctx.window or 0

@@ -53,6 +53,8 @@ def _options(opts: ClusteringOptions) -> dict[str, object]:
     }
     if opts.linkage:
         out["linkage"] = opts.linkage
+    if opts.assignment:
+        out["assignment"] = opts.assignment
     if opts.som_grid:
         out["som_grid"] = opts.som_grid
     return out

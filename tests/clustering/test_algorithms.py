@@ -13,17 +13,19 @@ import numpy as np
 import pandas as pd
 import pytest
 from dtaidistance import dtw as dtai_dtw
+from scipy.spatial.distance import cdist
 from sklearn.metrics import adjusted_rand_score
 
 import meterflow.clustering
 from meterflow.clustering import ALGORITHMS, fit_clustering, needs_dtw_matrix
-from meterflow.clustering.assign import SOMAssigner, encode_lstm
+from meterflow.clustering.assign import NeighbourAssigner, SOMAssigner, encode_lstm
 from meterflow.clustering.base import ClusteringAlgorithm
 from meterflow.clustering.distances import square_dtw
 from meterflow.clustering.lstm_autoencoder import LSTMAutoencoderClustering, train_autoencoder
 from meterflow.clustering.registry import algorithm, algorithm_names
 from meterflow.errors import ConfigError, SchemaError
-from meterflow.profiles.dtw import dtw_cross
+from meterflow.profiles.dtw import condensed_to_square, distance_condensed, dtw_cross
+from meterflow.profiles.dtw.variants import distance_cross
 from meterflow.schemas import slot_columns
 
 WINDOW = {24: 3, 96: 9}
@@ -95,9 +97,11 @@ def test_dtw_centres_are_medoids_or_barycentres(data):
         result = fit_clustering(name, X, k=3, distance_metric="dtw", dtw=matrix, window=window)
         rows = result.info["medoid_rows"]
         np.testing.assert_array_equal(result.centers, X[rows])
-        # assignment is by DTW to the medoids, in the run's band
-        expected = dtw_cross(X, X[rows], window).argmin(axis=1)
-        np.testing.assert_array_equal(result.labels, expected)
+        assert result.assigner.metric == "dtw" and result.assigner.window == window
+    # k-medoids assigns by DTW to the medoids, in the run's band
+    medoids = fit_clustering("kmedoids", X, k=3, distance_metric="dtw", dtw=matrix, window=window)
+    expected = dtw_cross(X, X[medoids.info["medoid_rows"]], window).argmin(axis=1)
+    np.testing.assert_array_equal(medoids.labels, expected)
     dba = fit_clustering("kmeans", X, k=3, distance_metric="dtw", window=window, seed=1)
     means = np.stack([X[dba.labels == c].mean(axis=0) for c in range(3)])
     assert np.abs(dba.centers - means).max() > 1e-3  # DBA barycentres, not Euclidean means
@@ -238,14 +242,53 @@ def test_normalisation_and_dataframe_input():
     np.testing.assert_array_equal(again.predict(X), plain.labels)
 
 
-def test_agglomerative_labels_follow_nearest_medoid():
+@pytest.mark.parametrize("metric", ["euclidean", "dtw", "wddtw"])
+def test_agglomerative_neighbour_rule_keeps_the_linkage_cut(metric):
+    X, _ = make_profiles(20, 24, seed=6)
+    D = None if metric == "euclidean" else condensed_to_square(distance_condensed(metric, X, 3), 60)
+    options = {"linkage": "average", "assignment": "neighbour"}
+    result = fit_clustering(
+        "agglomerative", X, k=3, distance_metric=metric, dtw=D, window=3, options=options
+    )
+    assert result.info["linkage"] == "average" and result.info["assignment"] == "neighbour"
+    assert result.info["native_label_agreement"] == 1.0  # every fitted profile keeps its cluster
+    # a new profile joins the cluster of its nearest fitted profile, in the fit's distance
+    new, _ = make_profiles(3, 24, seed=7)
+    to_fitted = cdist(new, X) if D is None else distance_cross(metric, new, X, 3)
+    nearest = result.labels[to_fitted.argmin(axis=1)]
+    np.testing.assert_array_equal(result.assigner.predict(new), nearest)
+    for c in range(3):  # a cluster's distance is that of its nearest member
+        np.testing.assert_allclose(
+            result.assigner.distances(new)[:, c],
+            to_fitted[:, result.labels == c].min(axis=1),
+            rtol=1e-9,
+        )
+
+
+def test_agglomerative_medoid_rule_and_the_default_per_linkage():
     X, _ = make_profiles(20, 24, seed=6)
     result = fit_clustering("agglomerative", X, k=3, options={"linkage": "average"})
+    assert result.info["assignment"] == "medoid"  # the default for linkages other than ward
     medoids = X[result.info["medoid_rows"]]
-    distances = np.linalg.norm(X[:, None, :] - medoids[None, :, :], axis=2)
-    np.testing.assert_array_equal(result.labels, distances.argmin(axis=1))
-    assert result.info["linkage"] == "average"
+    np.testing.assert_array_equal(result.labels, cdist(X, medoids).argmin(axis=1))
     assert 0.9 <= result.info["native_label_agreement"] <= 1.0
+    ward = fit_clustering("agglomerative", X, k=3)
+    assert ward.info["assignment"] == "neighbour" and ward.info["native_label_agreement"] == 1.0
+    # the options show the rule and linkage the fit chose
+    assert ward.options["assignment"] == "neighbour" and ward.options["linkage"] == "ward"
+    assert result.options["assignment"] == "medoid"
+    with pytest.raises(ConfigError, match="assignment must be one of"):
+        fit_clustering("agglomerative", X, k=3, options={"assignment": "nearest"})
+
+
+def test_neighbour_assigner_rejects_a_cluster_without_members():
+    with pytest.raises(ValueError, match="none empty"):
+        NeighbourAssigner(
+            n_slots=2,
+            members=np.zeros((3, 2)),
+            member_labels=[0, 0, 2],
+            example_rows=np.zeros((1, 2)),
+        )
 
 
 def test_the_registry_offers_every_dtw_family_distance_the_engine_has():

@@ -32,7 +32,7 @@ MODELS = [
     ("lstm_autoencoder", "euclidean", {"epochs": 4, "batch_size": 16}),
     ("kmedoids", "ddtw", {}),
     ("kmedoids", "wddtw", {}),
-    ("agglomerative", "wdtw", {"linkage": "average"}),
+    ("agglomerative", "wdtw", {"linkage": "average", "assignment": "neighbour"}),
     ("kmeans", "euclidean", {"representation": "diff"}),
     ("kmeans", "euclidean", {"representation": "shape", "normalize": "zscore"}),
     ("agglomerative", "euclidean", {"representation": "shape"}),
