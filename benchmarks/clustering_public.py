@@ -8,10 +8,12 @@ configuration::
 
     set=<name> config=<model/distance[/representation]> normalize=<n> ari=<all rows> nmi=<..>
         ari_fitted=<sample> gap=<..> silhouette=<own space> null_silhouette=<..>
-        stability=<..> seconds=<..>
+        stability=<..> consensus=<mean NMI with the other candidates of that normalisation>
+        seconds=<..>
 
 then one line per set with the label-free choice (``meterflow.clustering.auto``: the largest
-silhouette gap over a shuffled null reference; labels never used), its ARI, the best ARI of any
+silhouette gap over a shuffled null reference; labels never used), its ARI, the candidate of
+highest consensus and its ARI (reported, not used by ``model=auto``), the best ARI of any
 configuration (an oracle, for reference only) and the best published ARI we know of. The DTW
 window is 10 % of the slots (a fixed rule, not tuned); WDTW weights use g = 0.05.
 Run: ``python benchmarks/clustering_public.py [--sets ...] [--wheels DIR] [--max-profiles N]``.
@@ -63,7 +65,8 @@ def evaluate(name: str, X: np.ndarray, y: np.ndarray, max_profiles: int, seed: i
                 f"ari={ari(y, labels):.3f} nmi={nmi(y, labels):.3f} "
                 f"ari_fitted={ari(y[rows], s.result.labels):.3f} gap={s.gap:.3f} "
                 f"silhouette={s.silhouette:.3f} null_silhouette={s.null_silhouette:.3f} "
-                f"stability={s.stability:.3f} seconds={seconds / len(scored):.1f}",
+                f"stability={s.stability:.3f} consensus={s.consensus:.3f} "
+                f"seconds={seconds / len(scored):.1f}",
                 flush=True,
             )
             chosen_all.append((s, normalize, ari(y, labels)))
@@ -85,12 +88,16 @@ def _matrices(Xn: np.ndarray, window: int):
 
 def _summary(name: str, scored: list) -> None:
     """The label-free choice over every configuration and normalisation (largest silhouette
-    gap, as ``model=auto``), and the oracle (best ARI, for reference only)."""
+    gap, as ``model=auto``), the candidate of highest consensus (reported, not used) and the
+    oracle (best ARI, for reference only)."""
     pick = max(scored, key=lambda t: t[0].gap if np.isfinite(t[0].gap) else -np.inf)
+    agreed = max(scored, key=lambda t: t[0].consensus)
     oracle = max(scored, key=lambda t: t[2])
     print(
         f"set={name} auto_choice={pick[0].candidate.name} normalize={pick[1]} "
-        f"auto_ari={pick[2]:.3f} best_config={oracle[0].candidate.name} "
+        f"auto_ari={pick[2]:.3f} consensus_choice={agreed[0].candidate.name} "
+        f"consensus_normalize={agreed[1]} consensus_ari={agreed[2]:.3f} "
+        f"best_config={oracle[0].candidate.name} "
         f"best_normalize={oracle[1]} best_ari={oracle[2]:.3f} "
         f"published_ari={PUBLISHED_ARI[name]:.2f}",
         flush=True,

@@ -119,7 +119,7 @@ def _fit_auto(
     for s in scored:
         row = {"candidate": s.candidate.name, "k": s.result.k, "silhouette_gap": s.gap}
         row |= {"silhouette": s.silhouette, "null_silhouette": s.null_silhouette}
-        row |= {"stability": s.stability, "chosen": s is best}
+        row |= {"stability": s.stability, "consensus": s.consensus, "chosen": s is best}
         if truth is not None:
             row |= truth_metrics(truth, s.result.labels)
         rows.append(row)

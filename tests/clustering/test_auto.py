@@ -11,7 +11,7 @@ from meterflow.clustering.auto import (
     choose_configuration,
     null_reference,
 )
-from meterflow.clustering.metrics import ari
+from meterflow.clustering.metrics import ari, nmi
 from meterflow.profiles.dtw import condensed_to_square, distance_condensed
 from tests.clustering.test_models import make_profiles
 
@@ -69,3 +69,12 @@ def test_null_reference_keeps_each_slots_values_and_breaks_the_shapes(planted):
     np.testing.assert_array_equal(np.sort(null, axis=0), np.sort(X, axis=0))
     assert not np.array_equal(null, X)
     np.testing.assert_array_equal(null, null_reference(X, seed=1))
+
+
+def test_consensus_is_each_candidates_mean_nmi_with_the_others(planted):
+    X, _ = planted
+    few = (Candidate("kmeans"), Candidate("kmedoids", "dtw"), Candidate("kshape"))
+    _, scored = choose_configuration(X, matrices(X, 3), candidates=few, k=4, seed=0)
+    for s in scored:
+        others = [nmi(s.result.labels, o.result.labels) for o in scored if o is not s]
+        assert s.consensus == pytest.approx(np.mean(others)) and 0 <= s.consensus <= 1

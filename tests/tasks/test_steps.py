@@ -329,7 +329,8 @@ def test_auto_tries_every_candidate_as_a_child_run(env, chain):
     assert sorted(c.info.run_name for c in children) == sorted(
         f"candidate {c.name}" for c in AUTO_CANDIDATES
     )
-    assert all("silhouette_gap" in c.data.metrics for c in children)
+    assert all({"silhouette_gap", "consensus"} <= set(c.data.metrics) for c in children)
+    assert table["consensus"].between(0, 1).all()
 
 
 def test_hybrid_forecaster_against_baselines(env, chain):
