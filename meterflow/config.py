@@ -138,9 +138,21 @@ def distance_metrics() -> tuple[str, ...]:
 
 
 def forecast_models() -> tuple[str, ...]:
-    from meterflow.forecasting.settings import MODELS
+    from meterflow.forecasting.registry import model_names
 
-    return tuple(MODELS)
+    return model_names()
+
+
+def forecasters() -> tuple[str, ...]:
+    from meterflow.forecasting.registry import FORECASTERS
+
+    return tuple(FORECASTERS)
+
+
+def deep_forecasters() -> tuple[str, ...]:
+    from meterflow.forecasting.registry import DEEP
+
+    return DEEP
 
 
 def anomaly_detectors() -> tuple[str, ...]:
@@ -231,7 +243,15 @@ Prosumers = Annotated[
 ForecastModel = Annotated[
     str,
     AfterValidator(OneOf(forecast_models)),
-    Field(defaults.FORECAST_MODEL, description="forecasting model"),
+    Field(
+        defaults.FORECAST_MODEL,
+        description="forecaster, or auto: the best candidate or combination on validation",
+    ),
+]
+ResidualForecaster = Annotated[
+    str,
+    AfterValidator(OneOf(deep_forecasters)),
+    Field(defaults.RESIDUAL_FORECASTER, description="forecaster whose residuals are evidence"),
 ]
 Epochs = Annotated[
     int, Field(defaults.EPOCHS, gt=0, description="training epochs (early stopping on validation)")
@@ -467,6 +487,23 @@ def _check_quantiles(v: str) -> str:
     return ",".join(f"{x:g}" for x in q)
 
 
+def _check_names(choices: Callable[[], tuple[str, ...]]) -> Callable[[str], str]:
+    """A check of comma-separated names, each one of ``choices()`` (``''`` = none)."""
+
+    def check(v: str) -> str:
+        names = column_names(v)
+        for name in names:
+            OneOf(choices)(name)
+        return ",".join(names)
+
+    return check
+
+
+def column_names(value: str) -> tuple[str, ...]:
+    """The names of a comma-separated list option (``''`` = none)."""
+    return tuple(x.strip() for x in value.split(",") if x.strip())
+
+
 def forecast_quantiles(value: str) -> tuple[float, ...]:
     """An option ``quantiles`` (``"0.1,0.5,0.9"``, ``""`` = point forecast) as a tuple."""
     return tuple(float(p) for p in value.split(",")) if value else ()
@@ -498,7 +535,14 @@ class ForecastingOptions(Options):
     clustering_run: str = Field(
         "", description="clustering run of scope=cluster ('' = latest finished)"
     )
+    ignore_columns: str = Field(
+        "", description="extra columns of in_series that are not model inputs (e.g. label)"
+    )
     model: ForecastModel
+    candidates: Annotated[str, AfterValidator(_check_names(forecasters))] = Field(
+        ",".join(defaults.AUTO_CANDIDATES),
+        description="forecasters model=auto tries beside every baseline (e.g. lstm,hybrid)",
+    )
     seq_length: SeqLength
     horizon: int = Field(
         defaults.DAY_AHEAD, ge=0, description="slots ahead (0 = one day at the series' resolution)"
@@ -528,23 +572,12 @@ class ForecastingOptions(Options):
             raise ValueError("give either in_series or profiles_run, not both")
         if self.in_series and self.scope == "cluster":
             raise ValueError("scope=cluster needs a harmonization run's meters, not in_series")
-        if self.model == "hybrid" and (self.scope != "meter" or self.in_series):
-            raise ValueError("model=hybrid needs scope=meter on a harmonization run (meter map)")
+        hybrid = self.model == "hybrid" or (self.model == "auto" and "hybrid" in self.candidates)
+        if hybrid and (self.scope != "meter" or self.in_series):
+            raise ValueError("the hybrid needs scope=meter on a harmonization run (meter map)")
+        if not self.candidates:
+            raise ValueError("candidates must name at least one forecaster")
         return self
-
-
-def _check_detectors(v: str) -> str:
-    """Comma-separated detector names, each known (``''`` = none)."""
-    names = [x.strip() for x in v.split(",") if x.strip()]
-    check = OneOf(anomaly_detectors)
-    for name in names:
-        check(name)
-    return ",".join(names)
-
-
-def detector_names(value: str) -> tuple[str, ...]:
-    """The names of a checked comma-separated detector list."""
-    return tuple(x for x in value.split(",") if x)
 
 
 class AnomalyOptions(Options):
@@ -561,7 +594,7 @@ class AnomalyOptions(Options):
         "", description="first test day YYYY-MM-DD ('' = the most recent 20 % of days)"
     )
     detector: AnomalyDetector
-    baselines: Annotated[str, AfterValidator(_check_detectors)] = Field(
+    baselines: Annotated[str, AfterValidator(_check_names(anomaly_detectors))] = Field(
         ",".join(defaults.ANOMALY_BASELINES),
         description="detectors run beside it for comparison ('' = none)",
     )
@@ -576,7 +609,7 @@ class AnomalyOptions(Options):
     )
     windowed: bool = Field(True, description="add daily-energy and flat-line evidence")
     write_alerts: bool = Field(True, description="write alerts to the SQL and Mongo stores")
-    forecast_model: ForecastModel
+    forecast_model: ResidualForecaster
     seq_length: SeqLength
     horizon: int = Field(
         defaults.ANOMALY_HORIZON,

@@ -1,10 +1,12 @@
 """When a new model becomes the champion: scores on one held-out table and the decision.
 
 A new model version (the challenger) and the registry's current champion are both scored with
-the same function on the same held-out rows — the challenger's run's ``holdout`` table — through
-their pyfunc ``predict``. The challenger is promoted when it beats the champion by a relative
-``margin``; a model that cannot be scored there (another input layout, no labels) is not
-promoted, and the reason says so. Pure: tables in, numbers and a decision out.
+the same function on the same held-out rows — the challenger's run's ``holdout`` table (and, for
+forecasts, the actual values in its ``holdout_truth`` table) — through their pyfunc ``predict``.
+The challenger is promoted when it beats the champion by a relative ``margin``; a model that
+cannot be scored there (another input layout, no labels) is not promoted, and neither is a
+forecaster that loses to one of its own baselines in place of a champion that beats them; the
+reason says so. Pure: tables in, numbers and a decision out.
 """
 
 from __future__ import annotations
@@ -51,17 +53,18 @@ class Decision:
         return self.__dict__.copy()
 
 
-def holdout_score(step: str, holdout: pd.DataFrame, output: pd.DataFrame | np.ndarray) -> float:
+def holdout_score(
+    step: str,
+    holdout: pd.DataFrame,
+    output: pd.DataFrame | np.ndarray,
+    truth: pd.DataFrame | None = None,
+) -> float:
     """The step's criterion for one model's ``output`` (its pyfunc ``predict`` of ``holdout``);
-    NaN where it cannot be computed (no labels, a single cluster, no finite forecast)."""
-    if step == "forecasting":  # actual, or actual_h01... (one per step, long output)
-        actual = holdout.filter(regex=r"^actual(_h\d+)?$").to_numpy(float).ravel()
-        predicted = np.asarray(output["prediction"], dtype=float)
-        if len(predicted) != len(actual):
-            return math.nan
-        error = predicted - actual
-        error = error[np.isfinite(error)]
-        return float(np.mean(np.abs(error))) if len(error) else math.nan
+    NaN where it cannot be computed (no labels, a single cluster, no finite forecast).
+    Forecasts are matched to ``truth`` (``forecast_id, target_time, actual``) and must cover
+    every held-out target."""
+    if step == "forecasting":
+        return _forecast_mae(output, truth)
     if step == "anomaly":
         labelled = holdout["label"].notna().to_numpy()
         truth = holdout["label"].to_numpy(dtype=object)[labelled].astype(bool)
@@ -77,18 +80,43 @@ def holdout_score(step: str, holdout: pd.DataFrame, output: pd.DataFrame | np.nd
     return float(silhouette_score(values, labels, sample_size=size, random_state=0))
 
 
+def _forecast_mae(output: pd.DataFrame, truth: pd.DataFrame | None) -> float:
+    """MAE of the forecasts of every held-out target; NaN if one is missing or not finite."""
+    keys = ["forecast_id", "target_time"]
+    if truth is None or not set(keys) <= set(getattr(output, "columns", ())):
+        return math.nan
+    forecasts = output[[*keys, "prediction"]].assign(
+        target_time=pd.to_datetime(output["target_time"]).astype("datetime64[ns]")
+    )
+    wanted = truth.assign(target_time=pd.to_datetime(truth["target_time"]).astype("datetime64[ns]"))
+    joined = wanted.merge(forecasts, on=keys, how="left")
+    error = (joined["prediction"] - joined["actual"]).to_numpy(dtype=float)
+    return float(np.mean(np.abs(error))) if np.isfinite(error).all() and len(error) else math.nan
+
+
 def agreement(labels_a: np.ndarray, labels_b: np.ndarray) -> float:
     """Adjusted Rand index between two clusterings of the same rows (stability)."""
     return float(adjusted_rand_score(np.ravel(labels_a), np.ravel(labels_b)))
 
 
-def decide(step: str, challenger: float, champion: float | None, margin: float) -> Decision:
+def decide(
+    step: str,
+    challenger: float,
+    champion: float | None,
+    margin: float,
+    beats_baselines: tuple[bool, bool] = (True, True),
+) -> Decision:
     """Promote the challenger when there is no champion, or when it beats the champion's score
-    on the same rows by ``margin`` (relative: 0.01 = 1 % better)."""
+    on the same rows by ``margin`` (relative: 0.01 = 1 % better) — unless the champion beats
+    its baselines on its run's test split and the challenger does not (``beats_baselines``:
+    challenger's, champion's)."""
     crit = CRITERIA[step]
     champ = math.nan if champion is None else champion
     if champion is None:
         return Decision(step, crit.metric, challenger, champ, margin, True, "first version")
+    if beats_baselines[1] and not beats_baselines[0]:
+        reason = "the new model loses to one of its baselines and the champion does not"
+        return Decision(step, crit.metric, challenger, champ, margin, False, reason)
     if not math.isfinite(challenger):
         reason = "the new model has no score on its held-out rows"
         return Decision(step, crit.metric, challenger, champ, margin, False, reason)

@@ -231,11 +231,13 @@ class Table(StrEnum):
     AUTO_CANDIDATES = "auto_candidates"
     TEST_PREDICTIONS = "test_predictions"
     ERROR_BY_STEP = "error_by_step"
+    CANDIDATES = "candidates"
     SCORES = "scores"
     EVENTS = "events"
     ALERTS = "alerts"
     DETECTORS = "detectors"
     HOLDOUT = "holdout"
+    HOLDOUT_TRUTH = "holdout_truth"
     PROMOTION = "promotion"
 
 
@@ -274,8 +276,13 @@ TABLES: dict[Table, Callable[..., pd.DataFrame]] = {
     # forecasting runs
     Table.TEST_PREDICTIONS: _columns("test_predictions", "meter_id").validate,
     Table.ERROR_BY_STEP: _columns("error_by_step", "model", "step", "mae").validate,
+    Table.CANDIDATES: _columns(
+        "candidates", "candidate", "role", "kept", "val_mae", "test_mae"
+    ).validate,
     # model runs: held-out rows any later model is scored on (``meterflow.promotion``)
     Table.HOLDOUT: _columns("holdout").validate,
+    # forecasting runs: the actual values after each held-out forecast's origin
+    Table.HOLDOUT_TRUTH: _columns("holdout_truth", "forecast_id", "target_time", "actual").validate,
     # pipeline runs
     Table.PROMOTION: _columns("promotion", "step", "metric", "promote", "reason").validate,
     # anomaly runs

@@ -53,6 +53,7 @@ FIGURES_DIR = "figures"
 MODEL_NAME = "model"  # the project's pyfunc: raw history in, kWh / labels out
 NETWORK_NAME = "network"  # the Keras network inside it, Keras flavor: scaled tensors in and out
 TAG_VERSION = "meterflow.version"
+DESCRIPTION_TAG = "mlflow.note.content"  # the run's description in the MLflow UI
 
 
 _project_experiment = DEFAULT_EXPERIMENT_NAME = "meterflow"
@@ -164,14 +165,21 @@ class StepRun:
                 mlflow.log_metrics(finite)
         return child.info.run_id
 
-    def log_model(self, predictor: Any, *, name: str = MODEL_NAME) -> str:
+    def log_model(
+        self, predictor: Any, *, name: str = MODEL_NAME, with_network: bool = True
+    ) -> str:
         """Log a predictor (``predict(DataFrame)`` + ``input_example()``) as a pyfunc model; a
-        predictor with a Keras ``network`` also gets it logged as ``network`` (Keras flavor)."""
+        predictor with a Keras ``network`` also gets it logged as ``network`` (Keras flavor)
+        unless ``with_network`` is False."""
         from meterflow.models.pyfunc import log_predictor
 
-        if getattr(predictor, "network", None) is not None:
+        if with_network and getattr(predictor, "network", None) is not None:
             self.log_keras(predictor.network, predictor.network_example())
         return log_predictor(predictor, name=name)
+
+    def describe(self, text: str) -> None:
+        """The run's description in the MLflow UI (markdown)."""
+        mlflow.set_tag(DESCRIPTION_TAG, text)
 
     def log_keras(self, network: Any, example_inputs: Any, *, name: str = NETWORK_NAME) -> str:
         """Log a Keras network with MLflow's Keras flavor and an explicit signature."""
@@ -361,7 +369,7 @@ def mark_rejected(run_id: str, tracking_uri: str | None, entry_point: str, reaso
     client = MlflowClient(tracking_uri or DEFAULT_TRACKING_URI)
     client.set_tag(run_id, "meterflow.rejected", reason[:5000])
     client.set_tag(run_id, MLFLOW_RUN_NAME, f"{entry_point}: rejected options")
-    client.set_tag(run_id, "mlflow.note.content", f"Options rejected, nothing was run: {reason}")
+    client.set_tag(run_id, DESCRIPTION_TAG, f"Options rejected, nothing was run: {reason}")
 
 
 # --- Model Registry: one registered model per step, aliases champion / challenger --------------
@@ -387,13 +395,21 @@ def alias_version(step: str, alias: str) -> str | None:
         return None
 
 
-def register_version(step: str, run_id: str, tags: Mapping[str, Any]) -> str:
-    """Register the run's ``model`` as a new version of the step's model, with ``tags``."""
+def register_version(step: str, run_id: str, tags: Mapping[str, Any], description: str = "") -> str:
+    """Register the run's ``model`` as a new version of the step's model, with ``tags`` and a
+    ``description``."""
     version = mlflow.register_model(f"runs:/{run_id}/{MODEL_NAME}", registered_name(step))
     client = MlflowClient()
     for key, value in tags.items():
         client.set_model_version_tag(registered_name(step), version.version, key, str(value))
+    if description:
+        client.update_model_version(registered_name(step), version.version, description)
     return str(version.version)
+
+
+def version_tag(step: str, version: str, key: str) -> str | None:
+    """A tag of one version of the step's registered model."""
+    return MlflowClient().get_model_version(registered_name(step), version).tags.get(key)
 
 
 def set_alias(step: str, alias: str, version: str) -> None:

@@ -42,10 +42,28 @@ def test_an_unscorable_model_is_never_promoted() -> None:
     assert not kept.promote and "champion cannot be scored" in kept.reason
 
 
+def test_a_model_that_loses_to_its_baselines_never_replaces_one_that_does_not() -> None:
+    kept = decide("forecasting", 50.0, 100.0, 0.01, beats_baselines=(False, True))
+    assert not kept.promote and "baselines" in kept.reason
+    assert decide("forecasting", 50.0, 100.0, 0.01, beats_baselines=(False, False)).promote
+    assert decide("forecasting", 50.0, 100.0, 0.01, beats_baselines=(True, False)).promote
+
+
+def test_forecasts_are_scored_on_every_held_out_target() -> None:
+    stamps = pd.to_datetime(["2025-01-02 00:00", "2025-01-02 01:00"])
+    truth = pd.DataFrame({"forecast_id": ["a", "a"], "target_time": stamps, "actual": [1.0, 4.0]})
+    forecast = pd.DataFrame(
+        {"forecast_id": ["a", "a"], "target_time": stamps[::-1], "prediction": [2.0, 2.0]}
+    )
+    assert holdout_score("forecasting", pd.DataFrame(), forecast, truth) == pytest.approx(1.5)
+    missing = forecast.iloc[:1]
+    assert math.isnan(holdout_score("forecasting", pd.DataFrame(), missing, truth))
+    no_ids = forecast.drop(columns="forecast_id")
+    assert math.isnan(holdout_score("forecasting", pd.DataFrame(), no_ids, truth))
+
+
 def test_holdout_scores() -> None:
     holdout = pd.DataFrame({"actual": [1.0, 2.0, 4.0], "label": pd.array([True, False, None])})
-    forecast = pd.DataFrame({"prediction": [2.0, 2.0, np.nan]})
-    assert holdout_score("forecasting", holdout, forecast) == pytest.approx(0.5)
     flagged = pd.DataFrame({"flagged": [True, True, False]})
     assert holdout_score("anomaly", holdout, flagged) == pytest.approx(2 / 3)  # p=1/2, r=1
     unlabelled = holdout.assign(label=pd.array([None, None, None], dtype="boolean"))

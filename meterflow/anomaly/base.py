@@ -29,7 +29,7 @@ from meterflow.forecasting.series import FleetSeries
 class DetectorSettings:
     """Training settings shared by the learned detectors (those that ignore one keep it)."""
 
-    forecast_model: str = defaults.FORECAST_MODEL  # of the residual detector: lstm or hybrid
+    forecast_model: str = defaults.RESIDUAL_FORECASTER  # of the residual detector: lstm or hybrid
     seq_length: int = defaults.SEQ_LENGTH
     horizon: int = defaults.ANOMALY_HORIZON
     epochs: int = defaults.EPOCHS

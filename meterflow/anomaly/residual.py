@@ -20,13 +20,11 @@ import numpy as np
 import pandas as pd
 
 from meterflow.anomaly.base import Detector
-from meterflow.forecasting.hybrid import SpatialLayout, build_layout
-from meterflow.forecasting.predictor import ForecastPredictor
-from meterflow.forecasting.rows import make_predictor
-from meterflow.forecasting.series import TEST, TRAIN, VAL, FleetSeries, MeterScaler
+from meterflow.forecasting.deep import BoundNetwork, predict_positions, window_inputs
+from meterflow.forecasting.lstm import LstmForecaster
+from meterflow.forecasting.registry import create
+from meterflow.forecasting.series import TEST, TRAIN, VAL, FleetSeries
 from meterflow.forecasting.settings import ForecastSettings
-from meterflow.forecasting.static import NONE as NO_STATIC
-from meterflow.forecasting.train import FittedForecaster, fit_forecaster, predict_positions
 from meterflow.forecasting.training import TrainingHistory
 from meterflow.forecasting.windows import label_positions
 
@@ -37,6 +35,7 @@ RESIDUAL_FORECASTER: dict[str, object] = {
     "output": "last",
     "quantiles": (),
     "seasonal_inputs": False,
+    "scaling": "meter",  # a lasting change stays visible in the residuals
     "patience": 3,
     "min_updates": 0,
 }
@@ -50,13 +49,11 @@ class LstmResidual(Detector):
 
     name = "lstm_residual"
 
-    forecaster: ForecastPredictor
+    forecaster: LstmForecaster
     history: TrainingHistory
     clean_center: np.ndarray  # per meter of the forecaster's scaler
     clean_scale: np.ndarray
     clean_threshold: float
-
-    meters: pd.DataFrame | None = None  # locations, for the hybrid's neighbour grid
 
     def fit(self, fleet: FleetSeries, meters: pd.DataFrame | None = None) -> LstmResidual:
         s = self.settings
@@ -71,11 +68,8 @@ class LstmResidual(Detector):
             seed=s.seed,
             **RESIDUAL_FORECASTER,
         )
-        fitted = fit_forecaster(fleet, meters, cfg)
-        self.meters = meters if cfg.model == "hybrid" else None
-        self.history = fitted.history
-        example = fitted.val_pos[:8]
-        self.forecaster = make_predictor(fitted, example, fleet.seg_start[example])
+        self.forecaster = create(s.forecast_model, cfg).fit(fleet, meters)
+        self.history = self.forecaster.history
         self.context_days = math.ceil((s.seq_length + s.horizon) / fleet.slots_per_day)
         self._fit_cleaning(fleet)
         return self
@@ -85,40 +79,17 @@ class LstmResidual(Detector):
         return self.forecaster.network
 
     def network_example(self, fleet: FleetSeries) -> list[np.ndarray]:
-        return self.forecaster.network_inputs(self.forecaster.input_example())[0]
+        bound = self.bind(fleet)
+        pos, first = self._positions(bound, np.ones(len(fleet.values), dtype=bool))
+        pos, first = pos[:8], first[:8]
+        return window_inputs(bound, pos - bound.settings.horizon, first, first)[0]
 
-    def bind(self, fleet: FleetSeries) -> FittedForecaster:
-        """The trained forecaster on ``fleet``'s meters (found by id; unknown ones unusable)."""
-        old = self.forecaster.scaler
-        idx = old.index_of(fleet.meter_ids)
-        known = idx >= 0
-        mean = np.where(known, old.mean[np.maximum(idx, 0)], np.nan)
-        scale = np.where(known, old.scale[np.maximum(idx, 0)], np.nan)
-        scaler = MeterScaler(tuple(str(m) for m in fleet.meter_ids), mean, scale)
-        m = fleet.meter_idx
-        scaled = (fleet.values - mean[m]) / scale[m]
-        layout, wide = self._neighbour_grid(fleet, scaled)
-        empty = np.zeros(0, dtype=np.int64)
-        return FittedForecaster(
-            *(self.forecaster.settings, fleet, scaler, scaled),
-            *(np.zeros((len(m), 0)), NO_STATIC, known, layout, wide),
-            *(self.forecaster.network, self.history, empty, empty),
-        )
+    def bind(self, fleet: FleetSeries) -> BoundNetwork:
+        """The trained forecaster on ``fleet``'s meters (found by id; unknown ones unusable),
+        with its own copy of the readings for the cleaning to edit."""
+        return self.forecaster.bind(fleet, fresh=True)
 
-    def _neighbour_grid(
-        self, fleet: FleetSeries, scaled: np.ndarray
-    ) -> tuple[SpatialLayout | None, np.ndarray | None]:
-        """The hybrid's neighbours among ``fleet``'s meters and its (meters x times) scaled
-        values; ``(None, None)`` for the plain LSTM."""
-        cfg = self.forecaster.settings
-        if cfg.model != "hybrid" or self.meters is None:
-            return None, None
-        layout = build_layout(fleet.meter_ids, self.meters, cfg.n_neighbours, cfg.grid_size)
-        wide = np.full((len(fleet.meter_ids), fleet.n_times), np.nan, dtype=np.float32)
-        wide[fleet.meter_idx, fleet.time_idx] = scaled
-        return layout, wide
-
-    def _positions(self, bound: FittedForecaster, where: np.ndarray) -> tuple[np.ndarray, ...]:
+    def _positions(self, bound: BoundNetwork, where: np.ndarray) -> tuple[np.ndarray, ...]:
         fleet, cfg = bound.fleet, bound.settings
         first_all = fleet.history_start(np.arange(len(fleet.values)), "history")
         pos, first = label_positions(
@@ -132,7 +103,7 @@ class LstmResidual(Detector):
         """Per-meter centre and spread of validation residuals, and the cleaning threshold."""
         bound = self.bind(fleet)
         pos, first = self._positions(bound, fleet.split == VAL)
-        predicted, _ = predict_positions(bound, pos, first)
+        predicted = predict_positions(bound, pos, first)
         m = fleet.meter_idx[pos]
         r = (fleet.values[pos] - predicted) / bound.scaler.scale[m]
         n_m = len(fleet.meter_ids)
@@ -151,7 +122,7 @@ class LstmResidual(Detector):
         out = np.full(len(fleet.values), np.nan)
         if len(pos) == 0:
             return out
-        idx = self.forecaster.scaler.index_of(fleet.meter_ids)[fleet.meter_idx[pos]]
+        idx = self.forecaster.scaler.index_of(fleet.series_meters)[fleet.meter_idx[pos]]
         center, spread = self.clean_center[idx], self.clean_scale[idx]
         horizon = bound.settings.horizon
         block = fleet.time_idx[pos] // horizon
@@ -159,7 +130,7 @@ class LstmResidual(Detector):
         edges = np.flatnonzero(np.diff(block[order])) + 1
         cleaner = _Cleaner(bound)
         for b, sel in enumerate(np.split(order, edges)):
-            predicted, _ = predict_positions(bound, pos[sel], first[sel])
+            predicted = predict_positions(bound, pos[sel], first[sel])
             m = fleet.meter_idx[pos[sel]]
             out[pos[sel]] = (fleet.values[pos[sel]] - predicted) / bound.scaler.scale[m]
             z = (out[pos[sel]] - center[sel]) / spread[sel]
@@ -171,10 +142,10 @@ class LstmResidual(Detector):
 
 
 class _Cleaner:
-    """Replaces flagged readings by their forecasts in ``bound.scaled``, at most ``MAX_CLEAN``
+    """Replaces flagged readings by their forecasts in ``bound.values``, at most ``MAX_CLEAN``
     consecutive slots per meter (a longer run is a lasting change: later readings stay)."""
 
-    def __init__(self, bound: FittedForecaster) -> None:
+    def __init__(self, bound: BoundNetwork) -> None:
         n_meters = len(bound.fleet.meter_ids)
         self.run = np.zeros(n_meters, dtype=np.int64)  # consecutive flagged slots so far
         self.last = np.full(n_meters, -2, dtype=np.int64)  # time of the last flagged slot
@@ -188,6 +159,6 @@ class _Cleaner:
             self.run[m] = self.run[m] + 1 if self.last[m] == t - 1 else 1
             self.last[m] = t
             if self.run[m] <= MAX_CLEAN:
-                b.scaled[p] = (forecast - b.scaler.mean[m]) / b.scaler.scale[m]
+                b.values[p] = forecast
                 if b.wide is not None:  # the hybrid reads its neighbours from here
-                    b.wide[m, t] = b.scaled[p]
+                    b.wide[m, t] = (forecast - b.scaler.mean[m]) / b.scaler.scale[m]

@@ -1,7 +1,9 @@
-"""Load forecasting on harmonized daily profiles: windows, LSTM / hybrid models, baselines.
+"""Load forecasting on harmonized daily profiles or any series: a registry of forecasters
+behind one contract (``base``), the model earned on validation (``combine``), evaluation on the
+test split (``evaluate``) and the served model (``serving``).
 
 Pure layer: takes DataFrames and settings, returns results; never calls MLflow. Names are
-imported lazily, so unpickling a predictor does not load training-only modules.
+imported lazily, so unpickling a model does not load training-only modules.
 """
 
 from __future__ import annotations
@@ -16,21 +18,21 @@ if TYPE_CHECKING:
         evaluate_forecaster,
         train_forecaster,
     )
-    from meterflow.forecasting.predictor import ForecastPredictor
     from meterflow.forecasting.series import profiles_to_series
+    from meterflow.forecasting.serving import ForecastService
     from meterflow.forecasting.settings import ForecastSettings
 
 _WHERE = {
-    "ForecastPredictor": "predictor",
     "ForecastResult": "evaluate",
+    "ForecastService": "serving",
     "evaluate_forecaster": "evaluate",
     "ForecastSettings": "settings",
     "profiles_to_series": "series",
     "train_forecaster": "evaluate",
 }
 __all__ = [
-    "ForecastPredictor",
     "ForecastResult",
+    "ForecastService",
     "ForecastSettings",
     "evaluate_forecaster",
     "profiles_to_series",

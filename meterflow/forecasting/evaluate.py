@@ -1,235 +1,246 @@
-"""Train a forecaster and evaluate it against the baselines on the test split only.
+"""Fit the candidates, keep the model earned on validation, score everything on test.
 
-``evaluate_forecaster(fleet, meters, cfg)`` is the forecasting step's one call
-(``train_forecaster(profiles, ...)`` does the same from a profile table). The model and every
-baseline forecast the same targets of the same test windows; metrics are in Wh per slot
-(percentages for MAPE/sMAPE/WAPE), overall and per target step.
+``evaluate_forecaster(fleet, meters, cfg)`` is the forecasting step's one call:
+
+1. every forecaster of ``registry.fitted_names`` (the model, or ``auto``'s candidates, and
+   every baseline) is fitted on the training split;
+2. all forecast the same validation origins; the kept model is ``cfg.model``, or for ``auto``
+   the combination or single candidate ``combine.choose`` earns there;
+3. validation has served: every forecaster that can is fitted again on training and validation
+   days (``Forecaster.refit``; the deep ones keep the epoch validation chose);
+4. every candidate and the kept model forecast every test origin, in batches, and their errors
+   are accumulated per target step (the test split decides nothing).
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from meterflow.errors import SchemaError
-from meterflow.forecasting import baselines, figures
-from meterflow.forecasting.baseline_predictor import BaselinePredictor
-from meterflow.forecasting.features import seasonal_values
-from meterflow.forecasting.metrics import quantile_metrics, skill, step_metrics
-from meterflow.forecasting.predictor import ForecastPredictor, quantile_columns
-from meterflow.forecasting.rows import example_rows, holdout_rows, make_predictor
+from meterflow.forecasting import figures, registry
+from meterflow.forecasting.base import Forecaster
+from meterflow.forecasting.combine import COMBINATION, Choice, Ensemble, choose
+from meterflow.forecasting.inputs import (
+    CHUNK,
+    ForecastInputs,
+    split_test_inputs,
+    trained_series,
+    validation_inputs,
+)
+from meterflow.forecasting.metrics import StepErrors, skill
 from meterflow.forecasting.series import TEST, DateSplit, FleetSeries, build_fleet
 from meterflow.forecasting.settings import ForecastSettings
-from meterflow.forecasting.train import (
-    FittedForecaster,
-    fit_forecaster,
-    predict_steps,
-    target_positions,
+from meterflow.forecasting.tables import (
+    candidates_table,
+    prediction_rows,
+    prediction_sample,
+    verdict_of,
 )
-from meterflow.forecasting.training import TrainingHistory
-from meterflow.forecasting.windows import gather_windows, label_positions
 
 log = logging.getLogger(__name__)
 
 
 @dataclass
 class ForecastResult:
-    """What the forecasting step logs: metrics, curves, test predictions, figures, models."""
+    """What the forecasting step logs: the kept model, the candidates, metrics and tables."""
 
-    predictor: ForecastPredictor
-    baselines: BaselinePredictor
+    model: Forecaster  # the kept model (a candidate or their combination)
+    candidates: dict[str, Forecaster]  # every fitted forecaster by name
+    choice: Choice
     metrics: dict[str, float]
-    history: TrainingHistory
-    predictions: pd.DataFrame  # test targets (long): meter_id, window_end, timestamp, step...
-    by_step: pd.DataFrame  # error per target step: model and each baseline
+    predictions: pd.DataFrame  # day-ahead test forecasts from the end of each day (long)
+    by_step: pd.DataFrame  # test error per target step: the model and each candidate
+    scores: pd.DataFrame  # one row per candidate: validation and test errors, weight, role
     figures: dict[str, Figure]
     best_baseline: str
+    beaten_by: tuple[str, ...]  # baselines with a lower test MAE than the model
     split: DateSplit
-    holdout: pd.DataFrame  # test windows as the predictor takes them, with the actual values
+    test: ForecastInputs  # the test origins (for held-out rows)
+    histories: dict[str, Any] = field(default_factory=dict)  # deep candidates' loss curves
 
 
-@dataclass
-class _Forecasts:
-    """Every forecast of the test targets: the model's quantiles and each baseline's points."""
+def fit_candidates(
+    fleet: FleetSeries, meters: pd.DataFrame | None, cfg: ForecastSettings
+) -> dict[str, Forecaster]:
+    """Every forecaster the run compares, fitted on the training split."""
+    fitted = {}
+    for name in registry.fitted_names(cfg.model, cfg.candidates):
+        started = time.perf_counter()
+        fitted[name] = registry.create(name, cfg).fit(fleet, meters)
+        log.info("fitted %s in %.1f s", name, time.perf_counter() - started)
+    return fitted
 
-    pos: np.ndarray
-    actual: np.ndarray  # (n, steps)
-    model: np.ndarray  # (n, steps, quantiles)
-    point: np.ndarray  # (n, steps)
-    base: dict[str, np.ndarray]  # name -> (n, steps)
-    n_real: np.ndarray
+
+def keep_model(
+    fleet: FleetSeries, fitted: dict[str, Forecaster], cfg: ForecastSettings
+) -> tuple[Forecaster, Choice]:
+    """The model the run keeps, from every candidate's validation forecasts."""
+    val = validation_inputs(fleet, cfg)
+    forecasts = {name: f.predict(val) for name, f in fitted.items()}
+    choice = choose(val.actual, forecasts, cfg.point_quantile if cfg.quantiles else 0)
+    if cfg.model != registry.AUTO:  # the model asked for, scored beside the others
+        choice = Choice(
+            cfg.model,
+            {cfg.model: np.ones(len(cfg.steps))},
+            choice.val_mae,
+            f"{cfg.model}: the model asked for (model option)",
+        )
+    log.info("model: %s", choice.reason)
+    if choice.name != COMBINATION:
+        return fitted[choice.name], choice
+    ensemble = Ensemble(cfg, fitted, choice.weights)
+    ensemble.calibrate(val.actual, forecasts)
+    return ensemble, choice
+
+
+def evaluate_forecaster(
+    fleet: FleetSeries, meters: pd.DataFrame | None, cfg: ForecastSettings
+) -> ForecastResult:
+    """Fit, keep a model and score the model and every candidate on test (see module)."""
+    started = time.perf_counter()
+    fitted = fit_candidates(fleet, meters, cfg)
+    fit_seconds = time.perf_counter() - started
+    model, choice = keep_model(fleet, fitted, cfg)
+    for forecaster in fitted.values():  # validation has served: final fits on train + val
+        forecaster.refit(fleet, meters)
+    test = split_test_inputs(fleet, cfg)
+    if len(test) == 0:
+        from meterflow.errors import SchemaError
+
+        raise SchemaError("forecasting input has no test window (test split too short)")
+    log.info("evaluating on %d test origins (%s padding)", len(test), cfg.test_padding)
+    errors, predictions = _score_test(fleet, test, fitted, model, cfg)
+    metrics, by_step, scores, best = _metrics(errors, choice, fitted, cfg)
+    beaten_by = tuple(
+        b
+        for b in registry.BASELINES
+        if b in fitted and metrics[f"baseline_{b}_mae"] < metrics["test_mae"]
+    )
+    metrics.update(_size_metrics(fleet, fitted, test, fit_seconds, started))
+    histories = model.training_histories() or _deep_histories(fitted)
+    verdict = verdict_of(choice.name, metrics, best, beaten_by, registry.BASELINES)
+    log.info("%s", verdict)
+    figs = {
+        "test_predictions": figures.prediction_plot(predictions, choice.name),
+        "error_by_step": figures.error_by_step(by_step, choice.name),
+        "candidates": figures.candidate_scores(scores),
+        **{f"training_curves_{n}": figures.training_curves(h, n) for n, h in histories.items()},
+    }
+    return ForecastResult(
+        *(model, fitted, choice, metrics, predictions, by_step, scores, figs, best, beaten_by),
+        *(fleet.dates, test, histories),
+    )
+
+
+def _deep_histories(fitted: dict[str, Forecaster]) -> dict[str, Any]:
+    return {k: v for f in fitted.values() for k, v in f.training_histories().items()}
+
+
+def _score_test(
+    fleet: FleetSeries,
+    test: ForecastInputs,
+    fitted: dict[str, Forecaster],
+    model: Forecaster,
+    cfg: ForecastSettings,
+) -> tuple[dict[str, StepErrors], pd.DataFrame]:
+    """Errors of the kept model and every candidate on every test origin, and the day-ahead
+    forecasts made at the end of each day (the predictions table)."""
+    names = [COMBINATION, *fitted] if isinstance(model, Ensemble) else list(fitted)
+    errors = {n: StepErrors(len(cfg.steps), cfg.quantiles) for n in names}
+    floor = _mape_floor(fleet, cfg.mape_floor_frac)
+    sample = prediction_sample(fleet, test, cfg)
+    tables = []
+    for lo in range(0, len(test), CHUNK):
+        batch = test.subset(slice(lo, lo + CHUNK))
+        forecasts = {name: f.predict(batch) for name, f in fitted.items()}
+        if isinstance(model, Ensemble):
+            forecasts[COMBINATION] = model.combine(forecasts)
+        floors = np.broadcast_to(floor[batch.series][:, None], batch.actual.shape)
+        for name in names:
+            errors[name].add(batch.actual, forecasts[name], floors)
+        keep = sample[lo : lo + CHUNK]
+        tables.append(prediction_rows(batch, forecasts, model.name, keep, cfg))
+        log.info("scored test origins %d-%d of %d", lo + 1, lo + len(batch), len(test))
+    return errors, pd.concat(tables, ignore_index=True)
+
+
+def _mape_floor(fleet: FleetSeries, floor_frac: float) -> np.ndarray:
+    """(n_series,) the smallest ``|y|`` MAPE counts: ``floor_frac`` of each series' mean
+    ``|y|`` over the test split."""
+    test = fleet.split == TEST
+    n = len(fleet.meter_ids)
+    total = np.bincount(fleet.meter_idx[test], weights=np.abs(fleet.values[test]), minlength=n)
+    count = np.bincount(fleet.meter_idx[test], minlength=n)
+    return floor_frac * total / np.maximum(count, 1)
+
+
+def _metrics(
+    errors: dict[str, StepErrors],
+    choice: Choice,
+    fitted: dict[str, Forecaster],
+    cfg: ForecastSettings,
+) -> tuple[dict[str, float], pd.DataFrame, pd.DataFrame, str]:
+    """Run metrics (the model's ``test_*``, each baseline's ``baseline_<name>_*`` and skills),
+    the per-step table, the candidates table and the best baseline."""
+    model = errors[choice.name]
+    metrics = {f"test_{k}": v for k, v in model.overall().items()}
+    steps = model.by_step()
+    for k, mape in zip(cfg.steps, steps["mape"], strict=True):
+        if np.isfinite(mape):
+            metrics[f"test_mape_h{k}"] = float(mape)
+    baselines = [b for b in registry.BASELINES if b in fitted]
+    for name in baselines:
+        overall = errors[name].overall()
+        metrics.update(
+            {
+                f"baseline_{name}_{k}": v
+                for k, v in overall.items()
+                if not k.startswith(("pinball", "coverage"))
+            }
+        )
+        metrics[f"skill_vs_{name}"] = skill(metrics["test_mae"], overall["mae"])
+    best = min(baselines, key=lambda b: metrics[f"baseline_{b}_mae"])
+    metrics["skill_vs_best_baseline"] = metrics[f"skill_vs_{best}"]
+    metrics["val_mae"] = choice.val_mae[choice.name]
+    names = list(errors)
+    by_step = pd.concat(
+        [errors[n].by_step().assign(model=n, step=cfg.steps) for n in names], ignore_index=True
+    )
+    scores = candidates_table(errors, choice, set(baselines))
+    return metrics, by_step[["model", "step", "mae", "rmse", "mape", "smape"]], scores, best
+
+
+def _size_metrics(
+    fleet: FleetSeries,
+    fitted: dict[str, Forecaster],
+    test: ForecastInputs,
+    fit_seconds: float,
+    started: float,
+) -> dict[str, float]:
+    """Sizes and times of the run, logged beside the test metrics."""
+    out = {
+        "fit_seconds": fit_seconds,
+        "total_seconds": time.perf_counter() - started,
+        "n_test_windows": float(len(test)),
+        "n_series": float(trained_series(fleet).sum()),
+    }
+    for f in fitted.values():
+        for net, history in f.training_histories().items():
+            out[f"{net}_epochs_run"] = float(len(history.train_loss))
+            out[f"{net}_best_epoch"] = float(history.best_epoch)
+            out[f"{net}_train_seconds"] = history.seconds
+    return out
 
 
 def train_forecaster(
     profiles: pd.DataFrame, meters: pd.DataFrame | None, cfg: ForecastSettings
 ) -> ForecastResult:
     """Split a profile table's days chronologically and ``evaluate_forecaster`` on it."""
-    return evaluate_forecaster(build_fleet(profiles, cfg.train_frac, cfg.val_frac), meters, cfg)
-
-
-def test_labels(fitted: FittedForecaster) -> tuple[np.ndarray, np.ndarray]:
-    """Labels whose every target lies in the test split (at ``origin_hour`` when set)."""
-    cfg, fleet = fitted.settings, fitted.fleet
-    first_all = fleet.history_start(np.arange(len(fleet.values)), cfg.test_padding)
-    span = cfg.horizon - int(cfg.steps[0]) + 1
-    pos, first = label_positions(
-        *(fleet, (TEST,), first_all, cfg.seq_length, cfg.horizon, cfg.min_history),
-        *(fitted.usable, span),
-    )
-    if cfg.origin_hour >= 0:
-        slot = (fleet.time_idx[pos] - cfg.horizon + 1) % fleet.slots_per_day
-        at_hour = slot == cfg.origin_hour * 60 // fleet.resolution_min
-        pos, first = pos[at_hour], first[at_hour]
-    if len(pos) == 0:
-        raise SchemaError("forecasting input has no test window (test split too short)")
-    return pos, first
-
-
-def evaluate_forecaster(
-    fleet: FleetSeries, meters: pd.DataFrame | None, cfg: ForecastSettings
-) -> ForecastResult:
-    """Train ``cfg.model`` on the training split (early stopping on validation) and evaluate
-    it and the baselines on the same test windows."""
-    t_start = time.perf_counter()
-    fitted = fit_forecaster(fleet, meters, cfg)
-    pos, first = test_labels(fitted)
-    log.info("evaluating on %d test windows (%s padding)", len(pos), cfg.test_padding)
-    base_model = baseline_predictor(fitted, pos, first)
-    fc = _forecasts(fitted, base_model, pos, first)
-    metrics, by_step, best = _metrics(fitted, fc)
-    metrics.update(_run_figures(fitted, len(pos), t_start))
-    log.info(
-        "%s: test MAE %.2f, MAPE %.2f %% (best baseline %s: MAE %.2f, MAPE %.2f %%) in %.1f s",
-        *(cfg.model, metrics["test_mae"], metrics.get("test_mape", np.nan), best),
-        *(metrics[f"baseline_{best}_mae"], metrics.get(f"baseline_{best}_mape", np.nan)),
-        metrics["total_seconds"],
-    )
-    predictions = _prediction_table(fitted, fc)
-    figs = {
-        "training_curves": figures.training_curves(fitted.history, cfg.model),
-        "test_predictions": figures.prediction_plot(predictions),
-        "error_by_step": figures.error_by_step(by_step),
-    }
-    actual = fc.actual[:, 0] if len(cfg.steps) == 1 else fc.actual
-    holdout = holdout_rows(fitted, pos, first, actual, "actual")
-    return ForecastResult(
-        make_predictor(fitted, pos, first),
-        *(base_model, metrics, fitted.history, predictions, by_step, figs, best),
-        *(fleet.dates, holdout),
-    )
-
-
-def baseline_predictor(
-    fitted: FittedForecaster, pos: np.ndarray, first: np.ndarray
-) -> BaselinePredictor:
-    """The loadable baselines of a fitted forecaster (linear and climatology fitted on its
-    training split)."""
-    assert fitted.linear is not None
-    return BaselinePredictor(
-        fitted.settings,
-        fitted.scaler,
-        fitted.linear,
-        baselines.climatology_table(fitted.fleet),
-        fitted.fleet.resolution_min,
-        example_rows(fitted, pos, first),
-    )
-
-
-def _forecasts(
-    fitted: FittedForecaster, base_model: BaselinePredictor, pos: np.ndarray, first: np.ndarray
-) -> _Forecasts:
-    cfg, fleet = fitted.settings, fitted.fleet
-    model, n_real = predict_steps(fitted, pos, first)
-    windows, _ = gather_windows(
-        fleet.values, pos, first, cfg.seq_length, cfg.horizon, np.nan, np.float64
-    )
-    seasonal = seasonal_values(fleet, fleet.values, pos, first, cfg.steps, cfg.horizon)
-    origin = fleet.calendar_offset + fleet.time_idx[pos] - cfg.horizon
-    base = base_model.forecasts(fleet.meter_idx[pos], windows, seasonal, origin)
-    if not cfg.climatology:
-        base.pop("climatology")
-    dshw, base_model.dshw = baselines.dshw_forecasts(fleet, pos, cfg.steps, cfg.horizon)
-    if np.isfinite(dshw).any():
-        unfit = ~np.isfinite(dshw)
-        if unfit.any():
-            log.info("dshw: %d forecasts of unfitted series use seasonal naive", unfit.sum())
-        base["dshw"] = np.where(unfit, base["seasonal_naive_week"], dshw)
-    actual = fleet.values[target_positions(fitted, pos)]
-    point = model[..., cfg.point_quantile]
-    return _Forecasts(pos, actual, model, point, base, n_real)
-
-
-def _metrics(
-    fitted: FittedForecaster, fc: _Forecasts
-) -> tuple[dict[str, float], pd.DataFrame, str]:
-    """Overall and per-step metrics of the model and each baseline, skills, best baseline."""
-    cfg = fitted.settings
-    series = fitted.fleet.meter_idx[fc.pos]
-    overall, table = step_metrics(fc.actual, fc.point, series, cfg.mape_floor_frac)
-    metrics = {f"test_{k}": v for k, v in overall.items()}
-    tables = [table.assign(model=cfg.model, step=cfg.steps)]
-    for k, row in table.iterrows():
-        if "mape" in row and np.isfinite(row["mape"]):
-            metrics[f"test_mape_h{cfg.steps[k]}"] = float(row["mape"])
-    if cfg.quantiles:
-        quant = quantile_metrics(fc.actual, fc.model, cfg.quantiles)
-        metrics.update({f"test_{k}": v for k, v in quant.items()})
-    for name, values in fc.base.items():
-        overall, table = step_metrics(fc.actual, values, series, cfg.mape_floor_frac)
-        metrics.update({f"baseline_{name}_{k}": v for k, v in overall.items()})
-        metrics[f"skill_vs_{name}"] = skill(metrics["test_mae"], metrics[f"baseline_{name}_mae"])
-        tables.append(table.assign(model=name, step=cfg.steps))
-    best = min(fc.base, key=lambda n: metrics[f"baseline_{n}_mae"])
-    metrics["skill_vs_best_baseline"] = metrics[f"skill_vs_{best}"]
-    by_step = pd.concat(tables, ignore_index=True)
-    return metrics, by_step[["model", "step", *table.columns]], best
-
-
-def _prediction_table(fitted: FittedForecaster, fc: _Forecasts) -> pd.DataFrame:
-    """Long table of the test targets of one origin a day (every origin with one step)."""
-    cfg, fleet = fitted.settings, fitted.fleet
-    keep = np.ones(len(fc.pos), dtype=bool)
-    if len(cfg.steps) > 1:
-        origin_slot = (fleet.time_idx[fc.pos] - cfg.horizon) % fleet.slots_per_day
-        keep = origin_slot == fleet.slots_per_day - 1  # forecasts made at the end of a day
-        if not keep.any():
-            keep = origin_slot == origin_slot[0]
-    pos, n_steps = fc.pos[keep], len(cfg.steps)
-    targets = target_positions(fitted, pos)
-    table = pd.DataFrame(
-        {
-            "meter_id": np.repeat(fleet.meter_ids[fleet.meter_idx[pos]].astype(str), n_steps),
-            "window_end": np.repeat(fleet.timestamps(pos - cfg.horizon), n_steps),
-            "timestamp": fleet.timestamps(targets.ravel()),
-            "step": np.tile(cfg.steps, len(pos)),
-            "actual": fc.actual[keep].ravel(),
-            "prediction": fc.point[keep].ravel(),
-        }
-    )
-    for j, name in enumerate(quantile_columns(cfg.quantiles)):
-        table[name] = fc.model[keep][..., j].ravel()
-    for name, values in fc.base.items():
-        table[name] = values[keep].ravel()
-    table["n_history"] = np.repeat(fc.n_real[keep], n_steps)
-    return table
-
-
-def _run_figures(fitted: FittedForecaster, n_test: int, t_start: float) -> dict[str, float]:
-    """Training and size figures of a run, logged with the test metrics."""
-    history = fitted.history
-    return {
-        "train_seconds": history.seconds,
-        "total_seconds": time.perf_counter() - t_start,
-        "epochs_run": float(len(history.train_loss)),
-        "best_epoch": float(history.best_epoch),
-        "val_loss_best": history.best_val_loss,
-        "n_train_windows": float(len(fitted.train_pos)),
-        "n_val_windows": float(len(fitted.val_pos)),
-        "n_test_windows": float(n_test),
-        "n_series": float(fitted.usable.sum()),
-    }
+    fleet = build_fleet(profiles, cfg.train_frac, cfg.val_frac, cfg.min_val_days)
+    return evaluate_forecaster(fleet, meters, cfg)

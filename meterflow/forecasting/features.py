@@ -2,8 +2,8 @@
 earlier (the latest known) and its mean over the last days, the target's calendar, exogenous
 values, static series features and the step's position.
 
-A label position ``pos`` is the last target of a window; its origin (the window's last input) is
-``pos - horizon`` and target step ``k`` lies at ``origin + k``.
+A forecast is made at an *origin*, the position of its last known reading; target step ``k``
+lies ``k`` slots after it.
 """
 
 from __future__ import annotations
@@ -13,10 +13,10 @@ import warnings
 import numpy as np
 
 from meterflow.forecasting.series import FleetSeries
+from meterflow.forecasting.settings import RECENT_DAYS
 from meterflow.forecasting.windows import calendar_channels
 
 WEEK_DAYS = 7
-RECENT_DAYS = 7  # days averaged by the "mean7" seasonal input
 
 
 def seasonal_lag(steps: np.ndarray, period: int) -> np.ndarray:
@@ -29,16 +29,16 @@ def seasonal_lag(steps: np.ndarray, period: int) -> np.ndarray:
 def seasonal_values(
     fleet: FleetSeries,
     values: np.ndarray,
-    pos: np.ndarray,
+    origin: np.ndarray,
     first: np.ndarray,
     steps: np.ndarray,
-    horizon: int,
 ) -> np.ndarray:
-    """The ``SEASONAL`` inputs ``(3, n, len(steps))`` of ``values`` for each target: the same slot
-    a day and a week before (the latest such slot known at the origin) and its mean over the
+    """The ``SEASONAL`` inputs ``(3, n, len(steps))`` of ``values`` for the targets ``steps``
+    slots after each ``origin`` (the position of the last known reading): the same slot a day and
+    a week before (the latest such slot known at the origin) and its mean over the
     ``RECENT_DAYS`` latest known days. Missing or pre-``first`` slots fall back: week -> day ->
-    the last input (persistence); the mean skips missing days (the day's value if none)."""
-    origin = np.asarray(pos, dtype=np.int64) - horizon
+    the last reading (persistence); the mean skips missing days (the day's value if none)."""
+    origin = np.asarray(origin, dtype=np.int64)
     last = values[origin][:, None]
     spd = fleet.slots_per_day
     day_back = seasonal_lag(steps, spd)[None, :]

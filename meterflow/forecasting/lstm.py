@@ -1,68 +1,97 @@
-"""The temporal LSTM forecaster (seed 002): stacked LSTM layers with dropout after each and a
-linear output, ``(batch, seq_length, n_features) -> (batch, 1)``; with a decoder (multi-step,
-quantiles, seasonal inputs) ``(window, future (batch, steps, n_future)) -> (batch, steps,
-quantiles)``: the encoder's state is joined to each step's decoder input and read by a small
-dense network shared by all steps, with a linear skip from the decoder input.
+"""``lstm``: the temporal LSTM forecaster of seed 002, made day-ahead (``networks`` module).
 
-``units`` sets the layers, e.g. ``(5, 3)`` as the reference notebook's first model or
-``(50, 25, 10)`` as its augmented one.
+One global network over every series: each window scaled by its recent level and spread
+(``deep`` module), the meter table's PV flag, contractual power and type as inputs, quantiles
+trained on the pinball loss and calibrated on validation. It pickles as NumPy weights and
+rebuilds its network on first use, so a loaded model needs Keras only when it predicts.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from typing import Any, Self
 
-import keras
+import numpy as np
+import pandas as pd
 
-WINDOW_INPUT = "window"
-FUTURE_INPUT = "future"
-
-
-@dataclass(frozen=True)
-class Decoder:
-    """Shape of a multi-step decoder: target steps, inputs per step, outputs per step."""
-
-    steps: int
-    n_future: int
-    n_quantiles: int
-
-
-def lstm_stack(x: keras.KerasTensor, units: Sequence[int], dropout: float) -> keras.KerasTensor:
-    """Stacked LSTM layers (all but the last return sequences), dropout after each."""
-    for i, n in enumerate(units):
-        x = keras.layers.LSTM(n, return_sequences=i < len(units) - 1)(x)
-        x = keras.layers.Dropout(dropout)(x)
-    return x
+from meterflow.forecasting.base import Capabilities, Forecaster
+from meterflow.forecasting.deep import (
+    BoundNetwork,
+    bind,
+    fit_network,
+    predict_inputs,
+    window_inputs,
+)
+from meterflow.forecasting.inputs import ForecastInputs
+from meterflow.forecasting.series import FleetSeries, MeterScaler
+from meterflow.forecasting.static import StaticFeatures
 
 
-def decoder_head(
-    state: keras.KerasTensor, window: keras.KerasTensor, decoder: Decoder, hidden: int
-) -> tuple[keras.KerasTensor, keras.KerasTensor]:
-    """``(future input, output (batch, steps, quantiles))`` of a decoder reading ``state``, plus
-    a linear "highway" from the window's readings (channel 0) to every output, as LSTNet's
-    autoregressive component: the latest readings reach short horizons undiluted."""
-    future = keras.Input(shape=(decoder.steps, decoder.n_future), name=FUTURE_INPUT)
-    joined = keras.layers.Concatenate()([keras.layers.RepeatVector(decoder.steps)(state), future])
-    dense = keras.layers.Dense(hidden, activation="relu")(joined)
-    out = keras.layers.Dense(decoder.n_quantiles)(keras.layers.Concatenate()([dense, future]))
-    readings = keras.layers.Flatten()(window[:, :, :1])
-    highway = keras.layers.Dense(decoder.steps * decoder.n_quantiles)(readings)
-    highway = keras.layers.Reshape((decoder.steps, decoder.n_quantiles))(highway)
-    return future, keras.layers.Add()([out, highway])
+class LstmForecaster(Forecaster):
+    name = "lstm"
+    capabilities = Capabilities(
+        global_model=True,
+        baseline=False,
+        quantiles=True,
+        exogenous=True,
+        deep=True,
+        history_days=7,
+    )
+    spatial = False  # the hybrid reads its neighbours too
 
+    scaler: MeterScaler
+    static: StaticFeatures
+    weights: list[np.ndarray]
+    interval_scale: np.ndarray | None
+    history: Any  # TrainingHistory
+    locations: pd.DataFrame | None = None  # the hybrid's meter coordinates
 
-def build_lstm(
-    seq_length: int,
-    n_features: int,
-    units: Sequence[int],
-    dropout: float,
-    decoder: Decoder | None = None,
-) -> keras.Model:
-    """A fresh LSTM forecaster (with a multi-step ``decoder`` when given)."""
-    window = keras.Input(shape=(seq_length, n_features), name=WINDOW_INPUT)
-    state = lstm_stack(window, units, dropout)
-    if decoder is None:
-        return keras.Model(window, keras.layers.Dense(1)(state), name="lstm_forecaster")
-    future, out = decoder_head(state, window, decoder, max(units[-1], 16))
-    return keras.Model([window, future], out, name="lstm_forecaster")
+    def fit(self, fleet: FleetSeries, meters: pd.DataFrame | None = None) -> Self:
+        bound, self.history = fit_network(fleet, meters, self.settings, spatial=self.spatial)
+        self.settings, self.scaler, self.static = bound.settings, bound.scaler, bound.static
+        self.weights = [w.copy() for w in bound.network.get_weights()]
+        self.interval_scale = bound.interval_scale
+        if self.spatial:
+            self.locations = meters[["meter_id", "latitude", "longitude"]].copy()
+        self._net, self._bound = None, bound  # the logged network is rebuilt uncompiled
+        return self
+
+    def bind(self, fleet: FleetSeries, fresh: bool = False) -> BoundNetwork:
+        """The trained network on ``fleet``'s series (the last binding is kept and reused for
+        the same fleet unless ``fresh``: a new one has its own copy of the readings)."""
+        bound = getattr(self, "_bound", None)
+        if fresh or bound is None or bound.fleet is not fleet:
+            bound = bind(
+                fleet, self.settings, self.scaler, self.static, self.network, self.locations
+            )
+            bound.interval_scale = self.interval_scale
+            self._bound = bound
+        return bound
+
+    def predict(self, inputs: ForecastInputs) -> np.ndarray:
+        return predict_inputs(self.bind(inputs.fleet), inputs)
+
+    @property
+    def network(self) -> Any:
+        """The Keras network with the trained weights (built once per process)."""
+        if getattr(self, "_net", None) is None:
+            from meterflow.forecasting.networks import build_network
+            from meterflow.forecasting.training import prepare_keras
+
+            prepare_keras(self.settings.threads, self.settings.seed)
+            net = build_network(self.settings, spatial=self.spatial)
+            net.set_weights(self.weights)
+            self._net = net
+        return self._net
+
+    def network_example(self, inputs: ForecastInputs) -> list[np.ndarray]:
+        bound = self.bind(inputs.fleet)
+        return window_inputs(bound, inputs.origin, inputs.window_first, inputs.history_first)[0]
+
+    def training_histories(self) -> dict[str, Any]:
+        return {self.name: self.history}
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state.pop("_net", None)
+        state.pop("_bound", None)
+        return state

@@ -1,16 +1,25 @@
-"""Forecast error metrics in original units (Wh per slot).
+"""Forecast error metrics in the series' units (Wh per slot for meters).
 
-- ``mae``, ``rmse``: Wh per slot.
-- ``mape`` (percent): mean of ``|e| / |y|`` over the actuals with ``|y| >= floor_frac x`` the
-  meter's mean ``|y|`` in the evaluated set, so that near-zero readings (PV prosumers at noon,
-  empty buildings) do not explode it. Left out when no actual qualifies.
+- ``mae``, ``rmse``: series units.
+- ``mape`` (percent): per target step, the mean of ``|e| / |y|`` over the actuals with
+  ``|y| >= floor_frac x`` the series' mean ``|y|``, so that near-zero readings (PV prosumers at
+  noon, empty buildings) do not explode it; overall, the mean over the steps. Left out when no
+  actual qualifies.
+- ``smape`` (percent, 0..200): mean of ``2|e| / (|y| + |yhat|)``, 0 where both are 0.
 - ``wape`` (percent): ``sum |e| / sum |y|``; left out when every actual is zero.
+- ``pinball`` (mean over the quantiles, series units) and ``coverage`` of the outermost
+  quantiles' interval, with its ``coverage_nominal`` level.
+
+``StepErrors`` accumulates them over batches of forecasts, so an evaluation never holds every
+forecast of a large fleet at once.
 """
 
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+
+SUMS = ("abs", "sq", "ape", "n_ape", "sape", "abs_y", "n")
 
 
 def forecast_metrics(
@@ -19,20 +28,20 @@ def forecast_metrics(
     meter_ids: np.ndarray | pd.Series,
     floor_frac: float = 0.05,
 ) -> dict[str, float]:
-    """``mae``, ``rmse``, ``mape`` and ``wape`` of predictions (all finite)."""
+    """``mae``, ``rmse``, ``mape`` and ``wape`` of single-step predictions (all finite), the
+    MAPE floor from each meter's mean ``|y|`` among these actuals."""
     y = np.asarray(y_true, dtype=np.float64)
-    err = np.abs(np.asarray(y_pred, dtype=np.float64) - y)
     if len(y) == 0:
         return {}
-    out = {"mae": float(err.mean()), "rmse": float(np.sqrt(np.mean(err**2)))}
     abs_y = np.abs(y)
     meter_mean = pd.Series(abs_y).groupby(np.asarray(meter_ids)).transform("mean").to_numpy()
-    ok = (abs_y >= floor_frac * meter_mean) & (abs_y > 0)
-    if ok.any():
-        out["mape"] = float(100 * np.mean(err[ok] / abs_y[ok]))
-    if abs_y.sum() > 0:
-        out["wape"] = float(100 * err.sum() / abs_y.sum())
-    return out
+    errors = StepErrors(1)
+    errors.add(
+        y[:, None],
+        np.asarray(y_pred, dtype=np.float64)[:, None, None],
+        (floor_frac * meter_mean)[:, None],
+    )
+    return {k: v for k, v in errors.overall().items() if k != "smape"}
 
 
 def skill(model_mae: float, baseline_mae: float) -> float:
@@ -43,47 +52,75 @@ def skill(model_mae: float, baseline_mae: float) -> float:
     return 0.0 if model_mae == 0 else -1.0
 
 
-def smape(y_true: np.ndarray, y_pred: np.ndarray) -> float:
-    """Symmetric MAPE (percent, 0..200): mean of ``2|e| / (|y| + |yhat|)``, 0 where both are 0."""
-    y, p = np.asarray(y_true, dtype=np.float64), np.asarray(y_pred, dtype=np.float64)
-    denom = np.abs(y) + np.abs(p)
-    ratio = np.divide(2 * np.abs(p - y), denom, out=np.zeros_like(y), where=denom > 0)
-    return float(100 * ratio.mean()) if len(y) else float("nan")
+class StepErrors:
+    """Running error sums per target step of multi-step forecasts (see the module docstring)."""
 
+    def __init__(self, n_steps: int, quantiles: tuple[float, ...] = ()) -> None:
+        self.sums = {name: np.zeros(n_steps) for name in SUMS}
+        self.quantiles = np.asarray(quantiles, dtype=np.float64)
+        self.point = list(quantiles).index(0.5) if quantiles else 0
+        self.pinball = 0.0
+        self.inside = 0.0
+        self.cells = 0
 
-def step_metrics(
-    y_true: np.ndarray, y_pred: np.ndarray, series: np.ndarray, floor_frac: float = 0.05
-) -> tuple[dict[str, float], pd.DataFrame]:
-    """Errors of multi-step forecasts ``(n, steps)``: overall ``mae``, ``rmse``, ``wape``,
-    ``smape`` over every (origin, step), ``mape`` as the mean over steps of each step's MAPE;
-    and the table of each step's ``mae``, ``rmse``, ``mape``, ``smape``."""
-    y, p = np.asarray(y_true, dtype=np.float64), np.asarray(y_pred, dtype=np.float64)
-    n_steps = y.shape[1]
-    ids = np.repeat(np.asarray(series), n_steps)
-    overall = forecast_metrics(y.ravel(), p.ravel(), ids, floor_frac)
-    overall["smape"] = smape(y.ravel(), p.ravel())
-    rows = []
-    for k in range(n_steps):
-        one = forecast_metrics(y[:, k], p[:, k], series, floor_frac)
-        rows.append({**one, "smape": smape(y[:, k], p[:, k])})
-    table = pd.DataFrame(rows)
-    if "mape" in table:
-        overall["mape"] = float(table["mape"].mean())
-    return overall, table
+    def add(self, actual: np.ndarray, forecast: np.ndarray, floor: np.ndarray) -> None:
+        """One batch: ``actual (n, steps)``, ``forecast (n, steps, quantiles)`` (quantiles
+        increasing, the point forecast the median or the only one), ``floor (n, steps)`` the
+        smallest ``|y|`` MAPE counts."""
+        q = forecast.shape[-1]
+        point = forecast[..., self.point if q > 1 else 0]
+        err = np.abs(point - actual)
+        abs_y = np.abs(actual)
+        ape_ok = (abs_y >= floor) & (abs_y > 0)
+        denom = abs_y + np.abs(point)
+        s = self.sums
+        s["abs"] += err.sum(0)
+        s["sq"] += (err**2).sum(0)
+        s["ape"] += np.where(ape_ok, err / np.where(ape_ok, abs_y, 1.0), 0.0).sum(0)
+        s["n_ape"] += ape_ok.sum(0)
+        s["sape"] += np.where(denom > 0, 2 * err / np.where(denom > 0, denom, 1.0), 0.0).sum(0)
+        s["abs_y"] += abs_y.sum(0)
+        s["n"] += len(actual)
+        if len(self.quantiles) == q and q > 1:
+            e = actual[..., None] - forecast
+            self.pinball += float(np.maximum(self.quantiles * e, (self.quantiles - 1) * e).sum())
+            inside = (forecast[..., 0] <= actual) & (actual <= forecast[..., -1])
+            self.inside += float(inside.sum())
+            self.cells += actual.size
 
+    def by_step(self) -> pd.DataFrame:
+        """``mae``, ``rmse``, ``mape``, ``smape`` of each step."""
+        s = self.sums
+        n = np.maximum(s["n"], 1)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            mape = np.where(s["n_ape"] > 0, 100 * s["ape"] / s["n_ape"], np.nan)
+        return pd.DataFrame(
+            {
+                "mae": s["abs"] / n,
+                "rmse": np.sqrt(s["sq"] / n),
+                "mape": mape,
+                "smape": 100 * s["sape"] / n,
+            }
+        )
 
-def quantile_metrics(
-    y_true: np.ndarray, quantile_pred: np.ndarray, quantiles: tuple[float, ...]
-) -> dict[str, float]:
-    """``pinball`` (mean over quantiles, Wh), ``coverage`` (share of actuals between the lowest
-    and highest quantile) and its ``nominal`` level, for ``quantile_pred (..., quantiles)``."""
-    y = np.asarray(y_true, dtype=np.float64)[..., None]
-    q = np.asarray(quantiles, dtype=np.float64)
-    error = y - quantile_pred
-    pinball = np.maximum(q * error, (q - 1) * error).mean()
-    inside = (quantile_pred[..., 0] <= y[..., 0]) & (y[..., 0] <= quantile_pred[..., -1])
-    return {
-        "pinball": float(pinball),
-        "coverage": float(inside.mean()),
-        "coverage_nominal": float(q[-1] - q[0]),
-    }
+    def overall(self) -> dict[str, float]:
+        """Metrics over every (origin, step); ``mape`` the mean of the steps' MAPE."""
+        s = self.sums
+        n = s["n"].sum()
+        if n == 0:
+            return {}
+        out = {
+            "mae": float(s["abs"].sum() / n),
+            "rmse": float(np.sqrt(s["sq"].sum() / n)),
+            "smape": float(100 * s["sape"].sum() / n),
+        }
+        steps = self.by_step()["mape"].dropna()
+        if len(steps):
+            out["mape"] = float(steps.mean())
+        if s["abs_y"].sum() > 0:
+            out["wape"] = float(100 * s["abs"].sum() / s["abs_y"].sum())
+        if self.cells:
+            out["pinball"] = self.pinball / (self.cells * len(self.quantiles))
+            out["coverage"] = self.inside / self.cells
+            out["coverage_nominal"] = float(self.quantiles[-1] - self.quantiles[0])
+        return out

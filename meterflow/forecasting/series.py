@@ -9,7 +9,7 @@ run of consecutive slots of one meter. Windows never cross a segment boundary, s
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
@@ -94,20 +94,23 @@ def split_dates(
     train_frac: float,
     val_frac: float,
     test_start: pd.Timestamp | None = None,
+    min_val_days: int = 0,
 ) -> DateSplit:
     """Split the distinct days of the series chronologically. Without ``test_start``: the first
-    ``train_frac`` for training, the next ``val_frac`` for validation (early stopping,
+    ``train_frac`` for training, the next ``val_frac`` for validation (model choice,
     thresholds), the most recent rest for test. With it: every day from ``test_start`` on is
     test, and validation is the most recent ``val_frac / (train_frac + val_frac)`` of the days
-    before it (at least one day)."""
+    before it (at least one day). Validation takes at least ``min_val_days`` days where that
+    leaves two thirds of the days before it for training."""
     days = np.unique(pd.to_datetime(np.asarray(dates)).normalize())
     if test_start is not None:
         n_before = int(np.searchsorted(days, np.datetime64(pd.Timestamp(test_start), "ns")))
         n_val = max(1, round(val_frac / (train_frac + val_frac) * n_before))
-        n_train = n_before - n_val
     else:
-        n_train = round(train_frac * len(days))
+        n_before = round((train_frac + val_frac) * len(days))
         n_val = round(val_frac * len(days))
+    n_val = max(n_val, min(min_val_days, n_before // 3))
+    n_train = n_before - n_val
     n_test = len(days) - n_train - n_val
     if n_train < 1 or n_val < 1 or n_test < 1:
         where = (
@@ -160,7 +163,26 @@ class FleetSeries:
     resolution_min: int
     dates: DateSplit
     exog: np.ndarray  # (N, n_exog) float64 extra inputs, raw units (NaN = unknown)
+    # (n_series,) the meter whose learned parameters serve each series, where a series is not a
+    # meter of its own (a served request may hold several forecasts of one meter); None = itself
+    owners: np.ndarray | None = None
     _positions: np.ndarray | None = field(default=None, repr=False)
+
+    @property
+    def series_meters(self) -> np.ndarray:
+        """The meter id of each series (the series id unless ``owners`` says otherwise)."""
+        return self.meter_ids if self.owners is None else self.owners
+
+    def through_validation(self) -> FleetSeries:
+        """The same fleet with its validation days counted as training (for a final fit once
+        validation has served); arrays are shared, not copied."""
+        split = np.where(self.split == VAL, TRAIN, self.split).astype(np.int8)
+        return replace(self, split=split, _positions=None)
+
+    def series_span(self, series: int) -> tuple[int, int]:
+        """``(first, end)`` positions of one series (its points are ``first:end``)."""
+        lo, hi = np.searchsorted(self.meter_idx, [series, series + 1])
+        return int(lo), int(hi)
 
     @property
     def slots_per_day(self) -> int:
@@ -219,13 +241,16 @@ class FleetSeries:
         return first
 
 
-def build_fleet(profiles: pd.DataFrame, train_frac: float, val_frac: float) -> FleetSeries:
+def build_fleet(
+    profiles: pd.DataFrame, train_frac: float, val_frac: float, min_val_days: int = 0
+) -> FleetSeries:
     """Series of every meter of a profile table, split chronologically by day."""
     series = profiles_to_series(profiles)
     if series.empty:
         raise SchemaError("forecasting input has no finite profile values")
     resolution = MINUTES_PER_DAY // len(profile_slot_columns(profiles))
-    return build_panel(series, resolution, split_dates(profiles["date"], train_frac, val_frac))
+    dates = split_dates(profiles["date"], train_frac, val_frac, min_val_days=min_val_days)
+    return build_panel(series, resolution, dates)
 
 
 def build_panel(

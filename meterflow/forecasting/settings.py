@@ -14,10 +14,12 @@ N_TIME_CHANNELS = 5  # calendar channels: sin/cos slot of day, sin/cos position 
 # seasonal inputs per target step (column prefixes of the predictor's rows): the same slot a day
 # and a week before, and its mean over the last RECENT_DAYS days (features module)
 SEASONAL = ("day", "week", "mean7")
+RECENT_DAYS = 7  # days of the "mean7" seasonal input and of the recent level of a window
+MIN_VAL_DAYS = 14  # validation days the model is chosen on, at least (split_dates)
 
-MODELS = ("lstm", "hybrid")
 PADDINGS = ("history", "zeros")
 OUTPUTS = ("all", "last")
+SCALINGS = ("recent", "meter")
 
 
 @dataclass(frozen=True)
@@ -34,6 +36,12 @@ class ForecastSettings:
     (the last known ones) and its mean over the last seven days, as decoder inputs.
     ``exog``: names of extra input series (read at the inputs and at the target times, e.g. a
     temperature forecast).
+    ``model``: a registered forecaster (``meterflow.forecasting.registry``) or ``auto``: every
+    forecaster of ``candidates`` and every baseline is fitted, and the model is the best of them
+    on the validation split, or a combination of them learned there (``combine`` module).
+    ``scaling``: ``recent`` scales each window by the level and spread of its series' last
+    ``recent_days`` days (a change of level between training and test costs little),
+    ``meter`` by the series' training mean and spread.
     ``origin_hour``: evaluate forecasts made at this hour only (the first target slot starts
     then); -1 = at every slot. Training always uses every origin.
     ``test_padding``: ``"history"`` fills test windows with real history where the series is
@@ -42,7 +50,10 @@ class ForecastSettings:
     Predictions begin once ``min_history`` readings are available.
     """
 
-    model: Literal["lstm", "hybrid"] = defaults.FORECAST_MODEL
+    model: str = defaults.FORECAST_MODEL
+    candidates: tuple[str, ...] = defaults.AUTO_CANDIDATES  # beside the baselines, for auto
+    scaling: Literal["recent", "meter"] = "recent"
+    recent_days: int = RECENT_DAYS
     seq_length: int = defaults.SEQ_LENGTH
     horizon: int = defaults.HORIZON
     output: Literal["all", "last"] = defaults.FORECAST_OUTPUT
@@ -54,6 +65,7 @@ class ForecastSettings:
     origin_hour: int = -1
     train_frac: float = 0.7
     val_frac: float = 0.1  # the test split is the rest, the most recent days
+    min_val_days: int = MIN_VAL_DAYS
     test_padding: Literal["history", "zeros"] = "history"
     min_history: int = 2
     time_features: bool = True  # calendar of the target (day, week, weekend) as input channels
@@ -72,13 +84,15 @@ class ForecastSettings:
     n_neighbours: int = 8
     spatial_lags: int = 4
     mape_floor_frac: float = 0.05  # MAPE skips actuals below this share of the meter's mean |y|
-    climatology: bool = True  # also evaluate the per-slot climatology baseline
     seed: int = defaults.SEED
     threads: int = defaults.THREADS  # TensorFlow CPU threads (set once per process)
 
     def __post_init__(self) -> None:
-        if self.model not in MODELS:
-            raise ConfigError(f"model must be one of {MODELS}, got {self.model!r}")
+        from meterflow.forecasting.registry import check_model
+
+        check_model(self.model, self.candidates)
+        if self.scaling not in SCALINGS:
+            raise ConfigError(f"scaling must be one of {SCALINGS}, got {self.scaling!r}")
         if self.output not in OUTPUTS:
             raise ConfigError(f"output must be one of {OUTPUTS}, got {self.output!r}")
         self._check_quantiles()
@@ -100,6 +114,7 @@ class ForecastSettings:
             "grid_size": self.grid_size,
             "n_neighbours": self.n_neighbours,
             "spatial_lags": self.spatial_lags,
+            "recent_days": self.recent_days,
         }
         for name, value in positive.items():
             if int(value) != value or value < 1:

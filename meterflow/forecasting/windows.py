@@ -43,6 +43,20 @@ def gather_windows(
     return windows, n_real
 
 
+def windows_at(
+    values: np.ndarray,
+    origin: np.ndarray,
+    first: np.ndarray | int,
+    seq_length: int,
+    pad_value: float = 0.0,
+    dtype: type = np.float32,
+) -> tuple[np.ndarray, np.ndarray]:
+    """``gather_windows`` of forecasts made at ``origin`` (positions of each window's last
+    reading, which need not be followed by a target in ``values``)."""
+    origin = np.asarray(origin, dtype=np.int64)
+    return gather_windows(values, origin + 1, first, seq_length, 1, pad_value, dtype)
+
+
 def sliding_windows(
     series: np.ndarray, seq_length: int = 30, horizon: int = 5
 ) -> tuple[np.ndarray, np.ndarray]:

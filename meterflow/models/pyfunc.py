@@ -19,8 +19,8 @@ from typing import Any
 import mlflow
 import numpy as np
 import pandas as pd
-from mlflow.models import ModelSignature
-from mlflow.types.schema import Schema, TensorSpec
+from mlflow.models import ModelSignature, infer_signature
+from mlflow.types.schema import ColSpec, Schema, TensorSpec
 
 import meterflow
 
@@ -65,10 +65,23 @@ def _requirements(names: Sequence[str] = _RUNTIME) -> list[str]:
     return reqs
 
 
+def _signature(predictor: Any, example: pd.DataFrame) -> ModelSignature | bool | None:
+    """The model's signature: none for a predictor with ``schema_free_input = True`` (it checks
+    its own input, which comes in more than one layout); the columns a predictor lists in
+    ``input_columns()`` (``(name, MLflow type, required)``, so optional columns are kept);
+    else inferred from the input example (None)."""
+    if getattr(predictor, "schema_free_input", False):
+        return False
+    columns = getattr(predictor, "input_columns", None)
+    if columns is None:
+        return None
+    inputs = Schema([ColSpec(kind, name, required=required) for name, kind, required in columns()])
+    return ModelSignature(inputs=inputs, outputs=infer_signature(predictor.predict(example)).inputs)
+
+
 def log_predictor(predictor: Any, *, name: str) -> str:
-    """Log ``predictor`` into the active run as pyfunc model ``name``; return its model URI.
-    A predictor with ``schema_free_input = True`` checks its own input (it takes more than one
-    layout), so the model gets the input example but no signature for MLflow to enforce."""
+    """Log ``predictor`` into the active run as pyfunc model ``name`` with its input example
+    and signature (``_signature``); return its model URI."""
     example = predictor.input_example()
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "predictor.pkl"
@@ -83,7 +96,7 @@ def log_predictor(predictor: Any, *, name: str) -> str:
                 artifacts={PREDICTOR_ARTIFACT: str(path)},
                 code_paths=[str(Path(meterflow.__file__).parent)],
                 input_example=example,
-                signature=False if getattr(predictor, "schema_free_input", False) else None,
+                signature=_signature(predictor, example),
                 pip_requirements=_requirements(),
                 metadata={"predictor": type(predictor).__name__},
             )

@@ -18,13 +18,12 @@ import pandas as pd
 
 from meterflow.errors import SourceError
 from meterflow.schemas import slot_columns
-from meterflow.sources.userfile import read_user_table
+from meterflow.sources.userfile import LABEL_LIKE, read_user_table
 
 log = logging.getLogger(__name__)
 
 SOURCE = "in_profiles"
 ID_NAMES = ("id", "meter_id")  # taken as the id column, in this order, when none is named
-LABEL_LIKE = ("label", "labels", "class", "classes", "target", "y", "category", "cluster", "group")
 
 
 @dataclass(frozen=True)

@@ -2,6 +2,11 @@
 series id (``meter_id`` or ``series_id``; one series when absent) and any extra numeric columns
 (inputs of the forecaster), at any regular resolution that divides a day (detected).
 
+An extra column named like a label (``label``, ``class``, ``target``, ...) is never taken as an
+input: it must be named among the ignored columns (or renamed). A value that is not finite, or
+absurdly far from the rest of its series (``ABSURD_FACTOR`` times its 99th percentile of ``|v|``,
+or beyond ``MAX_ABS``), is an error naming the file, series and row.
+
 Timestamps are taken as given when naive (the series' own clock) and converted to naive UTC when
 they carry an offset, so that a regular grid stays regular across daylight-saving changes.
 """
@@ -16,11 +21,13 @@ import pandas as pd
 
 from meterflow.domain import MINUTES_PER_DAY
 from meterflow.errors import SourceError
-from meterflow.sources.userfile import read_user_table
+from meterflow.sources.userfile import LABEL_LIKE, read_user_table
 
 SOURCE = "in_series"
 ID_COLUMNS = ("meter_id", "series_id")
 DEFAULT_ID = "series"
+ABSURD_FACTOR = 1e6  # a value this many times its series' 99th percentile of |v| is an error
+MAX_ABS = 1e15  # and any value beyond this (in any unit)
 
 
 @dataclass(frozen=True)
@@ -32,24 +39,71 @@ class SeriesFile:
     exog: tuple[str, ...]
 
 
-def read_series_file(path: Path) -> SeriesFile:
+def read_series_file(
+    path: Path, *, inputs: bool = True, ignore: tuple[str, ...] = ()
+) -> SeriesFile:
     """The file as a checked long table; SourceError naming the file, series and row when it
-    cannot serve (missing columns, unparsable or duplicate timestamps, non-numeric values,
-    timestamps off the detected grid)."""
+    cannot serve (missing columns, unparsable or duplicate timestamps, non-numeric, non-finite
+    or absurd values, timestamps off the detected grid, a label-like input column). Extra
+    columns are inputs when ``inputs`` (all but ``ignore``), else left out."""
     raw = read_user_table(path, source=SOURCE, what="series file")
-    missing = [c for c in ("timestamp", "value") if c not in raw.columns]
+    missing = [c for c in ("timestamp", "value", *ignore) if c not in raw.columns]
     if missing:
         raise SourceError(f"missing column(s) {missing}", source=SOURCE, file=str(path))
     id_col = next((c for c in ID_COLUMNS if c in raw.columns), None)
     ids = raw[id_col].astype(str) if id_col else pd.Series(DEFAULT_ID, index=raw.index)
-    exog = tuple(c for c in raw.columns if c not in {"timestamp", "value", id_col})
+    exog = _input_columns(raw, {"timestamp", "value", id_col, *ignore}, path) if inputs else ()
     table = pd.DataFrame({"meter_id": ids, "timestamp": _timestamps(raw["timestamp"], path)})
     for col in ("value", *exog):
         table[col] = _numeric(raw, col, path)
     table = table.loc[table["value"].notna()]  # a missing reading is a gap
+    _check_values(table, path)
     _check_unique(table, path)
     resolution = detect_resolution(table, path)
     return SeriesFile(table.reset_index(drop=True), resolution, exog)
+
+
+def _input_columns(raw: pd.DataFrame, taken: set, path: Path) -> tuple[str, ...]:
+    """The extra columns, none of them named like a label."""
+    extra = tuple(c for c in raw.columns if c not in taken)
+    labels = [c for c in extra if str(c).strip().lower() in LABEL_LIKE]
+    if labels:
+        raise SourceError(
+            f"column {labels[0]!r} looks like a label, not a model input: pass "
+            f"ignore_columns={labels[0]} to leave it out (or rename it to use it as an input)",
+            source=SOURCE,
+            file=str(path),
+        )
+    return extra
+
+
+def _check_values(table: pd.DataFrame, path: Path) -> None:
+    """SourceError at the first non-finite or absurd value (see the module docstring)."""
+    values = table["value"].to_numpy(dtype=np.float64)
+    magnitude = np.abs(values)
+    typical = (
+        pd.Series(magnitude)
+        .groupby(table["meter_id"].to_numpy())
+        .transform(
+            lambda v: (
+                np.quantile(v[np.isfinite(v)], 0.99, method="lower")
+                if np.isfinite(v).any()
+                else 0.0
+            )
+        )
+    )
+    limit = np.minimum(ABSURD_FACTOR * np.maximum(typical.to_numpy(), 1e-9), MAX_ABS)
+    bad = ~np.isfinite(values) | (magnitude > limit)
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        raise SourceError(
+            f"value {values[i]!r} is not finite or absurdly large for its series (its 99th "
+            f"percentile of |value| is {typical.iloc[i]:.4g})",
+            source=SOURCE,
+            file=str(path),
+            meter=str(table["meter_id"].iloc[i]),
+            row=int(table.index[i]),
+        )
 
 
 def _timestamps(column: pd.Series, path: Path) -> pd.Series:

@@ -8,6 +8,9 @@ import pandas as pd
 
 from meterflow.errors import SourceError
 
+# column names that say "label", never a model input (unless the user names it as such)
+LABEL_LIKE = ("label", "labels", "class", "classes", "target", "y", "category", "cluster", "group")
+
 
 def read_user_table(path: Path, *, source: str, what: str) -> pd.DataFrame:
     """The file as a DataFrame; SourceError naming the ``source`` and file when it is missing

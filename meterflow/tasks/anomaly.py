@@ -12,7 +12,7 @@ import pandas as pd
 from meterflow import tracking
 from meterflow.anomaly.base import DetectorSettings
 from meterflow.anomaly.detector import AnomalyResult, AnomalySettings, detect_anomalies
-from meterflow.config import AnomalyOptions, Environment, detector_names, lstm_units
+from meterflow.config import AnomalyOptions, Environment, column_names, lstm_units
 from meterflow.domain import LOCAL_TIMEZONE
 from meterflow.schemas import Table
 from meterflow.sources.alerts import alert_rows, write_alerts_mongo, write_alerts_sql
@@ -37,7 +37,7 @@ def anomaly_settings(opts: AnomalyOptions) -> AnomalySettings:
     )
     return AnomalySettings(
         detector=opts.detector,
-        baselines=detector_names(opts.baselines),
+        baselines=column_names(opts.baselines),
         training=training,
         test_start=pd.Timestamp(opts.test_start) if opts.test_start else None,
         timezone="UTC" if opts.in_series else LOCAL_TIMEZONE,

@@ -1,7 +1,8 @@
 """The ``forecasting`` step: day-ahead (multi-step, quantile) forecasts of each meter, each
-cluster's total or the fleet's total from a harmonization run, or of any series file, scored on
-a chronological test split against persistence, seasonal-naive (day, week), linear, climatology
-and double-seasonal Holt-Winters baselines (never tuned on the test split)."""
+cluster's total or the fleet's total from a harmonization run, or of any series file. Every
+candidate and baseline is fitted on the training split, the kept model is earned on validation
+(``model=auto``) and everything is scored on the chronological test split, which decides
+nothing. The run's description says whether the model beats every baseline."""
 
 from __future__ import annotations
 
@@ -15,12 +16,13 @@ from meterflow.config import (
     AnomalyOptions,
     Environment,
     ForecastingOptions,
+    column_names,
     forecast_quantiles,
     lstm_units,
 )
-from meterflow.domain import MINUTES_PER_DAY
-from meterflow.forecasting.evaluate import ForecastResult, evaluate_forecaster
-from meterflow.forecasting.grouped import combine_results
+from meterflow.domain import LOCAL_TIMEZONE, MINUTES_PER_DAY
+from meterflow.forecasting.evaluate import evaluate_forecaster
+from meterflow.forecasting.report import StepReport, merge_reports, report_of
 from meterflow.forecasting.scope import scoped_series
 from meterflow.forecasting.series import build_panel, profiles_to_series, split_dates
 from meterflow.forecasting.settings import ForecastSettings
@@ -29,35 +31,44 @@ from meterflow.sources.seriesfile import read_series_file
 
 log = logging.getLogger(__name__)
 
+CANDIDATES_MODEL = "candidates"  # every fitted candidate, served side by side
 
-def log_history(run: tracking.StepRun, history) -> None:
+
+def log_history(run: tracking.StepRun, history, prefix: str = "") -> None:
     """Per-epoch training and validation loss as metric series (the MLflow UI plots them)."""
     for epoch, (train, val) in enumerate(zip(history.train_loss, history.val_loss, strict=False)):
-        run.log_metrics({"train_loss": train, "val_loss": val}, step=epoch + 1)
+        run.log_metrics({f"{prefix}train_loss": train, f"{prefix}val_loss": val}, step=epoch + 1)
 
 
-def forecast_settings(opts: ForecastingOptions, **fixed: object) -> ForecastSettings:
-    """The forecaster's settings from the step's options (window, horizon, training), with
-    ``fixed`` ones set or overridden."""
-    base = {
-        "seq_length": opts.seq_length,
-        "horizon": opts.horizon,
-        "epochs": opts.epochs,
-        "units": lstm_units(opts.units),
-        "max_train_windows": opts.max_train_windows,
-        "threads": opts.threads,
-        "seed": opts.seed,
-    }
-    return ForecastSettings(**{**base, **fixed})
+def forecast_settings(opts: ForecastingOptions, resolution: int, exog: tuple[str, ...]):
+    """The forecasters' settings from the step's options and the input's resolution."""
+    return ForecastSettings(
+        model=opts.model,
+        candidates=column_names(opts.candidates),
+        seq_length=opts.seq_length,
+        horizon=opts.horizon or MINUTES_PER_DAY // resolution,
+        output=opts.output,
+        quantiles=forecast_quantiles(opts.quantiles),
+        exog=exog,
+        origin_hour=opts.origin_hour,
+        test_padding=opts.padding,
+        epochs=opts.epochs,
+        units=lstm_units(opts.units),
+        max_train_windows=opts.max_train_windows,
+        threads=opts.threads,
+        seed=opts.seed,
+    )
 
 
 def input_series(
-    opts: ForecastingOptions | AnomalyOptions, run: tracking.StepRun
+    opts: ForecastingOptions | AnomalyOptions, run: tracking.StepRun, *, inputs: bool = False
 ) -> tuple[pd.DataFrame, int, tuple[str, ...], pd.DataFrame | None]:
-    """``(long series, resolution, exogenous columns, meters table or None)`` of the step's
-    input: the series file, or the harmonized profiles of a run."""
+    """``(long series, resolution, extra input columns, meters table or None)`` of the step's
+    input: the series file (its extra columns as inputs when ``inputs``), or the harmonized
+    profiles of a run."""
     if opts.in_series:
-        file = read_series_file(Path(opts.in_series))
+        ignore = column_names(getattr(opts, "ignore_columns", ""))
+        file = read_series_file(Path(opts.in_series), inputs=inputs, ignore=ignore)
         run.set_tags({"input.series_file": opts.in_series})
         return file.series, file.resolution_min, file.exog, None
     source_run = tracking.resolve_run(opts.profiles_run, "harmonization")
@@ -79,49 +90,67 @@ def _scope_assignments(opts: ForecastingOptions, run: tracking.StepRun) -> pd.Da
 def run_forecasting(opts: ForecastingOptions, env: Environment) -> str:
     tracking.configure(env)
     with tracking.step_run("forecasting", opts) as run:
-        series, resolution, exog, meters = input_series(opts, run)
+        series, resolution, exog, meters = input_series(opts, run, inputs=True)
         series, counts = scoped_series(series, opts.scope, _scope_assignments(opts, run))
         exog = exog if opts.scope == "meter" else ()
-        settings = forecast_settings(
-            opts,
-            **{"horizon": opts.horizon or MINUTES_PER_DAY // resolution, "model": opts.model},
-            **{"test_padding": opts.padding, "output": opts.output, "exog": exog},
-            **{"quantiles": forecast_quantiles(opts.quantiles), "origin_hour": opts.origin_hour},
-        )
+        settings = forecast_settings(opts, resolution, exog)
         test_start = pd.Timestamp(opts.test_start) if opts.test_start else None
-        dates = split_dates(series["timestamp"], settings.train_frac, settings.val_frac, test_start)
+        dates = split_dates(
+            series["timestamp"],
+            settings.train_frac,
+            settings.val_frac,
+            test_start,
+            settings.min_val_days,
+        )
+        timezone = "UTC" if opts.in_series else LOCAL_TIMEZONE
         if opts.scope == "cluster":  # one model per cluster
             groups = {g: part for g, part in series.groupby("meter_id", sort=True)}
             log.info("scope=cluster: one model for each of %d clusters", len(groups))
-            result = combine_results(
-                {
-                    g: evaluate_forecaster(build_panel(part, resolution, dates), None, settings)
-                    for g, part in groups.items()
-                }
-            )
+            reports = {}
+            for g, part in groups.items():
+                fleet = build_panel(part, resolution, dates)
+                result = evaluate_forecaster(fleet, None, settings)
+                reports[g] = report_of(result, fleet, settings, timezone)
+            report = merge_reports(reports)
         else:
             fleet = build_panel(series, resolution, dates, exog)
             result = evaluate_forecaster(fleet, meters, settings)
+            report = report_of(result, fleet, settings, timezone)
         run.set_tags(
             {
-                "forecasting.best_baseline": result.best_baseline,
-                "forecasting.test_start": str(dates.test_start.date()),
+                **report.tags,
                 "forecasting.horizon": str(settings.horizon),
                 "forecasting.resolution_min": str(resolution),
             }
         )
         run.log_metrics({**counts, "resolution_min": float(resolution)})
-        _log_result(run, result)
+        _log_report(run, report, opts)
         return run.run_id
 
 
-def _log_result(run: tracking.StepRun, result: ForecastResult) -> None:
-    run.log_metrics(result.metrics)
-    log_history(run, result.history)
-    run.log_table(result.predictions, Table.TEST_PREDICTIONS)
-    run.log_table(result.by_step, Table.ERROR_BY_STEP)
-    run.log_table(result.holdout, Table.HOLDOUT)
-    for name, fig in result.figures.items():
+def _log_report(run: tracking.StepRun, report: StepReport, opts: ForecastingOptions) -> None:
+    run.log_metrics(report.metrics)
+    for name, history in report.histories.items():
+        log_history(run, history, prefix=f"{name}/")
+    for name, table in report.tables.items():
+        run.log_table(table, name)
+    for name, fig in report.figures.items():
         run.log_figure(fig, name)
-    run.log_model(result.predictor)
-    run.log_model(result.baselines, name="baselines")
+    run.log_model(report.model)
+    run.log_model(report.candidates, name=CANDIDATES_MODEL, with_network=False)
+    run.describe(description(report, opts))
+
+
+def description(report: StepReport, opts: ForecastingOptions) -> str:
+    """The run's description: what was forecast, the kept model and why, the verdict."""
+    what = f"series file `{opts.in_series}`" if opts.in_series else "the harmonized profiles"
+    choice = report.tags.get("forecasting.choice", report.tags["forecasting.model"])
+    lines = [
+        f"Day-ahead forecasts ({opts.scope} scope) of {what}, test from "
+        f"{report.tags['forecasting.test_start']}.",
+        f"**Model**: {choice}.",
+        f"**Verdict**: {report.verdict}.",
+        "Look at `figures/candidates.png` (every candidate on validation and test), "
+        "`figures/error_by_step.png` and the `candidates` table.",
+    ]
+    return "\n\n".join(lines)

@@ -24,6 +24,8 @@ from meterflow.schemas import Table
 log = logging.getLogger(__name__)
 
 TRUTH_COLUMNS = ("actual", "label")  # in the holdout tables, never model inputs
+BEATS_BASELINES = "beats_baselines"  # version tag: the model beat every baseline on test
+BEATS_BASELINES_RUN_TAG = "forecasting.beats_baselines"
 
 
 def promote_models(
@@ -48,19 +50,22 @@ def promote_step(step: str, run_id: str, margin: float) -> Decision:
     """Register the model of ``run_id`` and give it ``champion`` or ``challenger``."""
     tracking.require_finished(run_id)
     holdout = tracking.load_table(run_id, Table.HOLDOUT)
+    truth = tracking.load_table(run_id, Table.HOLDOUT_TRUTH) if step == "forecasting" else None
     new_output = tracking.predict_with(f"runs:/{run_id}/model", _inputs(holdout))
-    score = holdout_score(step, holdout, new_output)
+    score = holdout_score(step, holdout, new_output, truth)
     champion = tracking.alias_version(step, tracking.CHAMPION)
     champion_score, stability = None, math.nan
     if champion is not None:
         champion_output = _champion_output(step, holdout)
         champion_score = math.nan
         if champion_output is not None:
-            champion_score = holdout_score(step, holdout, champion_output)
+            champion_score = holdout_score(step, holdout, champion_output, truth)
             if step == "clustering":
                 stability = agreement(np.asarray(new_output), np.asarray(champion_output))
-    decision = decide(step, score, champion_score, margin)
-    version = tracking.register_version(step, run_id, _version_tags(run_id, holdout, decision))
+    beats = (_beats_baselines(run_id), _champion_beats_baselines(step, champion))
+    decision = decide(step, score, champion_score, margin, beats)
+    tags = {**_version_tags(run_id, holdout, decision), BEATS_BASELINES: str(beats[0]).lower()}
+    version = tracking.register_version(step, run_id, tags, _version_description(holdout))
     alias = tracking.CHAMPION if decision.promote else tracking.CHALLENGER
     tracking.set_alias(step, alias, version)
     tracking.tag_run(
@@ -74,6 +79,30 @@ def promote_step(step: str, run_id: str, margin: float) -> Decision:
     )
     log.info("%s: version %s is %s (%s)", step, version, alias, decision.reason)
     return decision
+
+
+def _beats_baselines(run_id: str) -> bool:
+    """Whether the run's model beat every baseline on its test split (forecasting runs say;
+    other steps have no such verdict and count as beating them)."""
+    return tracking.run_tag(run_id, BEATS_BASELINES_RUN_TAG) != "false"
+
+
+def _champion_beats_baselines(step: str, version: str | None) -> bool:
+    if version is None:
+        return False
+    return tracking.version_tag(step, version, BEATS_BASELINES) != "false"
+
+
+def _version_description(holdout: pd.DataFrame) -> str:
+    """What the version was scored on: held-out forecasts, meters and days (forecasting)."""
+    if "forecast_id" not in holdout.columns:
+        return ""
+    last = holdout.loc[holdout["value"].notna()].groupby("forecast_id")["timestamp"].max()
+    return (
+        f"Scored on {len(last)} held-out day-ahead forecasts of {holdout['meter_id'].nunique()} "
+        f"series over {last.dt.normalize().nunique()} test days ({last.min()} .. {last.max()}), "
+        "each with its history as raw readings: tables `holdout` and `holdout_truth` of the run."
+    )
 
 
 def _champion_output(step: str, holdout: pd.DataFrame) -> pd.DataFrame | np.ndarray | None:

@@ -1,5 +1,5 @@
-"""Day-ahead forecasting: exact baselines, no leakage across test_start, multi-output shapes,
-ordered quantiles, scopes and series files."""
+"""Day-ahead forecasting: exact baselines, the model earned on validation, no leakage across
+test_start, multi-output shapes, ordered quantiles, scopes and series files."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ import pytest
 from meterflow.errors import SourceError
 from meterflow.forecasting import ForecastSettings, evaluate_forecaster
 from meterflow.forecasting.calibration import apply_scales, interval_scales
+from meterflow.forecasting.inputs import split_test_inputs
 from meterflow.forecasting.scope import aggregate, dominant_clusters, scoped_series
 from meterflow.forecasting.series import build_panel, split_dates
 from meterflow.sources.seriesfile import read_series_file
@@ -29,7 +30,7 @@ def weekly_series(n_days: int = 35, series_id: str = "S1", scale: float = 1.0) -
 
 
 def panel(series: pd.DataFrame, test_start: str = "2024-01-29", exog: tuple[str, ...] = ()):
-    dates = split_dates(series["timestamp"], 0.7, 0.1, pd.Timestamp(test_start))
+    dates = split_dates(series["timestamp"], 0.7, 0.1, pd.Timestamp(test_start), 7)
     return build_panel(series, 60, dates, exog)
 
 
@@ -60,37 +61,30 @@ def test_every_baseline_is_known_exactly_on_a_weekly_series(weekly_result):
     assert weekly_result.best_baseline in ("seasonal_naive_week", "linear", "dshw")
 
 
-def test_multi_output_shapes_and_ordered_quantiles(weekly_result):
-    rows = weekly_result.holdout.filter(regex=r"^(?!actual)")
-    out = weekly_result.predictor.predict(rows)
-    assert len(out) == SPD * len(rows)
-    assert list(out["step"].iloc[:SPD]) == list(range(1, SPD + 1))
-    assert (out["q10"] <= out["q50"]).all() and (out["q50"] <= out["q90"]).all()
-    np.testing.assert_array_equal(out["prediction"], out["q50"])
-    assert (out["target_time"] > rows.loc[out.index, "window_end"].to_numpy()).all()
-    base = weekly_result.baselines.predict(rows)
-    assert len(base) == len(out) and set(base.columns) >= {"persistence", "linear"}
+def test_multi_output_shapes_ordered_quantiles_and_the_kept_model(weekly_result):
+    table = weekly_result.predictions
+    assert (table["step"].iloc[:SPD] == np.arange(1, SPD + 1)).all()
+    assert (table["q10"] <= table["q50"]).all() and (table["q50"] <= table["q90"]).all()
+    np.testing.assert_array_equal(table["prediction"], table["q50"])
+    assert (table["timestamp"] > table["window_end"]).all()
     m = weekly_result.metrics
     assert {f"test_mape_h{k}" for k in range(1, SPD + 1)} <= set(m)
     assert 0 <= m["test_coverage"] <= 1 and m["test_coverage_nominal"] == pytest.approx(0.8)
     by_step = weekly_result.by_step
     assert set(by_step["model"]) >= {"lstm", "dshw", "seasonal_naive_week"}
-    assert len(by_step.loc[by_step["model"] == "lstm"]) == SPD
-
-
-def test_predictor_reproduces_the_evaluation(weekly_result):
-    table = weekly_result.predictions
-    rows = weekly_result.holdout
-    rows = rows.loc[rows["window_end"].isin(table["window_end"])].filter(regex=r"^(?!actual)")
-    out = weekly_result.predictor.predict(rows)
-    mine = out.assign(window_end=rows.loc[out.index, "window_end"].to_numpy())
-    both = table.merge(mine, left_on=["window_end", "step"], right_on=["window_end", "step"])
-    assert len(both) == len(out) > 0
-    np.testing.assert_allclose(both["prediction_y"], both["prediction_x"], rtol=1e-6)
+    kept = weekly_result.choice.name
+    assert len(by_step.loc[by_step["model"] == kept]) == SPD
+    # the kept model is the combination learned on validation, never worse there than the
+    # best single candidate; on an exactly weekly series that is the seasonal naive week
+    scores = weekly_result.scores.set_index("candidate")
+    assert scores.loc[kept, "val_mae"] <= scores["val_mae"].drop(kept).min() + 1e-9
+    assert m["test_mae"] <= 1e-6 * weekly_series()["value"].mean()
+    assert not weekly_result.beaten_by
 
 
 def test_nothing_from_test_start_on_reaches_training():
-    """Values from test_start on may change arbitrarily: the fitted models stay the same."""
+    """Values from test_start on may change arbitrarily: the fitted models and the kept
+    combination stay the same."""
     series = weekly_series()
     changed = series.copy()
     after = changed["timestamp"] >= pd.Timestamp("2024-01-29")
@@ -98,12 +92,14 @@ def test_nothing_from_test_start_on_reaches_training():
     cfg = ForecastSettings(**{**QUICK, "epochs": 2})
     a = evaluate_forecaster(panel(series), None, cfg)
     b = evaluate_forecaster(panel(changed), None, cfg)
-    for wa, wb in zip(a.predictor.weights, b.predictor.weights, strict=True):
+    for wa, wb in zip(a.candidates["lstm"].weights, b.candidates["lstm"].weights, strict=True):
         np.testing.assert_array_equal(wa, wb)
-    np.testing.assert_array_equal(a.baselines.linear.coef, b.baselines.linear.coef)
-    np.testing.assert_array_equal(a.predictor.scaler.mean, b.predictor.scaler.mean)
-    np.testing.assert_array_equal(a.predictor.interval_scale, b.predictor.interval_scale)
-    assert a.metrics["val_loss_best"] == b.metrics["val_loss_best"]
+    np.testing.assert_array_equal(
+        a.candidates["linear"].model.coef, b.candidates["linear"].model.coef
+    )
+    assert a.choice.val_mae == b.choice.val_mae
+    for name, weight in a.choice.weights.items():
+        np.testing.assert_array_equal(weight, b.choice.weights[name])
     assert a.predictions["timestamp"].min() >= pd.Timestamp("2024-01-29")
     assert a.split.test_start == pd.Timestamp("2024-01-29")
 
@@ -111,12 +107,12 @@ def test_nothing_from_test_start_on_reaches_training():
 def test_origin_hour_and_exogenous_inputs():
     series = weekly_series()
     series["temperature"] = np.cos(np.arange(len(series)) / 50.0)
-    cfg = ForecastSettings(**QUICK, exog=("temperature",), origin_hour=6)
-    result = evaluate_forecaster(panel(series, exog=("temperature",)), None, cfg)
+    cfg = ForecastSettings(**QUICK, exog=("temperature",), origin_hour=6, model="lstm")
+    fleet = panel(series, exog=("temperature",))
+    result = evaluate_forecaster(fleet, None, cfg)
     assert (result.predictions.groupby("window_end")["timestamp"].min().dt.hour == 6).all()
-    rows = result.holdout.filter(regex=r"^(?!actual)")
-    assert {"temperature_lag_00", "temperature_h01", "temperature_h24"} <= set(rows.columns)
-    assert np.isfinite(result.predictor.predict(rows)["prediction"]).all()
+    test = split_test_inputs(fleet, cfg)
+    assert np.isfinite(result.model.predict(test)).all()
 
 
 def test_scope_totals_and_dominant_clusters():
@@ -143,6 +139,8 @@ def test_series_file_resolution_and_errors(tmp_path: Path):
     )
     file = read_series_file(good)
     assert file.resolution_min == 15 and file.exog == ("temp",)
+    assert read_series_file(good, ignore=("temp",)).exog == ()
+    assert read_series_file(good, inputs=False).exog == ()
     assert file.series["timestamp"].iloc[0] == pd.Timestamp("2023-12-31 23:00")  # UTC
     cases = {
         "timestamp,value\n2024-01-01 00:00,1\n2024-01-01 00:00,2\n": "duplicate.*row=1",
@@ -150,28 +148,18 @@ def test_series_file_resolution_and_errors(tmp_path: Path):
         "timestamp,value\n2024-01-01 00:00,1\n2024-01-01 01:00,x\n": "not numeric.*row=1",
         "timestamp,value\n2024-01-01 00:00,1\n2024-01-01 00:07,2\n": "divide a day",
         "time,value\n2024-01-01 00:00,1\n": "missing column",
+        "timestamp,value,label\n2024-01-01 00:00,1,0\n2024-01-01 01:00,2,1\n": "label.*ignore",
+        "timestamp,value\n2024-01-01 00:00,1\n2024-01-01 01:00,inf\n": "not finite.*row=1",
+        "timestamp,value\n"
+        + "".join(
+            f"2024-01-01 {h:02d}:00,{1e300 if h == 5 else h + 1}\n" for h in range(10)
+        ): "absurdly large.*meter=series, row=5",
     }
     for i, (text, message) in enumerate(cases.items()):
         path = tmp_path / f"bad{i}.csv"
         path.write_text(text)
         with pytest.raises(SourceError, match=message):
             read_series_file(path)
-
-
-def test_a_predictor_pickled_before_the_day_ahead_settings_keeps_its_behaviour(weekly_result):
-    """Settings added since a predictor was pickled take the values it was trained with
-    (one point forecast at ``horizon``), never the newer defaults."""
-    import pickle
-
-    from meterflow.forecasting.predictor import LEGACY_SETTINGS
-
-    old = pickle.loads(pickle.dumps(weekly_result.predictor))
-    for name in LEGACY_SETTINGS:
-        del old.settings.__dict__[name]
-    del old.__dict__["static"]
-    revived = pickle.loads(pickle.dumps(old))
-    assert revived.settings.output == "last" and revived.settings.quantiles == ()
-    assert revived.settings.uses_decoder is False and len(revived.static.names) == 0
 
 
 def test_interval_calibration_reaches_the_nominal_coverage():

@@ -119,3 +119,28 @@ def test_too_short_or_too_sparse_training_raises() -> None:
     model = fit_dshw(y, M1)
     with pytest.raises(ValueError, match="origins"):
         model.forecasts(y, np.array([M2 - 1]), M1)
+
+
+def test_the_day_ahead_fit_lowers_the_day_ahead_error_it_is_fitted_on() -> None:
+    y = _synthetic(weeks=6, seed=4, ar=0.95, noise=2.0)
+    one_step, day_ahead = fit_dshw(y, M1), fit_dshw(y, M1, horizon=M1)
+    origins = np.arange(M2, len(y) - M1, 7)
+    actual = y[origins[:, None] + np.arange(1, M1 + 1)]
+
+    def error(model: DshwModel) -> float:
+        return float(np.mean((model.forecasts(y, origins, M1) - actual) ** 2))
+
+    assert error(day_ahead) <= error(one_step)
+
+
+def test_resuming_from_the_end_state_continues_the_run() -> None:
+    from meterflow.forecasting.dshw import end_state, resumed
+
+    y = _synthetic(weeks=6, seed=5)
+    model = fit_dshw(y[: 4 * M2], M1)
+    state = end_state(model, y[: 4 * M2], time=4 * M2 - 1)
+    later = np.r_[np.full(M2, np.nan), y[4 * M2 :]]  # m2 unused slots ending at the state
+    origins = np.arange(M2 + 10, len(later) - M1, 13)
+    continuous = model.forecasts(y, origins - M2 + 4 * M2, M1)
+    np.testing.assert_allclose(resumed(model, state).forecasts(later, origins, M1), continuous,
+                               rtol=1e-3)  # fmt: skip

@@ -1,24 +1,24 @@
-"""Forecasting: notebook windows, padding, chronological split, baselines, models, predictor."""
+"""Forecasting inputs: notebook windows, padding, chronological split, seasonal references,
+recent level, naive baselines, metrics, settings, the hybrid's neighbour grid."""
 
 from __future__ import annotations
 
-import pickle
 import subprocess
 import sys
-import textwrap
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
 from meterflow.errors import ConfigError, SchemaError
-from meterflow.forecasting import ForecastSettings, profiles_to_series, train_forecaster
-from meterflow.forecasting.baselines import LinearSteps, climatology, climatology_table
+from meterflow.forecasting import ForecastSettings, profiles_to_series
 from meterflow.forecasting.features import seasonal_values
-from meterflow.forecasting.hybrid import build_layout, grids_from_recent, recent_from_wide
+from meterflow.forecasting.inputs import inputs_at, recent_stats
+from meterflow.forecasting.linear import LinearSteps
 from meterflow.forecasting.metrics import forecast_metrics, skill
+from meterflow.forecasting.naive import Climatology, climatology_table
 from meterflow.forecasting.series import TEST, TRAIN, VAL, build_fleet, fit_scaler
+from meterflow.forecasting.spatial import build_layout, grids_from_recent, recent_from_wide
 from meterflow.forecasting.windows import (
     gather_windows,
     label_positions,
@@ -26,7 +26,6 @@ from meterflow.forecasting.windows import (
     streaming_windows,
 )
 from meterflow.schemas import slot_columns
-from tests.conftest import REPO
 
 SPD = 24
 
@@ -63,36 +62,6 @@ def synthetic_fleet(
     columns = ["meter_id", "contractual_power_kw", "production_kw", "type", "latitude", "longitude"]
     meters = pd.DataFrame(rows, columns=columns)
     return pd.concat(frames, ignore_index=True), meters
-
-
-FAST = dict(
-    epochs=6,
-    patience=3,
-    learning_rate=1e-2,
-    max_train_windows=2000,
-    max_val_windows=1000,
-    threads=1,
-)
-# the reference notebook's forecaster: one value `horizon` slots ahead, on the MSE
-NOTEBOOK = dict(output="last", quantiles=(), seasonal_inputs=False)
-
-
-@pytest.fixture(scope="module")
-def fleet_tables() -> tuple[pd.DataFrame, pd.DataFrame]:
-    return synthetic_fleet()
-
-
-@pytest.fixture(scope="module")
-def lstm_result(fleet_tables):
-    profiles, meters = fleet_tables
-    return train_forecaster(profiles, meters, ForecastSettings(**FAST, **NOTEBOOK))
-
-
-@pytest.fixture(scope="module")
-def hybrid_result(fleet_tables):
-    profiles, meters = fleet_tables
-    cfg = ForecastSettings(model="hybrid", n_neighbours=3, **{**FAST, "epochs": 3}, **NOTEBOOK)
-    return train_forecaster(profiles, meters, cfg)
 
 
 # --- windows exactly as the notebook -------------------------------------------------------
@@ -234,32 +203,42 @@ def test_test_padding_history_vs_zeros():
 # --- baselines and metrics -----------------------------------------------------------------
 
 
-def test_baselines_on_hand_made_series():
+def test_seasonal_references_recent_level_and_climatology_on_a_ramp():
     profiles = ramp_profiles(10, skip_day=6)
     fleet = build_fleet(profiles, train_frac=0.5, val_frac=0.2)
     stamps = pd.DatetimeIndex(fleet.timestamps(np.arange(len(fleet.values))))
-    pos = np.flatnonzero(stamps == pd.Timestamp("2024-03-08 03:00"))  # day after the gap
-    pos_ok = np.flatnonzero(stamps == pd.Timestamp("2024-03-10 03:00"))
-    # seasonal naive: same slot the day before, persistence where that day is missing
-    steps = np.array([5])
-    day, week, recent = seasonal_values(
-        fleet, fleet.values, pos_ok, fleet.seg_start[pos_ok], steps, 5
-    )
-    assert day[0, 0] == fleet.values[pos_ok][0] - SPD
-    assert week[0, 0] == day[0, 0]  # no week before: falls back to the day
-    # the mean of the slot over the days since the gap (the segment starts after it)
-    assert recent[0, 0] == pytest.approx(fleet.values[pos_ok][0] - 1.5 * SPD)
-    day, _, _ = seasonal_values(fleet, fleet.values, pos, fleet.seg_start[pos], steps, 5)
-    assert day[0, 0] == fleet.values[pos - 5][0]
+    after_gap = np.flatnonzero(stamps == pd.Timestamp("2024-03-08 02:00"))  # Mar 7 is missing
+    origin = np.flatnonzero(stamps == pd.Timestamp("2024-03-10 22:00"))
+    steps = np.array([5])  # the target is 03:00 the next day
+    # seasonal naive: same slot the day and the week before
+    day, week, recent = seasonal_values(fleet, fleet.values, origin, np.zeros(1, int), steps)
+    target = fleet.values[origin][0] + 5
+    assert day[0, 0] == target - SPD
+    assert week[0, 0] == target - 7 * SPD
+    # the mean of the slot over the known days of the last seven (the gap day is skipped)
+    known = [target - SPD * d for d in range(1, 8) if d != 4]
+    assert recent[0, 0] == pytest.approx(np.mean(known))
+    # a slot the day before that is missing falls back to the last reading (persistence)
+    day, week, _ = seasonal_values(fleet, fleet.values, after_gap, np.zeros(1, int), steps - 4)
+    assert day[0, 0] == fleet.values[after_gap][0] and week[0, 0] == 3.0  # Mar 1 03:00
+    # recent level and spread: the readings of the last 2 days up to the origin
+    mean, std, count = recent_stats(fleet, fleet.values, origin, np.zeros(1, int), 2 * SPD)
+    last = fleet.values[origin[0] - 2 * SPD + 1 : origin[0] + 1]
+    assert count[0] == 2 * SPD and mean[0] == pytest.approx(last.mean())
+    assert std[0] == pytest.approx(last.std())
     # climatology: mean of the slot over the training days of the ramp (4 of the 9 days)
     assert fleet.dates.n_days[0] == 4
     table = climatology_table(fleet)
     assert table[0, 3] == pytest.approx(np.mean([3 + SPD * d for d in range(4)]))
-    assert climatology(fleet, table, pos_ok)[0] == table[0, 3]
+    cfg = ForecastSettings(horizon=5, quantiles=())
+    clim = Climatology(cfg).fit(fleet)
+    inputs = inputs_at(fleet, origin, cfg)
+    assert clim.predict(inputs)[0, -1, 0] == table[0, 3]
     # linear regression on the window recovers an exact linear relation
     windows, targets = sliding_windows(np.arange(200, dtype=float), 30, 5)
-    model = LinearSteps.fit(windows[:, None, :], targets[:, None], ridge=0.0)
-    np.testing.assert_allclose(model.predict(windows[:3, None, :])[:, 0], targets[:3], atol=1e-6)
+    model = LinearSteps.fit(windows, np.zeros((0, len(windows), 1)), targets[:, None])
+    prediction = model.predict(windows[:3], np.zeros((0, 3, 1)))[:, 0]
+    np.testing.assert_allclose(prediction, targets[:3], rtol=1e-3)
 
 
 def test_forecast_metrics_mape_floor_and_wape():
@@ -278,6 +257,8 @@ def test_forecast_metrics_mape_floor_and_wape():
 def test_settings_reject_bad_values():
     with pytest.raises(ConfigError, match="model"):
         ForecastSettings(model="transformer")
+    with pytest.raises(ConfigError, match="candidates"):
+        ForecastSettings(candidates=("lstm", "prophet"))
     with pytest.raises(ConfigError, match="no test split"):
         ForecastSettings(train_frac=0.8, val_frac=0.2)
     with pytest.raises(ConfigError, match="min_history"):
@@ -286,141 +267,19 @@ def test_settings_reject_bad_values():
 
 def test_settings_and_model_names_import_without_tensorflow():
     code = (
-        "import sys; from meterflow.forecasting.settings import MODELS; "
-        "print(MODELS, [m for m in ('tensorflow', 'keras', 'sklearn') if m in sys.modules])"
+        "import sys; from meterflow.forecasting.registry import model_names; "
+        "from meterflow.forecasting.settings import ForecastSettings; ForecastSettings(); "
+        "print(model_names()[:3], [m for m in ('tensorflow', 'keras') if m in sys.modules])"
     )
     out = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
     )
-    assert out.stdout.strip() == "('lstm', 'hybrid') []"
+    assert out.stdout.strip() == "('auto', 'lstm', 'hybrid') []"
 
 
 def test_too_few_days_is_a_clear_error():
     with pytest.raises(SchemaError, match="distinct days"):
         build_fleet(ramp_profiles(2), 0.7, 0.1)
-
-
-# --- models --------------------------------------------------------------------------------
-
-
-def test_lstm_beats_persistence_and_reports_metrics(lstm_result):
-    m = lstm_result.metrics
-    for key in ("test_mae", "test_rmse", "test_mape", "test_wape", "skill_vs_best_baseline"):
-        assert np.isfinite(m[key]), key
-    for name in ("persistence", "seasonal_naive_day", "seasonal_naive_week", "linear", "dshw"):
-        for metric in ("mae", "rmse", "mape"):
-            assert np.isfinite(m[f"baseline_{name}_{metric}"])
-    assert m["test_mae"] < 0.6 * m["baseline_persistence_mae"]
-    assert m["test_mae"] < m["baseline_climatology_mae"]
-    preds = lstm_result.predictions
-    assert len(preds) == m["n_test_windows"]
-    assert (preds["timestamp"] >= lstm_result.split.test_start).all()
-    assert preds["timestamp"].min() == lstm_result.split.test_start  # history padding
-    assert lstm_result.history.best_epoch >= 1
-    assert set(lstm_result.figures) == {"training_curves", "test_predictions", "error_by_step"}
-
-
-DETERMINISM = {**FAST, "epochs": 2, "max_train_windows": 500}
-
-
-def test_training_is_deterministic_across_processes(fleet_tables, fresh_process):
-    """Fixed seeds: the same predictions in a fresh process (Keras seeds and deterministic
-    TensorFlow ops; the fresh process also rules out state carried over in this one)."""
-    profiles, meters = fleet_tables
-    cfg = ForecastSettings(**DETERMINISM, **NOTEBOOK)
-    here = train_forecaster(profiles, meters, cfg).predictions["prediction"].to_numpy()
-    np.testing.assert_array_equal(here, np.load(fresh_process / "trained_out.npy"))
-
-
-def test_zero_padding_mode_predicts_after_two_readings(fleet_tables):
-    profiles, meters = fleet_tables
-    cfg = ForecastSettings(**{**FAST, "epochs": 1, "test_padding": "zeros"}, **NOTEBOOK)
-    result = train_forecaster(profiles, meters, cfg)
-    first = result.predictions.groupby("meter_id")["timestamp"].min()
-    expected = result.split.test_start + pd.Timedelta(hours=1 + 5)  # 2 readings + horizon 5
-    assert (first == expected).all()
-    assert result.predictions["n_history"].min() == 2
-
-
-def test_predictor_matches_training_predictions(lstm_result, fleet_tables):
-    preds = lstm_result.predictions
-    series = profiles_to_series(fleet_tables[0]).set_index(["meter_id", "timestamp"])["value"]
-    rows = preds.head(50)
-    cols = lstm_result.predictor.lag_columns
-    lags = np.array(
-        [
-            [series.get((m, end - pd.Timedelta(hours=29 - j)), np.nan) for j in range(30)]
-            for m, end in zip(rows["meter_id"], rows["window_end"], strict=True)
-        ]
-    )
-    df = pd.DataFrame(lags, columns=cols).assign(
-        meter_id=rows["meter_id"].to_numpy(), window_end=rows["window_end"].to_numpy()
-    )
-    out = lstm_result.predictor.predict(df)
-    np.testing.assert_allclose(out["prediction"], rows["prediction"], rtol=1e-5)
-    assert (out["target_time"].to_numpy() == rows["timestamp"].to_numpy()).all()
-
-
-def test_predictor_rejects_bad_windows(lstm_result):
-    example = lstm_result.predictor.input_example()
-    lags = lstm_result.predictor.lag_columns
-    seasonal = ["day_h05", "week_h05", "mean7_h05"]
-    assert list(example.columns) == ["meter_id", "window_end", *lags, *seasonal]
-    broken = example.copy()
-    broken.loc[broken.index[0], "lag_10"] = np.nan
-    with pytest.raises(SchemaError, match="row"):
-        lstm_result.predictor.predict(broken)
-    with pytest.raises(SchemaError, match="window_end"):
-        lstm_result.predictor.predict(example.drop(columns="window_end"))
-    short = example.copy()
-    short.loc[:, "lag_00":"lag_28"] = np.nan
-    with pytest.raises(SchemaError, match="min_history"):
-        lstm_result.predictor.predict(short)
-    padded = example.copy()
-    padded.loc[:, "lag_00":"lag_20"] = np.nan  # leading NaN = pre-padding, accepted
-    assert np.isfinite(lstm_result.predictor.predict(padded)["prediction"]).all()
-
-
-@pytest.fixture(scope="module")
-def fresh_process(lstm_result, hybrid_result, tmp_path_factory) -> Path:
-    """One fresh process (TensorFlow imported once) that unpickles the trained predictors and
-    predicts their examples, and trains ``DETERMINISM`` from scratch; its outputs, in a folder."""
-    folder = tmp_path_factory.mktemp("fresh")
-    for name, result in (("lstm", lstm_result), ("hybrid", hybrid_result)):
-        (folder / f"{name}.pkl").write_bytes(pickle.dumps(result.predictor))
-        result.predictor.input_example().to_pickle(folder / f"{name}_example.pkl")
-    script = folder / "fresh.py"
-    script.write_text(
-        textwrap.dedent(
-            f"""
-            import pickle, sys, numpy as np, pandas as pd
-            sys.path.insert(0, {str(REPO)!r})
-            from meterflow.forecasting import ForecastSettings, train_forecaster
-            from tests.forecasting.test_forecasting import DETERMINISM, NOTEBOOK, synthetic_fleet
-            folder = {str(folder)!r}
-            for name in ("lstm", "hybrid"):
-                with open(f"{{folder}}/{{name}}.pkl", "rb") as fh:
-                    predictor = pickle.load(fh)
-                example = pd.read_pickle(f"{{folder}}/{{name}}_example.pkl")
-                out = predictor.predict(example)["prediction"].to_numpy()
-                np.save(f"{{folder}}/{{name}}_out.npy", out)
-            profiles, meters = synthetic_fleet()
-            result = train_forecaster(profiles, meters, ForecastSettings(**DETERMINISM, **NOTEBOOK))
-            np.save(f"{{folder}}/trained_out.npy", result.predictions["prediction"].to_numpy())
-            """
-        )
-    )
-    proc = subprocess.run(
-        [sys.executable, str(script)], capture_output=True, text=True, timeout=300, cwd=REPO
-    )
-    assert proc.returncode == 0, proc.stderr[-4000:]
-    return folder
-
-
-def test_predictors_pickle_into_a_fresh_process(lstm_result, hybrid_result, fresh_process):
-    for name, result in (("lstm", lstm_result), ("hybrid", hybrid_result)):
-        expected = result.predictor.predict(result.predictor.input_example())["prediction"]
-        np.testing.assert_array_equal(np.load(fresh_process / f"{name}_out.npy"), expected)
 
 
 # --- hybrid --------------------------------------------------------------------------------
@@ -454,17 +313,3 @@ def test_hybrid_grid_is_built_from_neighbours():
         layout, np.array([0]), recent_from_wide(layout, wide_far, np.array([0]), np.array([3]), 2)
     )
     np.testing.assert_array_equal(grid, again.transpose(0, 3, 1, 2))
-
-
-def test_hybrid_trains_and_uses_neighbours_at_prediction(hybrid_result, fleet_tables):
-    profiles = fleet_tables[0]
-    m = hybrid_result.metrics
-    assert np.isfinite(m["test_mae"]) and m["test_mae"] < m["baseline_persistence_mae"]
-    predictor = hybrid_result.predictor
-    example = predictor.input_example()
-    assert example["window_end"].nunique() == 1 and len(example) == 6
-    full = predictor.predict(example)["prediction"].to_numpy()
-    alone = predictor.predict(example.iloc[[0]])["prediction"].to_numpy()
-    assert alone[0] != full[0]  # without its neighbours' rows the grid is empty
-    with pytest.raises(ConfigError, match="meters"):
-        train_forecaster(profiles, None, predictor.settings)

@@ -5,6 +5,7 @@ reloadable model, a labelled external profile file, the hybrid forecaster and th
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -92,22 +93,27 @@ def test_incremental_mongo_load_reads_only_new_documents(env, chain):
     new_day = watermark.tz_convert(tz).normalize() + pd.Timedelta(days=1)  # local midnight
     # reads every 15 min up to the end of the next complete local day, registers going on
     reads = pd.date_range(
-        watermark + pd.Timedelta(minutes=15), (new_day + pd.Timedelta(days=1)).tz_convert("UTC"),
+        watermark + pd.Timedelta(minutes=15),
+        (new_day + pd.Timedelta(days=1)).tz_convert("UTC"),
         freq="15min",
-    )  # fmt: skip
+    )
     with pymongo.MongoClient(env.mongodb_uri) as client:
         coll = client[env.mongo_database][MONGO_COLLECTION]
         last = pd.DataFrame(list(coll.find({"ts": watermark.tz_localize(None).to_pydatetime()})))
         assert len(last) == SPEC.n_meters
         new = [
             {
-                "meter_id": doc["meter_id"], "ts": ts.tz_localize(None).to_pydatetime(),
-                "import_kwh": doc["import_kwh"] + 0.1 * (k + 1), "export_kwh": doc["export_kwh"],
-                "voltage_v": 230.0, "current_a": 1.0, "power_w": 400.0,
+                "meter_id": doc["meter_id"],
+                "ts": ts.tz_localize(None).to_pydatetime(),
+                "import_kwh": doc["import_kwh"] + 0.1 * (k + 1),
+                "export_kwh": doc["export_kwh"],
+                "voltage_v": 230.0,
+                "current_a": 1.0,
+                "power_w": 400.0,
             }
             for k, ts in enumerate(reads)
             for _, doc in last.iterrows()
-        ]  # fmt: skip
+        ]
         coll.insert_many(new)
     second = run_load_newmongo(LoadNewMongoOptions(since="watermark"), env)
     run = mlflow.get_run(second)
@@ -162,9 +168,12 @@ def test_harmonization_on_a_dask_cluster_writes_identical_bytes(env, chain, tmp_
 
     def harmonize(folder: Path, max_profiles: int, scheduler: str = "") -> str:
         opts = HarmonizationOptions(
-            etl_runs=etl, dtw_max_profiles=max_profiles, dtw_window=5,
-            dtw_cache_dir=str(folder), dask_scheduler=scheduler,
-        )  # fmt: skip
+            etl_runs=etl,
+            dtw_max_profiles=max_profiles,
+            dtw_window=5,
+            dtw_cache_dir=str(folder),
+            dask_scheduler=scheduler,
+        )
         return run_harmonization(opts, env)
 
     with LocalCluster(n_workers=2, threads_per_worker=1, dashboard_address=None) as cluster:
@@ -179,10 +188,16 @@ def test_harmonization_on_a_dask_cluster_writes_identical_bytes(env, chain, tmp_
 
 
 ALGORITHMS = [
-    ("kmeans", "euclidean"), ("kmeans", "dtw"), ("kmedoids", "euclidean"), ("kmedoids", "dtw"),
-    ("agglomerative", "euclidean"), ("agglomerative", "dtw"), ("som", "euclidean"),
-    ("kshape", "euclidean"), ("lstm_autoencoder", "euclidean"),
-]  # fmt: skip
+    ("kmeans", "euclidean"),
+    ("kmeans", "dtw"),
+    ("kmedoids", "euclidean"),
+    ("kmedoids", "dtw"),
+    ("agglomerative", "euclidean"),
+    ("agglomerative", "dtw"),
+    ("som", "euclidean"),
+    ("kshape", "euclidean"),
+    ("lstm_autoencoder", "euclidean"),
+]
 
 
 @pytest.fixture(scope="module")
@@ -191,11 +206,14 @@ def clustered(env, chain) -> dict[tuple[str, str], str]:
     for model, metric in ALGORITHMS:
         runs[(model, metric)] = run_clustering(
             ClusteringOptions(
-                profiles_run=chain["harmonization"], model=model, distance_metric=metric,
-                number_of_clusters=3, epochs=5,
+                profiles_run=chain["harmonization"],
+                model=model,
+                distance_metric=metric,
+                number_of_clusters=3,
+                epochs=5,
             ),
             env,
-        )  # fmt: skip
+        )
     return runs
 
 
@@ -226,11 +244,14 @@ def test_prosumer_filter_clusters_only_the_chosen_meters(env, chain, which, metr
     expected = profiles["meter_id"].isin(pv) == (which == "only")
     run_id = run_clustering(
         ClusteringOptions(
-            profiles_run=chain["harmonization"], model="kmedoids", distance_metric=metric,
-            number_of_clusters=2, prosumers=which,
+            profiles_run=chain["harmonization"],
+            model="kmedoids",
+            distance_metric=metric,
+            number_of_clusters=2,
+            prosumers=which,
         ),
         env,
-    )  # fmt: skip
+    )
     assigned = tracking.load_table(run_id, "assignments")
     assert len(assigned) == expected.sum() > 0
     assert (assigned["meter_id"].isin(pv) == (which == "only")).all()
@@ -259,9 +280,12 @@ def test_every_clustering_model_reloads_in_a_fresh_process(env, chain, clustered
         "print(json.dumps(out))\n"
     )
     res = subprocess.run(
-        [sys.executable, "-c", script, json.dumps(uris), str(path)], capture_output=True,
-        text=True, timeout=900, env=subprocess_env(MLFLOW_TRACKING_URI=mlflow.get_tracking_uri()),
-    )  # fmt: skip
+        [sys.executable, "-c", script, json.dumps(uris), str(path)],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        env=subprocess_env(MLFLOW_TRACKING_URI=mlflow.get_tracking_uri()),
+    )
     assert res.returncode == 0, res.stderr[-4000:]
     fresh = json.loads(res.stdout.strip().splitlines()[-1])
     for (model, metric), run_id in clustered.items():
@@ -290,10 +314,16 @@ def test_labelled_96_slot_file_and_automatic_k(env, tmp_path):
     with pytest.raises(SourceError, match="'label' looks like a label"):  # forgot label_column
         run_clustering(ClusteringOptions(in_profiles=str(path), date_column=""), env)
     run_id = run_clustering(
-        ClusteringOptions(in_profiles=str(path), date_column="", label_column="label",
-                          number_of_clusters=0, k_max=6, max_profiles=60),
+        ClusteringOptions(
+            in_profiles=str(path),
+            date_column="",
+            label_column="label",
+            number_of_clusters=0,
+            k_max=6,
+            max_profiles=60,
+        ),
         env,
-    )  # fmt: skip
+    )
     m = metrics(run_id)
     assert m["k"] == 3 and m["profiles_fitted"] == 60 and m["profiles"] == 120
     assert m["ari"] > 0.9 and m["nmi"] > 0.9 and m["rand_index"] > 0.9  # every assigned row
@@ -338,8 +368,14 @@ def test_hybrid_forecaster_against_baselines(env, chain):
         ForecastingOptions(profiles_run=chain["harmonization"], model="hybrid", epochs=2), env
     )
     m = metrics(run_id)
-    for name in ("test_mae", "test_mape", "test_mape_h24", "baseline_persistence_mae",
-                 "baseline_seasonal_naive_week_mae", "baseline_dshw_mape"):  # fmt: skip
+    for name in (
+        "test_mae",
+        "test_mape",
+        "test_mape_h24",
+        "baseline_persistence_mae",
+        "baseline_seasonal_naive_week_mae",
+        "baseline_dshw_mape",
+    ):
         assert np.isfinite(m[name]) and m[name] >= 0, name
     predictions = tracking.load_table(run_id, "test_predictions")
     assert sorted(predictions["step"].unique()) == list(range(1, 25))  # day-ahead at 60 min
@@ -347,23 +383,19 @@ def test_hybrid_forecaster_against_baselines(env, chain):
 
 
 def _reloaded_matches_logged(run_id: str) -> pd.DataFrame:
-    """The pyfunc model and baselines, reloaded, forecast the held-out rows as the run did."""
+    """The run's model and candidates, reloaded, forecast held-out rows (raw readings, as
+    promotion sends them): every target of each forecast, quantiles in order."""
     holdout = tracking.load_table(run_id, "holdout")
-    rows = holdout.drop(columns=[c for c in holdout.columns if c.startswith("actual")])
+    truth = tracking.load_table(run_id, "holdout_truth")
+    ids = holdout["forecast_id"].unique()[:12]
+    rows = holdout.loc[holdout["forecast_id"].isin(ids)]
     out = mlflow.pyfunc.load_model(f"runs:/{run_id}/model").predict(rows)
-    logged = tracking.load_table(run_id, "test_predictions")
-    mine = out.assign(
-        meter_id=rows.loc[out.index, "meter_id"].to_numpy(),
-        window_end=rows.loc[out.index, "window_end"].to_numpy(),
-        timestamp=out["target_time"],
-    )
-    key = ["meter_id", "window_end", "timestamp"]
-    both = logged.merge(mine, on=key, suffixes=("", "_reloaded"))
-    assert len(both) > 0
-    for col in ("prediction", "q10", "q90"):
-        np.testing.assert_allclose(both[f"{col}_reloaded"], both[col], rtol=1e-5)
-    baselines = mlflow.pyfunc.load_model(f"runs:/{run_id}/baselines").predict(rows)
-    assert len(baselines) == len(out)
+    joined = truth.merge(out, on=["forecast_id", "target_time"])
+    assert len(joined) == truth["forecast_id"].isin(ids).sum() == len(out)
+    assert np.isfinite(joined[["prediction", "q10", "q90"]]).all().all()
+    assert (out["q10"] <= out["prediction"]).all() and (out["prediction"] <= out["q90"]).all()
+    candidates = mlflow.pyfunc.load_model(f"runs:/{run_id}/candidates").predict(rows)
+    assert len(candidates) == len(out) and "seasonal_naive_week" in candidates
     return out
 
 
@@ -373,8 +405,7 @@ def test_fleet_and_cluster_scopes(env, chain, clustered):
     )
     m = metrics(fleet)
     assert m["n_series"] == 1 and m["test_coverage"] > 0
-    out = _reloaded_matches_logged(fleet)
-    assert (out["q10"] <= out["prediction"]).all() and (out["prediction"] <= out["q90"]).all()
+    _reloaded_matches_logged(fleet)
     k_means = clustered[("kmeans", "euclidean")]
     options = ForecastingOptions(
         profiles_run=chain["harmonization"], scope="cluster", clustering_run=k_means, epochs=1
@@ -553,4 +584,112 @@ def test_promotion_champion_then_challenger_and_failed_runs_move_nothing(env, ch
     assert tracking.alias_version("forecasting", tracking.CHAMPION) == "3"
     champion = mlflow.pyfunc.load_model(tracking.champion_uri("forecasting"))
     holdout = tracking.load_table(third, "holdout")
-    assert np.isfinite(champion.predict(holdout.head(50))["prediction"]).all()
+    one = holdout.loc[holdout["forecast_id"] == holdout["forecast_id"].iloc[0]]
+    assert np.isfinite(champion.predict(one)["prediction"]).all()
+    registered = MlflowClient().get_model_version(tracking.registered_name("forecasting"), "3")
+    assert registered.tags["beats_baselines"] in ("true", "false")
+    assert "held-out day-ahead forecasts" in registered.description
+    meters, days = holdout["meter_id"].nunique(), holdout["timestamp"].dt.normalize().nunique()
+    assert f"of {meters} series" in registered.description and days > 7
+
+
+def test_the_champion_answers_raw_readings_over_rest(env, chain, tmp_path: Path):
+    """``mlflow models serve -m models:/<prefix>-forecasting@champion`` with a payload of raw
+    readings (as the README shows it): day-ahead rows back; a bad timestamp is a 400 whose
+    message names the meter and row."""
+    import json as jsonlib
+    import urllib.error
+    import urllib.request
+
+    from meterflow.sources.mongo_server import free_port
+    from meterflow.tasks.promote import promote_step
+
+    run_id = run_forecasting(ForecastingOptions(profiles_run=chain["harmonization"], epochs=1), env)
+    tracking.configure(env)
+    promote_step("forecasting", run_id, 0.0)
+    holdout = tracking.load_table(run_id, "holdout")
+    meter = holdout["meter_id"].iloc[0]
+    rows = holdout.loc[holdout["forecast_id"] == holdout["forecast_id"].iloc[0]]
+    payload = {
+        "dataframe_split": {
+            "columns": ["meter_id", "timestamp", "value"],
+            "data": [
+                [meter, str(t), float(v)]
+                for t, v in zip(rows["timestamp"], rows["value"], strict=True)
+            ],
+        }
+    }
+    port = free_port()
+    log_path = tmp_path / "serve.log"
+    with log_path.open("wb") as log:
+        server = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "mlflow",
+                "models",
+                "serve",
+                "-m",
+                tracking.champion_uri("forecasting"),
+                "-p",
+                str(port),
+                "--env-manager",
+                "local",
+                "-h",
+                "127.0.0.1",
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            env=subprocess_env(
+                MLFLOW_TRACKING_URI=env.tracking_uri,  # its uvicorn lives beside this python
+                PATH=f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}",
+            ),
+        )
+    try:
+        _wait_for(f"http://127.0.0.1:{port}/ping", server, log_path)
+
+        def post(body: dict) -> tuple[int, dict]:
+            request = urllib.request.Request(
+                f"http://127.0.0.1:{port}/invocations",
+                data=jsonlib.dumps(body).encode(),
+                headers={"Content-Type": "application/json"},
+            )
+            try:
+                with urllib.request.urlopen(request, timeout=120) as r:
+                    return r.status, jsonlib.loads(r.read())
+            except urllib.error.HTTPError as e:
+                return e.code, jsonlib.loads(e.read())
+
+        status, answer = post(payload)
+        assert status == 200, answer
+        out = pd.DataFrame(answer["predictions"])
+        assert len(out) == 24 and set(out["meter_id"]) == {meter}
+        assert {"target_time", "prediction", "q10", "q50", "q90"} <= set(out.columns)
+        assert pd.to_datetime(out["target_time"]).min() > rows["timestamp"].max()
+        payload["dataframe_split"]["data"][5][1] = str(
+            rows["timestamp"].iloc[5] + pd.Timedelta(minutes=30)
+        )
+        status, answer = post(payload)  # MLflow's message is generic; the cause ends the trace
+        cause = answer["stack_trace"].strip().splitlines()[-1]
+        assert status == 400 and f"row 5 (meter {meter})" in cause and "off the" in cause
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+def _wait_for(url: str, proc: subprocess.Popen, log: Path, seconds: float = 180) -> None:
+    import time as clock
+    import urllib.request
+
+    deadline = clock.monotonic() + seconds
+    while clock.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"model server exited: {log.read_text()[-3000:]}")
+        try:
+            with urllib.request.urlopen(url, timeout=2) as r:
+                if r.status == 200:
+                    return
+        except OSError:
+            clock.sleep(1)
+    raise RuntimeError(f"model server did not answer within {seconds} s: {log.read_text()[-3000:]}")

@@ -1,0 +1,295 @@
+"""A Keras forecasting network bound to a fleet: its inputs, its training and its forecasts.
+
+Shared by the ``lstm`` and ``hybrid`` forecasters and the anomaly step's residual forecaster.
+A ``BoundNetwork`` holds what the network reads on one fleet: the readings (Wh; the anomaly
+detector cleans them in place), per-series training statistics, static meter features and, for
+the hybrid, the neighbour grid. Each window is scaled either by its series' training mean and
+spread (``scaling="meter"``) or by the level and spread of the series' last days up to the
+origin (``scaling="recent"``), so that a network trained in summer still forecasts a quieter
+autumn at the right level.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, replace
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from meterflow.errors import ConfigError
+from meterflow.forecasting.calibration import apply_scales, interval_scales
+from meterflow.forecasting.features import decoder_inputs, seasonal_values
+from meterflow.forecasting.inputs import (
+    CHUNK,
+    ForecastInputs,
+    history_bounds,
+    recent_stats,
+    sample,
+    stopping_split,
+    training_origins,
+    validation_inputs,
+)
+from meterflow.forecasting.series import FleetSeries, MeterScaler, fit_scaler
+from meterflow.forecasting.settings import ForecastSettings
+from meterflow.forecasting.spatial import (
+    SpatialLayout,
+    build_layout,
+    grids_from_recent,
+    recent_from_wide,
+)
+from meterflow.forecasting.static import NONE as NO_STATIC
+from meterflow.forecasting.static import StaticFeatures, meter_features
+from meterflow.forecasting.windows import model_inputs, windows_at
+
+log = logging.getLogger(__name__)
+
+RECENT_FLOOR = 0.2  # a window's spread is at least this share of its series' training spread
+MIN_RECENT_DAYS = 1  # fewer recent readings than a day: the window uses the training statistics
+
+
+@dataclass
+class BoundNetwork:
+    """A network and everything it reads on one fleet (see the module docstring)."""
+
+    settings: ForecastSettings
+    fleet: FleetSeries
+    scaler: MeterScaler  # per series of ``fleet``: training mean and spread (NaN = unknown)
+    values: np.ndarray  # (N,) the readings the windows are read from, Wh
+    exog_scaled: np.ndarray  # (N, n_exog) standardised exogenous inputs
+    static: StaticFeatures  # per meter (meter table), empty when not used
+    usable: np.ndarray  # (n_series,) series with training statistics
+    layout: SpatialLayout | None  # the hybrid's neighbours; None for the plain LSTM
+    wide: np.ndarray | None  # (n_series, n_times) meter-scaled readings for the hybrid's grids
+    network: Any  # keras.Model
+    interval_scale: np.ndarray | None = None  # (steps,) calibration of the quantiles
+
+    @property
+    def spatial(self) -> bool:
+        return self.layout is not None
+
+
+def bind(
+    fleet: FleetSeries,
+    settings: ForecastSettings,
+    scaler: MeterScaler,
+    static: StaticFeatures,
+    network: Any,
+    locations: pd.DataFrame | None = None,
+) -> BoundNetwork:
+    """A network fitted elsewhere, bound to ``fleet``'s series (found by meter id through
+    ``scaler`` and ``static``; series it does not know are unusable). ``locations``: the meter
+    table of a hybrid (its neighbours are looked up among ``fleet``'s series)."""
+    ids = fleet.series_meters.astype(str)
+    idx = scaler.index_of(ids)
+    known = idx >= 0
+    mean = np.where(known, scaler.mean[np.maximum(idx, 0)], np.nan)
+    scale = np.where(known, scaler.scale[np.maximum(idx, 0)], np.nan)
+    local = replace(scaler, meter_ids=tuple(ids), mean=mean, scale=scale)
+    layout, wide = spatial_inputs(fleet, locations, local, settings)
+    return BoundNetwork(
+        *(settings, fleet, local, fleet.values.copy(), local.scale_exog(fleet.exog), static),
+        *(known & np.isfinite(mean), layout, wide, network),
+    )
+
+
+def spatial_inputs(
+    fleet: FleetSeries,
+    locations: pd.DataFrame | None,
+    scaler: MeterScaler,
+    settings: ForecastSettings,
+) -> tuple[SpatialLayout | None, np.ndarray | None]:
+    """The hybrid's neighbour grid and (series x times) meter-scaled readings; ``(None, None)``
+    without ``locations`` (the plain LSTM)."""
+    if locations is None:
+        return None, None
+    if locations.empty:
+        raise ConfigError("the hybrid forecaster needs the meters table (latitude/longitude)")
+    ids = fleet.series_meters.astype(str)
+    layout = build_layout(ids, locations, settings.n_neighbours, settings.grid_size)
+    m = fleet.meter_idx
+    wide = np.full((len(ids), fleet.n_times), np.nan, dtype=np.float32)
+    wide[m, fleet.time_idx] = (fleet.values - scaler.mean[m]) / scaler.scale[m]
+    return layout, wide
+
+
+def window_scaling(
+    bound: BoundNetwork, origin: np.ndarray, history_first: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(level, scale)`` of each window (see the module docstring), Wh."""
+    m = bound.fleet.meter_idx[origin]
+    mean, spread = bound.scaler.mean[m], bound.scaler.scale[m]
+    if bound.settings.scaling == "meter":
+        return mean, spread
+    slots = bound.settings.recent_days * bound.fleet.slots_per_day
+    level, std, count = recent_stats(bound.fleet, bound.values, origin, history_first, slots)
+    enough = count >= MIN_RECENT_DAYS * bound.fleet.slots_per_day
+    level = np.where(enough, level, mean)
+    scale = np.where(enough, np.maximum(std, RECENT_FLOOR * spread), spread)
+    return level, scale
+
+
+def window_inputs(
+    bound: BoundNetwork, origin: np.ndarray, window_first: np.ndarray, history_first: np.ndarray
+) -> tuple[list[np.ndarray], np.ndarray, np.ndarray]:
+    """Network inputs of forecasts made at ``origin``: ``([x, (grid), (future)], level,
+    scale)``."""
+    cfg, fleet = bound.settings, bound.fleet
+    level, scale = window_scaling(bound, origin, history_first)
+    windows, _ = windows_at(bound.values, origin, window_first, cfg.seq_length, np.nan, np.float64)
+    scaled = np.nan_to_num((windows - level[:, None]) / scale[:, None])
+    origin_index = fleet.calendar_offset + fleet.time_idx[origin]
+    x = model_inputs(scaled, origin_index, cfg.horizon, fleet.slots_per_day, cfg.time_features)
+    exog = [
+        windows_at(bound.exog_scaled[:, j], origin, window_first, cfg.seq_length)[0]
+        for j in range(len(cfg.exog))
+    ]
+    inputs = [np.concatenate([x, *(e[..., None] for e in exog)], axis=-1)]
+    if bound.spatial:
+        series = fleet.meter_idx[origin]
+        end_time = fleet.time_idx[origin]
+        recent = recent_from_wide(bound.layout, bound.wide, series, end_time, cfg.spatial_lags)
+        inputs.append(grids_from_recent(bound.layout, series, recent))
+    if cfg.uses_decoder:
+        inputs.append(_decoder(bound, origin, history_first, level, scale))
+    return inputs, level, scale
+
+
+def _decoder(
+    bound: BoundNetwork,
+    origin: np.ndarray,
+    history_first: np.ndarray,
+    level: np.ndarray,
+    scale: np.ndarray,
+) -> np.ndarray:
+    """The decoder input of forecasts made at ``origin`` (seasonal references, calendar,
+    exogenous values at the targets, static features, step)."""
+    cfg, fleet = bound.settings, bound.fleet
+    seasonal = None
+    if cfg.seasonal_inputs:
+        wh = seasonal_values(fleet, bound.values, origin, history_first, cfg.steps)
+        seasonal = (wh - level[None, :, None]) / scale[None, :, None]
+    exog_at = np.zeros((len(origin), len(cfg.steps), 0))
+    if cfg.exog:  # at the targets (a served request gives them on rows after its readings)
+        exog_at = bound.exog_scaled[origin[:, None] + cfg.steps[None, :]]
+    static = bound.static.lookup(fleet.series_meters[fleet.meter_idx[origin]])
+    origin_index = fleet.calendar_offset + fleet.time_idx[origin]
+    return decoder_inputs(
+        *(seasonal, origin_index, exog_at, static),
+        *(cfg.steps, cfg.horizon, fleet.slots_per_day),
+        calendar=cfg.time_features,
+    )
+
+
+def predict_steps(
+    bound: BoundNetwork, origin: np.ndarray, window_first: np.ndarray, history_first: np.ndarray
+) -> np.ndarray:
+    """Forecasts ``(n, steps, quantiles)`` in Wh (quantiles increasing) of the targets after
+    ``origin``."""
+    from meterflow.forecasting.training import predict_batches
+
+    cfg = bound.settings
+    out = np.empty((len(origin), len(cfg.steps), cfg.n_quantiles), dtype=np.float64)
+    for lo in range(0, len(origin), CHUNK):
+        sl = slice(lo, lo + CHUNK)
+        inputs, level, scale = window_inputs(bound, origin[sl], window_first[sl], history_first[sl])
+        raw = predict_batches(bound.network, inputs).reshape(out[sl].shape)
+        out[sl] = raw * scale[:, None, None] + level[:, None, None]
+    out = np.sort(out, axis=-1)
+    if bound.interval_scale is not None:
+        out = apply_scales(out, bound.interval_scale, cfg.point_quantile)
+    return out
+
+
+def predict_inputs(bound: BoundNetwork, inputs: ForecastInputs) -> np.ndarray:
+    """``predict_steps`` of the origins of ``inputs`` (NaN on series the network cannot read)."""
+    out = predict_steps(bound, inputs.origin, inputs.window_first, inputs.history_first)
+    out[~bound.usable[inputs.series]] = np.nan
+    return out
+
+
+def predict_positions(bound: BoundNetwork, pos: np.ndarray, first: np.ndarray) -> np.ndarray:
+    """Point forecasts (Wh) of the readings at ``pos`` from the window ``horizon`` slots before
+    (the last target of a network with ``output="last"``); ``first``: the windows' first usable
+    positions (also the first the recent level reads)."""
+    origin = np.asarray(pos, dtype=np.int64) - bound.settings.horizon
+    out = predict_steps(bound, origin, first, first)
+    return out[:, -1, bound.settings.point_quantile]
+
+
+def fit_network(
+    fleet: FleetSeries, meters: pd.DataFrame | None, cfg: ForecastSettings, *, spatial: bool
+) -> tuple[BoundNetwork, Any]:
+    """Scale on the training split, sample training windows, fit a fresh network with early
+    stopping on the validation windows, calibrate its intervals there. Returns the bound
+    network and its training history."""
+    from meterflow.forecasting.networks import build_network
+    from meterflow.forecasting.training import fit_network as fit_keras
+    from meterflow.forecasting.training import prepare_keras
+
+    prepare_keras(cfg.threads, cfg.seed)
+    scaler = fit_scaler(fleet)
+    static = NO_STATIC
+    if cfg.uses_decoder and cfg.meter_features:
+        static = meter_features(meters, fleet.series_meters)
+    cfg = replace(cfg, static=static.names)
+    network = build_network(cfg, spatial=spatial)
+    locations = (meters if meters is not None else pd.DataFrame()) if spatial else None
+    bound = bind(fleet, cfg, scaler, static, network, locations)
+    fit, stop = _fit_and_stop_origins(fleet, cfg, bound.usable)
+    train, stopping = _window_set(bound, fit), _window_set(bound, stop)
+    log.info(
+        "training %s on %d windows (early stopping on %d of held-out training days), %d "
+        "series, %d target step(s)",
+        *("hybrid" if spatial else "lstm", len(fit), len(stop), int(bound.usable.sum())),
+        len(cfg.steps),
+    )
+    history = fit_keras(
+        network,
+        *train,
+        *stopping,
+        epochs=cfg.epochs,
+        batch_size=cfg.batch_size,
+        learning_rate=cfg.learning_rate,
+        patience=cfg.patience,
+        quantiles=cfg.quantiles,
+        min_updates=cfg.min_updates,
+    )
+    val_inputs = validation_inputs(fleet, cfg)
+    if cfg.quantiles and len(val_inputs):
+        bound.interval_scale = _calibrated_intervals(bound, val_inputs)
+    return bound, history
+
+
+def _fit_and_stop_origins(
+    fleet: FleetSeries, cfg: ForecastSettings, usable: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Training and early-stopping origins (``inputs.stopping_split``), each sampled; the
+    validation split stops the training only when the training days hold no stopping day."""
+    fit, stop = stopping_split(fleet, training_origins(fleet, cfg, usable), cfg)
+    if len(stop) == 0 or len(fit) == 0:
+        log.warning(
+            "too few training days to hold some out for early stopping: the network stops on "
+            "the validation split, so its validation score is optimistic"
+        )
+        fit, stop = training_origins(fleet, cfg, usable), validation_inputs(fleet, cfg).origin
+    return fit, sample(stop, cfg.max_val_windows, cfg.seed)
+
+
+def _window_set(bound: BoundNetwork, origin: np.ndarray) -> tuple[list[np.ndarray], np.ndarray]:
+    """Network inputs and scaled targets of full windows at ``origin``."""
+    cfg = bound.settings
+    inputs, level, scale = window_inputs(bound, origin, *history_bounds(bound.fleet, origin))
+    y = (bound.values[origin[:, None] + cfg.steps[None, :]] - level[:, None]) / scale[:, None]
+    y = y.astype(np.float32)
+    return inputs, (y[..., None] if cfg.uses_decoder else y[:, 0])
+
+
+def _calibrated_intervals(bound: BoundNetwork, val: ForecastInputs) -> np.ndarray:
+    """Per-step widening of the quantiles that covers their nominal share of validation."""
+    cfg = bound.settings
+    pred = predict_steps(bound, val.origin, val.window_first, val.history_first)
+    scales = interval_scales(pred, val.actual, cfg.quantiles, cfg.point_quantile)
+    log.info("intervals calibrated on validation: x%.2f (step 1) .. x%.2f", scales[0], scales[-1])
+    return scales
