@@ -4,7 +4,7 @@ The reference notebook's augmented model (LSTM 50 -> 25 -> 10 with dropout, Dens
 batch 500) on 16 000 windows of 30 steps x 3 features, in one process with the same TensorFlow
 set-up (threads, deterministic ops) for both sides:
 
-- ours: ``forecasting.lstm.build_lstm`` + ``forecasting.training.fit_network`` (global-norm
+- ours: ``forecasting.networks.build_lstm`` + ``forecasting.training.fit_network`` (global-norm
   clipping, early stopping with best-weight restore, one log line per epoch);
 - bare: the same layers as a ``keras.Sequential`` compiled with Adam/MSE and ``model.fit``.
 
@@ -71,7 +71,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
     from meterflow.forecasting import training
-    from meterflow.forecasting.lstm import build_lstm
+    from meterflow.forecasting.networks import build_lstm
 
     x, y = windows(0)
     split = int(0.95 * len(x))

@@ -25,7 +25,7 @@ from matplotlib.figure import Figure
 
 from meterflow.forecasting import figures, registry
 from meterflow.forecasting.base import Forecaster
-from meterflow.forecasting.combine import COMBINATION, Choice, Ensemble, choose
+from meterflow.forecasting.combine import COMBINATION, Choice, Ensemble, choose, validation_mae
 from meterflow.forecasting.inputs import (
     CHUNK,
     ForecastInputs,
@@ -83,7 +83,10 @@ def keep_model(
     """The model the run keeps, from every candidate's validation forecasts."""
     val = validation_inputs(fleet, cfg)
     forecasts = {name: f.predict(val) for name, f in fitted.items()}
-    choice = choose(val.actual, forecasts, cfg.point_quantile if cfg.quantiles else 0)
+    pool = {n: forecasts[n] for n in registry.combined_names(cfg.candidates) if n in forecasts}
+    point = cfg.point_quantile if cfg.quantiles else 0
+    choice = choose(val.actual, pool, point)
+    choice.val_mae.update(validation_mae(val.actual, forecasts, point))  # reported for all
     if cfg.model != registry.AUTO:  # the model asked for, scored beside the others
         choice = Choice(
             cfg.model,

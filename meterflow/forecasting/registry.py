@@ -44,6 +44,9 @@ BASELINES = (
     "persistence",
 )
 DEEP = ("lstm", "hybrid")  # Keras networks (the anomaly step's residual forecasters)
+# The baselines fitted to each series, which ``auto`` may combine with its candidates; the naive
+# ones are references only (combining them overfits the validation days: see combine module).
+COMBINED_BASELINES = ("dshw", "linear")
 
 
 def model_names() -> tuple[str, ...]:
@@ -73,6 +76,11 @@ def check_model(model: str, candidates: tuple[str, ...]) -> None:
         raise ConfigError(
             f"candidates must be forecasters of {', '.join(FORECASTERS)}, got {list(candidates)}"
         )
+
+
+def combined_names(candidates: tuple[str, ...]) -> tuple[str, ...]:
+    """The forecasters ``auto`` combines: its candidates and ``COMBINED_BASELINES``."""
+    return tuple(dict.fromkeys([*candidates, *COMBINED_BASELINES]))
 
 
 def fitted_names(model: str, candidates: tuple[str, ...]) -> tuple[str, ...]:
