@@ -6,19 +6,12 @@ table's coordinates.
 
 from __future__ import annotations
 
-from meterflow.forecasting.base import Capabilities
+from dataclasses import replace
+
 from meterflow.forecasting.lstm import LstmForecaster
 
 
 class HybridForecaster(LstmForecaster):
     name = "hybrid"
-    capabilities = Capabilities(
-        global_model=True,
-        baseline=False,
-        quantiles=True,
-        exogenous=True,
-        deep=True,
-        needs_locations=True,
-        history_days=7,
-    )
+    capabilities = replace(LstmForecaster.capabilities, needs_locations=True)
     spatial = True
