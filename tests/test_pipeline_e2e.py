@@ -250,7 +250,7 @@ def test_results_notebook_executes_against_the_runs_made_here(pipeline, monkeypa
     outputs = [o for c in notebook.cells if c.cell_type == "code" for o in c.outputs]
     assert not [o for o in outputs if o.get("output_type") == "error"]
     text = "\n".join(str(o.get("text", "")) for o in outputs)
-    assert "champion MAE on 100 held-out day-ahead windows" in text
+    assert "champion MAE on 20 held-out day-ahead forecasts" in text
 
 
 def test_steps_record_the_tables_they_read_as_datasets(pipeline):

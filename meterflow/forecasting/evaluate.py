@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
+from meterflow.errors import SchemaError
 from meterflow.forecasting import figures, registry
 from meterflow.forecasting.base import Forecaster
 from meterflow.forecasting.combine import COMBINATION, Choice, Ensemble, choose, validation_mae
@@ -60,6 +61,7 @@ class ForecastResult:
     figures: dict[str, Figure]
     best_baseline: str
     beaten_by: tuple[str, ...]  # baselines with a lower test MAE than the model
+    verdict: str  # one line: the model against the best baseline on test
     split: DateSplit
     test: ForecastInputs  # the test origins (for held-out rows)
     histories: dict[str, Any] = field(default_factory=dict)  # deep candidates' loss curves
@@ -83,17 +85,15 @@ def keep_model(
     """The model the run keeps, from every candidate's validation forecasts."""
     val = validation_inputs(fleet, cfg)
     forecasts = {name: f.predict(val) for name, f in fitted.items()}
-    pool = {n: forecasts[n] for n in registry.combined_names(cfg.candidates) if n in forecasts}
     point = cfg.point_quantile if cfg.quantiles else 0
-    choice = choose(val.actual, pool, point)
-    choice.val_mae.update(validation_mae(val.actual, forecasts, point))  # reported for all
+    val_mae = validation_mae(val.actual, forecasts, point)  # reported for every forecaster
     if cfg.model != registry.AUTO:  # the model asked for, scored beside the others
-        choice = Choice(
-            cfg.model,
-            {cfg.model: np.ones(len(cfg.steps))},
-            choice.val_mae,
-            f"{cfg.model}: the model asked for (model option)",
-        )
+        reason = f"{cfg.model}: the model asked for (model option)"
+        choice = Choice(cfg.model, {cfg.model: np.ones(len(cfg.steps))}, val_mae, reason)
+    else:
+        pool = registry.combined_names(cfg.candidates)
+        choice = choose(val.actual, {n: forecasts[n] for n in pool}, point)
+        choice.val_mae.update({n: v for n, v in val_mae.items() if n not in choice.val_mae})
     log.info("model: %s", choice.reason)
     if choice.name != COMBINATION:
         return fitted[choice.name], choice
@@ -114,8 +114,6 @@ def evaluate_forecaster(
         forecaster.refit(fleet, meters)
     test = split_test_inputs(fleet, cfg)
     if len(test) == 0:
-        from meterflow.errors import SchemaError
-
         raise SchemaError("forecasting input has no test window (test split too short)")
     log.info("evaluating on %d test origins (%s padding)", len(test), cfg.test_padding)
     errors, predictions = _score_test(fleet, test, fitted, model, cfg)
@@ -137,7 +135,7 @@ def evaluate_forecaster(
     }
     return ForecastResult(
         *(model, fitted, choice, metrics, predictions, by_step, scores, figs, best, beaten_by),
-        *(fleet.dates, test, histories),
+        *(verdict, fleet.dates, test, histories),
     )
 
 

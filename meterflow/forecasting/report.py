@@ -16,7 +16,6 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from meterflow.errors import SchemaError
-from meterflow.forecasting import registry
 from meterflow.forecasting.evaluate import ForecastResult
 from meterflow.forecasting.holdout import example_rows, holdout_tables
 from meterflow.forecasting.inputs import trained_series
@@ -24,7 +23,6 @@ from meterflow.forecasting.metrics import skill
 from meterflow.forecasting.series import FleetSeries
 from meterflow.forecasting.serving import ForecastService
 from meterflow.forecasting.settings import ForecastSettings
-from meterflow.forecasting.tables import verdict_of
 from meterflow.schemas import Table
 
 HEADLINE = ("test_mae", "test_mape", "test_coverage", "skill_vs_best_baseline")
@@ -70,13 +68,6 @@ def report_of(
         Table.HOLDOUT: holdout,
         Table.HOLDOUT_TRUTH: truth,
     }
-    verdict = verdict_of(
-        result.choice.name,
-        result.metrics,
-        result.best_baseline,
-        result.beaten_by,
-        registry.BASELINES,
-    )
     tags = {
         "forecasting.model": result.choice.name,
         "forecasting.choice": result.choice.reason,
@@ -86,7 +77,8 @@ def report_of(
         "forecasting.test_start": str(result.split.test_start.date()),
     }
     return StepReport(
-        result.metrics, tables, result.figures, model, candidates, verdict, tags, result.histories
+        *(result.metrics, tables, result.figures, model, candidates, result.verdict, tags),
+        result.histories,
     )
 
 

@@ -177,7 +177,7 @@ def checked_rows(df: pd.DataFrame, service: ForecastService) -> pd.DataFrame:
     meter = df["meter_id"].astype(str)
     _check_known(meter, service.known_meters)
     stamps = _timestamps(df["timestamp"], meter, service)
-    values = _numbers(df, "value", meter, allow_missing=True)
+    values = _numbers(df, "value", meter)
     key = (
         meter
         if "forecast_id" not in df.columns
@@ -185,7 +185,7 @@ def checked_rows(df: pd.DataFrame, service: ForecastService) -> pd.DataFrame:
     )
     rows = pd.DataFrame({"meter_id": key, "timestamp": stamps, "value": values})
     for col in exog:
-        rows[col] = _numbers(df, col, meter, allow_missing=True)
+        rows[col] = _numbers(df, col, meter)
     keep = rows["value"].notna() | (rows[exog].notna().any(axis=1) if exog else False)
     rows = rows.loc[keep]
     dup = rows.duplicated(["meter_id", "timestamp"])
@@ -196,8 +196,10 @@ def checked_rows(df: pd.DataFrame, service: ForecastService) -> pd.DataFrame:
             f"forecast input row {row} (meter {meter.iloc[row]}): timestamp "
             f"{rows['timestamp'].iloc[i]} is given twice"
         )
-    if rows["value"].notna().groupby(rows["meter_id"]).sum().min() == 0 or rows.empty:
-        raise SchemaError("forecast input: a meter (or forecast_id) has no reading")
+    readings = rows["value"].notna().groupby(rows["meter_id"]).sum()
+    if rows.empty or (readings == 0).any():
+        empty = "" if rows.empty else str(readings.index[readings.to_numpy() == 0][0])
+        raise SchemaError(f"forecast input: no reading for meter {empty.split(KEY_SEP)[0]!r}")
     return rows
 
 
@@ -237,11 +239,10 @@ def _timestamps(column: pd.Series, meter: pd.Series, service: ForecastService) -
     return stamps
 
 
-def _numbers(df: pd.DataFrame, col: str, meter: pd.Series, allow_missing: bool) -> pd.Series:
+def _numbers(df: pd.DataFrame, col: str, meter: pd.Series) -> pd.Series:
+    """``df[col]`` as floats: empty cells are gaps, anything else must be a finite number."""
     values = pd.to_numeric(df[col], errors="coerce").astype(np.float64)
     bad = (values.isna() & df[col].notna()) | np.isinf(values)
-    if not allow_missing:
-        bad |= values.isna()
     if bad.any():
         i = int(np.flatnonzero(bad.to_numpy())[0])
         raise SchemaError(
