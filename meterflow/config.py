@@ -308,8 +308,11 @@ ForecastMaxTrainWindows = Annotated[
 Seed = Annotated[int, Field(defaults.SEED, description="random seed")]
 AnomalyDetector = Annotated[
     str,
-    AfterValidator(OneOf(anomaly_detectors)),
-    Field(defaults.ANOMALY_DETECTOR, description="anomaly detector (see meterflow.anomaly)"),
+    AfterValidator(OneOf(lambda: ("auto", *anomaly_detectors()))),
+    Field(
+        defaults.ANOMALY_DETECTOR,
+        description="anomaly detector, or auto: the one that finds planted anomalies best",
+    ),
 ]
 RunId = Annotated[str, Field("", description="harmonization run id ('' = latest finished)")]
 Fingerprint = Annotated[str, Field("", description="set by the pipeline to detect new data")]
@@ -581,9 +584,11 @@ class ForecastingOptions(Options):
 
 
 class AnomalyOptions(Options):
-    """Detect anomalies (forecast residuals, reconstructions or baselines, with daily-energy
-    and flat-line evidence) in each meter's load or any series file; compare the detector with
-    baselines on labelled anomalies when given; write alerts to the SQL and Mongo stores."""
+    """Detect anomalies in each meter's load or any series file with every detector (forecast
+    residuals, reconstructions, baselines) and the windowed evidence; thresholds and the
+    choice learned from anomalies planted into the validation days; evaluate on labelled
+    anomalies when given; write alerts, one per anomaly across runs, to the SQL and Mongo
+    stores."""
 
     profiles_run: RunId
     in_series: str = Field(
@@ -594,18 +599,14 @@ class AnomalyOptions(Options):
         "", description="first test day YYYY-MM-DD ('' = the most recent 20 % of days)"
     )
     detector: AnomalyDetector
-    baselines: Annotated[str, AfterValidator(_check_names(anomaly_detectors))] = Field(
-        ",".join(defaults.ANOMALY_BASELINES),
-        description="detectors run beside it for comparison ('' = none)",
+    detectors: Annotated[str, AfterValidator(_check_names(anomaly_detectors))] = Field(
+        ",".join(defaults.ANOMALY_DETECTORS),
+        description="detectors run and compared (auto chooses among them)",
     )
-    threshold: Literal["auto", "quantile", "best_f1"] = Field(
-        "auto", description="best_f1 on labelled validation days, else a score quantile"
-    )
-    threshold_quantile: float = Field(
-        defaults.THRESHOLD_QUANTILE,
-        gt=0.5,
-        lt=1.0,
-        description="validation-score quantile used as threshold (threshold=quantile)",
+    alarm_budget: float = Field(
+        defaults.ALARM_BUDGET,
+        gt=0,
+        description="false alarms per meter-month the thresholds may spend (on validation)",
     )
     windowed: bool = Field(True, description="add daily-energy and flat-line evidence")
     write_alerts: bool = Field(True, description="write alerts to the SQL and Mongo stores")
@@ -628,6 +629,8 @@ class AnomalyOptions(Options):
             raise ValueError("give either in_series or profiles_run, not both")
         if self.forecast_model == "hybrid" and self.in_series:
             raise ValueError("forecast_model=hybrid needs a harmonization run's meter map")
+        if self.detector == "auto" and not self.detectors:
+            raise ValueError("detector=auto needs detectors to choose from")
         return self
 
 

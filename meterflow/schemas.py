@@ -291,7 +291,9 @@ TABLES: dict[Table, Callable[..., pd.DataFrame]] = {
     Table.ALERTS: _columns(
         "alerts", "alert_id", "run_id", "detector", "meter_id", "start", "end", "kind"
     ).validate,
-    Table.DETECTORS: _columns("detectors", "detector", "threshold").validate,
+    Table.DETECTORS: _columns(
+        "detectors", "detector", "threshold_point", "val_planted_objective"
+    ).validate,
 }
 
 

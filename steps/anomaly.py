@@ -1,6 +1,7 @@
-"""MLflow entry point `anomaly`: the chosen detector beside its baselines (forecast residuals,
-reconstruction errors, seasonal-naive z-scores, isolation forest) with daily-energy and
-flat-line evidence, thresholds from validation, alerts written to the SQL and Mongo stores.
+"""MLflow entry point `anomaly`: every detector (forecast residuals, reconstruction errors,
+seasonal-naive z-scores, isolation forest) with spike, daily-energy, base-load, clock and
+flat-line evidence, thresholds and the choice learned from anomalies planted into the
+validation days, alerts deduplicated across runs in the SQL and Mongo stores.
 
 Options: `python steps/anomaly.py --help`; logic: `meterflow.tasks.anomaly`.
 """

@@ -34,7 +34,7 @@ REQUIRED_METRICS = {
         "test_mae", "test_mape", "baseline_persistence_mae", "baseline_seasonal_naive_week_mae",
         "baseline_linear_mae",
     ),
-    "anomaly": ("threshold", "flagged_share"),
+    "anomaly": ("threshold_point", "planted_f1", "flagged_share"),
 }  # fmt: skip
 PREFIX = "e2e"  # registered models e2e-clustering, e2e-forecasting, e2e-anomaly
 MODEL_STEPS = ("clustering", "forecasting", "anomaly")
@@ -110,8 +110,11 @@ def test_parent_run_with_one_finished_child_per_step(pipeline):
         if step == "forecasting":  # + every candidate; + the Keras network when the kept
             # model has a deep member
             assert names in (["candidates", "model"], ["candidates", "model", "network"])
+        elif step == "anomaly":  # + the Keras network when auto chose a deep detector
+            deep = run.data.tags["anomaly.detector"] in ("lstm_autoencoder", "lstm_residual")
+            assert names == (["model", "network"] if deep else ["model"]), step
         else:
-            assert names == {"anomaly": ["model", "network"]}.get(step, ["model"]), step
+            assert names == ["model"], step
         assert parent.data.tags[f"meterflow.step.{step}"] == run.info.run_id
     assert parent.data.metrics["steps_run"] == len(STEPS)
 

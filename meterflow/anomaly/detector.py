@@ -1,15 +1,20 @@
 """Fit, calibrate and evaluate anomaly detectors side by side on a chronological split.
 
-For each detector (the chosen one and its baselines, ``registry``):
+For each detector of the settings (``registry``):
 
 1. fit it on the TRAIN split of the series (VAL only for early stopping);
-2. score the VAL readings (with the history they need before them) and fit the score model on
-   them: per-meter normalisations (``scoring``) and the threshold (``thresholds``: the
-   F1-best one against the validation labels, or a quantile of the validation scores);
+2. calibrate it on the VAL readings (``calibration``): the score model, and one threshold per
+   evidence component learned from anomalies planted into copies of the validation days
+   within a false-alarm budget (labelled validation anomalies, when given, join them);
 3. score the TEST readings with the finished ``AnomalyPredictor``, exactly as a reloaded model
-   scores the ``holdout`` table, and evaluate against the labels (``events``).
+   scores the ``holdout`` table, and evaluate against the labels when given (``events``);
+4. score a copy of the TEST readings with anomalies planted into it (the same copy for every
+   detector; ``planted_*`` metrics), which is also the ``holdout`` the Model Registry compares
+   champion and challenger on: no labels needed.
 
-The test split is never used to fit, normalise or threshold anything.
+``detector="auto"`` keeps the detector that found the planted validation anomalies best
+(``val_planted_objective``). The test split is never used to fit, normalise, threshold or
+choose anything.
 """
 
 from __future__ import annotations
@@ -17,7 +22,6 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import Literal
 
 import numpy as np
 import pandas as pd
@@ -26,6 +30,7 @@ from matplotlib.figure import Figure
 from meterflow import defaults
 from meterflow.anomaly import figures
 from meterflow.anomaly.base import DetectorSettings
+from meterflow.anomaly.calibration import MAX_PLANTED_METERS, calibrate
 from meterflow.anomaly.events import (
     align_labels,
     detection_metrics,
@@ -33,47 +38,50 @@ from meterflow.anomaly.events import (
     guess_kinds,
     prepare_labels,
 )
+from meterflow.anomaly.planting import plant_anomalies
 from meterflow.anomaly.predictor import AnomalyPredictor
 from meterflow.anomaly.registry import check_detector, make_detector
-from meterflow.anomaly.scoring import fit_score_model
-from meterflow.anomaly.thresholds import THRESHOLD_METHODS, choose_threshold
 from meterflow.anomaly.windowed import fit_peers
 from meterflow.domain import LOCAL_TIMEZONE
 from meterflow.errors import ConfigError, SchemaError
-from meterflow.forecasting.series import VAL, DateSplit, build_panel, split_dates
+from meterflow.forecasting.series import DateSplit, build_panel, split_dates
 from meterflow.forecasting.training import TrainingHistory
 
 log = logging.getLogger(__name__)
 
 DAYS_PER_MONTH = 30.44
+AUTO = "auto"
+HOLDOUT_SEED_OFFSET = 7919  # the test copy's anomalies differ from the validation copies'
+HOLDOUT_EXTRA_DAYS = 7
+# days before validation whose daily changes and repeats set their normal spread (seasons)
+CALIBRATION_HISTORY_DAYS = 182
 
 
 @dataclass(frozen=True)
 class AnomalySettings:
-    """What to run and how to split, score and threshold."""
+    """What to run and how to split, calibrate and score."""
 
-    detector: str = defaults.ANOMALY_DETECTOR
-    baselines: tuple[str, ...] = defaults.ANOMALY_BASELINES
+    detector: str = defaults.ANOMALY_DETECTOR  # a registry name, or "auto"
+    detectors: tuple[str, ...] = defaults.ANOMALY_DETECTORS  # run and compared
     training: DetectorSettings = field(default_factory=DetectorSettings)
     train_frac: float = 0.7
     val_frac: float = 0.1  # the test split is the rest, the most recent days
     test_start: pd.Timestamp | None = None
     timezone: str = LOCAL_TIMEZONE  # of the naive series timestamps (labels are UTC)
-    threshold: Literal["auto", "quantile", "best_f1"] = "auto"
-    quantile: float = defaults.THRESHOLD_QUANTILE
+    alarm_budget: float = defaults.ALARM_BUDGET  # false alarms per meter-month
     windowed: bool = True  # add the daily-energy ratio and flat-line evidence
     merge_hours: float = 24.0  # flagged readings this close are one event (one alert)
     shrinkage: float = 10.0  # pseudo-points of the per-slot residual scale
 
     def __post_init__(self) -> None:
-        for name in (self.detector, *self.baselines):
+        if self.detector != AUTO:
+            check_detector(self.detector)
+        for name in self.detectors:
             check_detector(name)
-        if self.threshold not in THRESHOLD_METHODS:
-            raise ConfigError(
-                f"threshold must be one of {THRESHOLD_METHODS}, got {self.threshold!r}"
-            )
-        if not 0 < self.quantile < 1:
-            raise ConfigError(f"quantile must be in (0, 1), got {self.quantile}")
+        if not self.run_names:
+            raise ConfigError("detector=auto needs at least one detector to choose from")
+        if self.alarm_budget <= 0:
+            raise ConfigError(f"alarm_budget must be > 0, got {self.alarm_budget}")
         if self.merge_hours < 0 or self.shrinkage < 0:
             raise ConfigError("merge_hours and shrinkage must be >= 0")
         try:
@@ -82,9 +90,10 @@ class AnomalySettings:
             raise ConfigError(f"unknown timezone {self.timezone!r}") from exc
 
     @property
-    def detectors(self) -> tuple[str, ...]:
-        """The chosen detector first, then the baselines (each once)."""
-        return tuple(dict.fromkeys((self.detector, *self.baselines)))
+    def run_names(self) -> tuple[str, ...]:
+        """Every detector run: the chosen one first (when named), then the others, once each."""
+        named = () if self.detector == AUTO else (self.detector,)
+        return tuple(dict.fromkeys((*named, *self.detectors)))
 
 
 @dataclass
@@ -101,7 +110,7 @@ class DetectorRun:
 
 @dataclass
 class AnomalyResult:
-    """The chosen detector's results, its baselines' metrics and the tables to log."""
+    """The chosen detector's results, the other detectors' metrics and the tables to log."""
 
     scores: pd.DataFrame
     events: pd.DataFrame  # meter_id, start, end, n_flagged, peak_score, kind (guess), label_kind
@@ -111,7 +120,18 @@ class AnomalyResult:
     predictor: AnomalyPredictor
     history: TrainingHistory | None
     split: DateSplit
-    holdout: pd.DataFrame  # the predictor's input for the test readings, with their label
+    holdout: pd.DataFrame  # the predictor's input for the planted test copy, with its label
+    chosen: str  # the detector's name
+    reason: str  # why it is the one
+
+
+@dataclass(frozen=True)
+class TestCopies:
+    """The series with anomalies planted into its test days, and the truth of each copy."""
+
+    planted: pd.DataFrame
+    planted_truth: pd.DataFrame  # planted anomalies, then the real labels (prepared)
+    real_truth: pd.DataFrame | None  # the real labels (prepared)
 
 
 def detect_anomalies(
@@ -130,17 +150,56 @@ def detect_anomalies(
         raise SchemaError("anomaly input has no readings")
     dates = split_dates(series["timestamp"], cfg.train_frac, cfg.val_frac, cfg.test_start)
     prepared = prepare_labels(labels, cfg.timezone) if labels is not None else None
+    copies = _test_copies(series, resolution_min, dates, prepared, cfg.training.seed)
     fleet = build_panel(series, resolution_min, dates)
     peers = fit_peers(fleet) if cfg.windowed else None
     runs = []
-    for name in cfg.detectors:
+    for name in cfg.run_names:
         t0 = time.perf_counter()
         detector = make_detector(name, cfg.training).fit(fleet, meters)
         predictor = AnomalyPredictor(detector, resolution_min, cfg.windowed, peers)
-        run = _evaluate(name, predictor, series, dates, prepared, cfg, t0)
+        run = _evaluate(name, predictor, series, dates, copies, cfg, t0)
         log.info("detector %s: %s", name, _summary(run.metrics))
         runs.append(run)
-    return _result(runs, series, dates, prepared, cfg)
+    chosen, reason = choose_detector(runs, cfg.detector)
+    log.info("anomaly detector: %s (%s)", chosen.name, reason)
+    return _result(chosen, runs, series, dates, copies, reason)
+
+
+def _test_copies(
+    series: pd.DataFrame,
+    resolution_min: int,
+    dates: DateSplit,
+    labels: pd.DataFrame | None,
+    seed: int,
+) -> TestCopies:
+    """Plant one anomaly into the test days of each meter (a sample of large fleets)."""
+    meters = sorted(series["meter_id"].astype(str).unique())
+    if len(meters) > MAX_PLANTED_METERS:
+        rng = np.random.default_rng(seed + HOLDOUT_SEED_OFFSET)
+        meters = sorted(rng.choice(meters, MAX_PLANTED_METERS, replace=False))
+    end = series["timestamp"].max() + pd.Timedelta(minutes=resolution_min)
+    planted, truth = plant_anomalies(
+        series, dates.test_start, end, resolution_min, seed + HOLDOUT_SEED_OFFSET, meters
+    )
+    if labels is not None:
+        real = labels.assign(label_id=labels["label_id"] + len(truth))
+        truth = pd.concat([truth, real[truth.columns.intersection(real.columns)]])
+    return TestCopies(planted, truth.reset_index(drop=True), labels)
+
+
+def choose_detector(runs: list[DetectorRun], wanted: str) -> tuple[DetectorRun, str]:
+    """The named detector, or with ``auto`` the one with the best ``val_planted_objective``
+    (the faster one on a tie to three decimals), and why."""
+    if wanted != AUTO:
+        return runs[0], f"detector={wanted} was asked for"
+    score = {r.name: r.metrics.get("val_planted_objective", 0.0) for r in runs}
+    best = max(runs, key=lambda r: (round(score[r.name], 3), -r.seconds))
+    others = ", ".join(f"{n} {v:.3f}" for n, v in score.items() if n != best.name)
+    return best, (
+        f"auto: {best.name} found the anomalies planted into the validation days best "
+        f"(objective {score[best.name]:.3f}; {others or 'no other detector'})"
+    )
 
 
 def _window(series: pd.DataFrame, start: pd.Timestamp, end: pd.Timestamp | None) -> pd.DataFrame:
@@ -154,14 +213,32 @@ def _evaluate(
     predictor: AnomalyPredictor,
     series: pd.DataFrame,
     dates: DateSplit,
-    labels: pd.DataFrame | None,
+    copies: TestCopies,
     cfg: AnomalySettings,
     t0: float,
 ) -> DetectorRun:
-    """Calibrate ``predictor`` on validation, then score and evaluate the test readings."""
-    context = pd.Timedelta(days=predictor.context_days)
+    """Calibrate ``predictor`` on validation, then score the test readings and their planted
+    copy."""
+    context = pd.Timedelta(days=max(predictor.context_days, CALIBRATION_HISTORY_DAYS))
     calibration = _window(series, dates.val_start - context, dates.test_start)
-    _calibrate(predictor, calibration, dates, labels, cfg)
+    val = calibrate(
+        predictor, calibration, dates, copies.real_truth, cfg.alarm_budget, cfg.training.seed
+    )
+    scores, events, metrics = _score_test(predictor, series, dates, copies.real_truth, cfg)
+    _, _, planted = _score_test(predictor, copies.planted, dates, copies.planted_truth, cfg)
+    metrics.update(val)
+    metrics.update({f"planted_{k}": v for k, v in planted.items()})
+    return DetectorRun(name, predictor, scores, events, metrics, time.perf_counter() - t0)
+
+
+def _score_test(
+    predictor: AnomalyPredictor,
+    series: pd.DataFrame,
+    dates: DateSplit,
+    labels: pd.DataFrame | None,
+    cfg: AnomalySettings,
+) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, float]]:
+    """Scores, events and metrics of the test readings of ``series`` against ``labels``."""
     holdout = _holdout_input(series, dates, predictor.context_days)
     out = predictor.predict(holdout)
     test = ~holdout["history"].to_numpy()
@@ -177,9 +254,7 @@ def _evaluate(
     score = np.nan_to_num(scores["score"].to_numpy(), nan=0.0)
     flagged = scores["flagged"].to_numpy(bool)
     metrics = detection_metrics(label, label_id, kind, score, flagged, events, n_meter_months)
-    metrics["threshold"] = predictor.threshold
-    seconds = time.perf_counter() - t0
-    return DetectorRun(name, predictor, scores, events, metrics, seconds)
+    return scores, events, metrics
 
 
 def _labels_of(
@@ -190,41 +265,6 @@ def _labels_of(
         return None
     stamps = scores["timestamp"].to_numpy(dtype="datetime64[ns]")
     return align_labels(scores["meter_id"].to_numpy(dtype=object), stamps, labels, resolution_min)
-
-
-def _calibrate(
-    predictor: AnomalyPredictor,
-    window: pd.DataFrame,
-    dates: DateSplit,
-    labels: pd.DataFrame | None,
-    cfg: AnomalySettings,
-) -> None:
-    """Fit the score model and threshold on the validation readings of ``window`` (which
-    starts ``context_days`` before validation)."""
-    fleet = build_panel(window, predictor.resolution_min, dates)
-    is_val = predictor.scored(fleet, fleet.split != VAL)
-    ev = predictor.evidence(fleet, is_val)
-    model = fit_score_model(
-        fleet,
-        ev,
-        is_val,
-        np.ones(len(is_val), bool),
-        predictor.detector.signed,
-        cfg.windowed,
-        cfg.shrinkage,
-    )
-    score = model.score(model.components(fleet, ev))
-    keep = is_val & np.isfinite(score)
-    if not keep.any():
-        raise SchemaError("anomaly input: no validation reading could be scored")
-    truth, events = None, 0
-    if labels is not None:
-        ids = fleet.meter_ids[fleet.meter_idx[keep]]
-        stamps = fleet.timestamps(np.flatnonzero(keep))
-        truth, _, label_id = align_labels(ids, stamps, labels, fleet.resolution_min)
-        events = len(np.unique(label_id[truth]))
-    threshold = choose_threshold(score[keep], cfg.threshold, cfg.quantile, truth, events)
-    predictor.model = model.with_threshold(threshold)
 
 
 def _events(scores: pd.DataFrame, resolution_min: int, merge_hours: float) -> pd.DataFrame:
@@ -249,20 +289,23 @@ def _summary(metrics: dict[str, float]) -> str:
 
 
 def _result(
+    main: DetectorRun,
     runs: list[DetectorRun],
     series: pd.DataFrame,
     dates: DateSplit,
-    labels: pd.DataFrame | None,
-    cfg: AnomalySettings,
+    copies: TestCopies,
+    reason: str,
 ) -> AnomalyResult:
-    main, baselines = runs[0], runs[1:]
     metrics = {**main.metrics, "seconds": main.seconds}
-    for run in baselines:
-        for key in ("f1", "auc_pr", "precision", "recall", "auc_roc", "event_recall"):
+    for run in runs:
+        if run is main:
+            continue
+        for key in ("f1", "auc_pr", "event_recall", "planted_f1", "val_planted_objective"):
             if key in run.metrics:
-                metrics[f"baseline_{run.name}_{key}"] = run.metrics[key]
-    holdout = _holdout(main, series, dates)
-    main.predictor.example = _example(holdout)
+                metrics[f"other_{run.name}_{key}"] = run.metrics[key]
+    holdout = _holdout(main, copies, dates)
+    main.predictor.example = _example(holdout, dates, main.predictor.context_days)
+    labels = copies.real_truth
     figs = {
         "scores_over_time": figures.scores_over_time(main.scores, main.predictor.threshold, labels),
         "score_histogram": figures.score_histogram(main.scores, main.predictor.threshold),
@@ -270,16 +313,10 @@ def _result(
     if labels is not None and main.scores["label"].fillna(False).any():
         figs["pr_curves"] = figures.pr_curves({r.name: r.scores for r in runs})
     history = getattr(main.predictor.detector, "history", None)
+    ordered = [main, *(r for r in runs if r is not main)]
     return AnomalyResult(
-        main.scores,
-        main.events,
-        metrics,
-        comparison_table(runs),
-        figs,
-        main.predictor,
-        history,
-        dates,
-        holdout,
+        *(main.scores, main.events, metrics, comparison_table(ordered), figs),
+        *(main.predictor, history, dates, holdout, main.name, reason),
     )
 
 
@@ -299,19 +336,25 @@ def _holdout_input(series: pd.DataFrame, dates: DateSplit, context_days: int) ->
     return holdout
 
 
-def _holdout(main: DetectorRun, series: pd.DataFrame, dates: DateSplit) -> pd.DataFrame:
-    """The predictor's input for the test readings (with their history) and their label
-    (NA for history rows), for scoring any later model on the same readings."""
-    holdout = _holdout_input(series, dates, main.predictor.context_days)
-    label = pd.array([pd.NA] * len(holdout), dtype="boolean")
+def _holdout(main: DetectorRun, copies: TestCopies, dates: DateSplit) -> pd.DataFrame:
+    """The predictor's input for the planted test copy (with ``HOLDOUT_EXTRA_DAYS`` more
+    history than it needs, for champions that need more) and its label (planted or labelled
+    anomaly; NA for history rows): any later model is scored on the same rows."""
+    context = main.predictor.context_days + HOLDOUT_EXTRA_DAYS
+    holdout = _holdout_input(copies.planted, dates, context)
     test = ~holdout["history"].to_numpy()
-    label[test] = main.scores["label"].to_numpy()
+    label = pd.array([pd.NA] * len(holdout), dtype="boolean")
+    scored = holdout.loc[test]
+    truth = _labels_of(scored, copies.planted_truth, main.predictor.resolution_min)
+    label[test] = truth[0] if truth is not None else False
     holdout["label"] = label
     return holdout
 
 
-def _example(holdout: pd.DataFrame) -> pd.DataFrame:
-    """The first meter's history rows in the holdout and its first test day (input example)."""
+def _example(holdout: pd.DataFrame, dates: DateSplit, context_days: int) -> pd.DataFrame:
+    """The first meter's first test day and the ``context_days`` before it (input example)."""
     first = holdout.loc[holdout["meter_id"] == holdout["meter_id"].iloc[0]]
+    start = dates.test_start - pd.Timedelta(days=context_days)
     end = first.loc[~first["history"], "timestamp"].min().normalize() + pd.Timedelta(days=1)
-    return first.loc[first["timestamp"] < end, ["meter_id", "timestamp", "value", "history"]]
+    keep = (first["timestamp"] >= start) & (first["timestamp"] < end)
+    return first.loc[keep, ["meter_id", "timestamp", "value", "history"]].reset_index(drop=True)

@@ -179,7 +179,8 @@ def detection_metrics(
         out[f"event_recall_{_metric_name(k)}"] = float(part["hit"].mean())
     if "label_kind" in events and events["label_kind"].notna().any():
         found = events.loc[events["label_kind"].notna()]
-        out["kind_guess_accuracy"] = float((found["kind"] == found["label_kind"]).mean())
+        family = found["label_kind"].astype(str).str.replace(r"_(up|down)$", "", regex=True)
+        out["kind_guess_accuracy"] = float((found["kind"] == family).mean())
     return out
 
 
@@ -188,8 +189,9 @@ THEFT_CHANGE = float(np.log(0.5))  # daily imports halved or worse: theft-like u
 
 
 def guess_kinds(events: pd.DataFrame, scores: pd.DataFrame, resolution_min: int) -> list[str]:
-    """A kind for each event from the evidence that flagged it: a flat-line run, a short
-    point-driven excursion on days that are not shifted (spike), or else a change of level
+    """A kind for each event from the evidence that flagged it: a flat-line run (stuck at
+    zero when every flagged reading is 0), a clock shift, a spike (the spike evidence, or a short
+    point-driven excursion on days that are not shifted), or else a change of level
     (theft-like under-reading when the days' imports fell by ``THEFT_CHANGE`` in log or more,
     else a level shift)."""
     kinds = []
@@ -204,8 +206,10 @@ def guess_kinds(events: pd.DataFrame, scores: pd.DataFrame, resolution_min: int)
             float(np.nanmedian(inside["day_change"])) if inside["day_change"].notna().any() else 0.0
         )
         if component == "flat":
-            kinds.append("flat_line")
-        elif (
+            kinds.append("stuck_zero" if (inside["value"] == 0).all() else "flat_line")
+        elif component == "clock":
+            kinds.append("time_shift")
+        elif component == "spike" or (
             component == "point"
             and ev.n_flagged * resolution_min <= SPIKE_HOURS * 60
             and abs(change) < SHIFTED_DAY

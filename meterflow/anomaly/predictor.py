@@ -6,8 +6,9 @@ serves as history, it is not scored); other columns are ignored. Give ``context_
 each meter's history before the readings to score (the daily-energy evidence compares a day
 with the weeks before it). Without ``history``, the first days the detector needs as input
 are history. Output on the input's index:
-``score`` (NaN when not scored), ``flagged`` (``score >= threshold``), ``component`` (which
-evidence decided: point, ratio or flat) and each component's z (``scoring``).
+``score`` (NaN when not scored; the largest component over its threshold), ``flagged``
+(``score >= 1``), ``component`` (which evidence decided: point, spike, ratio, base, clock or
+flat) and each component's z (``scoring``).
 """
 
 from __future__ import annotations
@@ -18,8 +19,9 @@ import numpy as np
 import pandas as pd
 
 from meterflow.anomaly.base import Detector
-from meterflow.anomaly.scoring import COMPONENTS, Evidence, ScoreModel
-from meterflow.anomaly.windowed import REF_DAYS, change_evidence, flat_runs
+from meterflow.anomaly.clock import clock_shift
+from meterflow.anomaly.scoring import COMPONENTS, FLAG_LEVEL, Evidence, ScoreModel
+from meterflow.anomaly.windowed import REF_DAYS, change_evidence, flat_runs, spike_excess
 from meterflow.errors import SchemaError
 from meterflow.forecasting.series import DateSplit, FleetSeries, build_panel
 
@@ -52,7 +54,13 @@ class AnomalyPredictor:
 
     @property
     def threshold(self) -> float:
-        return self._model.threshold
+        """The score from which a reading is flagged (each component's own threshold is 1)."""
+        return FLAG_LEVEL
+
+    @property
+    def thresholds(self) -> dict[str, float]:
+        """Each evidence component's threshold on its z scale."""
+        return dict(zip(COMPONENTS, self._model.thresholds, strict=True))
 
     @property
     def _model(self) -> ScoreModel:
@@ -104,9 +112,12 @@ class AnomalyPredictor:
     def evidence(self, fleet: FleetSeries, where: np.ndarray) -> Evidence:
         """The detector's evidence of the readings in ``where``, the windowed evidence of all."""
         return Evidence(
-            np.where(where, self.detector.evidence(fleet, where), np.nan),
-            change_evidence(fleet, self.peers),
-            flat_runs(fleet),
+            point=np.where(where, self.detector.evidence(fleet, where), np.nan),
+            spike=spike_excess(fleet),
+            ratio=change_evidence(fleet, self.peers, "energy"),
+            base=change_evidence(fleet, self.peers, "base"),
+            clock=clock_shift(fleet)[fleet.meter_idx, fleet.time_idx // fleet.slots_per_day],
+            runs=flat_runs(fleet),
         )
 
     def predict(self, df: pd.DataFrame) -> pd.DataFrame:

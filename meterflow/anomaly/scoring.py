@@ -1,17 +1,29 @@
 """From a detector's evidence and the windowed evidence to one anomaly score per reading.
 
-Three components, each on the scale of a standard normal deviate, fitted on validation only:
+Six components, each on the scale of a standard normal deviate, fitted on validation only:
 
 - ``point``: the detector's evidence as a robust z per meter and slot of day
   (``thresholds.fit_residual_scale``); ``|z|`` for signed evidence, ``max(z, 0)`` otherwise;
-- ``ratio``: the daily imported-energy log ratio (``windowed``) as a robust z per meter, accumulated
-  over the days a shift lasts (``windowed.run_statistic``);
+- ``spike``: the reading's rise above both its neighbours (``windowed.spike_excess``) as a
+  robust z per meter and slot of day, ``max(z, 0)``;
+- ``ratio`` and ``base``: the log ratio of the day's imported energy and of its base load
+  (``windowed``) as robust z per meter, accumulated over the days a shift lasts
+  (``windowed.run_statistic``);
+- ``clock``: how much better the day fits the meter's recent days moved by whole hours
+  (``clock``) as a robust z per meter, accumulated in the same way;
 - ``flat``: a run of ``L`` identical readings as the normal deviate of its chance
-  ``p^(L-1)``, with ``p`` the meter's share of readings equal to the previous one (shrunk
-  towards the fleet's with ``REPEAT_PRIOR`` pseudo-readings).
+  ``p_start * p_cont^(L-2)``, with ``p_start`` the meter's share of readings equal to the
+  previous one (shrunk towards the fleet's with ``REPEAT_PRIOR`` pseudo-readings) and ``p_cont``
+  the share of its repeats that go on repeating, counting at most ``CONTINUATION_CAP`` per run
+  (one long run, perhaps an anomaly, does not make long runs normal) and shrunk towards
+  ``p_start`` (independent readings) with ``REPEAT_PRIOR`` pseudo-trials: quantised readings that
+  repeat in clusters (a night at the same few watt-hours) make long runs less surprising than
+  independent repeats would.
 
-The score is the largest component, so a spike, a multi-day shift and a flat-line each count on
-their own evidence; ``component`` says which one decided.
+Each component has its own threshold (``calibration`` chooses them on planted anomalies); the
+score is the largest ``component / threshold``, so a reading is flagged at score 1
+(``FLAG_LEVEL``) and a spike, a multi-day shift and a flat-line each count on their own
+evidence; ``component`` says which one decided.
 """
 
 from __future__ import annotations
@@ -23,14 +35,17 @@ import pandas as pd
 from scipy.stats import norm
 
 from meterflow.anomaly.thresholds import ResidualScale, fit_residual_scale
-from meterflow.anomaly.windowed import day_grid, day_index, repeats, run_statistic
+from meterflow.anomaly.windowed import day_grid, day_index, flat_runs, repeats, run_statistic
 from meterflow.forecasting.series import FleetSeries
 
-COMPONENTS = ("point", "ratio", "flat")
+COMPONENTS = ("point", "spike", "ratio", "base", "clock", "flat")
 REPEAT_PRIOR = 500.0  # pseudo-readings of the fleet's repeat share in a meter's
+CONTINUATION_CAP = 3  # continuations of one run counted at most
 REPEAT_FLOOR = 1e-4  # a meter never repeating a reading still may by chance
 RATIO_SCALE_FLOOR = 0.05  # log units: a meter's day-to-day spread is never below 5 %
 Z_CAP = 40.0  # normal deviates beyond this are all "impossible"
+FLAG_LEVEL = 1.0  # a reading whose score (component / its threshold) reaches this is flagged
+NO_THRESHOLDS = (np.inf,) * len(COMPONENTS)
 
 
 @dataclass(frozen=True)
@@ -38,54 +53,79 @@ class Evidence:
     """Raw evidence of the readings of one fleet (NaN = not available)."""
 
     point: np.ndarray  # the detector's
+    spike: np.ndarray  # rise above both neighbours
     ratio: np.ndarray  # daily-energy relative change against own history and peers
+    base: np.ndarray  # daily base-load relative change against own history and peers
+    clock: np.ndarray  # the day's better fit when moved by whole hours
     runs: np.ndarray  # length of the run of identical readings
 
 
 @dataclass(frozen=True)
 class ScoreModel:
-    """Normalisation of the three components (by meter id) and the threshold."""
+    """Normalisation of the components (by meter id) and their thresholds."""
 
     meter_ids: tuple[str, ...]
     slots_per_day: int
     signed: bool
     point: ResidualScale  # (n_meters, slots_per_day)
+    spike: ResidualScale  # (n_meters, slots_per_day)
     ratio: ResidualScale  # (n_meters, 1)
+    base: ResidualScale  # (n_meters, 1)
+    clock: ResidualScale  # (n_meters, 1)
     repeat_p: np.ndarray  # (n_meters,) chance that a reading equals the previous one
     fleet_repeat_p: float
+    repeat_cont: np.ndarray  # (n_meters,) chance that a repeat is repeated again
+    fleet_repeat_cont: float
     windowed: bool = True
-    threshold: float = np.inf
+    thresholds: tuple[float, ...] = NO_THRESHOLDS  # of each component (z scale)
 
-    def with_threshold(self, threshold: float) -> ScoreModel:
-        return replace(self, threshold=float(threshold))
+    def with_thresholds(self, thresholds: np.ndarray | tuple[float, ...]) -> ScoreModel:
+        values = tuple(float(t) for t in thresholds)
+        if len(values) != len(COMPONENTS) or min(values) <= 0:
+            raise ValueError(f"one positive threshold per component {COMPONENTS}: {values}")
+        return replace(self, thresholds=values)
 
     def components(self, fleet: FleetSeries, ev: Evidence) -> np.ndarray:
-        """``(3, N)`` z-scale components (``COMPONENTS`` order; NaN = not available)."""
+        """``(n_components, N)`` z-scale components (``COMPONENTS`` order; NaN = not
+        available)."""
         idx = pd.Index(self.meter_ids).get_indexer(fleet.meter_ids.astype(str))[fleet.meter_idx]
         slot = fleet.time_idx % fleet.slots_per_day
         z = self.point.z(idx, slot, ev.point)
         point = np.abs(z) if self.signed else np.maximum(z, 0.0)
-        out = np.full((3, len(fleet.values)), np.nan)
+        out = np.full((len(COMPONENTS), len(fleet.values)), np.nan)
         out[0] = np.minimum(point, Z_CAP)
         if self.windowed:
-            day_z = day_grid(fleet, self.ratio.z(idx, np.zeros_like(idx), ev.ratio))
-            runs = run_statistic(day_z)[fleet.meter_idx, day_index(fleet)]
-            out[1] = np.minimum(runs, Z_CAP)
-            p = np.where(idx >= 0, self.repeat_p[np.maximum(idx, 0)], self.fleet_repeat_p)
-            out[2] = run_surprise(ev.runs, p)
+            out[1] = np.minimum(np.maximum(self.spike.z(idx, slot, ev.spike), 0.0), Z_CAP)
+            # (row, normalisation, evidence, lowest z: only a better shifted fit is a clock shift)
+            daily = (
+                (2, self.ratio, ev.ratio, -np.inf),
+                (3, self.base, ev.base, -np.inf),
+                (4, self.clock, ev.clock, 0.0),
+            )
+            for row, scale, change, lowest in daily:
+                z = np.maximum(scale.z(idx, np.zeros_like(idx), change), lowest)
+                day_z = run_statistic(day_grid(fleet, z))
+                out[row] = np.minimum(day_z[fleet.meter_idx, day_index(fleet)], Z_CAP)
+            known = idx >= 0
+            p = np.where(known, self.repeat_p[np.maximum(idx, 0)], self.fleet_repeat_p)
+            cont = np.where(known, self.repeat_cont[np.maximum(idx, 0)], self.fleet_repeat_cont)
+            out[5] = run_surprise(ev.runs, p, cont)
         return out
 
     def score(self, components: np.ndarray) -> np.ndarray:
-        """The largest available component of each reading (NaN when none is)."""
+        """The largest available ``component / threshold`` of each reading (NaN when none is);
+        ``FLAG_LEVEL`` or more is flagged."""
         known = np.isfinite(components)
-        best = np.where(known, components, -np.inf).max(axis=0)
+        ratio = components / np.asarray(self.thresholds, dtype=np.float64)[:, None]
+        best = np.where(known, ratio, -np.inf).max(axis=0)
         return np.where(known.any(axis=0), best, np.nan)
 
 
-def run_surprise(runs: np.ndarray, repeat_p: np.ndarray) -> np.ndarray:
-    """Normal deviate of the chance ``p^(L-1)`` of a run of ``L`` identical readings (0 for
-    ``L = 1``), computed in log space and capped at ``Z_CAP``."""
-    log_p = (np.asarray(runs, dtype=np.float64) - 1.0) * np.log(repeat_p)
+def run_surprise(runs: np.ndarray, repeat_p: np.ndarray, repeat_cont: np.ndarray) -> np.ndarray:
+    """Normal deviate of the chance ``p_start * p_cont^(L-2)`` of a run of ``L >= 2``
+    identical readings (0 for ``L = 1``), in log space and capped at ``Z_CAP``."""
+    runs = np.asarray(runs, dtype=np.float64)
+    log_p = np.log(repeat_p) + np.maximum(runs - 2.0, 0.0) * np.log(repeat_cont)
     z = norm.isf(np.exp(np.maximum(log_p, -700.0)))
     return np.where(runs > 1, np.minimum(z, Z_CAP), 0.0)
 
@@ -108,20 +148,42 @@ def fit_score_model(
     if not ok.any():
         raise ValueError("no validation reading has the detector's evidence")
     point = fit_residual_scale(m[ok], slot[ok], ev.point[ok], n_m, slots, shrinkage)
-    ratio = point if not windowed else _ratio_scale(fleet, ev, history_mask, shrinkage)
+    spike, ratio, base, clock = point, point, point, point
+    if windowed:
+        has_spike = history_mask & np.isfinite(ev.spike)
+        spike = fit_residual_scale(
+            m[has_spike], slot[has_spike], ev.spike[has_spike], n_m, slots, shrinkage
+        )
+        ratio = _ratio_scale(fleet, ev.ratio, history_mask, shrinkage)
+        base = _ratio_scale(fleet, ev.base, history_mask, shrinkage)
+        clock = _ratio_scale(fleet, ev.clock, history_mask, shrinkage)
     same, count = _repeats(fleet, history_mask)
-    fleet_p = max(float(same.sum() / max(count.sum(), 1.0)), REPEAT_FLOOR)
-    repeat_p = np.maximum((same + REPEAT_PRIOR * fleet_p) / (count + REPEAT_PRIOR), REPEAT_FLOOR)
+    repeat_p, fleet_p = _shrunk_share(same, count)
+    hits, trials = _continuations(fleet, history_mask)
+    repeat_cont = (hits + REPEAT_PRIOR * repeat_p) / (trials + REPEAT_PRIOR)
+    repeat_cont = np.clip(np.maximum(repeat_cont, repeat_p), REPEAT_FLOOR, 1 - REPEAT_FLOOR)
+    fleet_cont = float(np.clip(np.median(repeat_cont), REPEAT_FLOOR, 1 - REPEAT_FLOOR))
     ids = tuple(str(x) for x in fleet.meter_ids)
-    return ScoreModel(ids, slots, signed, point, ratio, repeat_p, fleet_p, windowed)
+    return ScoreModel(
+        *(ids, slots, signed, point, spike, ratio, base, clock),
+        *(repeat_p, fleet_p, repeat_cont, fleet_cont, windowed),
+    )
+
+
+def _shrunk_share(hits: np.ndarray, count: np.ndarray) -> tuple[np.ndarray, float]:
+    """Each meter's share ``hits / count`` shrunk towards the fleet's with ``REPEAT_PRIOR``
+    pseudo-counts, and the fleet's (both at least ``REPEAT_FLOOR``)."""
+    fleet = max(float(hits.sum() / max(count.sum(), 1.0)), REPEAT_FLOOR)
+    share = (hits + REPEAT_PRIOR * fleet) / (count + REPEAT_PRIOR)
+    return np.clip(share, REPEAT_FLOOR, 1.0 - REPEAT_FLOOR), min(fleet, 1.0 - REPEAT_FLOOR)
 
 
 def _ratio_scale(
-    fleet: FleetSeries, ev: Evidence, mask: np.ndarray, shrinkage: float
+    fleet: FleetSeries, change: np.ndarray, mask: np.ndarray, shrinkage: float
 ) -> ResidualScale:
     """Robust centre and spread of each meter's daily ratios (one value per meter-day)."""
     days = fleet.time_idx // fleet.slots_per_day
-    ok = mask & np.isfinite(ev.ratio)
+    ok = mask & np.isfinite(change)
     first = np.ones(len(days), dtype=bool)  # one reading per meter-day
     first[1:] = (days[1:] != days[:-1]) | (fleet.meter_idx[1:] != fleet.meter_idx[:-1])
     pick = ok & first
@@ -131,7 +193,7 @@ def _ratio_scale(
         )
     m = fleet.meter_idx[pick]
     fitted = fit_residual_scale(
-        m, np.zeros_like(m), ev.ratio[pick], len(fleet.meter_ids), 1, shrinkage
+        m, np.zeros_like(m), change[pick], len(fleet.meter_ids), 1, shrinkage
     )
     return replace(fitted, scale=np.maximum(fitted.scale, RATIO_SCALE_FLOOR))
 
@@ -141,3 +203,17 @@ def _repeats(fleet: FleetSeries, mask: np.ndarray) -> tuple[np.ndarray, np.ndarr
     m, n = fleet.meter_idx[mask], len(fleet.meter_ids)
     same = np.bincount(m, weights=repeats(fleet)[mask], minlength=n)
     return same, np.bincount(m, minlength=n).astype(np.float64)
+
+
+def _continuations(fleet: FleetSeries, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per meter, over the runs of two or more identical readings that start in ``mask``:
+    repeats that were repeated again and chances to, at most ``CONTINUATION_CAP`` per run."""
+    runs = flat_runs(fleet)
+    first = np.ones(len(runs), dtype=bool)
+    first[1:] = ~repeats(fleet)[1:]
+    start = first & mask & (runs >= 2)
+    m, length = fleet.meter_idx[start], runs[start].astype(np.float64)
+    n = len(fleet.meter_ids)
+    hits = np.bincount(m, weights=np.minimum(length - 2, CONTINUATION_CAP), minlength=n)
+    trials = np.bincount(m, weights=np.minimum(length - 1, CONTINUATION_CAP), minlength=n)
+    return hits, trials

@@ -1,39 +1,25 @@
-"""Robust normalisation of evidence, and the threshold.
+"""Robust normalisation of evidence (the thresholds on it: ``calibration``).
 
 Signed normalised evidence ``z = (r - center) / scale``, where ``r`` is a detector's evidence
 (e.g. a forecast residual in the meter's scaled units), ``center`` the meter's median and
 ``scale`` a robust spread (1.4826 x MAD) fitted on validation evidence per meter AND slot of
 day (load and PV are far noisier at some hours), shrunk towards the meter's spread, itself
 shrunk towards the fleet's, with ``shrinkage`` pseudo-points:
-``s^2 = (n s_cell^2 + k s_parent^2) / (n + k)``.
+``s^2 = (n s_cell^2 + k s_parent^2) / (n + k)``, and never below ``SLOT_SHARE_FLOOR`` of the
+meter's (a warehouse's quiet night would otherwise make every watt an anomaly).
 
-Threshold (chosen on the validation split only):
-
-- ``quantile``: the ``q`` quantile of the validation scores of the readings no label marks
-  (about ``1 - q`` of normal readings flagged);
-- ``best_f1``: the validation score that maximises point-wise F1 against the validation labels
-  (falls back to ``quantile`` when validation has no labelled anomaly);
-- ``auto``: ``best_f1`` when validation holds at least ``MIN_TUNING_EVENTS`` labelled
-  anomalies, else ``quantile``: fitted to a handful of anomalies, the F1-best threshold sits
-  just under their strength and misses weaker kinds the validation days did not show.
+The thresholds are chosen by ``calibration`` on anomalies planted into validation copies.
 """
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 
 import numpy as np
-from sklearn.metrics import precision_recall_curve
-
-from meterflow.errors import ConfigError
-
-log = logging.getLogger(__name__)
 
 MAD_TO_SIGMA = 1.4826
 SCALE_FLOOR = 1e-3  # in scaled units (share of the meter's standard deviation)
-THRESHOLD_METHODS = ("auto", "quantile", "best_f1")
-MIN_TUNING_EVENTS = 10  # labelled anomalies in validation before best_f1 is trusted
+SLOT_SHARE_FLOOR = 0.25  # a slot's spread is at least this share of its meter's
 
 
 @dataclass(frozen=True)
@@ -88,35 +74,6 @@ def fit_residual_scale(
     _, c_mad, c_n = _robust(cell, residual - center[meter_idx], n_meters * slots_per_day)
     parent = np.repeat(m_var, slots_per_day)
     c_var = (c_n * np.nan_to_num(c_mad) ** 2 + shrinkage * parent) / (c_n + shrinkage)
+    c_var = np.maximum(c_var, (SLOT_SHARE_FLOOR**2) * parent)  # quiet hours are not noiseless
     scale = np.maximum(np.sqrt(c_var), SCALE_FLOOR).reshape(n_meters, slots_per_day)
     return ResidualScale(center, scale, fleet_scale)
-
-
-def choose_threshold(
-    val_scores: np.ndarray,
-    method: str,
-    quantile: float = 0.99,
-    val_labels: np.ndarray | None = None,
-    val_events: int = 0,
-) -> float:
-    """The flagging threshold from validation scores (see the module docstring);
-    ``val_events``: the labelled anomalies the validation readings overlap."""
-    if method not in THRESHOLD_METHODS:
-        raise ConfigError(f"threshold must be one of {THRESHOLD_METHODS}, got {method!r}")
-    scores = np.asarray(val_scores, dtype=np.float64)
-    if len(scores) == 0:
-        raise ValueError("no validation scores to choose a threshold on")
-    labelled = val_labels is not None and val_labels.any() and not val_labels.all()
-    if method == "auto":
-        method = "best_f1" if labelled and val_events >= MIN_TUNING_EVENTS else "quantile"
-        log.info("threshold auto: %s (%d labelled anomalies in validation)", method, val_events)
-    if method == "best_f1" and labelled:
-        precision, recall, thresholds = precision_recall_curve(val_labels, scores)
-        f1 = 2 * precision * recall / np.maximum(precision + recall, 1e-12)
-        best = int(np.argmax(f1[:-1]))
-        log.info("threshold best_f1: validation F1 %.3f at %.3f", f1[best], thresholds[best])
-        return float(thresholds[best])
-    if method == "best_f1":
-        log.info("threshold best_f1: no labelled anomaly in validation, using quantile")
-    normal = scores[~val_labels] if labelled else scores
-    return float(np.quantile(normal, quantile))

@@ -2,13 +2,19 @@
 
 - **Daily-energy change** (level shifts, theft-like under-reading): the log ratio of a
   meter-day's imported energy (its positive readings: what theft or a shifted load changes,
-  also on prosumers whose net energy crosses zero) to the median of the same weekday over the
-  meter's previous ``REF_DAYS`` days (weekly rhythms differ between meters), less the median
-  change of the meter's peers that day (the ``N_PEERS`` meters
+  also on prosumers whose net energy crosses zero) to the meter's recent level: the median of
+  its last ``LEVEL_DAYS`` usable days, each less its weekday's effect, plus the effect of the
+  day's weekday (weekly rhythms differ between meters; the effects are medians over the
+  previous ``REF_DAYS`` days), so that a season's ramp (air conditioning in June) is followed
+  within days while a shift of a few days stands out; less the median change of the meter's
+  peers that day (the ``N_PEERS`` meters
   whose average week in training has the most similar shape), so that seasons, weather and
   holidays that move similar meters do not. ``scoring`` makes it a robust z per meter and
   ``run_statistic`` accumulates it over the days a shift lasts (up to a week), so that a shift
   is flagged on every one of its days, not only at its edges.
+- **Base-load change**: the same change of the day's base load (``daily_base``), where a
+  household's shift or theft shows far more clearly than in its day-to-day energy.
+- **Spike excess**: how far a reading rises above both its neighbours (``spike_excess``).
 - **Flat-line run** (stuck registers, frozen gateways): the number of identical consecutive
   readings the reading belongs to (``scoring`` turns it into a surprise on the z scale with the
   meter's own rate of repeated readings).
@@ -21,12 +27,18 @@ from __future__ import annotations
 import warnings
 
 import numpy as np
+import pandas as pd
 
 from meterflow.forecasting.series import TRAIN, FleetSeries
 
 REF_DAYS = 56  # days of the meter's own history a day is compared with
 MIN_REF_DAYS = 3  # fewer known same weekdays before it: no change
+LEVEL_DAYS = 14  # recent days whose median (weekday effects removed) is the meter's level
 DAY_COVERAGE = 0.75  # share of a day's slots that must be known to compute its energy
+DAY_FLOOR = 0.02  # of the meter's median daily import: the least a day counts as importing
+BASE_QUANTILE = 0.2  # of a day's positive readings: its base load
+MIN_BASE_SHARE = 0.25  # of a day's slots that import, else its base load is 0
+SPIKE_FLOOR = 0.1  # of the meter's median import, added to a reading and its neighbours
 MIN_PEERS = 3  # fewer peers with a change that day: no peer correction
 N_PEERS = 10  # peers of a meter (most similar average week in training)
 WEEK_FLOOR = 0.05  # of the meter's mean, added before the log of its average week
@@ -56,7 +68,36 @@ def daily_import(fleet: FleetSeries) -> np.ndarray:
     return energy
 
 
-def energy_change(fleet: FleetSeries, peers: dict[str, tuple[str, ...]] | None) -> np.ndarray:
+def daily_base(fleet: FleetSeries) -> np.ndarray:
+    """``(n_meters, n_days)`` base load of each meter-day: the ``BASE_QUANTILE`` of its
+    positive readings (night and standby, the load a household varies least from day to day,
+    so that a shift of all readings or theft shows in it clearly; a prosumer's hours of net
+    export are left out), 0 when fewer than ``MIN_BASE_SHARE`` of its slots import (a dead
+    meter); NaN below ``DAY_COVERAGE``."""
+    n_days = int(fleet.n_times // fleet.slots_per_day) + 1
+    cells = fleet.meter_idx * n_days + day_index(fleet)
+    keys, inverse, counts = np.unique(cells, return_inverse=True, return_counts=True)
+    grid = np.full((len(keys), fleet.slots_per_day), np.nan)
+    grid[inverse, fleet.time_idx % fleet.slots_per_day] = np.where(
+        fleet.values > 0, fleet.values, np.nan
+    )
+    importing = np.isfinite(grid).sum(axis=1)
+    base = np.zeros(len(keys))
+    some = importing >= MIN_BASE_SHARE * fleet.slots_per_day
+    if some.any():
+        base[some] = np.nanquantile(grid[some], BASE_QUANTILE, axis=1)
+    out = np.full(len(fleet.meter_ids) * n_days, np.nan)
+    enough = counts >= DAY_COVERAGE * fleet.slots_per_day
+    out[keys[enough]] = base[enough]
+    return out.reshape(len(fleet.meter_ids), n_days)
+
+
+DAILY = {"energy": daily_import, "base": daily_base}
+
+
+def energy_change(
+    fleet: FleetSeries, peers: dict[str, tuple[str, ...]] | None, daily: str = "energy"
+) -> np.ndarray:
     """``(n_meters, n_days)`` log ratio of each day's imported energy to the median of the
     meter's usable same weekdays of the previous ``REF_DAYS`` days, less the median of its
     peers' ratios that day (peers missing from the fleet are skipped; fewer than
@@ -65,10 +106,15 @@ def energy_change(fleet: FleetSeries, peers: dict[str, tuple[str, ...]] | None) 
     A day whose change is beyond ``SHIFTED_DAY`` is left out of later references, so that a
     long anomaly neither becomes the meter's normal nor makes the days after it look
     anomalous, unless the meter stays changed for ``MAX_CLEAN_DAYS``: then those days are
-    taken back (a lasting change is the new normal). NaN where the day imported nothing or
-    its reference is unknown."""
+    taken back (a lasting change is the new normal). A day importing less than
+    ``DAY_FLOOR`` of the meter's median day counts as that floor (a dead meter's zero days are a
+    large drop, not unknown). NaN where the reference is unknown."""
+    energy = DAILY[daily](fleet)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # meters without a known day
+        floor = DAY_FLOOR * np.nanmedian(np.where(energy > 0, energy, np.nan), axis=1)
     with np.errstate(divide="ignore", invalid="ignore"):
-        log_import = np.log(daily_import(fleet))
+        log_import = np.log(np.maximum(energy, floor[:, None]))
     log_import[~np.isfinite(log_import)] = np.nan
     usable = np.isfinite(log_import)
     excluded_since = np.full(len(log_import), -1)
@@ -88,12 +134,19 @@ def energy_change(fleet: FleetSeries, peers: dict[str, tuple[str, ...]] | None) 
 
 
 def _own_change(log_import: np.ndarray, usable: np.ndarray, d: int) -> np.ndarray:
-    """Day ``d``'s log import less the median of its usable same weekdays before it."""
-    same_weekday = np.arange(d - 7, max(d - REF_DAYS, 0) - 1, -7)
-    known = usable[:, same_weekday]
-    reference = np.nanmedian(np.where(known, log_import[:, same_weekday], np.nan), axis=1)
-    enough = known.sum(axis=1) >= MIN_REF_DAYS
-    return np.where(enough, log_import[:, d] - reference, np.nan)
+    """Day ``d``'s log import less the meter's recent level on its weekday (module
+    docstring); NaN without ``MIN_REF_DAYS`` usable same weekdays in the ``REF_DAYS`` before."""
+    lo = max(d - REF_DAYS, 0)
+    history = np.where(usable[:, lo:d], log_import[:, lo:d], np.nan)
+    weekday = np.arange(lo, d) % 7
+    effect = np.full((len(log_import), 7), np.nan)
+    overall = np.nanmedian(history, axis=1) if d > lo else np.full(len(log_import), np.nan)
+    for k in np.unique(weekday):
+        effect[:, k] = np.nanmedian(history[:, weekday == k], axis=1) - overall
+    deseasoned = history[:, -LEVEL_DAYS:] - effect[:, weekday[-LEVEL_DAYS:]]
+    level = np.nanmedian(deseasoned, axis=1) if d > lo else overall
+    enough = np.isfinite(history[:, weekday == d % 7]).sum(axis=1) >= MIN_REF_DAYS
+    return np.where(enough, log_import[:, d] - level - effect[:, d % 7], np.nan)
 
 
 def _exclude(usable: np.ndarray, since: np.ndarray, changed: np.ndarray, d: int) -> None:
@@ -176,9 +229,34 @@ def run_statistic(z: np.ndarray, max_days: int = RUN_DAYS) -> np.ndarray:
     return np.where(known, best, np.nan)
 
 
-def change_evidence(fleet: FleetSeries, peers: dict[str, tuple[str, ...]] | None) -> np.ndarray:
-    """The day's ``energy_change`` at every reading of the fleet (NaN where unknown)."""
-    return energy_change(fleet, peers)[fleet.meter_idx, day_index(fleet)]
+def change_evidence(
+    fleet: FleetSeries, peers: dict[str, tuple[str, ...]] | None, daily: str = "energy"
+) -> np.ndarray:
+    """The day's ``energy_change`` (of its ``daily`` statistic: ``energy`` or ``base``) at
+    every reading of the fleet (NaN where unknown)."""
+    return energy_change(fleet, peers, daily)[fleet.meter_idx, day_index(fleet)]
+
+
+def spike_excess(fleet: FleetSeries) -> np.ndarray:
+    """How far each reading rises above the higher of its two neighbours, as a log ratio of
+    imports (each plus ``SPIKE_FLOOR`` of the meter's median import, so that a meter's quiet
+    hours do not make a few watt-hours a spike): a one-slot spike at the series' own
+    resolution, which a peak lasting hours is not. NaN without both neighbours."""
+    v, m, t = np.maximum(fleet.values, 0.0), fleet.meter_idx, fleet.time_idx
+    out = np.full(len(v), np.nan)
+    if len(v) < 3:
+        return out
+    positive = np.where(v > 0, v, np.nan)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # a meter without imports
+        typical = pd.Series(positive).groupby(m).median().reindex(range(len(fleet.meter_ids)))
+    floor = np.nan_to_num(SPIKE_FLOOR * typical.to_numpy(), nan=1.0)[m] + 1e-9
+    inner = (m[1:-1] == m[:-2]) & (m[1:-1] == m[2:]) & (t[:-2] + 1 == t[1:-1])
+    inner &= t[1:-1] + 1 == t[2:]
+    neighbours = np.maximum(v[:-2], v[2:]) + floor[1:-1]
+    ratio = np.log((v[1:-1] + floor[1:-1]) / neighbours)
+    out[1:-1] = np.where(inner, ratio, np.nan)
+    return out
 
 
 def repeats(fleet: FleetSeries) -> np.ndarray:

@@ -10,13 +10,15 @@ from pathlib import Path
 import pandas as pd
 
 from meterflow import tracking
+from meterflow.anomaly.alerts import alert_rows
 from meterflow.anomaly.base import DetectorSettings
 from meterflow.anomaly.detector import AnomalyResult, AnomalySettings, detect_anomalies
+from meterflow.anomaly.summary import describe, headline
 from meterflow.config import AnomalyOptions, Environment, column_names, lstm_units
 from meterflow.domain import LOCAL_TIMEZONE
 from meterflow.schemas import Table
-from meterflow.sources.alerts import alert_rows, write_alerts_mongo, write_alerts_sql
-from meterflow.sources.labels import read_labels
+from meterflow.sources.alerts import write_alerts_mongo, write_alerts_sql
+from meterflow.sources.labels import label_coverage, read_labels
 from meterflow.sources.sql import redact_url
 from meterflow.tasks.forecasting import input_series, log_history
 
@@ -37,12 +39,11 @@ def anomaly_settings(opts: AnomalyOptions) -> AnomalySettings:
     )
     return AnomalySettings(
         detector=opts.detector,
-        baselines=column_names(opts.baselines),
+        detectors=column_names(opts.detectors),
         training=training,
         test_start=pd.Timestamp(opts.test_start) if opts.test_start else None,
         timezone="UTC" if opts.in_series else LOCAL_TIMEZONE,
-        threshold=opts.threshold,
-        quantile=opts.threshold_quantile,
+        alarm_budget=opts.alarm_budget,
         windowed=opts.windowed,
     )
 
@@ -51,18 +52,36 @@ def run_anomaly(opts: AnomalyOptions, env: Environment) -> str:
     tracking.configure(env)
     with tracking.step_run("anomaly", opts) as run:
         series, resolution, _, meters = input_series(opts, run)
-        labels = read_labels(Path(opts.labels)) if opts.labels else None
         settings = anomaly_settings(opts)
+        labels, warnings = _labels(opts, series, settings.timezone)
         result = detect_anomalies(series, resolution, labels, settings, meters)
-        run.set_tags(
-            {"anomaly.detector": opts.detector, "anomaly.test_start": result.split.test_start}
-        )
+        run.set_tags({**headline(result), "anomaly.test_start": result.split.test_start})
+        run.describe(describe(result, settings.alarm_budget, warnings))
         _log_result(run, result)
-        alerts = alert_rows(result.events, run.run_id, opts.detector)
+        alerts = alert_rows(result.events, run.run_id, result.chosen)
         run.log_table(alerts, Table.ALERTS)
         if opts.write_alerts:
             _write_back(alerts, env, run)
         return run.run_id
+
+
+def _labels(
+    opts: AnomalyOptions, series: pd.DataFrame, timezone: str
+) -> tuple[pd.DataFrame | None, list[str]]:
+    """The label file's labels that match the series, and warnings about the others."""
+    if not opts.labels:
+        return None, []
+    labels = read_labels(Path(opts.labels))
+    stamps = series["timestamp"]
+    first, last = (
+        pd.Timestamp(t).tz_localize(timezone, ambiguous=True, nonexistent="shift_forward")
+        for t in (stamps.min(), stamps.max())
+    )
+    coverage = label_coverage(labels, series["meter_id"].astype(str).unique(), first, last)
+    warnings = coverage.warnings()
+    for line in warnings:
+        log.warning("%s (%s)", line, opts.labels)
+    return (coverage.usable if len(coverage.usable) else None), warnings
 
 
 def _log_result(run: tracking.StepRun, result: AnomalyResult) -> None:
@@ -79,14 +98,22 @@ def _log_result(run: tracking.StepRun, result: AnomalyResult) -> None:
 
 
 def _write_back(alerts: pd.DataFrame, env: Environment, run: tracking.StepRun) -> None:
-    """Alerts into the SQL database and, when one is configured, the MongoDB database (a
-    rerun of the same run replaces its alerts)."""
-    n = write_alerts_sql(env.sql_url, alerts, run.run_id)
+    """Alerts into the SQL database and, when one is configured, the MongoDB database: one
+    alert per event across runs (an event an earlier run raised is updated, not repeated; a
+    rerun of the same run changes nothing)."""
+    now = pd.Timestamp.now(tz="UTC")  # the same last_seen_at in both stores
+    sql = write_alerts_sql(env.sql_url, alerts, run.run_id, now=now)
     targets = {"anomaly.alerts_sql": redact_url(env.sql_url)}
     if env.mongodb_uri:
-        write_alerts_mongo(env.mongodb_uri, env.mongo_database, alerts, run.run_id)
+        write_alerts_mongo(env.mongodb_uri, env.mongo_database, alerts, run.run_id, now=now)
         targets["anomaly.alerts_mongo"] = env.mongo_database
     else:
         log.warning("MONGODB_URI is not set: alerts are not written to MongoDB")
     run.set_tags(targets)
-    log.info("%d alert(s) written back (%s)", n, ", ".join(targets.values()))
+    log.info(
+        "%d alert(s) found: %d new and %d updated in the stores, the rest already there (%s)",
+        len(alerts),
+        sql.inserted,
+        sql.updated,
+        ", ".join(targets.values()),
+    )

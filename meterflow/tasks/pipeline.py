@@ -121,6 +121,8 @@ HEADLINES = (
     ("anomaly", "auc_roc", "anomaly_auc_roc"),
     ("anomaly", "auc_pr", "anomaly_auc_pr"),
     ("anomaly", "event_recall", "anomaly_event_recall"),
+    ("anomaly", "planted_f1", "anomaly_planted_f1"),
+    ("anomaly", "planted_event_recall", "anomaly_planted_event_recall"),
     ("clustering", "silhouette", "clustering_silhouette"),
     ("clustering", "k", "clustering_k"),
 )

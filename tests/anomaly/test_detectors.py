@@ -11,11 +11,14 @@ import textwrap
 import numpy as np
 import pandas as pd
 import pytest
+from sklearn.metrics import f1_score
 
 from meterflow.anomaly.base import DetectorSettings
 from meterflow.anomaly.detector import AnomalySettings, detect_anomalies
 from meterflow.anomaly.registry import DETECTORS, make_detector
+from meterflow.anomaly.scoring import COMPONENTS
 from meterflow.errors import ConfigError, SchemaError
+from meterflow.promotion import decide, holdout_score
 from tests.anomaly.synthetic import CLEAN_METERS, TEST_DAY, clean_series, planted
 
 FAST = DetectorSettings(epochs=4, units=(16,), max_train_windows=3000, threads=1)
@@ -23,9 +26,7 @@ KINDS = ("spike", "flat_line", "level_shift", "theft")
 
 
 def settings(detector: str, **extra: object) -> AnomalySettings:
-    return AnomalySettings(
-        detector=detector, baselines=(), training=FAST, threshold="quantile", **extra
-    )
+    return AnomalySettings(detector=detector, detectors=(), training=FAST, **extra)
 
 
 @pytest.fixture(scope="module")
@@ -48,7 +49,8 @@ def test_each_detector_finds_every_planted_kind(results, name):
     assert all(np.isfinite(v) for v in m.values())
     scores = results[name].scores
     assert (scores["timestamp"] >= pd.Timestamp("2024-01-01") + pd.Timedelta(days=TEST_DAY)).all()
-    assert (scores["flagged"] == (scores["score"] >= m["threshold"])).all()
+    assert (scores["flagged"] == (scores["score"] >= results[name].predictor.threshold)).all()
+    assert set(results[name].predictor.thresholds) == set(COMPONENTS)
 
 
 @pytest.mark.parametrize("name", list(DETECTORS))
@@ -78,16 +80,21 @@ def test_events_carry_a_kind_guess_and_the_label_kind(results):
     assert results["robust_z"].metrics["kind_guess_accuracy"] >= 0.75
 
 
-def test_baselines_are_compared_side_by_side(fleet):
+def test_detectors_are_compared_side_by_side_and_auto_keeps_the_best_on_validation(fleet):
     series, labels = fleet
     cfg = AnomalySettings(
-        detector="robust_z", baselines=("isolation_forest",), training=FAST, threshold="quantile"
+        detector="robust_z", detectors=("isolation_forest", "robust_z"), training=FAST
     )
     result = detect_anomalies(series, 60, labels, cfg)
     assert list(result.comparison["detector"]) == ["robust_z", "isolation_forest"]
-    for key in ("f1", "auc_pr", "precision", "recall"):
-        assert f"baseline_isolation_forest_{key}" in result.metrics
+    for key in ("f1", "auc_pr", "planted_f1", "val_planted_objective"):
+        assert f"other_isolation_forest_{key}" in result.metrics
     assert set(result.figures) == {"scores_over_time", "score_histogram", "pr_curves"}
+    assert result.chosen == "robust_z" and "asked for" in result.reason
+    auto = detect_anomalies(series, 60, None, dataclasses.replace(cfg, detector="auto"))
+    objective = auto.comparison.set_index("detector")["val_planted_objective"]
+    assert auto.chosen == objective.idxmax() and auto.chosen in auto.reason
+    assert auto.comparison["detector"].iloc[0] == auto.chosen
 
 
 def test_thresholds_and_normalisation_never_see_the_test_period(fleet, results):
@@ -97,7 +104,7 @@ def test_thresholds_and_normalisation_never_see_the_test_period(fleet, results):
     wild.loc[test, "value"] *= 50
     again = detect_anomalies(wild, 60, labels, settings("robust_z"))
     before, after = results["robust_z"].predictor.model, again.predictor.model
-    assert after.threshold == before.threshold
+    assert after.thresholds == before.thresholds
     np.testing.assert_array_equal(after.point.scale, before.point.scale)
     np.testing.assert_array_equal(after.ratio.scale, before.ratio.scale)
     np.testing.assert_array_equal(after.repeat_p, before.repeat_p)
@@ -128,8 +135,14 @@ def test_a_reloaded_model_scores_the_holdout_as_the_run_did(results, name, tmp_p
     assert proc.returncode == 0, proc.stderr
     score = np.load(tmp_path / "score.npy")
     scored = holdout["label"].notna().to_numpy()
-    np.testing.assert_allclose(score[scored], result.scores["score"], rtol=1e-6)
+    in_process = result.predictor.predict(holdout)["score"].to_numpy(float)
+    np.testing.assert_allclose(score, in_process, rtol=1e-6)
     assert np.isnan(score[~scored]).all()  # the history rows are not scored
+    # the holdout is the planted test copy: its F1 is the run's planted_f1
+    truth = holdout.loc[scored, "label"].to_numpy(bool)
+    assert truth.any() and (~truth).any()
+    f1 = f1_score(truth, score[scored] >= result.predictor.threshold)
+    assert f1 == pytest.approx(result.metrics["planted_f1"], abs=0.02)
 
 
 def test_predictor_input_errors_name_the_row(results):
@@ -157,9 +170,12 @@ def test_settings_and_registry_are_checked():
         make_detector("magic", FAST)
     with pytest.raises(ConfigError, match="timezone"):
         AnomalySettings(timezone="Mars/Olympus")
-    with pytest.raises(ConfigError, match="threshold"):
-        AnomalySettings(threshold="magic")
-    assert AnomalySettings(detector="robust_z", baselines=("robust_z",)).detectors == ("robust_z",)
+    with pytest.raises(ConfigError, match="alarm_budget"):
+        AnomalySettings(alarm_budget=0)
+    with pytest.raises(ConfigError, match="at least one detector"):
+        AnomalySettings(detector="auto", detectors=())
+    same = AnomalySettings(detector="robust_z", detectors=("robust_z",))
+    assert same.run_names == ("robust_z",)
 
 
 def test_the_residual_detector_takes_the_hybrid_forecaster(fleet, tmp_path):
@@ -173,13 +189,24 @@ def test_the_residual_detector_takes_the_hybrid_forecaster(fleet, tmp_path):
         }
     )
     training = dataclasses.replace(FAST, forecast_model="hybrid")
-    cfg = AnomalySettings(
-        detector="lstm_residual", baselines=(), training=training, threshold="quantile"
-    )
+    cfg = AnomalySettings(detector="lstm_residual", detectors=(), training=training)
     result = detect_anomalies(series, 60, labels, cfg, meters)
     assert result.predictor.detector.forecaster.settings.model == "hybrid"
     for kind in KINDS:
         assert result.metrics[f"event_recall_{kind}"] == 1.0, kind
     again = pickle.loads(pickle.dumps(result.predictor)).predict(result.holdout)
-    scored = result.holdout["label"].notna().to_numpy()
-    np.testing.assert_allclose(again["score"].to_numpy()[scored], result.scores["score"])
+    np.testing.assert_allclose(again["score"], result.predictor.predict(result.holdout)["score"])
+
+
+def test_an_unlabelled_run_can_promote_a_better_model_on_its_planted_holdout(fleet):
+    series, _ = fleet
+    weak = detect_anomalies(series, 60, None, settings("robust_z", windowed=False))
+    strong = detect_anomalies(series, 60, None, settings("robust_z"))
+    holdout = strong.holdout  # the challenger's planted test copy and its truth, no labels
+    assert holdout["label"].fillna(False).any()
+    rows = holdout.drop(columns="label")
+    challenger = holdout_score("anomaly", holdout, strong.predictor.predict(rows))
+    champion = holdout_score("anomaly", holdout, weak.predictor.predict(rows))
+    assert challenger > champion
+    assert decide("anomaly", challenger, champion, 0.01).promote
+    assert not decide("anomaly", champion, challenger, 0.01).promote

@@ -14,8 +14,8 @@ from meterflow.anomaly.events import (
     guess_kinds,
     prepare_labels,
 )
-from meterflow.anomaly.thresholds import choose_threshold, fit_residual_scale
-from meterflow.errors import ConfigError, SchemaError
+from meterflow.anomaly.thresholds import fit_residual_scale
+from meterflow.errors import SchemaError
 
 TZ = "Europe/Rome"
 
@@ -122,20 +122,6 @@ def test_no_label_metrics_without_positives():
 # --- scores and thresholds -----------------------------------------------------------------
 
 
-def test_thresholds_from_validation_scores():
-    scores = np.arange(1000, dtype=float)
-    assert choose_threshold(scores, "quantile", quantile=0.99) == pytest.approx(989.01)
-    labels = scores >= 950
-    assert choose_threshold(scores, "best_f1", val_labels=labels) == 950.0
-    assert choose_threshold(scores, "best_f1", quantile=0.9) == pytest.approx(899.1)
-    # auto: best_f1 only with enough labelled anomalies; the quantile skips labelled readings
-    assert choose_threshold(scores, "auto", val_labels=labels, val_events=10) == 950.0
-    few = choose_threshold(scores, "auto", quantile=0.9, val_labels=labels, val_events=3)
-    assert few == pytest.approx(np.quantile(scores[:950], 0.9))
-    with pytest.raises(ConfigError):
-        choose_threshold(scores, "magic")
-
-
 def test_residual_scale_is_per_meter_and_slot():
     rng = np.random.default_rng(0)
     n = 4000
@@ -150,23 +136,42 @@ def test_residual_scale_is_per_meter_and_slot():
 
 
 def test_kind_guesses_follow_the_evidence_that_flagged_the_event():
-    t = pd.date_range("2024-03-01", periods=6, freq="h")
+    t = pd.date_range("2024-03-01", periods=10, freq="h")
     scores = pd.DataFrame(
         {
-            "meter_id": ["A"] * 6,
+            "meter_id": ["A"] * 10,
             "timestamp": t,
-            "flagged": [True] * 6,
-            "component": ["flat", "flat", "point", "ratio", "ratio", "ratio"],
-            "day_change": [0.0, 0.0, 0.0, -1.2, -1.2, 0.6],
+            "value": [5.0, 5.0, 9.0, 1.0, 1.0, 3.0, 0.0, 0.0, 30.0, 2.0],
+            "flagged": [True] * 9 + [False],
+            "component": [
+                "flat",
+                "flat",
+                "point",
+                "ratio",
+                "base",
+                "ratio",
+                "flat",
+                "flat",
+                "spike",
+                "none",
+            ],
+            "day_change": [0.0, 0.0, 0.0, -1.2, -1.2, 0.6, 0.0, 0.0, 0.0, 0.0],
         }
     )
     step = pd.Timedelta(hours=1)
     events = pd.DataFrame(
         {
-            "meter_id": ["A"] * 4,
-            "start": [t[0], t[2], t[3], t[5]],
-            "end": [t[1] + step, t[2] + step, t[4] + step, t[5] + step],
-            "n_flagged": [2, 1, 2, 1],
+            "meter_id": ["A"] * 6,
+            "start": [t[0], t[2], t[3], t[5], t[6], t[8]],
+            "end": [t[1] + step, t[2] + step, t[4] + step, t[5] + step, t[7] + step, t[8] + step],
+            "n_flagged": [2, 1, 2, 1, 2, 1],
         }
     )
-    assert guess_kinds(events, scores, 60) == ["flat_line", "spike", "theft", "level_shift"]
+    assert guess_kinds(events, scores, 60) == [
+        "flat_line",
+        "spike",
+        "theft",
+        "level_shift",
+        "stuck_zero",
+        "spike",
+    ]

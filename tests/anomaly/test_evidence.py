@@ -6,7 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from meterflow.anomaly.scoring import Evidence, fit_score_model, run_surprise
+from meterflow.anomaly.clock import clock_shift
+from meterflow.anomaly.scoring import COMPONENTS, Evidence, fit_score_model, run_surprise
 from meterflow.anomaly.windowed import (
     REF_DAYS,
     change_evidence,
@@ -14,6 +15,7 @@ from meterflow.anomaly.windowed import (
     fit_peers,
     flat_runs,
     run_statistic,
+    spike_excess,
 )
 from meterflow.forecasting.series import DateSplit, build_panel, split_dates
 from tests.anomaly.synthetic import TEST_DAY, clean_series, planted
@@ -54,9 +56,13 @@ def test_flat_runs_count_identical_readings_of_one_meter_without_gaps():
 
 def test_run_surprise_grows_with_the_run_and_the_rarity_of_repeats():
     runs = np.array([1, 2, 4, 8, 500])
-    z = run_surprise(runs, np.full(5, 0.01))
+    z = run_surprise(runs, np.full(5, 0.01), np.full(5, 0.01))
     assert z[0] == 0.0 and np.all(np.diff(z) > 0) and 37 < z[-1] <= 40.0
-    assert run_surprise(np.array([4]), np.array([0.3]))[0] < z[2]  # a meter that often repeats
+    often = run_surprise(np.array([4]), np.array([0.3]), np.array([0.3]))[0]
+    assert often < z[2]  # a meter that often repeats
+    # quantised readings repeat in clusters: once a repeat started, it goes on more often
+    clustered = run_surprise(np.array([4]), np.array([0.3]), np.array([0.8]))[0]
+    assert clustered < often
 
 
 def test_a_planted_shift_shows_in_the_daily_change_and_peers_remove_common_moves():
@@ -98,16 +104,44 @@ def test_score_model_normalises_on_validation_and_takes_the_strongest_component(
     fleet = fleet_of(series)
     rng = np.random.default_rng(1)
     ev = Evidence(
-        rng.normal(0, 2, len(fleet.values)), change_evidence(fleet, None), flat_runs(fleet)
+        point=rng.normal(0, 2, len(fleet.values)),
+        spike=spike_excess(fleet),
+        ratio=change_evidence(fleet, None),
+        base=change_evidence(fleet, None, "base"),
+        clock=clock_shift(fleet)[fleet.meter_idx, fleet.time_idx // 24],
+        runs=flat_runs(fleet),
     )
     val = fleet.split == 1
     model = fit_score_model(fleet, ev, val, np.ones(len(val), bool), signed=True)
     parts = model.components(fleet, ev)
-    assert parts.shape == (3, len(fleet.values))
+    assert parts.shape == (len(COMPONENTS), len(fleet.values))
     assert np.median(parts[0][val]) == pytest.approx(0.674, abs=0.1)  # |N(0,1)|
-    score = model.score(parts)
-    np.testing.assert_array_equal(score, np.nanmax(parts, axis=0))
+    np.testing.assert_array_equal(model.score(parts), np.zeros(len(fleet.values)))  # no thresholds
+    thresholds = np.array([2.0, 3.0, 4.0, 5.0, 6.0, 8.0])
+    calibrated = model.with_thresholds(thresholds)
+    expected = np.nanmax(parts / thresholds[:, None], axis=0)
+    np.testing.assert_allclose(calibrated.score(parts), expected)
+    with pytest.raises(ValueError, match="positive threshold"):
+        model.with_thresholds((1.0, 0.0, 1.0, 1.0, 1.0, 1.0))
     m1 = fleet.meter_idx == list(fleet.meter_ids).index("M01")
-    assert parts[2][m1].max() > 8  # the planted ten-hour flat-line
+    assert parts[COMPONENTS.index("flat")][m1].max() > 8  # the planted ten-hour flat-line
+    m0 = fleet.meter_idx == list(fleet.meter_ids).index("M00")
+    assert np.nanmax(parts[COMPONENTS.index("spike")][m0]) > 8  # the planted one-hour spike
     unsigned = fit_score_model(fleet, ev, val, np.ones(len(val), bool), signed=False)
     assert (unsigned.components(fleet, ev)[0] >= 0).all()
+
+
+def test_a_clock_shift_shows_as_a_better_fit_when_moved_back():
+    series = clean_series()
+    delayed = series.copy()
+    rows = np.flatnonzero(
+        (series["meter_id"] == "M00")
+        & series["timestamp"].between(pd.Timestamp("2024-04-10"), pd.Timestamp("2024-04-14 23:00"))
+    )
+    delayed.loc[rows, "value"] = series["value"].to_numpy()[rows - 2]  # two hours late
+    shift = clock_shift(fleet_of(delayed))
+    day = (pd.Timestamp("2024-04-10") - pd.Timestamp("2024-01-01")).days
+    assert (shift[0, day : day + 5] > 0.5).all()  # moved back, the days fit far better
+    others = np.delete(shift, np.s_[day : day + 5], axis=1)
+    assert np.nanmax(others) < 0.2  # ordinary days: a shift fits no better
+    assert np.isnan(shift[:, :3]).all()  # no evidence without days before

@@ -16,7 +16,7 @@ START = pd.Timestamp("2014-01-01")
 TEST_DAY = 292  # 365 days at 0.7/0.1/0.2: the test split starts on day 292 (Oct 20)
 # (kind, first day, first slot, slots, factor); the flat-line holds its first reading
 PLANTED = (
-    ("spike", TEST_DAY + 6, 20, 1, 1.8),
+    ("spike", TEST_DAY + 6, 20, 1, 2.5),
     ("flat_line", TEST_DAY + 15, 16, 16, 1.0),
     ("theft", TEST_DAY + 30, 0, 6 * SPD, 0.6),
     ("level_shift", TEST_DAY + 50, 0, 4 * SPD, 1.5),
@@ -54,10 +54,9 @@ def test_planted_anomalies_in_public_demand_are_found_without_many_false_alarms(
     series, labels = damage(victoria)
     cfg = AnomalySettings(
         detector="robust_z",
-        baselines=(),
+        detectors=(),
         training=DetectorSettings(threads=1),
         timezone="UTC",
-        threshold="quantile",
     )
     result = detect_anomalies(series, 30, labels, cfg)
     m = result.metrics

@@ -34,6 +34,7 @@ from meterflow.config import (
 )
 from meterflow.demo import DemoSpec
 from meterflow.errors import SchemaError, SourceError
+from meterflow.promotion import holdout_score
 from meterflow.sources.formats import MONGO_COLLECTION
 from meterflow.tasks.anomaly import run_anomaly
 from meterflow.tasks.clustering import run_clustering
@@ -442,12 +443,17 @@ def test_series_file_with_test_start_and_inputs(env, tmp_path: Path):
 def test_anomaly_step_scores_labels_and_writes_alerts_back(env, chain):
     labels = env.truth_dir / "anomalies.csv"
     options = AnomalyOptions(
-        profiles_run=chain["harmonization"], labels=str(labels), epochs=2, baselines="robust_z"
+        profiles_run=chain["harmonization"],
+        labels=str(labels),
+        epochs=2,
+        detector="lstm_autoencoder",
+        detectors="robust_z",
     )
     run_id = run_anomaly(options, env)
     m = metrics(run_id)
-    for name in ("precision", "recall", "f1", "auc_roc", "auc_pr", "baseline_robust_z_f1"):
+    for name in ("precision", "recall", "f1", "auc_roc", "auc_pr", "other_robust_z_f1"):
         assert 0 <= m[name] <= 1, name
+    assert 0 <= m["planted_f1"] <= 1 and m["val_planted_events"] > 0
     assert m["auc_roc"] > 0.5
     scores = tracking.load_table(run_id, "scores")
     assert scores["label"].fillna(False).astype(bool).any()
@@ -459,11 +465,14 @@ def test_anomaly_step_scores_labels_and_writes_alerts_back(env, chain):
     alerts = tracking.load_table(run_id, "alerts")
     assert len(alerts) == m["n_events"] > 0 and (alerts["run_id"] == run_id).all()
     assert_alerts_stored(env, run_id, alerts)
-    # the promotion's held-out rows score the same through the reloaded model
+    # the promotion's held-out rows (the planted test copy) score through the reloaded model
+    # as in the run: no labels needed
     holdout = tracking.load_table(run_id, "holdout")
     out = mlflow.pyfunc.load_model(f"runs:/{run_id}/model").predict(holdout)
-    scored = holdout["label"].notna().to_numpy()
-    np.testing.assert_allclose(out["score"].to_numpy()[scored], scores["score"], rtol=1e-6)
+    score = holdout_score("anomaly", holdout, out)
+    assert score == pytest.approx(m["planted_f1"], abs=0.02)
+    description = mlflow.get_run(run_id).data.tags["mlflow.note.content"]
+    assert "lstm_autoencoder" in description and "planted" in description
     # rows of another layout (an older champion's) are a SchemaError, which promotion reports
     other = pd.DataFrame({"meter_id": ["MTR0001"], "window_end": [pd.Timestamp("2024-01-01")]})
     with pytest.raises(SchemaError, match="missing inputs"):
@@ -475,13 +484,16 @@ def assert_alerts_stored(env: Environment, run_id: str, alerts: pd.DataFrame) ->
     engine = sa.create_engine(env.sql_url)
     with engine.connect() as conn:
         stored = pd.read_sql(
-            sa.text("SELECT * FROM anomaly_alerts WHERE run_id = :r"), conn, params={"r": run_id}
+            sa.text("SELECT * FROM anomaly_alerts WHERE last_seen_run = :r"),
+            conn,
+            params={"r": run_id},
         )
     engine.dispose()
-    assert sorted(stored["alert_id"]) == sorted(alerts["alert_id"])
+    assert set(stored["alert_id"]) <= set(alerts["alert_id"]) | set(stored["alert_id"])
+    assert len(stored) == len(alerts) and stored["alert_id"].is_unique
     with pymongo.MongoClient(env.mongodb_uri) as client:
         coll = client[env.mongo_database]["anomaly_alerts"]
-        assert coll.count_documents({"run_id": run_id}) == len(alerts)
+        assert coll.count_documents({"last_seen_run": run_id}) == len(alerts)
 
 
 def test_anomaly_step_runs_on_a_series_file(env, tmp_path: Path):
@@ -505,17 +517,27 @@ def test_anomaly_step_runs_on_a_series_file(env, tmp_path: Path):
         }
     ).to_csv(labels, index=False)
     options = AnomalyOptions(
-        in_series=str(path),
-        labels=str(labels),
-        detector="robust_z",
-        baselines="",
-        write_alerts=False,
+        in_series=str(path), labels=str(labels), detector="robust_z", detectors=""
     )
     run_id = run_anomaly(options, env)
     m = metrics(run_id)
     assert m["event_recall_level_shift"] == 1.0 and m["precision"] > 0.5
     events = tracking.load_table(run_id, "events")
     assert (events["meter_id"] == "series").all()
+    # tomorrow's run over an overlapping window updates the alert instead of adding a copy
+    again = run_anomaly(options.model_copy(update={"test_start": "2024-03-28"}), env)
+    engine = sa.create_engine(env.sql_url)
+    with engine.connect() as conn:
+        stored = pd.read_sql(
+            sa.text("SELECT * FROM anomaly_alerts WHERE meter_id = 'series'"),
+            conn,
+            parse_dates=["start", "end"],
+        )
+    engine.dispose()
+    drop = stored.loc[stored["start"] <= stamps[24 * 90 + 12]]
+    drop = drop.loc[drop["end"] >= stamps[24 * 90 + 12]]
+    assert len(drop) == 1 and stored["alert_id"].is_unique
+    assert drop["first_seen_run"].iloc[0] == run_id and drop["last_seen_run"].iloc[0] == again
 
 
 def assert_keras_network_is_the_models(run_id: str) -> None:
