@@ -6,17 +6,25 @@ STAMP := $(VENV)/.installed
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 export MLFLOW_TRACKING_URI ?= sqlite:///mlflow.db
 export MLFLOW_EXPERIMENT_NAME ?= meterflow
+# `mlflow run` itself talks to the tracking server before and after the project's code: bound
+# its HTTP calls too (MLflow's defaults retry for about 14 minutes).
+export MLFLOW_HTTP_REQUEST_MAX_RETRIES ?= 3
+export MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR ?= 1
+export MLFLOW_HTTP_REQUEST_TIMEOUT ?= 30
 # `make demo ARGS="-P model=kmedoids -P distance_metric=dtw"` passes options to the pipeline.
 ARGS ?=
+# `mlflow run .` after the preflight checks (tracking store reachable and sound, state record
+# known), every failure in one line: meterflow/launch.py
+LAUNCH = python -m meterflow.launch --experiment-name $(MLFLOW_EXPERIMENT_NAME)
 
 .PHONY: demo retrain test lint ui results benchmarks
 
 demo: $(STAMP)
-	mlflow run . --env-manager local --experiment-name $(MLFLOW_EXPERIMENT_NAME) $(ARGS)
+	@$(LAUNCH) $(ARGS)
 
 # the nightly run: new data, changed steps, promotion (see README "Nightly operation")
 retrain: $(STAMP)
-	mlflow run . -e retrain --env-manager local --experiment-name $(MLFLOW_EXPERIMENT_NAME) $(ARGS)
+	@$(LAUNCH) -e retrain $(ARGS)
 
 test: $(STAMP)
 	python -m pytest $(ARGS)

@@ -12,6 +12,8 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import re
+import sqlite3
 import sys
 from collections.abc import Sequence
 from importlib import import_module
@@ -21,6 +23,8 @@ from pydantic import BaseModel, ValidationError
 
 from meterflow.config import Environment, choices
 from meterflow.errors import ConfigError, MeterflowError
+from meterflow.redact import redact_uri
+from meterflow.runlock import LockHeld
 
 T = TypeVar("T", bound=BaseModel)
 
@@ -83,39 +87,103 @@ def setup_logging() -> None:
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
-def mark_project_run_rejected(env: Environment, entry_point: str, reason: str) -> None:
-    """Under ``mlflow run`` (which creates the run before the command starts), name and describe
-    the run as rejected so that the runs list says why it failed."""
-    run_id = os.environ.get("MLFLOW_RUN_ID")
-    if run_id:
-        from meterflow import tracking
-
-        tracking.mark_rejected(run_id, env.tracking_uri, entry_point, reason)
-
-
 def run_entry(entry_point: str, argv: Sequence[str] | None = None) -> int:
     """Parse the options of ``entry_point``, read the environment, import and run its task;
-    return the process exit code."""
+    return the process exit code. A failure the user can act on (see :func:`failure_reason`)
+    ends in one line on stderr, also as the run's name and description; a bug keeps its
+    traceback."""
     from meterflow.entrypoints import ENTRY_POINTS
 
     spec = ENTRY_POINTS[entry_point]
     setup_logging()
+    run_id = os.environ.get("MLFLOW_RUN_ID")  # MLflow unsets it when the run ends
+    env: Environment | None = None
+    label = "rejected options"
     try:
-        env = _environment()
-        try:
-            options = parse_options(spec.options, argv, prog=entry_point)
-        except ConfigError as e:
-            mark_project_run_rejected(env, entry_point, str(e))
-            raise
+        env = read_environment()
+        options = parse_options(spec.options, argv, prog=entry_point)
+        label = "failed"
         module, _, function = spec.task.partition(":")
         getattr(import_module(module), function)(options, env)
-    except MeterflowError as e:
-        print(f"error: {entry_point}: {e}", file=sys.stderr)
+    except Exception as e:
+        reason = report_failure(e, entry_point)
+        if isinstance(e, LockHeld):
+            label = "refused: another run holds the lock"
+        if env is not None and not _tracking_failure(e):
+            _describe_failed_run(env, run_id, entry_point, reason, label)
         return 2
     return 0
 
 
-def _environment() -> Environment:
+def report_failure(e: Exception, who: str) -> str:
+    """Print ``error: <who>: <reason>`` for a failure the user can act on and return the
+    reason; re-raise anything else (a bug keeps its traceback)."""
+    reason = failure_reason(e)
+    if reason is None:
+        raise e
+    print(f"error: {who}: {reason}", file=sys.stderr)
+    return reason
+
+
+def failure_reason(e: BaseException) -> str | None:
+    """One line for a failure the user can act on: a MeterflowError, a full disk, an
+    unreachable or damaged tracking store; None for anything else (a bug)."""
+    from meterflow.sources.diskspace import disk_full_message, is_disk_full
+
+    if isinstance(e, MeterflowError):
+        return str(e)
+    if is_disk_full(e):
+        return disk_full_message(e)  # type: ignore[arg-type]
+    if _tracking_failure(e):
+        uri = redact_uri(os.environ.get("MLFLOW_TRACKING_URI") or "sqlite:///mlflow.db")
+        return f"tracking store {uri} failed: {type(e).__name__}: {_first_line(str(e))}"
+    return None
+
+
+def _tracking_failure(e: BaseException) -> bool:
+    """Whether ``e`` comes from the tracking store (MLflow, its HTTP client or its database)."""
+    mlflow_exceptions = sys.modules.get("mlflow.exceptions")
+    kinds: list[type] = [sqlite3.DatabaseError]
+    if mlflow_exceptions is not None:
+        kinds.append(mlflow_exceptions.MlflowException)
+    requests_exceptions = sys.modules.get("requests.exceptions")
+    if requests_exceptions is not None:
+        kinds.append(requests_exceptions.RequestException)
+    sqlalchemy_exc = sys.modules.get("sqlalchemy.exc")
+    if sqlalchemy_exc is not None:
+        kinds.append(sqlalchemy_exc.DatabaseError)
+    return isinstance(e, tuple(kinds))
+
+
+_CREDENTIALS = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*://)[^\s/]*@")
+
+
+def _first_line(text: str, limit: int = 300) -> str:
+    """The first non-empty line of ``text``, credentials in URLs hidden, at most ``limit``."""
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    line = _CREDENTIALS.sub(r"\1***:***@", lines[0] if lines else "")
+    return line[:limit]
+
+
+def _describe_failed_run(
+    env: Environment, run_id: str | None, entry_point: str, reason: str, label: str
+) -> None:
+    """Under ``mlflow run`` (which creates the run before the command starts) or a pipeline
+    child (``run_id``): name and describe the run as failed, with its reason, so the runs list
+    says why. Best effort: a tracking store that fails here only costs a warning."""
+    if not run_id:
+        return
+    try:
+        from meterflow import tracking
+
+        tracking.describe_failure(run_id, env.tracking_uri, entry_point, reason, label=label)
+    except Exception as e:  # the failure itself is already reported
+        logging.getLogger(__name__).warning(
+            "run %s: reason not recorded (%s)", run_id, type(e).__name__
+        )
+
+
+def read_environment() -> Environment:
     try:
         return Environment.from_env()
     except ValidationError as e:

@@ -28,6 +28,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validat
 
 from meterflow import defaults, domain
 from meterflow.errors import ConfigError
+from meterflow.redact import ESCAPE_HINT, ambiguous_credentials, redact_uri
 from meterflow.sources import formats
 
 DEFAULT_DATA_DIR = "data"
@@ -49,6 +50,19 @@ class Environment(BaseModel):
     tracking_uri: str | None = None  # None: sqlite:///mlflow.db in the working folder
     registry_prefix: str = DEFAULT_REGISTRY_PREFIX  # registered models <prefix>-<step>
     tracking_timeout_s: int = DEFAULT_TRACKING_TIMEOUT_S  # an unreachable server fails a call
+
+    @field_validator("sql_url")
+    @classmethod
+    def _unambiguous_sql_url(cls, v: str) -> str:
+        """Reject a URL whose credentials hold an unescaped ``@`` (a driver would read the host
+        from inside the password and echo it). A ConfigError, not a ValueError, so that pydantic
+        does not add the value (with the password) to the message."""
+        if ambiguous_credentials(v):
+            raise ConfigError(
+                f"METERFLOW_SQL_URL {redact_uri(v)} is ambiguous: its user name or password "
+                f"holds an unescaped '@'; {ESCAPE_HINT}"
+            )
+        return v
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Environment:
@@ -202,6 +216,16 @@ Timezone = Annotated[
     str,
     AfterValidator(_check_timezone),
     Field(domain.LOCAL_TIMEZONE, description="local timezone of the meter-days"),
+]
+HistorianTimezone = Annotated[
+    str,
+    AfterValidator(_check_timezone),
+    Field(
+        "UTC",
+        description="time zone of the SQL historian's naive timestamps (UTC unless the historian "
+        "writes local wall-clock time, e.g. Europe/Rome: converted across DST, the repeated "
+        "autumn hour placed by row order)",
+    ),
 ]
 UtcTime = Annotated[str, AfterValidator(_check_utc_time)]
 Normalization = Annotated[
@@ -370,6 +394,7 @@ class EtlSqlOptions(CleaningOptions):
     start: UtcTime = Field("", description="inclusive ISO UTC start ('' = all)")
     end: UtcTime = Field("", description="exclusive ISO UTC end ('' = all)")
     chunk_size: int = Field(500_000, gt=0, description="rows per chunk")
+    historian_timezone: HistorianTimezone
     source_fingerprint: Fingerprint
 
 
@@ -643,6 +668,7 @@ class PipelineOptions(Options):
     demo_seed: int = Field(defaults.SEED, description="seed of the demo fleet")
     reuse: bool = Field(True, description="reuse finished runs whose inputs did not change")
     resolution: Resolution
+    historian_timezone: HistorianTimezone
     normalization: Normalization
     dtw_window: DtwWindow
     dtw_max_profiles: DtwMaxProfiles
@@ -659,6 +685,11 @@ class PipelineOptions(Options):
     )
     promotion_margin: float = Field(
         0.01, ge=0, description="relative improvement a new model needs to become champion"
+    )
+    start_over: bool = Field(
+        False,
+        description="run even when the tracking store does not know the data folder's last run "
+        "(an empty or replaced store): start over from what the store holds",
     )
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 
 class MeterflowError(Exception):
     """Base class: the message is complete and user-facing."""
@@ -39,3 +41,35 @@ class SourceError(MeterflowError):
 
 class SchemaError(MeterflowError):
     """A table does not satisfy its contract (see ``meterflow.schemas``)."""
+
+
+def format_bytes(n: int) -> str:
+    """``n`` bytes in decimal units with one decimal: ``3.2 GB``, ``512 B``."""
+    if n < 1000:
+        return f"{n} B"
+    value = n / 1000
+    for unit in ("kB", "MB", "GB"):
+        if round(value, 1) < 1000:
+            return f"{value:.1f} {unit}"
+        value /= 1000
+    return f"{value:.1f} TB"
+
+
+class DiskFullError(MeterflowError):
+    """Not enough disk space: names the path and, where known, the space needed and free, e.g.
+    ``not enough disk space for the DTW matrix at /data/cache: needs 3.2 GB, 1.1 GB free``."""
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str] | None,
+        *,
+        needed: int | None,
+        free: int | None,
+        what: str = "",
+        reason: str = "not enough disk space",
+    ) -> None:
+        head = reason + (f" for {what}" if what else "") + (f" at {path}" if path else "")
+        amounts = [f"needs {format_bytes(needed)}"] if needed is not None else []
+        amounts += [f"{format_bytes(free)} free"] if free is not None else []
+        super().__init__(head + (f": {', '.join(amounts)}" if amounts else ""))
+        self.path, self.needed, self.free = path, needed, free

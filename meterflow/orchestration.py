@@ -164,7 +164,8 @@ class StepRunner:
         )
         if returncode != 0:
             tracking.mark_failed(run_id)
-            raise MeterflowError(f"step {entry_point} failed (run {run_id}); see its log above")
+            reason = tracking.run_tag(run_id, tracking.TAG_FAILURE) or "see its log above"
+            raise MeterflowError(f"step {entry_point} failed (run {run_id}): {reason}")
         return run_id
 
     def _environment(self, run_id: str, experiment_id: str) -> dict[str, str]:

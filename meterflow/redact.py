@@ -6,16 +6,28 @@ well-formed URI (also ``mongodb+srv`` and ``host1,host2`` lists) that is exactly
 in the password) it may hide more than the userinfo, which is acceptable where showing a
 password is not. Query values whose key names a secret
 (``password=``, ``...Token=``, ``authMechanismProperties=``) are hidden too.
+
+A driver echoes what ITS parser made of a URI: with an unescaped ``@`` in the password
+(``user:p@ss@host``) the host it names holds the rest of the password. Such URIs are rejected at
+the edge (:func:`ambiguous_credentials`), and a driver's message is shown only through
+:func:`scrub`, which hides every piece of the password a parser could have split off.
 """
 
 from __future__ import annotations
 
 import re
+from urllib.parse import unquote
 
 UNPARSEABLE = "<unparseable URI>"
 HIDDEN = "***"
 _SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*")
 _SECRET_KEY = re.compile(r"pass|pwd|secret|token|authmechanismproperties", re.IGNORECASE)
+_SEPARATORS = re.compile(r"[@:/?#]")  # where a URI parser may cut a password
+_MIN_SEARCHABLE = 4  # a shorter piece of a password cannot be searched for in a message
+ESCAPE_HINT = (
+    "percent-encode each '@' in the user name and password as %40 (and ':' '/' '?' '#' '%' "
+    "in them as %3A %2F %3F %23 %25)"
+)
 
 
 def _split(uri: str) -> tuple[str, bool, str] | None:
@@ -71,3 +83,47 @@ def uri_host(uri: str) -> str:
     else:
         tail = parts[2]
     return re.split(r"[?#]", tail, maxsplit=1)[0]
+
+
+def _userinfo(uri: str) -> str | None:
+    """Everything between ``://`` and the last ``@`` (None without credentials); a URI whose
+    ``://`` is followed by ``/`` (``sqlite:///path``) has none."""
+    _, sep, rest = uri.partition("://")
+    if not sep or rest.startswith("/") or "@" not in rest:
+        return None
+    return rest[: rest.rfind("@")]
+
+
+def ambiguous_credentials(uri: str) -> bool:
+    """The user name or password of ``uri`` holds an unescaped ``@``: a URI parser reads the
+    host from inside the password (and a driver then echoes that piece of it)."""
+    userinfo = _userinfo(uri)
+    return userinfo is not None and "@" in userinfo
+
+
+def password_pieces(uri: str) -> list[str]:
+    """Every form in which a driver may echo (part of) the password of ``uri``, longest first:
+    the password as written (the credentials after their first ``:``), its pieces between the
+    characters a parser may cut it at (``@ : / ? #``), and their percent-decoded forms."""
+    userinfo = _userinfo(uri)
+    if userinfo is None:
+        return []
+    _, colon, password = userinfo.partition(":")
+    if not colon:
+        return []
+    forms = {password, unquote(password)}
+    pieces = forms | {p for f in forms for p in _SEPARATORS.split(f)}
+    return sorted((p for p in pieces if p), key=len, reverse=True)
+
+
+def scrub(text: str, uri: str) -> str | None:
+    """``text`` (e.g. a driver's message about ``uri``) with ``uri`` redacted and every piece of
+    its password hidden; None when a piece is too short to be searched for reliably (the
+    caller then shows no driver text at all)."""
+    pieces = password_pieces(uri)
+    if any(len(p) < _MIN_SEARCHABLE for p in pieces):
+        return None
+    text = text.replace(uri, redact_uri(uri))
+    for piece in pieces:
+        text = text.replace(piece, HIDDEN)
+    return text

@@ -17,6 +17,7 @@ import hashlib
 import logging
 import math
 import os
+import socket
 import tempfile
 import time
 import warnings
@@ -49,10 +50,13 @@ DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
 TABLES_DIR = "tables"
 PREVIEWS_DIR = "previews"
 PREVIEW_ROWS = 200
+SEARCH_PAGE = 1000  # runs per search: more than one experiment's RUNNING runs ever are
 FIGURES_DIR = "figures"
 MODEL_NAME = "model"  # the project's pyfunc: raw history in, kWh / labels out
 NETWORK_NAME = "network"  # the Keras network inside it, Keras flavor: scaled tensors in and out
 TAG_VERSION = "meterflow.version"
+TAG_PID, TAG_HOST = "meterflow.pid", "meterflow.host"  # the process that executes a run
+TAG_FAILURE = "meterflow.failure"  # why a run failed or was ended by a later run, one line
 DESCRIPTION_TAG = "mlflow.note.content"  # the run's description in the MLflow UI
 
 
@@ -66,13 +70,21 @@ def configure(env: Environment) -> None:
     Under ``mlflow run`` (or a pipeline child) the run and its experiment already exist and are
     resumed instead.
     """
-    global _project_experiment, _registry_prefix
-    _bound_http_calls(env.tracking_timeout_s)
-    mlflow.set_tracking_uri(env.tracking_uri or DEFAULT_TRACKING_URI)
+    global _project_experiment
+    connect(env)
     _project_experiment = env.experiment
-    _registry_prefix = env.registry_prefix
     if not os.environ.get("MLFLOW_RUN_ID") and not os.environ.get("MLFLOW_EXPERIMENT_ID"):
         mlflow.set_experiment(env.experiment)
+
+
+def connect(env: Environment) -> None:
+    """Point MLflow at the environment's tracking store and registry prefix, with bounded HTTP
+    calls; creates nothing in the store (unlike :func:`configure`, which also selects the
+    experiment)."""
+    global _registry_prefix
+    _registry_prefix = env.registry_prefix
+    _bound_http_calls(env.tracking_timeout_s)
+    mlflow.set_tracking_uri(env.tracking_uri or DEFAULT_TRACKING_URI)
 
 
 HTTP_RETRIES = 3
@@ -86,6 +98,26 @@ def _bound_http_calls(timeout_s: int) -> None:
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "1")
     per_request = max(1, timeout_s // (HTTP_RETRIES + 1))
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", str(per_request))
+
+
+def run_project(entry_point: str, params: Mapping[str, str], experiment: str) -> bool:
+    """``mlflow run . -e <entry_point> --env-manager local`` in this process; whether the run
+    succeeded (a failed one has printed its own error line)."""
+    import mlflow.projects
+    from mlflow.exceptions import ExecutionException
+
+    try:
+        mlflow.projects.run(
+            ".",
+            entry_point=entry_point,
+            parameters=dict(params),
+            experiment_name=experiment,
+            env_manager="local",
+            synchronous=True,
+        )
+    except ExecutionException:
+        return False
+    return True
 
 
 def tracking_uri() -> str:
@@ -195,7 +227,13 @@ def step_run(entry_point: str, options: Any) -> Iterator[StepRun]:
         tags = run.data.tags
         if tags.get(MLFLOW_PROJECT_ENTRY_POINT) is None:
             mlflow.set_tag(MLFLOW_PROJECT_ENTRY_POINT, entry_point)
-        mlflow.set_tag(TAG_VERSION, meterflow.__version__)
+        mlflow.set_tags(
+            {
+                TAG_VERSION: meterflow.__version__,
+                TAG_PID: os.getpid(),
+                TAG_HOST: socket.gethostname(),
+            }
+        )
         params = options.params()
         logged = run.data.params
         new = {k: v for k, v in params.items() if k not in logged}
@@ -339,37 +377,48 @@ def run_status(run_id: str) -> str:
     return MlflowClient().get_run(run_id).info.status
 
 
-def mark_killed(run_id: str, *, reason: str) -> int:
-    """End ``run_id`` and its child runs that are still RUNNING as KILLED, with ``reason``;
-    return how many were ended."""
-    client = MlflowClient()
-    run = client.get_run(run_id)
-    children = client.search_runs(
-        [run.info.experiment_id], filter_string=f"tags.`{MLFLOW_PARENT_RUN_ID}` = '{run_id}'"
-    )
-    ended = 0
-    for found in [run, *children]:
-        if found.info.status == RunStatus.to_string(RunStatus.RUNNING):
-            client.set_tag(found.info.run_id, "meterflow.killed", reason)
-            client.set_terminated(found.info.run_id, RunStatus.to_string(RunStatus.KILLED))
-            ended += 1
-    return ended
-
-
 def mark_failed(run_id: str) -> None:
     """End a run that did not end itself (its process crashed or was killed) as FAILED."""
     if run_status(run_id) == RunStatus.to_string(RunStatus.RUNNING):
         MlflowClient().set_terminated(run_id, RunStatus.to_string(RunStatus.FAILED))
 
 
-def mark_rejected(run_id: str, tracking_uri: str | None, entry_point: str, reason: str) -> None:
-    """Name and describe a run whose options were rejected before any work, so the runs list
-    says so. (It cannot be deleted: ``mlflow run`` ends it after the command exits and fails on
-    a deleted run.)"""
+def describe_failure(
+    run_id: str, tracking_uri: str | None, entry_point: str, reason: str, *, label: str = "failed"
+) -> None:
+    """Name and describe a failed run so that the runs list says why (``label``: e.g. "failed",
+    "rejected options"). ``mlflow run`` ends the run itself after the command exits."""
     client = MlflowClient(tracking_uri or DEFAULT_TRACKING_URI)
-    client.set_tag(run_id, "meterflow.rejected", reason[:5000])
-    client.set_tag(run_id, MLFLOW_RUN_NAME, f"{entry_point}: rejected options")
-    client.set_tag(run_id, DESCRIPTION_TAG, f"Options rejected, nothing was run: {reason}")
+    client.set_tag(run_id, TAG_FAILURE, reason[:5000])
+    client.set_tag(run_id, MLFLOW_RUN_NAME, f"{entry_point}: {label}")
+    client.set_tag(run_id, DESCRIPTION_TAG, f"**{entry_point} {label}.** {reason}")
+
+
+def running_runs(experiment_id: str) -> list[Any]:
+    """Every run of the experiment still marked RUNNING, newest first."""
+    return MlflowClient().search_runs(
+        [experiment_id],
+        filter_string=f"attributes.status = '{RunStatus.to_string(RunStatus.RUNNING)}'",
+        order_by=["attributes.start_time DESC"],
+        max_results=SEARCH_PAGE,
+    )
+
+
+def end_abandoned(run_id: str, reason: str) -> None:
+    """End a run whose process is gone as KILLED, with ``reason`` as its description."""
+    client = MlflowClient()
+    client.set_tag(run_id, TAG_FAILURE, reason)
+    client.set_tag(run_id, DESCRIPTION_TAG, f"**Ended by a later run:** {reason}")
+    client.set_terminated(run_id, RunStatus.to_string(RunStatus.KILLED))
+
+
+def run_exists(run_id: str) -> bool:
+    """Whether the tracking store knows ``run_id``."""
+    try:
+        MlflowClient().get_run(run_id)
+    except mlflow.exceptions.MlflowException:
+        return False
+    return True
 
 
 # --- Model Registry: one registered model per step, aliases champion / challenger --------------
@@ -410,6 +459,35 @@ def register_version(step: str, run_id: str, tags: Mapping[str, Any], descriptio
 def version_tag(step: str, version: str, key: str) -> str | None:
     """A tag of one version of the step's registered model."""
     return MlflowClient().get_model_version(registered_name(step), version).tags.get(key)
+
+
+def recent_versions(step: str, limit: int = 20) -> list[Any]:
+    """The step's newest registered versions (at most ``limit``), newest first."""
+    return MlflowClient().search_model_versions(
+        f"name = '{registered_name(step)}'", order_by=["version_number DESC"], max_results=limit
+    )
+
+
+def version_loads(step: str, version: str) -> bool:
+    """Whether a version's model files are still there (its ``MLmodel`` can be fetched): cheap,
+    without loading the model."""
+    try:
+        uri = MlflowClient().get_model_version_download_uri(registered_name(step), version)
+        with tempfile.TemporaryDirectory() as tmp:
+            mlflow.artifacts.download_artifacts(
+                artifact_uri=f"{uri.rstrip('/')}/MLmodel", dst_path=tmp
+            )
+    except (mlflow.exceptions.MlflowException, OSError):
+        return False
+    return True
+
+
+def set_version_tag(step: str, version: str, key: str, value: Any) -> None:
+    MlflowClient().set_model_version_tag(registered_name(step), version, key, str(value))
+
+
+def delete_alias(step: str, alias: str) -> None:
+    MlflowClient().delete_registered_model_alias(registered_name(step), alias)
 
 
 def set_alias(step: str, alias: str, version: str) -> None:

@@ -7,6 +7,7 @@ import contextlib
 import io
 import json
 import os
+import sqlite3
 import subprocess
 import sys
 
@@ -101,4 +102,54 @@ def test_bad_option_under_mlflow_run_marks_the_run_rejected(tracking: str) -> No
     assert out.returncode == 2 and "model: must be one of" in out.stderr
     tags = MlflowClient().get_run(run.info.run_id).data.tags
     assert tags["mlflow.runName"] == "clustering: rejected options"
-    assert "model: must be one of" in tags["meterflow.rejected"]
+    assert "model: must be one of" in tags["meterflow.failure"]
+    assert tags["mlflow.note.content"].startswith("**clustering rejected options.**")
+
+
+def test_a_failed_step_under_mlflow_run_is_named_and_described_with_its_reason(
+    tracking: str, tmp_path
+) -> None:
+    """A step that fails on its input (no upstream run here) says why in one line, and the
+    run's name and description in the MLflow UI say the same."""
+    experiment = mlflow.get_experiment_by_name(os.environ["MLFLOW_EXPERIMENT_NAME"])
+    run = MlflowClient().create_run(experiment.experiment_id)
+    env = subprocess_env(
+        MLFLOW_RUN_ID=run.info.run_id,
+        MLFLOW_TRACKING_URI=tracking,
+        METERFLOW_DATA_DIR=str(tmp_path),
+    )
+    out = subprocess.run(
+        [sys.executable, "steps/clustering.py", "--profiles_run", "0" * 32],
+        cwd=REPO, capture_output=True, text=True, timeout=300, env=env,
+    )  # fmt: skip
+    assert out.returncode == 2 and "Traceback" not in out.stderr
+    (line,) = [x for x in out.stderr.splitlines() if x.startswith("error:")]
+    tags = MlflowClient().get_run(run.info.run_id).data.tags
+    assert tags["mlflow.runName"] == "clustering: failed"
+    assert line == f"error: clustering: {tags['meterflow.failure']}"
+    assert tags["mlflow.note.content"] == f"**clustering failed.** {tags['meterflow.failure']}"
+
+
+@pytest.mark.parametrize(
+    ("error", "expected"),
+    [
+        (OSError(28, "No space left on device", "/data/x.parquet"), "not enough disk space"),
+        (sqlite3.DatabaseError("database disk image is malformed"), "tracking store"),
+        (ValueError("a bug"), None),
+    ],
+)
+def test_failures_a_user_can_act_on_are_one_line_and_bugs_are_not_hidden(error, expected):
+    from meterflow.cli import failure_reason
+
+    reason = failure_reason(error)
+    assert (reason is None) if expected is None else (expected in reason and "\n" not in reason)
+
+
+def test_a_tracking_failure_message_hides_credentials() -> None:
+    from mlflow.exceptions import MlflowException
+
+    from meterflow.cli import failure_reason
+
+    error = MlflowException("API request to http://bob:hunter2@host:5000/api failed\ndetails")
+    reason = failure_reason(error)
+    assert "hunter2" not in reason and "bob" not in reason and "details" not in reason

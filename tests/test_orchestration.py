@@ -4,6 +4,8 @@ names, and upstream runs found in the project's experiment."""
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import mlflow
@@ -87,20 +89,42 @@ def test_a_step_started_in_the_default_experiment_finds_the_projects_runs(
         assert seam.finished_runs("harmonization") == []  # reuse stays in its own experiment
 
 
-def test_runs_left_running_by_a_dead_pipeline_are_marked_killed(tracking: str) -> None:
+def test_runs_left_running_by_dead_processes_are_ended_with_their_reason(tracking: str) -> None:
+    """A pipeline killed while the tracking server was down released its lock cleanly; the
+    next pipeline run ends its runs all the same, and leaves live ones alone."""
+    import socket
+
     from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
+
+    from meterflow.reconcile import end_abandoned_runs
 
     experiment = mlflow.get_experiment_by_name(os.environ["MLFLOW_EXPERIMENT_NAME"])
     client = MlflowClient()
-    parent = client.create_run(experiment.experiment_id).info.run_id
-    tags = {MLFLOW_PARENT_RUN_ID: parent}
-    running = client.create_run(experiment.experiment_id, tags=tags).info.run_id
-    done = client.create_run(experiment.experiment_id, tags=tags).info.run_id
-    client.set_terminated(done, "FINISHED")
-    assert seam.mark_killed(parent, reason="its process 4242 died") == 2
-    for run_id, status in ((parent, "KILLED"), (running, "KILLED"), (done, "FINISHED")):
-        assert client.get_run(run_id).info.status == status
-    assert client.get_run(running).data.tags["meterflow.killed"] == "its process 4242 died"
+
+    def run(entry_point: str, parent: str | None = None, pid: int | None = None) -> str:
+        tags = {MLFLOW_PROJECT_ENTRY_POINT: entry_point}
+        if parent:
+            tags[MLFLOW_PARENT_RUN_ID] = parent
+        if pid:
+            tags |= {"meterflow.pid": str(pid), "meterflow.host": socket.gethostname()}
+        return client.create_run(experiment.experiment_id, tags=tags).info.run_id
+
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    old_main = run("main")  # its process never tagged it (the CLI created it)
+    old_child = run("etl_sql", parent=old_main)
+    gone = run("anomaly", pid=dead.pid)  # a step started on its own, process gone
+    alive = run("clustering", pid=os.getpid())  # a step started on its own, still running
+    other = run("forecasting")  # started on its own, untagged: cannot tell, left alone
+    current = run("retrain", pid=os.getpid())
+    assert end_abandoned_runs(experiment.experiment_id, current) == 3
+    for run_id in (old_main, old_child, gone):
+        ended = client.get_run(run_id)
+        assert ended.info.status == "KILLED"
+        assert f"ended by run {current}" in ended.data.tags["meterflow.failure"]
+    assert f"process {dead.pid}" in client.get_run(gone).data.tags["meterflow.failure"]
+    for run_id in (alive, other, current):
+        assert client.get_run(run_id).info.status == "RUNNING"
 
 
 def test_an_unreachable_tracking_server_fails_within_the_bound(

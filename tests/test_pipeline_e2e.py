@@ -54,10 +54,25 @@ ARGS = [
 ]
 
 
-def _mlflow_run(project: Path, data_dir: Path, tracking: str, experiment: str) -> None:
+def _mlflow_run(
+    project: Path, data_dir: Path, tracking: str, experiment: str, *, launch: bool = False
+) -> None:
+    """``mlflow run`` as the README shows it, or (``launch``) as ``make demo`` starts it."""
+    command = (
+        ["meterflow.launch", "--experiment-name", experiment]
+        if launch
+        else [
+            "mlflow",
+            "run",
+            str(project),
+            "--env-manager",
+            "local",
+            "--experiment-name",
+            experiment,
+        ]
+    )
     out = subprocess.run(
-        [sys.executable, "-m", "mlflow", "run", str(project), "--env-manager", "local",
-         "--experiment-name", experiment, *ARGS],
+        [sys.executable, "-m", *command, *ARGS],
         cwd=project, capture_output=True, text=True, timeout=1500,
         env=subprocess_env(
             MLFLOW_TRACKING_URI=tracking, METERFLOW_DATA_DIR=str(data_dir),
@@ -216,8 +231,10 @@ def _table(client, run_id: str, name: str) -> list[dict]:
 
 def test_second_run_reuses_every_step(pipeline):
     client, exp = pipeline["client"], pipeline["exp"]
-    _mlflow_run(pipeline["project"], pipeline["data_dir"], pipeline["tracking"], "e2e")
+    state = json.loads((pipeline["data_dir"] / "state.json").read_text())
+    _mlflow_run(pipeline["project"], pipeline["data_dir"], pipeline["tracking"], "e2e", launch=True)
     parents = _runs(client, exp, "tags.`mlflow.project.entryPoint` = 'main'")
+    assert state["last_run_id"] == min(parents, key=lambda r: r.info.start_time).info.run_id
     assert len(parents) == 2
     latest = max(parents, key=lambda r: r.info.start_time)
     assert latest.info.status == "FINISHED"

@@ -61,7 +61,9 @@ def test_a_killed_pipeline_does_not_block_the_next_one(tmp_path: Path) -> None:
     mlflow.set_tracking_uri(tracking)
     client = MlflowClient()
     killed = client.get_run(killed_run)
-    assert killed.info.status == "KILLED" and "died" in killed.data.tags["meterflow.killed"]
+    reason = killed.data.tags["meterflow.failure"]
+    assert killed.info.status == "KILLED" and "is gone" in reason, reason
+    assert killed.data.tags["mlflow.note.content"].startswith("**Ended by a later run:**")
     experiment = client.get_experiment_by_name("killed").experiment_id
     left_running = client.search_runs([experiment], "attributes.status = 'RUNNING'")
     assert not left_running

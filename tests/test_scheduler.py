@@ -53,16 +53,53 @@ def test_job_runs_the_command_and_logs_its_exit_code(caplog):
     with caplog.at_level(logging.INFO, logger="meterflow.scheduler"):
         assert job.func(*job.args, **job.kwargs) == 0
     messages = [r.getMessage() for r in caplog.records]
-    assert any(m.startswith("scheduled run started: ") for m in messages)
+    assert any(m.startswith("scheduled run started (attempt 1 of 3): ") for m in messages)
     assert any("exit code 0 after" in m for m in messages)
 
 
 def test_failing_and_missing_commands_are_logged_as_errors(caplog):
+    failing = [sys.executable, "-c", "import sys; sys.exit('error: main: no data')"]
     with caplog.at_level(logging.INFO, logger="meterflow.scheduler"):
-        assert run_command([sys.executable, "-c", "raise SystemExit(3)"]) == 3
+        assert run_command(failing, attempts=1) == 1
         assert run_command(["/nonexistent/meterflow-command"]) == 127
     errors = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
-    assert "exit code 3 after" in errors[0] and "could not start" in errors[1]
+    assert "exit code 1 after" in errors[0] and errors[0].endswith("error: main: no data")
+    assert "could not start" in errors[1]
+
+
+def test_a_failed_night_is_retried_with_back_off_and_its_reason_logged(caplog):
+    results = iter([(1, "error: retrain: tracking server down"), (1, "error: x"), (0, "")])
+    waits: list[float] = []
+    with caplog.at_level(logging.INFO, logger="meterflow.scheduler"):
+        code = run_command(
+            ["make", "retrain"],
+            lambda argv: next(results),
+            attempts=3,
+            retry_delay_s=60,
+            sleep=waits.append,
+        )
+    assert code == 0 and waits == [60, 120]
+    errors = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
+    assert errors[0].endswith("error: retrain: tracking server down") and len(errors) == 2
+
+
+def test_a_night_that_keeps_failing_stops_after_its_attempts():
+    calls: list[list[str]] = []
+
+    def runner(argv: list[str]) -> tuple[int, str]:
+        calls.append(argv)
+        return 2, "error: retrain: lock held"
+
+    assert run_command(["x"], runner, attempts=2, retry_delay_s=1, sleep=lambda s: None) == 2
+    assert len(calls) == 2
+
+
+def test_the_default_command_is_the_nightly_make_target():
+    _, job = build_scheduler("0 2 * * *")
+    assert job.args == (["make", "retrain"],)
+    makefile = (REPO / "Makefile").read_text()
+    assert "LAUNCH = python -m meterflow.launch --experiment-name" in makefile
+    assert "@$(LAUNCH) -e retrain" in makefile.split("retrain:")[1]
 
 
 def test_the_started_scheduler_runs_the_command(tmp_path: Path):

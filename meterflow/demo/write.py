@@ -23,6 +23,7 @@ from meterflow.demo.raw import DemoFleet, build_fleet
 from meterflow.domain import SOURCE_NEWMONGO, SOURCE_OLDMONGO, SOURCE_SQL
 from meterflow.errors import SourceError
 from meterflow.sources.formats import HISTORIAN_TABLE, METERS_TABLE, MONGO_COLLECTION
+from meterflow.sources.mongo_client import mongo_client
 
 log = logging.getLogger(__name__)
 
@@ -156,7 +157,7 @@ def write_mongo(fleet: DemoFleet, mongo_uri: str, database: str) -> int:
     ts_objects = np.asarray(ts_unique.to_pydatetime(), dtype=object)
     columns = {c: docs[c].to_numpy() for c in docs.columns if c not in ("ts",)}
     try:
-        with pymongo.MongoClient(mongo_uri, serverSelectionTimeoutMS=15_000) as client:
+        with mongo_client(mongo_uri, source=SOURCE_NEWMONGO) as client:
             collection = client[database][MONGO_COLLECTION]
             collection.drop()
             for start in range(0, len(docs), MONGO_BATCH_DOCS):
@@ -281,7 +282,7 @@ def _stores_hold(
     finally:
         engine.dispose()
     try:
-        with pymongo.MongoClient(mongo_uri, serverSelectionTimeoutMS=15_000) as client:
+        with mongo_client(mongo_uri, source=SOURCE_NEWMONGO) as client:
             n_docs = client[mongo_database][MONGO_COLLECTION].estimated_document_count()
     except PyMongoError as exc:
         raise SourceError(

@@ -22,11 +22,13 @@ Per register, a negative difference is never passed on as energy:
   value. Too large positive jumps are left to the shared outlier rule.
 
 Document-level problems quarantine both registers' readings: the issues above, missing values
-(``missing_value``), unknown meter, off-grid read time, duplicates (exact or conflicting,
-resolved against the neighbouring reads). The first usable document of a meter has no
-predecessor (``counter_baseline``) unless ``context`` documents (already loaded by an earlier
-run) precede it; context documents are used for differencing only and never counted. Every
-quarantine row carries the document's location (``<collection>/_id=<id>``).
+(``missing_value``; detail lists the document's fields), unknown meter, off-grid read time,
+duplicates (exact or conflicting, resolved against the neighbouring reads). The first usable
+document of a meter has no predecessor (``counter_baseline``) unless ``context`` documents
+(already loaded by an earlier run) precede it; context documents are used for differencing
+only and never counted. Every quarantine row carries the document's location
+(``<collection>/_id=<id>``). A required field without a value in any new document is a schema
+change, not damage: the translation fails in one line (``documents.require_fields``).
 """
 
 from __future__ import annotations
@@ -36,14 +38,16 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from meterflow.errors import SourceError
 from meterflow.etl.config import CleaningConfig
 from meterflow.etl.documents import (
     COERCION_SEP,
     REGISTER_COLUMNS,
+    REQUIRED_FIELDS,
     DocumentLocator,
     document_locator,
+    fields_found,
     normalize_documents,
+    require_fields,
 )
 from meterflow.etl.duplicates import resolve_duplicates
 from meterflow.etl.quarantine import Reason, concat_quarantine, quarantine_frame
@@ -177,7 +181,7 @@ def _usable_sequence(d: _Docs, alive: np.ndarray, rows: _Rows, raw_ns: int):
     keep = np.ones(len(pos), dtype=bool)
     keep[exact] = keep[conflicting] = False
     pos = pos[keep]
-    first = np.r_[True, d.code[pos][1:] != d.code[pos][:-1]]
+    first = np.r_[True, d.code[pos][1:] != d.code[pos][:-1]] if len(pos) else np.zeros(0, bool)
     rows.drop_docs(pos[first], Reason.COUNTER_BASELINE, "first register read of the meter")
     return pos, first
 
@@ -328,20 +332,21 @@ def registers_to_readings(
     source: str,
     rollover_kwh: float,
     locate: DocumentLocator | None = None,
+    where: str = "the documents",
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Translate register documents (meter_id, ts UTC, import_kwh, export_kwh, optional
     ``_id``, bool ``context`` and the issue columns of :func:`normalize_documents`; raw documents
     are normalised first) into (readings, adapter quarantine) as in the module docstring.
 
     ``locate``: where documents sit (default :func:`document_locator`); readings' ``row``
-    indexes ``documents``.
+    indexes ``documents``. A required field without a value in every new (not context) document
+    raises SourceError naming ``where`` (see :func:`~meterflow.etl.documents.require_fields`).
     """
-    missing = [c for c in ("meter_id", "ts", *REGISTER_COLUMNS.values()) if c not in documents]
-    if missing:
-        raise SourceError(f"documents lack field(s) {missing}", source=source)
-    docs = documents if "issue" in documents else normalize_documents(documents)
+    normalised = "issue" in documents and all(f in documents for f in REQUIRED_FIELDS)
+    docs = (documents if normalised else normalize_documents(documents)).reset_index(drop=True)
+    new = docs[~docs["context"].to_numpy(bool)] if "context" in docs else docs
+    require_fields(new, found=fields_found(new), where=where, source=source)
     raw_ns = config.raw_interval_min * 60 * 10**9
-    docs = docs.reset_index(drop=True)
     d = _doc_arrays(docs, meters, locate or document_locator(docs))
     rows = _Rows(d, source, raw_ns)
     alive = _document_rules(d, rows, raw_ns)

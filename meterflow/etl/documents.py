@@ -7,7 +7,12 @@ as ISO 8601 text (naive = UTC) or epoch milliseconds, integer meter ids.
 What cannot be read is marked per document (``issue``/``issue_detail``) and both its register
 readings are quarantined: ``missing_key`` (meter id or read time missing or unreadable; detail
 lists the document's fields; never filled from a neighbour), ``malformed_value`` (register text
-that is not a number; raw text in detail), ``malformed_row`` (register of another type).
+that is not a number; raw text in detail), ``malformed_row`` (register of another type),
+``missing_value`` (a register missing; detail lists the document's fields).
+
+A required field (:data:`REQUIRED_FIELDS`) without a value in every document of a read is not a
+damaged document but a schema change (a renamed or removed field): :func:`require_fields`
+fails in one line naming the field and the fields found instead.
 """
 
 from __future__ import annotations
@@ -18,16 +23,19 @@ from collections.abc import Callable, Sequence
 import numpy as np
 import pandas as pd
 
+from meterflow.errors import SourceError
 from meterflow.etl.coerce import read_number_text
 from meterflow.etl.quarantine import Reason
 from meterflow.etl.readings import EXPORT, IMPORT
 
 REGISTER_COLUMNS = {IMPORT: "import_kwh", EXPORT: "export_kwh"}
+REQUIRED_FIELDS = ("meter_id", "ts", *REGISTER_COLUMNS.values())
 ISSUE_COLUMNS = ("issue", "issue_detail", "coercions")
 FieldsOf = Callable[[np.ndarray], np.ndarray]
 """Positions of documents -> the names of the fields each document has (``"a, b, c"``)."""
 
 COERCION_SEP = "; "  # between the entries of ``coercions`` (each starts with its field name)
+_FIELDS_MARK = "; fields: "  # ends the detail of a missing field: the fields the document has
 _EPOCH_MS = (1e11, 1e14)  # 1973 .. 5138 in milliseconds (seconds would be 1e9 .. 1e10)
 _MISSING, _NUM, _TEXT, _TIME, _OTHER = range(5)
 _INFERRED = {
@@ -227,6 +235,27 @@ def _ids(col: pd.Series | None, n: int) -> np.ndarray:
     return out
 
 
+def _registers(
+    raw: pd.DataFrame, out: pd.DataFrame, issue: np.ndarray, detail: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Read the register fields into ``out``; their first problem recorded in ``issue`` and
+    ``detail`` where none is yet. Returns (coercions, missing): ``missing`` names the missing
+    registers of each document (``"import_kwh missing"``; empty where none or where the document
+    has another issue)."""
+    n = len(raw)
+    coercions, absent = _texts(n), []
+    for name in REGISTER_COLUMNS.values():
+        values, r_issue, r_detail, r_coerced = _register(name, raw.get(name), n)
+        first = (r_issue != "") & (issue == "")
+        issue[first], detail[first] = r_issue[first], r_detail[first]
+        out[name] = values
+        coercions = _join(coercions, r_coerced)
+        absent.append(np.where(np.isnan(values) & (r_issue == ""), name, "").astype(object))
+    missing = _join(*absent, sep=" and ")
+    missing = np.where((missing != "") & (issue == ""), missing + " missing", "").astype(object)
+    return coercions, missing
+
+
 def normalize_documents(
     raw: pd.DataFrame, *, extra: Sequence[str] = (), fields_of: FieldsOf | None = None
 ) -> pd.DataFrame:
@@ -234,47 +263,72 @@ def normalize_documents(
     registers and ``extra`` numeric fields as floats, plus ``issue`` (reason code or empty),
     ``issue_detail`` and ``coercions`` (see module docstring); ``context`` is kept.
 
-    ``fields_of`` names the fields of documents without a usable meter id or read time (for the
-    detail; default: the columns of ``raw`` holding a value). Idempotent: an issue already
-    recorded in ``raw`` is kept, coercions are added to those recorded.
+    ``fields_of`` names the fields of documents missing a required field or holding no usable
+    meter id or read time (for the detail; default: the columns of ``raw`` holding a value).
+    Idempotent: an issue already recorded in ``raw`` is kept, coercions are added to those
+    recorded.
     """
     n = len(raw)
-
-    def col(name: str) -> pd.Series | None:
-        return raw.get(name)
-
-    mid, m_problem, m_coerced = _meter_ids(col("meter_id"), n)
-    ts, t_problem, t_coerced = _times(col("ts"), n)
-    issue, detail = _texts(n), _texts(n)
-    key_problem = _join(m_problem, t_problem, ", ")
-    bad = np.flatnonzero(key_problem != "")
-    if len(bad):
-        fields = (fields_of or _present_fields(raw))(bad)
-        issue[bad] = str(Reason.MISSING_KEY)
-        detail[bad] = key_problem[bad] + "; fields: " + fields.astype(object)
-    out = pd.DataFrame({"_id": _ids(col("_id"), n), "meter_id": mid})
+    mid, m_problem, m_coerced = _meter_ids(raw.get("meter_id"), n)
+    ts, t_problem, t_coerced = _times(raw.get("ts"), n)
+    detail = _join(m_problem, t_problem, ", ")
+    issue = np.where(detail != "", str(Reason.MISSING_KEY), "").astype(object)
+    out = pd.DataFrame({"_id": _ids(raw.get("_id"), n), "meter_id": mid})
     out["ts"] = pd.DatetimeIndex(ts).tz_localize("UTC")
-    coercions = _join(m_coerced, t_coerced)
-    for name in REGISTER_COLUMNS.values():
-        values, r_issue, r_detail, r_coerced = _register(name, col(name), n)
-        first = (r_issue != "") & (issue == "")
-        issue[first], detail[first] = r_issue[first], r_detail[first]
-        out[name] = values
-        coercions = _join(coercions, r_coerced)
+    listed = issue != ""  # details that end with the document's fields
+    r_coerced, missing = _registers(raw, out, issue, detail)
+    coercions = _join(_join(m_coerced, t_coerced), r_coerced)
+    issue[missing != ""], detail[missing != ""] = str(Reason.MISSING_VALUE), missing[missing != ""]
+    listed |= missing != ""
     for name in extra:
-        c = col(name)
+        c = raw.get(name)
         vals = np.full(n, np.nan) if c is None else pd.to_numeric(c, errors="coerce")
         out[name] = np.asarray(vals, dtype=np.float64)
-    if "issue" in raw:  # normalised before: keep what was found then
-        before = raw["issue"].fillna("").astype(str).to_numpy(object)
+    before = raw["issue"].fillna("").astype(str).to_numpy(object) if "issue" in raw else None
+    if before is not None:  # normalised before: keep what was found then
         kept = before != ""
+        listed &= ~kept
         issue[kept] = before[kept]
         detail[kept] = raw["issue_detail"].fillna("").astype(str).to_numpy(object)[kept]
         coercions = _join(raw["coercions"].fillna("").astype(str).to_numpy(object), coercions)
+    pos = np.flatnonzero(listed)
+    if len(pos):
+        detail[pos] = detail[pos] + _FIELDS_MARK + (fields_of or _present_fields(raw))(pos)
     out["issue"], out["issue_detail"], out["coercions"] = issue, detail, coercions
     if "context" in raw:
         out["context"] = raw["context"].to_numpy(bool)
     return out
+
+
+def fields_found(documents: pd.DataFrame) -> list[str]:
+    """The fields named in the details of ``documents`` (normalised) missing a field, in order of
+    first appearance; without any, the columns holding a value."""
+    details = documents["issue_detail"].fillna("").astype(str)
+    lists = details[details.str.contains(_FIELDS_MARK, regex=False)].unique()
+    names = [f for d in lists for f in d.split(_FIELDS_MARK, 1)[1].split(", ") if f]
+    if not names:
+        cols = [c for c in documents.columns if c not in (*ISSUE_COLUMNS, "context")]
+        names = [c for c in cols if documents[c].notna().any()]
+    return list(dict.fromkeys(names))
+
+
+def require_fields(
+    documents: pd.DataFrame, *, found: Sequence[str], where: str, source: str
+) -> None:
+    """Raise SourceError (one line) when a :data:`REQUIRED_FIELDS` field holds no value in any
+    of ``documents`` (a missing column counts as empty): a renamed or removed field is a schema
+    change, not a damaged document. ``found``: the fields the documents have, for the message."""
+    if not len(documents):
+        return
+    missing = [f for f in REQUIRED_FIELDS if f not in documents or documents[f].isna().all()]
+    if missing:
+        several = len(missing) > 1
+        raise SourceError(
+            f"required field{'s' if several else ''} {', '.join(missing)} "
+            f"{'are' if several else 'is'} missing from all {len(documents)} documents of "
+            f"{where} (renamed or removed?); fields found instead: {', '.join(found) or 'none'}",
+            source=source,
+        )
 
 
 DocumentLocator = Callable[[np.ndarray], np.ndarray]

@@ -32,6 +32,7 @@ class Reason(StrEnum):
     MISSING_VALUE = "missing_value"
     OFF_GRID = "off_grid_timestamp"
     NONEXISTENT_LOCAL_TIME = "nonexistent_local_time"
+    AMBIGUOUS_LOCAL_TIME = "ambiguous_local_time"
     COUNTER_BASELINE = "counter_baseline"
     COUNTER_RESET = "counter_reset"
     COUNTER_ROLLOVER = "counter_rollover"
@@ -69,6 +70,8 @@ REASON_MEANING: dict[Reason, str] = {
     Reason.MISSING_VALUE: "energy or register value is missing or not finite",
     Reason.OFF_GRID: "timestamp not on the raw interval grid",
     Reason.NONEXISTENT_LOCAL_TIME: "local wall-clock time skipped by the spring-forward change",
+    Reason.AMBIGUOUS_LOCAL_TIME: "local wall-clock time of the repeated autumn hour that cannot "
+    "be placed: not exactly two rows of the series at that time",
     Reason.COUNTER_BASELINE: "first register read of a meter: no interval to difference",
     Reason.COUNTER_RESET: "register restarted near zero (meter replaced)",
     Reason.COUNTER_ROLLOVER: "register wrapped at its rollover value: difference reconstructed",

@@ -41,7 +41,7 @@ from meterflow.anomaly.alerts import (
 )
 from meterflow.errors import SourceError
 from meterflow.redact import redact_uri
-from meterflow.sources.mongo import _client
+from meterflow.sources.mongo_client import SERVER_SELECTION_TIMEOUT_MS, mongo_client
 from meterflow.sources.sql import describe_db_error, engine_for
 
 ALERT_TABLE = "anomaly_alerts"
@@ -258,7 +258,7 @@ def write_alerts_mongo(
     collection: str = ALERT_TABLE,
     *,
     now: datetime | pd.Timestamp | None = None,
-    timeout_ms: int = 5000,
+    timeout_ms: int = SERVER_SELECTION_TIMEOUT_MS,
 ) -> AlertWrite:
     """Merge the run's ``alerts`` (``alert_rows``) into ``database.collection`` at ``uri`` as
     ``write_alerts_sql`` does (documents with ``_id`` = ``alert_id``; indexes on
@@ -266,7 +266,7 @@ def write_alerts_mongo(
     documents of the old layout and statuses that keep changing raise SourceError."""
     when = utc_naive(now)
     merge_alerts(pd.DataFrame(), alerts, run_id, when)  # checks the rows before connecting
-    client = _client(uri, timeout_ms)
+    client = mongo_client(uri, source=SOURCE_ALERTS, timeout_ms=timeout_ms)
     try:
         coll = client[database][collection]
         for keys in ([("meter_id", 1), ("start", 1)], [("meter_id", 1), ("end", 1)]):

@@ -20,10 +20,11 @@ matrix row. ``update`` keeps the cached rows whose profile is still present, add
 profiles and computes only the pairs that involve them (``rows=`` chooses who computes them).
 
 - Pure append (every cached row kept, in order, plus new profiles): the file is extended in place
-  (``ftruncate``), the new rows are computed straight into its tail, the file is fsynced and the
-  manifest atomically replaced. Bytes before the old ``nbytes`` are never written, so readers of an
-  older, smaller matrix keep reading consistent values. Only the blocks that changed (the old
-  partial last block and the new ones) are hashed; the other digests are copied.
+  (new blocks allocated, ``posix_fallocate``), the new rows are computed straight into its tail,
+  the file is fsynced and the manifest atomically replaced. Bytes before the old ``nbytes`` are
+  never written, so readers of an older, smaller matrix keep reading consistent values. Only the
+  blocks that changed (the old partial last block and the new ones) are hashed; the other digests
+  are copied.
 - Any other change (rows removed or changed, first build): a new file is written under a temporary
   name (kept distances copied or compacted, new rows computed), fsynced and renamed to a fresh
   ``matrix-<random>.bin``; the manifest is replaced, then the unreferenced files are removed (an
@@ -37,6 +38,10 @@ the parameters, the hash list, the key, the file's presence and size, and (``ver
 block digest are checked: any mismatch logs a warning and the cache is discarded and recomputed,
 never used. Format-1 caches (``.npy`` files) are discarded that way. Concurrent updates of one
 sub-folder are serialised with an advisory file lock.
+
+A file is only mapped for writing once its blocks are allocated (``diskspace.preallocate``), after
+a free-space check: a full disk raises ``DiskFullError`` naming the file and the bytes it needs,
+instead of a SIGBUS when a write through the map meets an unallocatable block of a sparse file.
 
 ``dtype="float32"`` halves the file; each stored distance is then the float64 value rounded to
 nearest float32: relative error <= 2**-24 (about 6e-8) of the distance.
@@ -73,6 +78,7 @@ from meterflow.profiles.dtw.kernel import (
     n_pairs,
     square_from_condensed,
 )
+from meterflow.sources.diskspace import preallocate, require_free_space
 
 log = logging.getLogger(__name__)
 
@@ -83,6 +89,7 @@ BLOCK_BYTES = 1 << 26  # checksum block of new matrix files (64 MiB)
 _HASH_THREADS = 8  # threads hashing blocks (verification is memory-bound beyond that)
 _COPY_PAIRS = 8_000_000  # pairs per copy chunk (64 MB of float64)
 _FILE_NAME = re.compile(r"matrix-[0-9a-f]{16}\.bin")
+_WHAT = "the DTW matrix"  # how disk-space errors name what did not fit
 
 
 def profile_hashes(X: np.ndarray) -> list[str]:
@@ -271,6 +278,10 @@ class DtwCache:
         """Bytes per stored distance."""
         return np.dtype(self.dtype).itemsize
 
+    def matrix_bytes(self, n: int) -> int:
+        """Bytes of the matrix of ``n`` distinct profiles: ``n (n - 1) / 2`` distances."""
+        return n_pairs(n) * self.itemsize
+
     def folder(self, *, length: int, window: int, normalization: str) -> Path:
         """Sub-folder for one profile length, canonical window and normalisation."""
         if not re.fullmatch(r"[A-Za-z0-9_.-]+", normalization):
@@ -439,7 +450,7 @@ class DtwCache:
             key=key,
             n=n,
             path=path,
-            nbytes=n_pairs(n) * self.itemsize,
+            nbytes=self.matrix_bytes(n),
             pairs_computed=computed,
             pairs_reused=reused,
             order=np.array(order, dtype=np.int64),
@@ -507,7 +518,7 @@ class DtwCache:
     def _file_problem(self, folder: Path, manifest: dict) -> str | None:
         """What is wrong with the matrix file of a consistent manifest, or None."""
         nbytes, block, blocks = manifest["nbytes"], manifest["block_bytes"], manifest["blocks"]
-        if nbytes != n_pairs(manifest["n"]) * self.itemsize:
+        if nbytes != self.matrix_bytes(manifest["n"]):
             return f"manifest nbytes={nbytes} does not match n={manifest['n']}"
         if not isinstance(block, int) or block < 1 or len(blocks) != -(-nbytes // block):
             return "manifest block list does not match nbytes"
@@ -538,14 +549,16 @@ class DtwCache:
     ) -> _Written:
         """Extend the cached file in place with the rows of the new profiles ``xm[old n:]``.
 
-        Bytes before the old ``nbytes`` are never written; if anything fails before the file is
-        synced and hashed, it is truncated back to its old size (the manifest is untouched).
+        Bytes before the old ``nbytes`` are never written; the new ones are allocated before they
+        are mapped (a full disk raises ``DiskFullError``, not SIGBUS). If anything fails before the
+        file is synced and hashed, it is truncated back to its old size (the manifest is untouched).
         """
         k, m = old["n"], len(xm)
-        start, end, block = old["nbytes"], n_pairs(m) * self.itemsize, old["block_bytes"]
+        start, end, block = old["nbytes"], self.matrix_bytes(m), old["block_bytes"]
+        require_free_space(path, end - start, _WHAT)
         with open(path, "r+b") as f:
             try:
-                os.ftruncate(f.fileno(), end)
+                preallocate(f.fileno(), start, end - start, path=path, what=_WHAT)
                 if end > start:
                     out = np.memmap(
                         path,
@@ -577,16 +590,20 @@ class DtwCache:
         progress: bool,
     ) -> _Written:
         """Write a new matrix file (kept distances copied, new rows computed), fsynced, under a
-        fresh name."""
+        fresh name. Its blocks are allocated before it is mapped (a full disk raises
+        ``DiskFullError``, not SIGBUS)."""
         m, k = xm.shape[0], len(kept)
-        nbytes, block = n_pairs(m) * self.itemsize, BLOCK_BYTES
+        nbytes, block = self.matrix_bytes(m), BLOCK_BYTES
         final = folder / f"matrix-{uuid.uuid4().hex[:16]}.bin"
         tmp = folder / f".tmp-{uuid.uuid4().hex}.bin"
+        if nbytes:
+            require_free_space(folder, nbytes, _WHAT)
         try:
-            tmp.touch()
+            with open(tmp, "xb") as f:
+                preallocate(f.fileno(), 0, nbytes, path=final, what=_WHAT)
             if m >= 2:
                 dtype = _storage_dtype(self.dtype)
-                out = np.memmap(tmp, dtype=dtype, mode="w+", shape=(n_pairs(m),))
+                out = np.memmap(tmp, dtype=dtype, mode="r+", shape=(n_pairs(m),))
                 if k > 1 and old is not None:
                     src = np.memmap(
                         folder / old["file"], dtype=dtype, mode="r", shape=(n_pairs(old["n"]),)

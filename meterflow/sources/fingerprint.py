@@ -6,12 +6,11 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
-import pymongo
 import sqlalchemy as sa
 
 from meterflow.errors import SourceError
-from meterflow.redact import redact_uri
 from meterflow.sources import formats
+from meterflow.sources.mongo_changes import store_marks
 from meterflow.sources.sql import redact_url
 
 
@@ -19,36 +18,44 @@ def _digest(*parts: object) -> str:
     return hashlib.sha256("|".join(map(str, parts)).encode()).hexdigest()[:16]
 
 
+def _sql_marks(conn: sa.Connection, table: str) -> tuple:
+    """What changes when rows are added, changed or deleted, cheaply: PostgreSQL's row change
+    counters, SQLite's row count and largest rowid, else the row count and newest timestamp."""
+    dialect = conn.dialect.name
+    if dialect == "postgresql":
+        marks = conn.execute(
+            sa.text(
+                "select n_tup_ins, n_tup_upd, n_tup_del from pg_stat_user_tables "
+                "where relname = :table"
+            ),
+            {"table": table},
+        ).first()
+        if marks is not None:
+            return tuple(marks)
+    t = sa.table(table, sa.column("timestamp"), sa.column("rowid"))
+    newest = t.c.rowid if dialect == "sqlite" else t.c.timestamp
+    return tuple(conn.execute(sa.select(sa.func.count(), sa.func.max(newest))).one())
+
+
 def sql_fingerprint(url: str, table: str = formats.HISTORIAN_TABLE) -> str:
-    """Row count and newest timestamp of the historian table."""
+    """Marks of the historian table that change with its content (see :func:`_sql_marks`)."""
     try:
         engine = sa.create_engine(url)
         with engine.connect() as conn:
-            t = sa.table(table, sa.column("timestamp"))
-            count, newest = conn.execute(
-                sa.select(sa.func.count(), sa.func.max(t.c.timestamp))
-            ).one()
+            marks = _sql_marks(conn, table)
         engine.dispose()
     except sa.exc.SQLAlchemyError as e:
         raise SourceError(
             f"cannot read table {table!r} at {redact_url(url)}: {type(e).__name__}", source="sql"
         ) from None
-    return _digest(count, newest)
+    return _digest(*marks)
 
 
 def mongo_fingerprint(uri: str, database: str, collection: str) -> str:
-    """Document count and newest ``ts`` of the readings collection."""
-    try:
-        with pymongo.MongoClient(uri, serverSelectionTimeoutMS=5000) as client:
-            coll = client[database][collection]
-            count = coll.count_documents({})
-            newest = coll.find_one({}, {"ts": 1, "_id": 0}, sort=[("ts", pymongo.DESCENDING)])
-    except pymongo.errors.PyMongoError as e:
-        raise SourceError(
-            f"cannot read {database}.{collection} at {redact_uri(uri)}: {type(e).__name__}",
-            source="newmongo",
-        ) from None
-    return _digest(count, (newest or {}).get("ts"))
+    """The collection's :class:`~meterflow.sources.mongo_changes.StoreMarks`: constant cost at
+    any store size, and they change with every insert or delete."""
+    marks = store_marks(uri, database, collection)
+    return _digest(marks.count, marks.newest_id, marks.newest_ts)
 
 
 def folder_fingerprint(folder: Path) -> str:

@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 from meterflow.errors import SourceError
+from meterflow.etl.plausible import MAX_ABS
 
 SOURCE = "labels"
 LABEL_COLUMNS = ("meter_id", "kind", "start_utc", "end_utc")
@@ -41,7 +42,8 @@ def read_labels(path: Path) -> pd.DataFrame:
     SourceError (source=labels, the file, and the line and meter where one is at fault) for a
     missing, empty, header-only, non-UTF-8 or non-CSV file, missing or repeated columns, a
     line with too many or too few fields, an empty meter_id or kind, a time that is not ISO
-    8601, an end_utc not after its start_utc, or a magnitude that is not a number."""
+    8601, an end_utc not after its start_utc, a magnitude that is not a finite, plausible number
+    (``meterflow.etl.plausible.MAX_ABS``), or a label given twice (both lines named)."""
     text = _read_text(path)
     names, rows = _parse_csv(text, path)
     return _labels_frame(names, rows, path)
@@ -237,33 +239,75 @@ def _labels_frame(names: list[str], rows: list[tuple[int, list[str]]], path: Pat
         raw = pd.Series(columns["magnitude"], dtype=object).replace("", np.nan)
         magnitude = pd.to_numeric(raw, errors="coerce")
     for k, line in enumerate(lines):
-        meter = columns["meter_id"][k]
-        for c in ("meter_id", "kind"):
-            if not columns[c][k]:
-                raise _fail(f"{c} is empty", path, row=line, meter=meter)
-        for c in TIME_COLUMNS:
-            if pd.isna(times[c].iloc[k]):
-                value = columns[c][k]
-                what = f"{c} is empty" if not value else f"{c} {value!r} is not a time"
-                raise _fail(f"{what} ({TIME_HINT})", path, row=line, meter=meter)
-        start, end = times["start_utc"].iloc[k], times["end_utc"].iloc[k]
-        if end <= start:
-            raise _fail(
-                f"end_utc {_iso(end)} is not after start_utc {_iso(start)} (times in UTC; the "
-                "end is exclusive)",
-                path,
-                row=line,
-                meter=meter,
-            )
-        if magnitude is not None and columns["magnitude"][k] and pd.isna(magnitude.iloc[k]):
-            value = columns["magnitude"][k]
-            raise _fail(f"magnitude {value!r} is not a number", path, row=line, meter=meter)
+        _check_line(k, line, columns, times, magnitude, path)
     out = pd.DataFrame(
         {n: columns[n] for n in index if n not in TIME_COLUMNS and n != "magnitude"}
         | {c: times[c] for c in TIME_COLUMNS}
         | ({"magnitude": magnitude.astype(np.float64)} if magnitude is not None else {})
     )
+    _check_unique(out, lines, path)
     return out[list(index)]
+
+
+def _check_line(
+    k: int,
+    line: int,
+    columns: dict[str, list[str]],
+    times: dict[str, pd.Series],
+    magnitude: pd.Series | None,
+    path: Path,
+) -> None:
+    """SourceError naming ``line`` when label ``k`` is at fault (empty key, time that is not
+    ISO 8601, end not after start, magnitude that is not a plausible number)."""
+    meter = columns["meter_id"][k]
+    for c in ("meter_id", "kind"):
+        if not columns[c][k]:
+            raise _fail(f"{c} is empty", path, row=line, meter=meter)
+    for c in TIME_COLUMNS:
+        if pd.isna(times[c].iloc[k]):
+            value = columns[c][k]
+            what = f"{c} is empty" if not value else f"{c} {value!r} is not a time"
+            raise _fail(f"{what} ({TIME_HINT})", path, row=line, meter=meter)
+    start, end = times["start_utc"].iloc[k], times["end_utc"].iloc[k]
+    if end <= start:
+        raise _fail(
+            f"end_utc {_iso(end)} is not after start_utc {_iso(start)} (times in UTC; the "
+            "end is exclusive)",
+            path,
+            row=line,
+            meter=meter,
+        )
+    if magnitude is None or not columns["magnitude"][k]:
+        return
+    value, number = columns["magnitude"][k], magnitude.iloc[k]
+    if pd.isna(number):
+        raise _fail(f"magnitude {value!r} is not a number", path, row=line, meter=meter)
+    if not np.isfinite(number) or abs(number) > MAX_ABS:
+        raise _fail(
+            f"magnitude {value!r} is not finite or absurdly large (at most {MAX_ABS:g})",
+            path,
+            row=line,
+            meter=meter,
+        )
+
+
+def _check_unique(labels: pd.DataFrame, lines: list[int], path: Path) -> None:
+    """SourceError when a label (meter, kind, start and end) is given twice, naming both
+    lines: it would count twice when the detector is scored."""
+    key = ["meter_id", "kind", *TIME_COLUMNS]
+    dup = np.flatnonzero(labels.duplicated(key, keep="first").to_numpy())
+    if not len(dup):
+        return
+    k = int(dup[0])
+    first = int(np.flatnonzero((labels[key] == labels[key].iloc[k]).all(axis=1).to_numpy())[0])
+    raise _fail(
+        f"the label {labels['kind'].iloc[k]!r} from {_iso(labels['start_utc'].iloc[k])} to "
+        f"{_iso(labels['end_utc'].iloc[k])} (UTC) is given twice, on lines {lines[first]} and "
+        f"{lines[k]}: give each label once",
+        path,
+        row=lines[k],
+        meter=labels["meter_id"].iloc[k],
+    )
 
 
 def _field(fields: list[str], i: int) -> str:

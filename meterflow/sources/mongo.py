@@ -6,11 +6,14 @@ with a projection and a ``find`` time filter (``aggregate`` ``$match`` on dateti
 on the local wire-protocol server), in batches; ``pymongoarrow`` and plain pymongo are both
 available (``method``), the default is the faster one in ``benchmarks/etl_throughput.py``.
 
-Schema drift never fails a read: the typed Arrow read raises on the first document of another
+Type drift never fails a read: the typed Arrow read raises on the first document of another
 type (a number or time stored as text, an epoch time, an integer meter id), and that read is then
 redone with pymongo (one warning), which reads values as stored. Both give the same documents
 table: what is unambiguous is coerced and recorded (``coercions``), the rest is marked per
-document (``issue``, ``issue_detail``) for the ETL to quarantine (see ``etl.counters``).
+document (``issue``, ``issue_detail``) for the ETL to quarantine (see ``etl.counters``), as
+are documents missing a required field (meter_id, ts, import_kwh, export_kwh). A required field
+with a value in no document of a read nor in the newest documents of the collection is a schema
+change (renamed or removed): the read fails in one line naming it and the fields found instead.
 
 Incremental loads: ``since`` is an exclusive lower bound on ``ts`` (the watermark of the last
 successful load: ``EtlResult.watermark``). To continue differencing across that boundary,
@@ -29,16 +32,14 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from typing import Literal
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pymongo
 from bson import ObjectId
 from pymongo.collection import Collection
-from pymongo.errors import PyMongoError
 
 from meterflow.domain import REGISTER_ROLLOVER_KWH, SOURCE_NEWMONGO
 from meterflow.errors import SourceError
@@ -53,6 +54,7 @@ from meterflow.etl.documents import (
 from meterflow.etl.readings import Locator, empty_readings
 from meterflow.redact import redact_uri
 from meterflow.sources.formats import MONGO_COLLECTION, MONGO_DATABASE, MONGO_FIELDS
+from meterflow.sources.mongo_client import SERVER_SELECTION_TIMEOUT_MS, mongo_collection
 from meterflow.sources.times import TimeLike, utc_naive
 
 log = logging.getLogger(__name__)
@@ -65,33 +67,13 @@ _FIELDS = ("_id", *MONGO_FIELDS)
 _HEX = np.frombuffer(b"0123456789abcdef", dtype=np.uint8)
 
 
-def _client(uri: str, timeout_ms: int) -> pymongo.MongoClient:
-    try:
-        # a generous connect timeout: it is also the heartbeat timeout, and a busy server that
-        # misses a heartbeat gets its in-flight reads cancelled
-        return pymongo.MongoClient(
-            uri, serverSelectionTimeoutMS=timeout_ms, connectTimeoutMS=60_000, tz_aware=False
-        )
-    except (PyMongoError, ValueError) as exc:
-        raise SourceError(
-            f"invalid MongoDB URI {redact_uri(uri)}: {type(exc).__name__}", source=SOURCE_NEWMONGO
-        ) from None
-
-
-@contextlib.contextmanager
-def _collection(uri: str, database: str, collection: str, timeout_ms: int) -> Iterator[Collection]:
-    """The collection at ``uri``; server errors become SourceError (no credentials) and the
-    client is closed afterwards."""
-    client = _client(uri, timeout_ms)
-    try:
-        yield client[database][collection]
-    except PyMongoError as exc:
-        raise SourceError(
-            f"cannot read {database}.{collection}: {type(exc).__name__} [{redact_uri(uri)}]",
-            source=SOURCE_NEWMONGO,
-        ) from None
-    finally:
-        client.close()
+def _collection(
+    uri: str, database: str, collection: str, timeout_ms: int
+) -> contextlib.AbstractContextManager[Collection]:
+    """The readings collection (see :func:`~meterflow.sources.mongo_client.mongo_collection`)."""
+    return mongo_collection(
+        uri, database, collection, source=SOURCE_NEWMONGO, timeout_ms=timeout_ms
+    )
 
 
 def _time_filter(since: pd.Timestamp | None, until: pd.Timestamp | None) -> dict:
@@ -192,6 +174,34 @@ def _fields_of(coll: Collection, ids: pd.Series) -> FieldsOf:
     return fields_of
 
 
+_REQUIRED = ("meter_id", "ts", *_REGISTERS)
+_NEWEST = 100  # newest documents checked for the required fields on every read
+
+
+def _require_fields(coll: Collection, raw: pd.DataFrame) -> None:
+    """Fail in one line when a required field holds a value neither in any document read nor
+    in any of the newest documents of the collection (a renamed or removed field: a schema
+    change, which a read filtered on ``ts`` or ``meter_id`` cannot even see), naming the fields
+    found instead. Documents that lack it among others are quarantined per document
+    (``etl.documents``)."""
+    newest = list(coll.find({}, sort=[("_id", -1)], limit=_NEWEST))
+    if not newest:
+        return
+    missing = [
+        f for f in _REQUIRED if not raw[f].notna().any() and all(d.get(f) is None for d in newest)
+    ]
+    if missing:
+        found = dict.fromkeys(k for d in newest for k in d)
+        several = len(missing) > 1
+        raise SourceError(
+            f"required field{'s' if several else ''} {', '.join(missing)} "
+            f"{'are' if several else 'is'} missing from the {len(raw)} document(s) read from "
+            f"{coll.full_name} and from its newest {len(newest)} (renamed or removed?); "
+            f"fields found instead: {', '.join(found)}",
+            source=SOURCE_NEWMONGO,
+        )
+
+
 def _read(
     coll: Collection,
     lo: pd.Timestamp | None,
@@ -212,6 +222,7 @@ def _read(
         ]
         raw = pd.concat([raw, *drifted], ignore_index=True)
         raw = raw[~raw["_id"].map(str).duplicated()].reset_index(drop=True)
+    _require_fields(coll, raw)
     docs = _frame(raw, _fields_of(coll, raw["_id"]))
     if windowed:
         ts = docs["ts"].dt.tz_localize(None)
@@ -238,7 +249,7 @@ def read_mongo_documents(
     meters: Sequence[str] | None = None,
     batch_size: int = 10_000,
     method: Method = "auto",
-    timeout_ms: int = 5000,
+    timeout_ms: int = SERVER_SELECTION_TIMEOUT_MS,
 ) -> pd.DataFrame:
     """Documents with ``since < ts <= until`` (UTC; None = unbounded) as a Parquet-writable
     DataFrame: ``_id`` (text), the ``MONGO_FIELDS`` (ts tz-aware UTC, numbers float) and the
@@ -294,7 +305,7 @@ def read_mongo_previous(
     since: str | pd.Timestamp,
     meters: Sequence[str] | None = None,
     timezone: str | None = None,
-    timeout_ms: int = 5000,
+    timeout_ms: int = SERVER_SELECTION_TIMEOUT_MS,
 ) -> pd.DataFrame:
     """Context documents for an incremental load after ``since`` (see module docstring): the
     last document at or before ``since`` of every meter, and with ``timezone`` also all
@@ -364,12 +375,20 @@ def _register_readings(
     config: CleaningConfig,
     rollover_kwh: float,
     locate: DocumentLocator,
+    collection: str,
 ) -> tuple[pd.DataFrame, pd.DataFrame | None]:
-    """Interval readings of the documents' registers, and the documents' quarantine."""
+    """Interval readings of the documents' registers, and the documents' quarantine; a required
+    field without a value in every new document raises SourceError (a schema change)."""
     if not len(docs):
         return empty_readings(SOURCE_NEWMONGO), None
     return registers_to_readings(
-        docs, meters, config, source=SOURCE_NEWMONGO, rollover_kwh=rollover_kwh, locate=locate
+        docs,
+        meters,
+        config,
+        source=SOURCE_NEWMONGO,
+        rollover_kwh=rollover_kwh,
+        locate=locate,
+        where=collection,
     )
 
 
@@ -396,7 +415,9 @@ def etl_newmongo(
     docs = _with_context(documents, previous)
     t0 = time.perf_counter()
     locate = document_locator(docs, collection)
-    readings, quarantine = _register_readings(docs, meters, config, rollover_kwh, locate)
+    readings, quarantine = _register_readings(
+        docs, meters, config, rollover_kwh, locate, collection
+    )
     result = clean_readings(
         readings,
         meters,

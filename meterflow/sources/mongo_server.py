@@ -27,6 +27,7 @@ from types import TracebackType
 import pymongo
 
 from meterflow.errors import SourceError
+from meterflow.processes import process_alive
 
 log = logging.getLogger(__name__)
 
@@ -59,25 +60,9 @@ def _server_db(pid: int) -> Path | None:
     return db.resolve()
 
 
-def _alive(pid: int) -> bool:
-    """Whether ``pid`` is a running process (a zombie, dead but not reaped, is not)."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-        return stat.rpartition(")")[2].split()[0] not in ("Z", "X")
-    except (OSError, IndexError):
-        pass
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def _wait_gone(pid: int, timeout_s: float) -> bool:
     deadline = time.monotonic() + timeout_s
-    while _alive(pid):
+    while process_alive(pid):
         if time.monotonic() > deadline:
             return False
         time.sleep(0.1)
@@ -98,7 +83,7 @@ def stop_orphan(db_path: Path, timeout_s: float = 10) -> None:
         return
     except (OSError, ValueError):
         pid = 0
-    if pid > 0 and _alive(pid) and _server_db(pid) == Path(db_path).resolve():
+    if pid > 0 and process_alive(pid) and _server_db(pid) == Path(db_path).resolve():
         log.warning("stopping a local MongoDB server left running (pid %d, data %s)", pid, db_path)
         try:
             os.kill(pid, signal.SIGTERM)

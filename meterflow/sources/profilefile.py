@@ -5,6 +5,11 @@ The id column is ``id_column`` when given, else the first of ``id``/``meter_id``
 non-numeric column, else the row number. A column named like a label (``label``, ``class``,
 ``target``, ...) is never taken as a slot: it must be named as ``label_column`` (or renamed),
 because clustering a 0/1 class as one more slot silently spoils every distance.
+
+Every slot value must be finite and plausible (``meterflow.etl.plausible``: never beyond 1e15,
+nor 1e6 times the 99th percentile of the file's non-zero ``|v|``), and a meter has at most one
+profile per date; the error names the file, the meter and the row (the file's line for CSV,
+the 0-based row for Parquet; both rows for a repeated meter and date).
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from meterflow.errors import SourceError
+from meterflow.etl.plausible import describe, implausible
 from meterflow.schemas import slot_columns
 from meterflow.sources.userfile import LABEL_LIKE, read_user_table
 
@@ -58,10 +64,68 @@ def read_profile_file(
         log.info("%s: no id column found, profiles are numbered by row", path)
     out["meter_id"] = out["meter_id"].astype(str)
     if "date" in out.columns:
-        out["date"] = pd.to_datetime(out["date"])
-    slots = pd.DataFrame(values.to_numpy(dtype=np.float64), columns=slot_columns(values.shape[1]))
+        out["date"] = _dates(out, path)
+        _check_unique(out, path)
+    matrix = values.to_numpy(dtype=np.float64)
+    _check_plausible(matrix, out["meter_id"], values.columns, path)
+    slots = pd.DataFrame(matrix, columns=slot_columns(values.shape[1]))
     table = pd.concat([out, slots], axis=1)
     return ProfileFile(table, tuple(str(c) for c in values.columns), id_column)
+
+
+def _file_row(path: Path, i: int) -> int:
+    """How an error names data row ``i``: its line in a CSV file (the header is line 1), its
+    0-based row in a Parquet file."""
+    return i if path.suffix == ".parquet" else i + 2
+
+
+def _dates(out: pd.DataFrame, path: Path) -> pd.Series:
+    """The date column parsed; SourceError at the first value that is not a date."""
+    dates = pd.to_datetime(out["date"], errors="coerce", format="mixed")
+    bad = np.flatnonzero((dates.isna() & out["date"].notna()).to_numpy())
+    if len(bad):
+        i = int(bad[0])
+        raise SourceError(
+            f"date {out['date'].iloc[i]!r} is not a date",
+            source=SOURCE,
+            file=str(path),
+            meter=str(out["meter_id"].iloc[i]),
+            row=_file_row(path, i),
+        )
+    return dates
+
+
+def _check_unique(out: pd.DataFrame, path: Path) -> None:
+    """SourceError at the first meter and date given twice, naming both rows."""
+    key = ["meter_id", "date"]
+    dup = np.flatnonzero(out.duplicated(key, keep="first").to_numpy())
+    if len(dup):
+        i = int(dup[0])
+        first = int(np.flatnonzero((out[key] == out[key].iloc[i]).all(axis=1).to_numpy())[0])
+        day = out["date"].iloc[i]
+        raise SourceError(
+            f"two profiles of the meter for date {day.date() if pd.notna(day) else day}, rows "
+            f"{_file_row(path, first)} and {_file_row(path, i)} (give each meter-day once)",
+            source=SOURCE,
+            file=str(path),
+            meter=str(out["meter_id"].iloc[i]),
+            row=_file_row(path, i),
+        )
+
+
+def _check_plausible(matrix: np.ndarray, ids: pd.Series, names: pd.Index, path: Path) -> None:
+    """SourceError at the first slot value that is not finite or is absurdly large for the
+    file (``meterflow.etl.plausible``)."""
+    bad, reference = implausible(matrix.ravel())
+    if bad.any():
+        i, j = divmod(int(np.flatnonzero(bad)[0]), matrix.shape[1])
+        raise SourceError(
+            f"slot {names[j]!r}: {describe(matrix[i, j], reference[0], 'the file')}",
+            source=SOURCE,
+            file=str(path),
+            meter=str(ids.iloc[i]),
+            row=_file_row(path, i),
+        )
 
 
 def _find_id_column(raw: pd.DataFrame, exclude: tuple[str, ...]) -> str:
@@ -98,11 +162,10 @@ def _slot_values(values: pd.DataFrame, path: Path) -> pd.DataFrame:
         raise SourceError("need at least 2 slot columns", source=SOURCE, file=str(path))
     nan_rows = np.flatnonzero(values.isna().any(axis=1).to_numpy())
     if len(nan_rows):
-        first = int(nan_rows[0])
         raise SourceError(
             f"missing slot values in {len(nan_rows)} row(s)",
             source=SOURCE,
             file=str(path),
-            row=first + 2 if path.suffix != ".parquet" else first,
+            row=_file_row(path, int(nan_rows[0])),
         )
     return values

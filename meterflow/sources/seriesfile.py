@@ -3,9 +3,10 @@ series id (``meter_id`` or ``series_id``; one series when absent) and any extra 
 (inputs of the forecaster), at any regular resolution that divides a day (detected).
 
 An extra column named like a label (``label``, ``class``, ``target``, ...) is never taken as an
-input: it must be named among the ignored columns (or renamed). A value that is not finite, or
-absurdly far from the rest of its series (``ABSURD_FACTOR`` times its 99th percentile of ``|v|``,
-or beyond ``MAX_ABS``), is an error naming the file, series and row.
+input: it must be named among the ignored columns (or renamed). A value or input that is not
+finite, or absurdly far from the rest of its series (``meterflow.etl.plausible``: 1e6 times its
+99th percentile of non-zero ``|v|``, and never beyond 1e15), is an error naming the file,
+series and row; so is a timestamp given twice for a series (both rows named).
 
 Timestamps are taken as given when naive (the series' own clock) and converted to naive UTC when
 they carry an offset, so that a regular grid stays regular across daylight-saving changes.
@@ -21,13 +22,12 @@ import pandas as pd
 
 from meterflow.domain import MINUTES_PER_DAY
 from meterflow.errors import SourceError
+from meterflow.etl.plausible import describe, implausible
 from meterflow.sources.userfile import LABEL_LIKE, read_user_table
 
 SOURCE = "in_series"
 ID_COLUMNS = ("meter_id", "series_id")
 DEFAULT_ID = "series"
-ABSURD_FACTOR = 1e6  # a value this many times its series' 99th percentile of |v| is an error
-MAX_ABS = 1e15  # and any value beyond this (in any unit)
 
 
 @dataclass(frozen=True)
@@ -57,7 +57,8 @@ def read_series_file(
     for col in ("value", *exog):
         table[col] = _numeric(raw, col, path)
     table = table.loc[table["value"].notna()]  # a missing reading is a gap
-    _check_values(table, path)
+    for col in ("value", *exog):
+        _check_values(table, col, path)
     _check_unique(table, path)
     resolution = detect_resolution(table, path)
     return SeriesFile(table.reset_index(drop=True), resolution, exog)
@@ -77,28 +78,16 @@ def _input_columns(raw: pd.DataFrame, taken: set, path: Path) -> tuple[str, ...]
     return extra
 
 
-def _check_values(table: pd.DataFrame, path: Path) -> None:
-    """SourceError at the first non-finite or absurd value (see the module docstring)."""
-    values = table["value"].to_numpy(dtype=np.float64)
-    magnitude = np.abs(values)
-    typical = (
-        pd.Series(magnitude)
-        .groupby(table["meter_id"].to_numpy())
-        .transform(
-            lambda v: (
-                np.quantile(v[np.isfinite(v)], 0.99, method="lower")
-                if np.isfinite(v).any()
-                else 0.0
-            )
-        )
-    )
-    limit = np.minimum(ABSURD_FACTOR * np.maximum(typical.to_numpy(), 1e-9), MAX_ABS)
-    bad = ~np.isfinite(values) | (magnitude > limit)
+def _check_values(table: pd.DataFrame, col: str, path: Path) -> None:
+    """SourceError at the first non-finite or absurd value of ``col`` (see the module
+    docstring)."""
+    values = table[col].to_numpy(dtype=np.float64)
+    bad, reference = implausible(values, table["meter_id"].to_numpy())
     if bad.any():
         i = int(np.flatnonzero(bad)[0])
+        prefix = "" if col == "value" else f"column {col!r}: "
         raise SourceError(
-            f"value {values[i]!r} is not finite or absurdly large for its series (its 99th "
-            f"percentile of |value| is {typical.iloc[i]:.4g})",
+            prefix + describe(values[i], reference[i], "its series"),
             source=SOURCE,
             file=str(path),
             meter=str(table["meter_id"].iloc[i]),
@@ -134,12 +123,17 @@ def _numeric(raw: pd.DataFrame, col: str, path: Path) -> pd.Series:
 
 
 def _check_unique(table: pd.DataFrame, path: Path) -> None:
-    dup = table.duplicated(["meter_id", "timestamp"], keep="first")
+    """SourceError at the first timestamp given twice for a series, naming both rows."""
+    key = ["meter_id", "timestamp"]
+    dup = table.duplicated(key, keep="first").to_numpy()
     if dup.any():
-        row = int(dup.to_numpy().nonzero()[0][0])
+        row = int(dup.nonzero()[0][0])
+        same = (table[key] == table[key].iloc[row]).all(axis=1).to_numpy()
+        first = int(table.index[int(same.nonzero()[0][0])])
         raise SourceError(
-            f"duplicate timestamp {table['timestamp'].iloc[row]} (give each reading once; "
-            "a repeated local hour at a daylight-saving change needs an offset)",
+            f"duplicate timestamp {table['timestamp'].iloc[row]}, also at row {first} (give "
+            "each reading once; a repeated local hour at a daylight-saving change needs an "
+            "offset)",
             source=SOURCE,
             file=str(path),
             meter=str(table["meter_id"].iloc[row]),

@@ -46,11 +46,24 @@ from meterflow.etl.coerce import (
     describe_malformed,
     parse_numbers,
 )
+from meterflow.etl.localtime import (
+    AMBIGUOUS,
+    LOCAL_OK,
+    NONEXISTENT,
+    describe_changes,
+    dst_evidence,
+    in_windows,
+    localise,
+    naive_local_changes,
+    transitions,
+    utc_changes,
+    windows,
+)
 from meterflow.etl.memory import reuse_freed_memory
 from meterflow.etl.quarantine import concat_quarantine, quarantine_frame
 from meterflow.etl.readings import EXPORT, IMPORT, Locator
 from meterflow.etl.result import merge_results
-from meterflow.redact import redact_uri
+from meterflow.redact import ESCAPE_HINT, ambiguous_credentials, redact_uri, scrub
 from meterflow.schemas import Action
 from meterflow.sources.formats import (
     HISTORIAN_TABLE,
@@ -66,53 +79,58 @@ log = logging.getLogger(__name__)
 HISTORIAN_COLUMNS = ("timestamp", "tagname", "energy", "quality")
 _NULL_TS = np.iinfo(np.int64).min  # end stamp of a row whose timestamp is NULL
 _BAD_TS = _NULL_TS + 1  # ... whose timestamp cannot be parsed
-_KEY_TIME = "%Y-%m-%d %H:%M:%S"  # timestamps in quarantine locations (UTC interval end)
+_KEY_TIME = "%Y-%m-%d %H:%M:%S"  # timestamps in quarantine locations (interval end as stored)
+_OFFSET = r"\d\d:\d\d(?::\d\d(?:\.\d*)?)?\s*(?:[zZ]|[+-]\d\d(?::?\d\d)?)$"  # time + offset
 
 
 def redact_url(url: str | sa.URL) -> str:
-    """The URL with its password hidden (safe for logs and messages): a URL object renders
-    without it; a string is cut at its last ``@`` (``meterflow.redact``), so a password with an
-    unescaped ``@`` or ``/`` is not half shown as a URL parser would."""
-    if isinstance(url, sa.URL):
-        return url.render_as_string(hide_password=True)
-    return redact_uri(url)
+    """The URL with its credentials hidden (safe for logs and messages), cut at its last ``@``
+    (``meterflow.redact``), so a password with an unescaped ``@`` or ``/`` is not half shown as
+    a URL parser would (a URL object is rendered first: its host may hold such a piece)."""
+    return redact_uri(_url_text(url))
+
+
+def _url_text(url: str | sa.URL) -> str:
+    """``url`` as text WITH its password: for searching messages only, never shown."""
+    return url.render_as_string(hide_password=False) if isinstance(url, sa.URL) else url
 
 
 def engine_for(url: str | sa.URL, *, source: str) -> sa.Engine:
-    """An engine for ``url``; SourceError (credentials hidden) when the URL is not valid."""
+    """An engine for ``url``; SourceError (credentials hidden) when the URL is not valid, is
+    ambiguous (an unescaped ``@`` in its credentials) or names a driver that is not installed."""
+    if ambiguous_credentials(_url_text(url)):
+        raise SourceError(
+            f"the database URL {redact_url(url)} is ambiguous: its user name or password holds "
+            f"an unescaped '@'; {ESCAPE_HINT}",
+            source=source,
+        )
     try:
         return sa.create_engine(url)
+    except ImportError as exc:  # the driver module the URL names
+        raise SourceError(
+            f"cannot use the database URL {redact_url(url)}: its driver module {exc.name!r} "
+            "is not installed",
+            source=source,
+        ) from None
     except (ArgumentError, NoSuchModuleError, ValueError) as exc:
         raise SourceError(
             f"invalid database URL {redact_url(url)}: {type(exc).__name__}", source=source
         ) from None
 
 
-def describe_db_error(exc: SQLAlchemyError, url: str | sa.URL) -> str:
-    """One line about a database error without the password: the driver's text is kept only
-    when it holds no part of the URL's credentials."""
-    text = str(getattr(exc, "orig", exc) or exc).strip().splitlines()
-    first = text[0] if text else type(exc).__name__
-    secrets = _secrets(url)
-    if any(secret in first or len(secret) < 4 for secret in secrets):
-        first = type(exc).__name__  # a short password cannot be searched for reliably
-    return f"{first} [{redact_url(url)}]"
+def driver_text(exc: BaseException, url: str | sa.URL) -> str:
+    """The first line of a driver's error with every piece of the URL's password hidden
+    (``meterflow.redact.scrub``: also where the driver names a host or user it cut out of the
+    password), or only the error's type where the password cannot be searched for."""
+    lines = str(getattr(exc, "orig", None) or exc).strip().splitlines()
+    shown = scrub(lines[0], _url_text(url)) if lines else None
+    return shown[:300] if shown else type(exc).__name__
 
 
-def _secrets(url: str | sa.URL) -> list[str]:
-    """The password as SQLAlchemy parses it and the whole userinfo up to the last ``@``."""
-    found = []
-    if isinstance(url, sa.URL):
-        return [str(url.password)] if url.password else []
-    _, sep, rest = url.partition("://")
-    if sep and "@" in rest:
-        userinfo = rest[: rest.rfind("@")]
-        found += [userinfo, userinfo.partition(":")[2]]
-    try:
-        password = sa.make_url(url).password
-    except (ArgumentError, ValueError):
-        password = None
-    return [p for p in [*found, str(password or "")] if p]
+def describe_db_error(exc: BaseException, url: str | sa.URL) -> str:
+    """One line about a database error without any piece of the password (see
+    :func:`driver_text`) and the URL redacted."""
+    return f"{driver_text(exc, url)} [{redact_url(url)}]"
 
 
 def historian_query(
@@ -152,11 +170,9 @@ def _reflect(conn: sa.Connection, table: str) -> sa.Table:
 
 def _read_error(exc: Exception, url: str | sa.URL) -> SourceError:
     """SourceError about a failed historian read, without credentials."""
-    if isinstance(exc, SQLAlchemyError):
-        text = describe_db_error(exc, url)
-    else:
-        text = f"{type(exc).__name__}: {str(exc).splitlines()[0]} [{redact_url(url)}]"
-    return SourceError(f"cannot read the historian: {text}", source=SOURCE_SQL)
+    return SourceError(
+        f"cannot read the historian: {describe_db_error(exc, url)}", source=SOURCE_SQL
+    )
 
 
 @contextlib.contextmanager
@@ -292,16 +308,6 @@ def adbc_target(url: str | sa.URL) -> tuple[str, str] | None:
     return None
 
 
-def _scrubbed(exc: BaseException, url: str | sa.URL, uri: str) -> str:
-    """One line about an ADBC error, without the URI or the password."""
-    lines = str(exc).strip().splitlines()
-    first = lines[0] if lines else ""
-    first = first.replace(uri, redact_url(url))
-    for secret in sorted(_secrets(url), key=len, reverse=True):
-        first = first.replace(secret, "***")
-    return f"{type(exc).__name__}: {first}"[:300]
-
-
 def read_historian_arrow(
     url: str | sa.URL,
     *,
@@ -341,7 +347,7 @@ def read_historian_arrow(
             cursor.execute(sql)
             yield from cursor.fetch_record_batch()
     except (AdbcError, pa.ArrowException, OSError) as exc:
-        raise ArrowReadError(_scrubbed(exc, url, uri)) from None
+        raise ArrowReadError(f"{type(exc).__name__}: {driver_text(exc, url)}") from None
 
 
 def _no_flags(n: int) -> tuple[np.ndarray, np.ndarray]:
@@ -483,10 +489,14 @@ class HistorianTranslator:
     batches from ADBC) into compact reading columns + quarantine."""
 
     def __init__(
-        self, raw_interval_min: int = RAW_INTERVAL_MIN, table: str = HISTORIAN_TABLE
+        self,
+        raw_interval_min: int = RAW_INTERVAL_MIN,
+        table: str = HISTORIAN_TABLE,
+        timezone: str = "UTC",
     ) -> None:
         self.raw_ns = raw_interval_min * 60 * 10**9
         self.table = table
+        self.timezone = timezone  # of the naive stamps; stamps are kept as stored until batches
         self.meter_ids: list[str] = []
         self._meter_code: dict[str, int] = {}
         self._tag: dict[str, tuple[int, int]] = {}  # tag -> (meter code, register 0/1, -1 bad)
@@ -513,16 +523,23 @@ class HistorianTranslator:
             meter[i], reg[i] = self._tag[tag]
         return meter, reg
 
-    @staticmethod
-    def _parse_times(uniques: np.ndarray | list) -> np.ndarray:
-        """End stamps (ns, UTC) of distinct timestamp texts: naive text is UTC, text with an
-        offset is converted per value (offsets may differ row to row); ``_BAD_TS`` where
-        unparseable."""
+    def _parse_times(self, uniques: np.ndarray | list) -> np.ndarray:
+        """End stamps (ns) of distinct timestamp texts in the historian's zone: naive text as
+        written, text with an offset converted per value (offsets may differ row to row) to
+        that zone's wall-clock time (UTC by default); ``_BAD_TS`` where unparseable."""
         texts = pd.Series(uniques, dtype=object).astype(str).str.strip()
         end = pd.to_datetime(texts, format="ISO8601", utc=True, errors="coerce")
         end_ns = end.to_numpy("datetime64[ns]").view(np.int64).copy()
+        if self.timezone != "UTC":
+            aware = texts.str.contains(_OFFSET, regex=True).to_numpy() & end.notna().to_numpy()
+            end_ns[aware] = self._wall(end_ns[aware])
         end_ns[end.isna().to_numpy()] = _BAD_TS
         return end_ns
+
+    def _wall(self, utc_ns: np.ndarray) -> np.ndarray:
+        """Wall-clock time (naive ns) in the historian's zone of UTC instants."""
+        utc = pd.DatetimeIndex(utc_ns.view("datetime64[ns]"), tz="UTC")
+        return utc.tz_convert(self.timezone).tz_localize(None).as_unit("ns").asi8
 
     def add(self, rows: list[tuple]) -> None:
         """Translate one chunk of DBAPI rows (NULL keys stay missing: code -1 never indexes a
@@ -568,9 +585,11 @@ class HistorianTranslator:
         if not pa.types.is_string(tags.type):
             raise NotExact(f"tag column of type {tags.type}")
         null_ts = ts.is_null().to_numpy(zero_copy_only=False) if ts.null_count else None
-        if pa.types.is_timestamp(ts.type):  # PostgreSQL: naive UTC, or aware (UTC instant)
+        if pa.types.is_timestamp(ts.type):  # PostgreSQL: naive, or aware (UTC instant)
             as_ns = ts.cast(pa.timestamp("ns", tz=ts.type.tz)).cast(pa.int64())
             end_ns = as_ns.fill_null(_NULL_TS).to_numpy()
+            if ts.type.tz is not None and self.timezone != "UTC":
+                end_ns = np.where(end_ns == _NULL_TS, _NULL_TS, self._wall(end_ns))
         elif pa.types.is_string(ts.type) or pa.types.is_large_string(ts.type):
             # historians are time-ordered: parse each run of equal stamps once
             runs = pc.run_end_encode(ts.fill_null("") if null_ts is not None else ts)
@@ -695,9 +714,66 @@ class HistorianTranslator:
         pieces = self._pieces_by_batch(batch_of, n_batches)
         names = np.sort(ids)
         for j in range(n_batches):
-            readings = _batch_readings(_pop_batch(pieces, j), ids)
-            yield readings, _batch_quarantine(q_all, names, j, meter_batch)
+            batch = _pop_batch(pieces, j)
+            quarantine = _batch_quarantine(q_all, names, j, meter_batch)
+            if self.timezone != "UTC":
+                batch, local_q = self._localised(batch, ids)
+                quarantine = concat_quarantine([quarantine, local_q])
+            yield _batch_readings(batch, ids), quarantine
         self.cols.clear()
+
+    def _localised(self, batch: _Piece, ids: np.ndarray) -> tuple[_Piece, pd.DataFrame]:
+        """A batch's stamps (wall-clock interval ends in the historian's zone, as stored) as
+        UTC interval starts; rows at a skipped or unplaceable repeated wall-clock time are
+        quarantined (``etl.localtime.localise``: store order places the repeated hour)."""
+        wall_end = batch.start_ns + self.raw_ns
+        series = batch.meter.astype(np.int64) * 2 + batch.register
+        utc_end, status = localise(series, wall_end, batch.row, self.timezone)
+        ok = status == LOCAL_OK
+        kept = _Piece(
+            batch.meter[ok], batch.register[ok], utc_end[ok] - self.raw_ns,
+            batch.energy_wh[ok], batch.row[ok],
+        )  # fmt: skip
+        parts = []
+        for code, reason, detail in (
+            (
+                NONEXISTENT,
+                Reason.NONEXISTENT_LOCAL_TIME,
+                f"wall-clock time skipped by the spring-forward change in {self.timezone}",
+            ),
+            (
+                AMBIGUOUS,
+                Reason.AMBIGUOUS_LOCAL_TIME,
+                f"wall-clock time repeated by the autumn change in {self.timezone}, and the "
+                "tag has not exactly two rows there: summer or standard time unknown",
+            ),
+        ):
+            hit = np.flatnonzero(status == code)
+            rows = _Piece(*(f[hit] for f in batch))
+            parts.append(
+                _local_time_quarantine(rows, wall_end[hit], ids, reason, detail, self.table)
+            )
+        return kept, concat_quarantine(parts)
+
+    def stamp_range(self) -> tuple[int, int] | None:
+        """First and last interval end kept (ns, as stored), None without rows."""
+        ends = [(int(a.min()), int(a.max())) for a in self.cols.start_ns if len(a)]
+        if not ends:
+            return None
+        return min(e[0] for e in ends) + self.raw_ns, max(e[1] for e in ends) + self.raw_ns
+
+    def stamps_in(self, bounds: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(series ``meter * 2 + register``, interval end as stored) of the kept rows whose end
+        lies in the flat ``[lo, hi)`` ``bounds`` (``etl.localtime.windows``)."""
+        series, stamps = [np.zeros(0, np.int64)], [np.zeros(0, np.int64)]
+        for meter, reg, start in zip(
+            self.cols.meter, self.cols.register, self.cols.start_ns, strict=True
+        ):
+            end = start + self.raw_ns
+            hit = in_windows(end, bounds)
+            series.append(meter[hit].astype(np.int64) * 2 + reg[hit])
+            stamps.append(end[hit])
+        return np.concatenate(series), np.concatenate(stamps)
 
     def _pieces_by_batch(self, batch_of: np.ndarray, n_batches: int) -> list[list[_Piece]]:
         """The kept rows of every chunk split by batch, in read order (chunks released)."""
@@ -708,21 +784,63 @@ class HistorianTranslator:
         return pieces
 
 
-def historian_locator(table: str, raw_interval_min: int) -> Locator:
+def _local_time_quarantine(
+    rows: _Piece, wall_end: np.ndarray, ids: np.ndarray, reason: Reason, detail: str, table: str
+) -> pd.DataFrame:
+    """Quarantine ``rows`` whose wall-clock interval ends as stored (``wall_end``) have no UTC
+    instant: no timestamp; located by their historian key."""
+    obis = np.where(rows.register == 1, f".{TAG_EXPORT}", f".{TAG_IMPORT}")
+    tags = ids[rows.meter] + obis
+    stamps = pd.DatetimeIndex(wall_end.view("datetime64[ns]")).strftime(_KEY_TIME)
+    keys = [f"{table}[tagname={t!r}, timestamp={x!r}]" for t, x in zip(tags, stamps, strict=True)]
+    return quarantine_frame(
+        meter_id=ids[rows.meter],
+        timestamp=np.full(len(wall_end), np.datetime64("NaT"), "M8[ns]"),
+        source=SOURCE_SQL,
+        original_value=rows.energy_wh,
+        new_value=np.nan,
+        action=Action.DROPPED,
+        reason=reason,
+        detail=detail,
+        register=np.where(rows.register == 1, EXPORT, IMPORT).astype(object),
+        location=np.array(keys, dtype=object),
+    )
+
+
+def historian_locator(table: str, raw_interval_min: int, timezone: str = "UTC") -> Locator:
     """Location of readings as the historian key: ``table[tagname='M1.1.8.0', timestamp='..']``
-    (the interval END, as the historian stamps it)."""
+    (the interval END as the historian stamps it: wall-clock time in ``timezone``; a time of
+    the repeated autumn hour adds ``occurrence=1`` (summer time) or ``2``)."""
     shift = pd.Timedelta(minutes=raw_interval_min)
 
     def locate(rows: pd.DataFrame) -> np.ndarray:
         obis = np.where(rows["register"].astype(object) == EXPORT, TAG_EXPORT, TAG_IMPORT)
         tags = rows["meter_id"].astype(object).to_numpy() + "." + obis
-        ends = (rows["timestamp"] + shift).dt.strftime(_KEY_TIME).to_numpy()
+        ends = rows["timestamp"] + shift
+        if timezone == "UTC":
+            stamps = ends.dt.strftime(f"'{_KEY_TIME}']").to_numpy(str)
+        else:
+            stamps = _wall_keys(ends, timezone)
         return np.array(
-            [f"{table}[tagname={t!r}, timestamp={e!r}]" for t, e in zip(tags, ends, strict=True)],
+            [f"{table}[tagname={t!r}, timestamp={x}" for t, x in zip(tags, stamps, strict=True)],
             dtype=object,
         )
 
     return locate
+
+
+def _wall_keys(ends: pd.Series, timezone: str) -> np.ndarray:
+    """``'<wall-clock time>']`` of UTC interval ends in ``timezone``, with ``, occurrence=N``
+    before the bracket for a time of the repeated autumn hour (1: summer time, 2: standard)."""
+    wall = ends.dt.tz_convert(timezone).dt.tz_localize(None)
+    text = wall.dt.strftime(f"'{_KEY_TIME}'").to_numpy(str)
+    n = len(wall)
+    strict = wall.dt.tz_localize(timezone, ambiguous="NaT", nonexistent="NaT")
+    summer = wall.dt.tz_localize(timezone, ambiguous=np.ones(n, bool), nonexistent="NaT")
+    repeated = (strict.isna() & summer.notna()).to_numpy()
+    second = repeated & (summer != ends).to_numpy()
+    suffix = np.where(repeated, np.where(second, ", occurrence=2]", ", occurrence=1]"), "]")
+    return np.char.add(text, suffix)
 
 
 @reuse_freed_memory()  # hundreds of large temporary arrays: no page fault storm
@@ -737,30 +855,35 @@ def etl_sql(
     meter_batch: int = 100,
     table: str = HISTORIAN_TABLE,
     use_adbc: bool = True,
+    historian_timezone: str = "UTC",
 ) -> EtlResult:
     """ETL of the SQL historian at ``url`` for intervals starting in [start, end) (UTC; None =
     unbounded): stream, translate, clean per batch of meters, merge.
 
     SQLite and PostgreSQL are read through ADBC (Arrow) unless ``use_adbc`` is False or ADBC
     cannot serve them; every other URL through SQLAlchemy (same rows, same result).
-    Raises SourceError for an unreachable database, a missing table/column or an empty
-    selection.
+    ``historian_timezone``: the zone of the historian's naive timestamps (see
+    :func:`check_historian_timezone`; a local zone is converted to UTC with
+    ``etl.localtime.localise``, the bounds are compared with the stored wall-clock times).
+    Raises SourceError for an unreachable database, a missing table/column, an empty
+    selection, or timestamps that contradict ``historian_timezone``.
     """
     t0 = time.perf_counter()
     selection = {
-        "start": start,
-        "end": end,
+        "start": _stored_time(start, historian_timezone),
+        "end": _stored_time(end, historian_timezone),
         "chunk_size": chunk_size,
         "table": table,
         "raw_interval_min": config.raw_interval_min,
     }
-    tr, arrow = _translate_historian(url, selection, use_adbc=use_adbc)
+    tr, arrow = _translate_historian(url, selection, use_adbc=use_adbc, zone=historian_timezone)
     if tr.rows == 0:
         raise SourceError(
             f"historian table {table!r} has no rows for intervals in [{start}, {end}) "
             f"[{redact_url(url)}]",
             source=SOURCE_SQL,
         )
+    check_historian_timezone(tr, config.timezone)
     t1 = time.perf_counter()
     result = _clean_in_batches(tr, meters, config, table=table, meter_batch=meter_batch)
     result.metrics.update(
@@ -773,14 +896,52 @@ def etl_sql(
     return result
 
 
+def _stored_time(value: TimeLike, zone: str) -> pd.Timestamp | None:
+    """A UTC bound as the historian stores times: naive wall-clock time in ``zone`` (a bound in
+    the repeated autumn hour selects both occurrences of the wall-clock times after it)."""
+    ts = utc_naive(value)
+    if ts is None or zone == "UTC":
+        return ts
+    return ts.tz_localize("UTC").tz_convert(zone).tz_localize(None)
+
+
+def check_historian_timezone(tr: HistorianTranslator, local_zone: str) -> None:
+    """SourceError (one line) when the stored stamps contradict the historian's declared zone:
+    declared UTC but most tags repeat the autumn hour and skip the spring hour of ``local_zone``
+    on its change days (naive local time), or declared local but most tags have rows at the
+    wall-clock times that zone skips or single rows in the hour it repeats (UTC). A change day
+    counts only where the days around it do not look the same (``etl.localtime``)."""
+    declared_utc = tr.timezone == "UTC"
+    zone = local_zone if declared_utc else tr.timezone
+    span = tr.stamp_range()
+    trans = transitions(zone, *span) if span is not None and zone != "UTC" else []
+    if not trans:
+        return
+    evidence = dst_evidence(*tr.stamps_in(windows(trans)), trans)
+    if declared_utc and (changes := naive_local_changes(evidence)):
+        raise SourceError(
+            f"the historian timestamps look like naive local time in {zone}, not UTC: the DST "
+            f"hour is {describe_changes(changes, local=True, unit='tags')}; declare it with "
+            f"historian_timezone={zone} (etl_sql and main entry points)",
+            source=SOURCE_SQL,
+        )
+    if not declared_utc and (changes := utc_changes(evidence)):
+        raise SourceError(
+            f"historian_timezone={zone} but the historian timestamps do not look like local "
+            f"time there: the DST hour is {describe_changes(changes, local=False, unit='tags')}; "
+            "are they UTC (historian_timezone=UTC)?",
+            source=SOURCE_SQL,
+        )
+
+
 def _translate_historian(
-    url: str | sa.URL, selection: dict[str, Any], *, use_adbc: bool
+    url: str | sa.URL, selection: dict[str, Any], *, use_adbc: bool, zone: str = "UTC"
 ) -> tuple[HistorianTranslator, bool]:
     """The ``selection`` (keyword arguments of the two reads) translated, and whether through
     ADBC: SQLite and PostgreSQL through ADBC unless ``use_adbc`` is False; a failed ADBC read
     starts over through SQLAlchemy, as does every other URL."""
     new_translator = functools.partial(
-        HistorianTranslator, selection["raw_interval_min"], selection["table"]
+        HistorianTranslator, selection["raw_interval_min"], selection["table"], zone
     )
     tr = new_translator()
     arrow = use_adbc and adbc_target(url) is not None
@@ -809,7 +970,7 @@ def _clean_in_batches(
     meter_batch: int,
 ) -> EtlResult:
     """The translated rows cleaned per batch of ``meter_batch`` meters, results merged."""
-    locate = historian_locator(table, config.raw_interval_min)
+    locate = historian_locator(table, config.raw_interval_min, tr.timezone)
     results = [
         clean_readings(
             r,

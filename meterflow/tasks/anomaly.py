@@ -17,6 +17,7 @@ from meterflow.anomaly.summary import describe, headline
 from meterflow.config import AnomalyOptions, Environment, column_names, lstm_units
 from meterflow.domain import LOCAL_TIMEZONE
 from meterflow.schemas import Table
+from meterflow.sources import diskspace
 from meterflow.sources.alerts import write_alerts_mongo, write_alerts_sql
 from meterflow.sources.labels import label_coverage, read_labels
 from meterflow.sources.sql import redact_url
@@ -52,6 +53,8 @@ def run_anomaly(opts: AnomalyOptions, env: Environment) -> str:
     tracking.configure(env)
     with tracking.step_run("anomaly", opts) as run:
         series, resolution, _, meters = input_series(opts, run)
+        needed = diskspace.model_step_bytes(series, models=1)
+        diskspace.require_output_space(needed, tracking.tracking_uri(), "the anomaly outputs")
         settings = anomaly_settings(opts)
         labels, warnings = _labels(opts, series, settings.timezone)
         result = detect_anomalies(series, resolution, labels, settings, meters)

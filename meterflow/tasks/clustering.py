@@ -32,6 +32,7 @@ from meterflow.clustering.registry import AUTO_MODEL, DTW_FAMILY
 from meterflow.config import ClusteringOptions, Environment
 from meterflow.errors import ConfigError
 from meterflow.schemas import Table, slot_columns
+from meterflow.sources import diskspace
 from meterflow.tasks.clustering_input import (
     ClusteringInput,
     Matrices,
@@ -135,6 +136,8 @@ def run_clustering(opts: ClusteringOptions, env: Environment) -> str:
     tracking.configure(env)
     with tracking.step_run("clustering", opts) as run:
         data = input_from_file(opts) if opts.in_profiles else input_from_run(opts, run)
+        needed = diskspace.model_step_bytes(data.profiles, models=1)
+        diskspace.require_output_space(needed, tracking.tracking_uri(), "the clustering outputs")
         slots = [c for c in data.profiles.columns if c.startswith("slot_")]
         X = np.ascontiguousarray(data.profiles[slots].to_numpy(dtype=np.float64))
         fit_rows = rows_to_fit(data.profiles, data.dtw_rows, opts)

@@ -29,7 +29,7 @@ from meterflow.etl.predictor import ReadingsCleaner
 from meterflow.etl.quality import quality_with_every_meter
 from meterflow.etl.quarantine import reasons_table
 from meterflow.schemas import Table
-from meterflow.sources import formats
+from meterflow.sources import diskspace, formats
 from meterflow.sources.meters import read_meters
 from meterflow.sources.mongo import etl_newmongo
 from meterflow.sources.oldexports import etl_oldexports
@@ -66,8 +66,11 @@ def log_result(
             f"kept={m['readings_kept']:.0f} quarantined={m['readings_quarantined']:.0f}"
         )
     result.quality = quality_with_every_meter(result.quality, meters)
-    for name in RESULT_TABLES:
-        run.log_table(getattr(result, name), name)
+    tables = [getattr(result, name) for name in RESULT_TABLES]
+    needed = diskspace.table_bytes(*tables, meters) + diskspace.MODEL_BYTES
+    diskspace.require_output_space(needed, tracking.tracking_uri(), f"the {source} ETL outputs")
+    for name, table in zip(RESULT_TABLES, tables, strict=True):
+        run.log_table(table, name)
     if result.files is not None:
         run.log_table(result.files, Table.FILES)
     run.log_table(reasons_table(), Table.REASONS)
@@ -94,6 +97,7 @@ def run_etl_sql(opts: EtlSqlOptions, env: Environment) -> str:
             end=parse_utc(opts.end) if opts.end else None,
             chunk_size=opts.chunk_size,
             table=opts.table,
+            historian_timezone=opts.historian_timezone,
         )
         log_result(run, result, meters, config, domain.SOURCE_SQL)
         return run.run_id

@@ -27,6 +27,7 @@ from meterflow.forecasting.scope import scoped_series
 from meterflow.forecasting.series import build_panel, profiles_to_series, split_dates
 from meterflow.forecasting.settings import ForecastSettings
 from meterflow.schemas import Table, profile_slot_columns
+from meterflow.sources import diskspace
 from meterflow.sources.seriesfile import read_series_file
 
 log = logging.getLogger(__name__)
@@ -91,6 +92,8 @@ def run_forecasting(opts: ForecastingOptions, env: Environment) -> str:
     tracking.configure(env)
     with tracking.step_run("forecasting", opts) as run:
         series, resolution, exog, meters = input_series(opts, run, inputs=True)
+        needed = diskspace.model_step_bytes(series, models=2)  # the model and the candidates
+        diskspace.require_output_space(needed, tracking.tracking_uri(), "the forecasting outputs")
         series, counts = scoped_series(series, opts.scope, _scope_assignments(opts, run))
         exog = exog if opts.scope == "meter" else ()
         settings = forecast_settings(opts, resolution, exog)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import tempfile
 from pathlib import Path
 
 import pandas as pd
@@ -18,6 +19,7 @@ from meterflow.profiles.predictor import ProfileNormalizer
 from meterflow.profiles.resample import resample_profiles
 from meterflow.profiles.select import recent_days_mask
 from meterflow.schemas import PROFILE_KEYS, Table, profile_matrix, profile_slot_columns
+from meterflow.sources import diskspace
 from meterflow.sources.dtw_cache import DtwCache
 
 log = logging.getLogger(__name__)
@@ -59,10 +61,14 @@ def run_harmonization(opts: HarmonizationOptions, env: Environment) -> str:
         energy = energy.sort_values(["meter_id", "date"], ignore_index=True)
         normalized = normalize(energy, opts.normalization)
         meters = pd.concat([tracking.load_table(r, Table.METERS) for r in run_ids])
-        _log_tables(run, energy, normalized, merged.losers, meters.drop_duplicates("meter_id"))
+        meters = meters.drop_duplicates("meter_id")
+        subset = _dtw_subset(normalized, opts.dtw_max_profiles) if opts.compute_dtw else None
+        cache = DtwCache(Path(opts.dtw_cache_dir) if opts.dtw_cache_dir else env.dtw_cache_dir)
+        _require_space([energy, normalized, merged.losers, meters], subset, cache)
+        _log_tables(run, energy, normalized, merged.losers, meters)
         metrics = _profile_metrics(energy, merged, carried)
-        if opts.compute_dtw:
-            metrics.update(_update_dtw(run, normalized, opts, env))
+        if subset is not None:
+            metrics.update(_update_dtw(run, subset, cache, opts))
         run.log_metrics(metrics)
         run.log_model(ProfileNormalizer(opts.resolution, opts.normalization))
         return run.run_id
@@ -107,15 +113,32 @@ def _carry_over(
     return pd.concat([new, old], ignore_index=True), len(old)
 
 
-def _update_dtw(
-    run: tracking.StepRun, profiles: pd.DataFrame, opts: HarmonizationOptions, env: Environment
-) -> dict[str, float]:
+def _dtw_subset(profiles: pd.DataFrame, max_profiles: int) -> pd.DataFrame:
+    """The complete profiles of the most recent whole days, at most ``max_profiles``: the rows
+    of the DTW matrix."""
     complete = ~profiles[profile_slot_columns(profiles)].isna().any(axis=1)
-    mask = recent_days_mask(profiles["date"].where(complete), opts.dtw_max_profiles)
-    subset = profiles.loc[mask & complete.to_numpy()]
-    cache_dir = Path(opts.dtw_cache_dir) if opts.dtw_cache_dir else env.dtw_cache_dir
+    mask = recent_days_mask(profiles["date"].where(complete), max_profiles)
+    return profiles.loc[mask & complete.to_numpy()]
+
+
+def _require_space(
+    tables: list[pd.DataFrame], subset: pd.DataFrame | None, cache: DtwCache
+) -> None:
+    """Refuse the step (``DiskFullError``) before it writes or computes anything when its tables
+    (in the temporary folder, then the local tracking store) and the whole DTW matrix of
+    ``subset`` (a sliding window rewrites it beside the old one) do not fit their disks."""
+    tables_bytes = diskspace.table_bytes(*tables)
+    needs = [(tempfile.gettempdir(), tables_bytes), (tracking.tracking_uri(), tables_bytes)]
+    if subset is not None:
+        needs.append((cache.directory, cache.matrix_bytes(len(subset))))
+    diskspace.require_space(needs, "the harmonization outputs")
+
+
+def _update_dtw(
+    run: tracking.StepRun, subset: pd.DataFrame, cache: DtwCache, opts: HarmonizationOptions
+) -> dict[str, float]:
     with dask_rows(opts.dask_scheduler) as rows:
-        matrix = DtwCache(cache_dir).update(
+        matrix = cache.update(
             profile_matrix(subset),
             window=opts.dtw_window,
             normalization=opts.normalization,

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
@@ -35,6 +36,7 @@ from meterflow.redact import uri_host
 from meterflow.schemas import Table
 from meterflow.sources.meters import read_meters
 from meterflow.sources.mongo import lookback_since, read_mongo_documents, read_mongo_previous
+from meterflow.sources.mongo_changes import StoreMarks, store_marks, stored_since
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +44,8 @@ TAG_WATERMARK = "meterflow.watermark"
 TAG_TARGET = "meterflow.mongo_target"
 TAG_SINCE = "meterflow.since"
 TAG_LOOKBACK = "meterflow.lookback_since"
+TAG_STORE_COUNT = "meterflow.store_count"  # the collection's marks before the read
+TAG_NEWEST_ID = "meterflow.store_newest_id"
 
 
 def _target(uri: str, database: str, collection: str) -> str:
@@ -142,44 +146,157 @@ def _iso(ts: pd.Timestamp | None) -> str:
     return "" if ts is None else pd.Timestamp(ts).isoformat()
 
 
+def _read_and_split(
+    uri: str,
+    database: str,
+    opts: LoadNewMongoOptions,
+    target: str,
+    bounds: tuple[pd.Timestamp | None, pd.Timestamp | None],
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, int]:
+    """``(read, documents, reread, late)``: the documents after ``read_since``, split as
+    :func:`split_late` does."""
+    since, read_since = bounds
+    until = parse_utc(opts.until) if opts.until else None
+    read = read_mongo_documents(
+        uri, database, opts.collection, since=read_since, until=until, batch_size=opts.batch_size
+    )
+    any_old = since is not None and bool((read["ts"] <= since).any())
+    known = loaded_ids(target, read_since) if any_old else set()
+    return read, *split_late(read, since, known)
+
+
+def _previous_marks(target: str) -> StoreMarks | None:
+    """The store marks the newest finished load of ``target`` recorded, if it did."""
+    for run in _loads(target)[:1]:
+        tags = run.data.tags
+        if tags.get(TAG_STORE_COUNT, "").isdigit():
+            return StoreMarks(int(tags[TAG_STORE_COUNT]), tags.get(TAG_NEWEST_ID, ""))
+    return None
+
+
+def _late_before_window(
+    uri: str,
+    database: str,
+    opts: LoadNewMongoOptions,
+    marks: tuple[StoreMarks, StoreMarks | None],
+    stored_new: int,
+    read_since: pd.Timestamp,
+) -> tuple[pd.DataFrame, int]:
+    """``(late, unlocated)``: the documents stored since the last load whose read time is before
+    the window read (``meter_id``, ``ts``), and how many such documents could not be located
+    (``_id`` not an ObjectId). ``stored_new``: the window's documents no load loaded."""
+    now, previous = marks
+    empty = pd.DataFrame({"meter_id": [], "ts": pd.to_datetime([])})
+    if previous is None or opts.until:
+        return empty, 0
+    unexplained = now.count - previous.count - stored_new
+    if unexplained <= 0:
+        if unexplained < 0:
+            log.info("load_newmongo: %d document(s) fewer than expected (deleted)", -unexplained)
+        return empty, 0
+    if not previous.ordered:
+        log.warning(
+            "load_newmongo: %d document(s) stored since the last load are older than the window "
+            "read (after %s) and cannot be located (_id is not an ObjectId); load them with "
+            "since=<an earlier time>",
+            unexplained,
+            read_since,
+        )
+        return empty, unexplained
+    late = stored_since(
+        uri, database, opts.collection, after_id=previous.newest_id, until=read_since
+    )
+    return late, 0
+
+
+def _widen_for_late(late: pd.DataFrame, read_since: pd.Timestamp, timezone: str) -> pd.Timestamp:
+    """The start of the oldest local day a late document falls in; warns naming the days."""
+    local = late["ts"].dt.tz_localize("UTC").dt.tz_convert(timezone)
+    days = sorted({(t - pd.Timedelta(microseconds=1)).date() for t in local})
+    log.warning(
+        "load_newmongo: %d late document(s) changed %d day(s) older than the look-back window "
+        "(%s%s); re-reading from %s instead of %s",
+        len(late),
+        len(days),
+        ", ".join(map(str, days[:5])),
+        ", ..." if len(days) > 5 else "",
+        days[0],
+        read_since,
+    )
+    oldest = late["ts"].min() - pd.Timedelta(microseconds=1)
+    return lookback_since(oldest, 0, timezone)
+
+
+@dataclass
+class _Read:
+    """What one load read: the documents after ``read_since``, split by :func:`split_late`, and
+    the late documents older than the look-back window it found."""
+
+    read: pd.DataFrame
+    documents: pd.DataFrame
+    reread: pd.DataFrame
+    late: int
+    read_since: pd.Timestamp | None
+    before_lookback: int = 0
+    unlocated: int = 0
+
+
+def _read_new_and_late(
+    uri: str,
+    database: str,
+    opts: LoadNewMongoOptions,
+    target: str,
+    bounds: tuple[pd.Timestamp | None, pd.Timestamp | None],
+    marks: StoreMarks,
+) -> _Read:
+    """Read after ``read_since``; when documents were stored since the last load (``marks``:
+    the collection's now) that are older than that, read again from the start of the oldest
+    day they changed."""
+    since, read_since = bounds
+    done = _Read(*_read_and_split(uri, database, opts, target, (since, read_since)), read_since)
+    if since is None or read_since is None:
+        return done
+    found, unlocated = _late_before_window(
+        uri, database, opts, (marks, _previous_marks(target)), len(done.documents), read_since
+    )
+    done.unlocated = unlocated
+    if len(found):
+        wider = _widen_for_late(found, read_since, opts.timezone)
+        done = _Read(*_read_and_split(uri, database, opts, target, (since, wider)), wider)
+        done.before_lookback = len(found)
+    return done
+
+
 def run_load_newmongo(opts: LoadNewMongoOptions, env: Environment) -> str:
     """Load the new and late documents with their context (see module docstring); the run id."""
     tracking.configure(env)
-    uri = env.require_mongodb_uri()
-    target = _target(uri, env.mongo_database, opts.collection)
+    uri, database = env.require_mongodb_uri(), env.mongo_database
+    target = _target(uri, database, opts.collection)
     with tracking.step_run("load_newmongo", opts) as run:
+        marks = store_marks(uri, database, opts.collection)
         since, read_since = _bounds(opts, target)
-        until = parse_utc(opts.until) if opts.until else None
         meters = read_meters(env.sql_url)
-        read = read_mongo_documents(
-            uri,
-            env.mongo_database,
-            opts.collection,
-            since=read_since,
-            until=until,
-            batch_size=opts.batch_size,
-        )
-        any_old = since is not None and bool((read["ts"] <= since).any())
-        known = loaded_ids(target, read_since) if any_old else set()
-        documents, old, late = split_late(read, since, known)
-        context = _context(uri, env.mongo_database, opts, (since, read_since), old)
-        watermark = _watermark(read, since)
+        got = _read_new_and_late(uri, database, opts, target, (since, read_since), marks)
+        context = _context(uri, database, opts, (since, got.read_since), got.reread)
+        watermark = _watermark(got.read, since)
         run.set_tags(
             {
                 TAG_TARGET: target,
                 "meterflow.mongo_host": uri_host(uri),
                 TAG_SINCE: _iso(since),
-                TAG_LOOKBACK: _iso(read_since) if read_since != since else "",
+                TAG_LOOKBACK: _iso(got.read_since) if got.read_since != since else "",
                 TAG_WATERMARK: _iso(watermark),
+                TAG_STORE_COUNT: marks.count,
+                TAG_NEWEST_ID: marks.newest_id,
             }
         )
-        run.log_table(documents, Table.DOCUMENTS)
+        run.log_table(got.documents, Table.DOCUMENTS)
         run.log_table(context, Table.CONTEXT)
         run.log_table(meters, Table.METERS)
-        run.log_metrics(_metrics(documents, context, lookback=len(old) + late, late=late))
+        run.log_metrics(_metrics(got, context))
         config = CleaningConfig(timezone=opts.timezone)
         run.log_model(DocumentsTranslator(meters, config))
-        _log_summary(len(documents) - late, late, (since, read_since), watermark)
+        _log_summary(len(got.documents) - got.late, got.late, (since, got.read_since), watermark)
         return run.run_id
 
 
@@ -201,13 +318,14 @@ def _log_summary(
     log.info("load_newmongo: watermark now %s", watermark)
 
 
-def _metrics(
-    documents: pd.DataFrame, context: pd.DataFrame, *, lookback: int, late: int
-) -> dict[str, float]:
+def _metrics(got: _Read, context: pd.DataFrame) -> dict[str, float]:
+    documents = got.documents
     return {
         "documents": len(documents),
-        "late_documents": late,
-        "lookback_documents": lookback,
+        "late_documents": got.late,
+        "lookback_documents": len(got.reread) + got.late,
+        "late_before_lookback_documents": got.before_lookback,
+        "late_unlocated_documents": got.unlocated,
         "context_documents": len(context),
         "meters_with_documents": documents["meter_id"].nunique(),
         "documents_with_issue": int((documents["issue"] != "").sum()),

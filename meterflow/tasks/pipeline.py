@@ -33,7 +33,12 @@ from meterflow.config import (
 )
 from meterflow.errors import ConfigError
 from meterflow.orchestration import StepRunner
+from meterflow.preflight import check_sqlite_store, sqlite_path
+from meterflow.promotion import STEPS
+from meterflow.reconcile import end_abandoned_runs
+from meterflow.redact import redact_uri
 from meterflow.runlock import RunLock
+from meterflow.runstate import missing_from_store, read_state, refusal, write_state
 from meterflow.sources import fingerprint, formats
 from meterflow.sources.mongo_server import LocalMongoServer
 from meterflow.tasks.promote import promote_models
@@ -66,8 +71,7 @@ def run_pipeline(opts: PipelineOptions, env: Environment) -> str:
     entry_point = "retrain" if isinstance(opts, RetrainOptions) else "main"
     env.data_dir.mkdir(parents=True, exist_ok=True)
     with RunLock(env.data_dir / LOCK_FILE, what=entry_point) as lock:
-        if lock.previous:
-            _clean_up_after(lock.previous)
+        check_state(env, start_over=opts.start_over)
         started = time.monotonic()
         with mongo_uri_for_run(env) as mongo_uri:
             env = env.with_mongodb_uri(mongo_uri)
@@ -76,6 +80,7 @@ def run_pipeline(opts: PipelineOptions, env: Environment) -> str:
             with tracking.step_run(entry_point, opts) as run:
                 lock.update(mlflow_run_id=run.run_id)
                 run.set_tags({"mlflow.runName": f"{entry_point} {date.today():%Y-%m-%d}"})
+                end_abandoned_runs(run.experiment_id, run.run_id)
                 runner = StepRunner(
                     project_dir,
                     opts.reuse,
@@ -87,17 +92,41 @@ def run_pipeline(opts: PipelineOptions, env: Environment) -> str:
                 if opts.promote:
                     promote_models(steps, opts.promotion_margin, run)
                 _log_summary(run, steps, time.monotonic() - started)
+                _record_state(env, run.run_id, entry_point)
                 return run.run_id
 
 
-def _clean_up_after(previous: dict) -> None:
-    """End the runs a pipeline that died left RUNNING (its own and its children's) as KILLED."""
-    run_id = previous.get("info", {}).get("mlflow_run_id")
-    if run_id:
-        ended = tracking.mark_killed(run_id, reason=f"its process {previous.get('pid')} died")
-        log.warning(
-            "previous run %s ended without finishing: %d run(s) marked KILLED", run_id, ended
-        )
+def check_state(env: Environment, *, start_over: bool) -> None:
+    """Refuse a damaged SQLite tracking store, and a store that lost what the data folder's
+    state record knows (see ``meterflow.runstate``) unless ``start_over`` says to start over
+    knowingly."""
+    path = sqlite_path(tracking.tracking_uri())
+    if path is not None:
+        check_sqlite_store(path)
+    record = read_state(env.data_dir) if not start_over else None
+    if record is None:
+        if start_over:
+            log.warning("start_over: the tracking store is not checked against the state record")
+        return
+    missing = missing_from_store(
+        record,
+        run_exists=tracking.run_exists,
+        champion_version=lambda step: tracking.alias_version(step, tracking.CHAMPION),
+    )
+    if missing:
+        uri = redact_uri(tracking.tracking_uri())
+        raise ConfigError(refusal(env.data_dir, uri, missing, record))
+
+
+def _record_state(env: Environment, run_id: str, entry_point: str) -> None:
+    champions = {s: tracking.alias_version(s, tracking.CHAMPION) for s in STEPS}
+    write_state(
+        env.data_dir,
+        run_id=run_id,
+        entry_point=entry_point,
+        experiment=env.experiment,
+        champions={s: str(v) for s, v in champions.items() if v is not None},
+    )
 
 
 def _ensure_demo(opts: PipelineOptions, env: Environment) -> None:
@@ -184,7 +213,12 @@ def _run_etl(opts: PipelineOptions, env: Environment, runner: StepRunner) -> Ste
         "etl_newmongo", EtlNewMongoOptions(raw_run=steps["load_newmongo"][0], **cleaning)
     )
     sql = fingerprint.sql_fingerprint(env.sql_url)
-    steps["etl_sql"] = runner.run("etl_sql", EtlSqlOptions(source_fingerprint=sql, **cleaning))
+    steps["etl_sql"] = runner.run(
+        "etl_sql",
+        EtlSqlOptions(
+            source_fingerprint=sql, historian_timezone=opts.historian_timezone, **cleaning
+        ),
+    )
     exports = EtlOldMongoOptions(
         source_fingerprint=fingerprint.folder_fingerprint(env.exports_dir),
         reference_run=steps["etl_sql"][0],

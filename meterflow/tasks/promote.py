@@ -26,6 +26,33 @@ log = logging.getLogger(__name__)
 TRUTH_COLUMNS = ("actual", "label")  # in the holdout tables, never model inputs
 BEATS_BASELINES = "beats_baselines"  # version tag: the model beat every baseline on test
 BEATS_BASELINES_RUN_TAG = "forecasting.beats_baselines"
+BECAME_CHAMPION = "became_champion"  # version tag: it won its promotion
+UNLOADABLE = "unloadable"  # version tag: why its model no longer loads
+
+
+def repair_champion(step: str) -> str | None:
+    """When the champion's model no longer loads (its files were deleted), move the alias to
+    the best version that loads — the newest one that won its promotion, else the newest one —
+    or remove it if none loads; what was done (one line), or None when nothing was wrong."""
+    champion = tracking.alias_version(step, tracking.CHAMPION)
+    if champion is None or tracking.version_loads(step, champion):
+        return None
+    tracking.set_version_tag(step, champion, UNLOADABLE, "model files missing")
+    loadable = [
+        v
+        for v in tracking.recent_versions(step)
+        if v.version != champion and tracking.version_loads(step, v.version)
+    ]
+    winners = [v for v in loadable if v.tags.get(BECAME_CHAMPION) == "true"]
+    best = (winners or loadable or [None])[0]
+    if best is None:
+        tracking.delete_alias(step, tracking.CHAMPION)
+        what = f"champion version {champion} no longer loads and no version does: alias removed"
+    else:
+        tracking.set_alias(step, tracking.CHAMPION, best.version)
+        what = f"champion version {champion} no longer loads: version {best.version} is champion"
+    log.warning("%s: %s", step, what)
+    return what
 
 
 def promote_models(
@@ -36,6 +63,9 @@ def promote_models(
     rows = []
     for step in STEPS:
         run_id, reused = steps[step]
+        replaced = repair_champion(step)
+        if replaced:
+            run.set_tags({f"meterflow.champion_repair.{step}": replaced})
         if reused:
             log.info("%s: run %s reused, nothing to register", step, run_id)
             continue
@@ -64,7 +94,11 @@ def promote_step(step: str, run_id: str, margin: float) -> Decision:
                 stability = agreement(np.asarray(new_output), np.asarray(champion_output))
     beats = (_beats_baselines(run_id), _champion_beats_baselines(step, champion))
     decision = decide(step, score, champion_score, margin, beats)
-    tags = {**_version_tags(run_id, holdout, decision), BEATS_BASELINES: str(beats[0]).lower()}
+    tags = {
+        **_version_tags(run_id, holdout, decision),
+        BEATS_BASELINES: str(beats[0]).lower(),
+        BECAME_CHAMPION: str(decision.promote).lower(),
+    }
     version = tracking.register_version(step, run_id, tags, _version_description(holdout))
     alias = tracking.CHAMPION if decision.promote else tracking.CHALLENGER
     tracking.set_alias(step, alias, version)

@@ -11,7 +11,8 @@ from pathlib import Path
 import pymongo
 import pytest
 
-from meterflow.sources.mongo_server import LocalMongoServer, _alive
+from meterflow.processes import process_alive
+from meterflow.sources.mongo_server import LocalMongoServer
 from tests.conftest import REPO
 
 # Starts a server on the db (argv[1]), writes a document, says "ready" and waits to be killed.
@@ -51,14 +52,14 @@ def test_server_left_running_by_a_killed_run_is_stopped_before_the_next_start(tm
     db = tmp_path / "mongo" / "nx.db"
     orphan = _killed_run(db)
     try:
-        assert _alive(orphan), "the server child should outlive its killed parent"
+        assert process_alive(orphan), "the server child should outlive its killed parent"
         with LocalMongoServer(db) as uri:
-            assert not _alive(orphan)
+            assert not process_alive(orphan)
             assert _ping_and_count(uri) == 1  # same data, now served by the new server
             assert int(db.with_suffix(".pid").read_text()) != orphan
         assert not db.with_suffix(".pid").exists()
     finally:
-        if _alive(orphan):
+        if process_alive(orphan):
             os.kill(orphan, signal.SIGKILL)
 
 
@@ -74,4 +75,4 @@ def test_stale_pid_file_is_removed_and_its_process_left_alone(tmp_path: Path, st
     db.with_suffix(".pid").write_text(content)
     with LocalMongoServer(db) as uri:
         assert _ping_and_count(uri) == 0
-    assert _alive(os.getpid())
+    assert process_alive(os.getpid())

@@ -103,7 +103,7 @@ def runs(env) -> dict:
         HarmonizationOptions(etl_runs=out["etl2"], previous_run=out["harm1"], compute_dtw=False),
         env,
     )
-    _insert(env, group2)
+    _insert(env, [{k: v for k, v in d.items() if k != "_id"} for d in group2])  # fresh _ids
     out["load3"] = run_load_newmongo(LoadNewMongoOptions(lookback_days=0), env)
     out["load4"] = run_load_newmongo(LoadNewMongoOptions(), env)
     return out
@@ -142,12 +142,24 @@ def test_etl_rebuilds_the_late_meter_day_and_harmonization_replaces_it(runs):
     assert _metrics(runs["harm2"])["carried_over_meter_days"] > 0
 
 
-def test_without_lookback_late_documents_are_missed_until_a_lookback_load(runs):
-    group2 = _ids(runs["group2"])
-    m = _metrics(runs["load3"])  # lookback_days=0: only ts after the watermark is read
-    assert m["documents"] == m["late_documents"] == m["lookback_documents"] == 0
-    assert group2.isdisjoint(tracking.load_table(runs["load3"], "documents")["_id"])
-    assert mlflow.get_run(runs["load3"]).data.tags["meterflow.lookback_since"] == ""
-    m = _metrics(runs["load4"])  # the next load with the look-back finds them
-    assert m["late_documents"] == len(group2)
-    assert set(tracking.load_table(runs["load4"], "documents")["_id"]) == group2
+def _reads(docs: pd.DataFrame | list[dict]) -> set[tuple[str, pd.Timestamp]]:
+    frame = pd.DataFrame(docs)
+    ts = pd.to_datetime(frame["ts"], utc=True)
+    return set(zip(frame["meter_id"].astype(str), ts, strict=True))
+
+
+def test_late_documents_older_than_the_look_back_are_found_and_merged(runs):
+    """``lookback_days=0`` reads only after the watermark, but the collection's marks show that
+    documents were stored since the last load that the window does not hold: they are found
+    through the ``_id`` index and their day is re-read, counted and merged."""
+    group2 = runs["group2"]
+    m = _metrics(runs["load3"])
+    assert m["late_before_lookback_documents"] == m["late_documents"] == len(group2)
+    assert m["late_unlocated_documents"] == 0
+    documents = tracking.load_table(runs["load3"], "documents")
+    assert _reads(documents) == _reads(group2)
+    tags = mlflow.get_run(runs["load3"]).data.tags
+    day_start = pd.Timestamp(runs["day"]).tz_localize(TZ).tz_convert("UTC")
+    assert pd.Timestamp(tags["meterflow.lookback_since"]) == day_start
+    m = _metrics(runs["load4"])  # the next load: nothing late left
+    assert m["late_documents"] == m["late_before_lookback_documents"] == 0

@@ -42,6 +42,7 @@ from meterflow.tasks.etl import run_etl_newmongo, run_etl_oldmongo, run_etl_sql
 from meterflow.tasks.forecasting import run_forecasting
 from meterflow.tasks.harmonization import run_harmonization
 from meterflow.tasks.newmongo import run_load_newmongo
+from meterflow.tasks.promote import promote_step
 from tests.conftest import subprocess_env
 from tests.tasks.conftest import demo_environment
 
@@ -624,7 +625,6 @@ def test_the_champion_answers_raw_readings_over_rest(env, chain, tmp_path: Path)
     import urllib.request
 
     from meterflow.sources.mongo_server import free_port
-    from meterflow.tasks.promote import promote_step
 
     run_id = run_forecasting(ForecastingOptions(profiles_run=chain["harmonization"], epochs=1), env)
     tracking.configure(env)
@@ -715,3 +715,37 @@ def _wait_for(url: str, proc: subprocess.Popen, log: Path, seconds: float = 180)
         except OSError:
             clock.sleep(1)
     raise RuntimeError(f"model server did not answer within {seconds} s: {log.read_text()[-3000:]}")
+
+
+def test_a_champion_whose_files_are_gone_is_replaced_by_the_best_loadable_version(
+    env, clustered, tmp_path_factory
+):
+    """Deleted model files: the champion is reported and the alias moves to the newest version
+    that won its promotion and still loads; with none left, the alias is removed."""
+    import shutil
+
+    from meterflow.tasks.promote import repair_champion
+
+    tracking.configure(env)
+    first, second, third = list(clustered.values())[:3]
+    for run_id, margin in ((first, 0.0), (second, -10.0), (third, 10.0)):
+        promote_step("clustering", run_id, margin)
+    assert tracking.alias_version("clustering", tracking.CHAMPION) == "2"
+    assert repair_champion("clustering") is None  # nothing wrong, nothing done
+    artifacts = next(tmp_path_factory.getbasetemp().glob("mlflow*/artifacts"))
+
+    def delete_model_files(version: str) -> None:
+        uri = MlflowClient().get_model_version_download_uri(
+            tracking.registered_name("clustering"), version
+        )
+        shutil.rmtree(artifacts / uri.split(":/", 1)[1])
+
+    delete_model_files("2")
+    assert "version 1 is champion" in repair_champion("clustering")  # won, unlike version 3
+    assert tracking.alias_version("clustering", tracking.CHAMPION) == "1"
+    version = MlflowClient().get_model_version(tracking.registered_name("clustering"), "2")
+    assert version.tags["unloadable"] == "model files missing"
+    for v in ("1", "3"):
+        delete_model_files(v)
+    assert "alias removed" in repair_champion("clustering")
+    assert tracking.alias_version("clustering", tracking.CHAMPION) is None
