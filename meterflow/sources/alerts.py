@@ -42,7 +42,7 @@ from meterflow.anomaly.alerts import (
 from meterflow.errors import SourceError
 from meterflow.redact import redact_uri
 from meterflow.sources.mongo_client import SERVER_SELECTION_TIMEOUT_MS, mongo_client
-from meterflow.sources.sql import describe_db_error, engine_for
+from meterflow.sources.sql_engine import describe_db_error, engine_for
 
 ALERT_TABLE = "anomaly_alerts"
 SOURCE_ALERTS = "alerts"

@@ -8,10 +8,11 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
+from meterflow.domain import SOURCE_SQL
 from meterflow.errors import SourceError
 from meterflow.sources import formats
 from meterflow.sources.mongo_changes import store_marks
-from meterflow.sources.sql import redact_url
+from meterflow.sources.sql_engine import describe_db_error, engine_for
 
 
 def _digest(*parts: object) -> str:
@@ -39,15 +40,16 @@ def _sql_marks(conn: sa.Connection, table: str) -> tuple:
 
 def sql_fingerprint(url: str, table: str = formats.HISTORIAN_TABLE) -> str:
     """Marks of the historian table that change with its content (see :func:`_sql_marks`)."""
+    engine = engine_for(url, source=SOURCE_SQL)
     try:
-        engine = sa.create_engine(url)
         with engine.connect() as conn:
             marks = _sql_marks(conn, table)
-        engine.dispose()
     except sa.exc.SQLAlchemyError as e:
         raise SourceError(
-            f"cannot read table {table!r} at {redact_url(url)}: {type(e).__name__}", source="sql"
+            f"cannot read table {table!r}: {describe_db_error(e, url)}", source=SOURCE_SQL
         ) from None
+    finally:
+        engine.dispose()
     return _digest(*marks)
 
 

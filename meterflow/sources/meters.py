@@ -21,7 +21,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from meterflow.errors import SourceError
 from meterflow.schemas import METERS, MeterType
 from meterflow.sources.formats import METERS_TABLE
-from meterflow.sources.sql import describe_db_error, engine_for
+from meterflow.sources.sql_engine import describe_db_error, engine_for
 
 SOURCE = "meters"
 MAX_LISTED = 5  # bad rows named in the message; the others are counted

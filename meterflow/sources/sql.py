@@ -35,7 +35,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import sqlalchemy as sa
-from sqlalchemy.exc import ArgumentError, NoSuchModuleError, SQLAlchemyError
+from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
 from meterflow.domain import RAW_INTERVAL_MIN, SOURCE_SQL
 from meterflow.errors import SourceError
@@ -63,7 +63,6 @@ from meterflow.etl.memory import reuse_freed_memory
 from meterflow.etl.quarantine import concat_quarantine, quarantine_frame
 from meterflow.etl.readings import EXPORT, IMPORT, Locator
 from meterflow.etl.result import merge_results
-from meterflow.redact import ESCAPE_HINT, ambiguous_credentials, redact_uri, scrub
 from meterflow.schemas import Action
 from meterflow.sources.formats import (
     HISTORIAN_TABLE,
@@ -72,6 +71,7 @@ from meterflow.sources.formats import (
     TAG_EXPORT,
     TAG_IMPORT,
 )
+from meterflow.sources.sql_engine import describe_db_error, driver_text, engine_for, redact_url
 from meterflow.sources.times import TimeLike, utc_naive
 
 log = logging.getLogger(__name__)
@@ -81,56 +81,6 @@ _NULL_TS = np.iinfo(np.int64).min  # end stamp of a row whose timestamp is NULL
 _BAD_TS = _NULL_TS + 1  # ... whose timestamp cannot be parsed
 _KEY_TIME = "%Y-%m-%d %H:%M:%S"  # timestamps in quarantine locations (interval end as stored)
 _OFFSET = r"\d\d:\d\d(?::\d\d(?:\.\d*)?)?\s*(?:[zZ]|[+-]\d\d(?::?\d\d)?)$"  # time + offset
-
-
-def redact_url(url: str | sa.URL) -> str:
-    """The URL with its credentials hidden (safe for logs and messages), cut at its last ``@``
-    (``meterflow.redact``), so a password with an unescaped ``@`` or ``/`` is not half shown as
-    a URL parser would (a URL object is rendered first: its host may hold such a piece)."""
-    return redact_uri(_url_text(url))
-
-
-def _url_text(url: str | sa.URL) -> str:
-    """``url`` as text WITH its password: for searching messages only, never shown."""
-    return url.render_as_string(hide_password=False) if isinstance(url, sa.URL) else url
-
-
-def engine_for(url: str | sa.URL, *, source: str) -> sa.Engine:
-    """An engine for ``url``; SourceError (credentials hidden) when the URL is not valid, is
-    ambiguous (an unescaped ``@`` in its credentials) or names a driver that is not installed."""
-    if ambiguous_credentials(_url_text(url)):
-        raise SourceError(
-            f"the database URL {redact_url(url)} is ambiguous: its user name or password holds "
-            f"an unescaped '@'; {ESCAPE_HINT}",
-            source=source,
-        )
-    try:
-        return sa.create_engine(url)
-    except ImportError as exc:  # the driver module the URL names
-        raise SourceError(
-            f"cannot use the database URL {redact_url(url)}: its driver module {exc.name!r} "
-            "is not installed",
-            source=source,
-        ) from None
-    except (ArgumentError, NoSuchModuleError, ValueError) as exc:
-        raise SourceError(
-            f"invalid database URL {redact_url(url)}: {type(exc).__name__}", source=source
-        ) from None
-
-
-def driver_text(exc: BaseException, url: str | sa.URL) -> str:
-    """The first line of a driver's error with every piece of the URL's password hidden
-    (``meterflow.redact.scrub``: also where the driver names a host or user it cut out of the
-    password), or only the error's type where the password cannot be searched for."""
-    lines = str(getattr(exc, "orig", None) or exc).strip().splitlines()
-    shown = scrub(lines[0], _url_text(url)) if lines else None
-    return shown[:300] if shown else type(exc).__name__
-
-
-def describe_db_error(exc: BaseException, url: str | sa.URL) -> str:
-    """One line about a database error without any piece of the password (see
-    :func:`driver_text`) and the URL redacted."""
-    return f"{driver_text(exc, url)} [{redact_url(url)}]"
 
 
 def historian_query(

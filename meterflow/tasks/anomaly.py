@@ -20,7 +20,7 @@ from meterflow.schemas import Table
 from meterflow.sources import diskspace
 from meterflow.sources.alerts import write_alerts_mongo, write_alerts_sql
 from meterflow.sources.labels import label_coverage, read_labels
-from meterflow.sources.sql import redact_url
+from meterflow.sources.sql_engine import redact_url
 from meterflow.tasks.forecasting import input_series, log_history
 
 log = logging.getLogger(__name__)

@@ -19,7 +19,8 @@ from meterflow.etl import CleaningConfig
 from meterflow.redact import ambiguous_credentials, password_pieces, scrub
 from meterflow.sources.meters import read_meters
 from meterflow.sources.mongo_server import free_port
-from meterflow.sources.sql import describe_db_error, etl_sql, redact_url
+from meterflow.sources.sql import etl_sql
+from meterflow.sources.sql_engine import describe_db_error, redact_url
 from tests.conftest import REPO, subprocess_env
 
 # distinctive pieces, so that no word of a message can contain one by chance
