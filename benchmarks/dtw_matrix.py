@@ -18,6 +18,20 @@ Cases
                      (append in place, block checksums, verification), ref = the same call on an
                      empty cache (full build); ``vs_ideal`` = ratio of the two / (new pairs / all
                      pairs), 1.0 being the ideal.
+    ``slide``        the nightly slide of the DTW sample: ``n`` = meters x 14 days cached, then the
+                     oldest day's rows out and a new day's in; L = 24 with the profiles day by
+                     day (``layout=day_major``, as the harmonization step orders them) and meter
+                     by meter (``meter_major``: a day's slots spread over the whole file), and
+                     L = 96 day by day. ours = ``DtwCache.update``
+                     (freed slots recycled in place, verification included), ``ideal`` = computing
+                     just the new pairs (``dtw_rows`` of the new rows against the kept ones),
+                     ref = the same update as the rewrite the cache did before (compaction, new
+                     rows, full hashing; forced with ``RECYCLE_MAX_SHARE = 0``). Prints
+                     ``vs_ideal`` (ours / ideal), ``rewrite_vs_ideal`` (ref / ideal),
+                     ``verify_cpu_s`` (hashing the file once: the update verifies it before
+                     reuse and rehashes its rewritten blocks), ``vs_ideal_unverified`` (ours
+                     less one verification / ideal) and, as ``incremental`` does,
+                     ``vs_build_share`` (ours / (full build x new pairs / all pairs)).
     ``dask``         ours = ``dtw_condensed_dask`` on a 2-process LocalCluster (start and stop
                      included), ref = single-process ``dtw_condensed``; ratio < 1 is the overhead.
     ``dask_running_cluster``  the same on an already running cluster given by address.
@@ -52,7 +66,9 @@ from meterflow.profiles.dtw import (
     dtw_rows,
     n_pairs,
 )
-from meterflow.sources.dtw_cache import DtwCache
+from meterflow.sources import dtw_slots
+from meterflow.sources.dtw_cache import BLOCK_BYTES, DtwCache
+from meterflow.sources.dtw_manifest import block_digests
 
 WINDOWS = (2, 3, 10, 0)
 FLEET_N = 16_637
@@ -156,6 +172,79 @@ def case_incremental(n: int, length: int, window: int) -> None:
         )
 
 
+def slide_days(
+    n: int, length: int, days: int, layout: str
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Profiles of ``n // days`` meters on ``days + 1`` days: the sample before (days 0..D-1)
+    and after (days 1..D) a night in ``layout`` order (``day_major``: day by day, as the
+    harmonization step passes them; ``meter_major``: meter by meter), and the kept profiles
+    followed by the new ones (the rows the slide computes)."""
+    meters = n // days
+    x = profiles(meters * (days + 1), length, seed=13).reshape(days + 1, meters, length)
+    if layout == "meter_major":
+        x = x.transpose(1, 0, 2)
+    before = np.ascontiguousarray(x[:, :days] if layout == "meter_major" else x[:days])
+    after = np.ascontiguousarray(x[:, 1:] if layout == "meter_major" else x[1:])
+    new = (x[:, days] if layout == "meter_major" else x[days]).reshape(-1, length)
+    kept = (x[:, 1:days] if layout == "meter_major" else x[1:days]).reshape(-1, length)
+    return before.reshape(-1, length), after.reshape(-1, length), np.concatenate([kept, new])
+
+
+def cached(folder: Path, before: np.ndarray, window: int) -> tuple[DtwCache, float, Path]:
+    """A cache holding the matrix of ``before``, the CPU-seconds of that full build, its file."""
+    cache = DtwCache(folder)
+    cpu, _, mat = timed(
+        lambda: cache.update(before, window=window, normalization="none", progress=False)
+    )
+    return cache, cpu, mat.path
+
+
+def slide(cache: DtwCache, after: np.ndarray, window: int, *, rewrite: bool = False) -> tuple:
+    """CPU-seconds, wall seconds and matrix of the update to ``after`` (forced to rewrite the
+    file, as the cache did before slots were recycled, when ``rewrite``)."""
+    share = dtw_slots.RECYCLE_MAX_SHARE
+    dtw_slots.RECYCLE_MAX_SHARE = 0.0 if rewrite else share
+    try:
+        return timed(
+            lambda: cache.update(after, window=window, normalization="none", progress=False)
+        )
+    finally:
+        dtw_slots.RECYCLE_MAX_SHARE = share
+
+
+def case_slide(n: int, length: int, window: int, layout: str, days: int = 14) -> None:
+    """One nightly slide: recycled slots against the new pairs alone and against a rewrite."""
+    before, after, y = slide_days(n, length, days, layout)
+    meters = n // days
+    with tempfile.TemporaryDirectory(prefix="dtw-bench-") as tmp:
+        ours_cache, build_cpu, path = cached(Path(tmp) / "slide", before, window)
+        ours_cpu, ours_wall, slid = slide(ours_cache, after, window)
+        verify_cpu, _, _ = timed(lambda: block_digests(slid.path, slid.nbytes, BLOCK_BYTES))
+        ideal_cpu, _, _ = timed(lambda: dtw_rows(y, len(y) - meters, len(y), window))
+        ref_cache, _, _ = cached(Path(tmp) / "rewrite", before, window)
+        ref_cpu, ref_wall, rewritten = slide(ref_cache, after, window, rewrite=True)
+        same = np.array_equal(slid.square(), rewritten.square())
+        build_share = build_cpu * slid.pairs_computed / n_pairs(len(after))
+        print(
+            f"case=slide window={window} n={len(after)} l={length} ours_cpu_s={ours_cpu:.2f} "
+            f"ref_cpu_s={ref_cpu:.2f} ratio={ref_cpu / ours_cpu:.2f} layout={layout} "
+            f"ideal_cpu_s={ideal_cpu:.2f} vs_ideal={ours_cpu / ideal_cpu:.2f} "
+            f"rewrite_vs_ideal={ref_cpu / ideal_cpu:.2f} verify_cpu_s={verify_cpu:.2f} "
+            f"vs_ideal_unverified={(ours_cpu - verify_cpu) / ideal_cpu:.2f} "
+            f"vs_build_share={ours_cpu / build_share:.2f} "
+            f"rewrite_vs_build_share={ref_cpu / build_share:.2f} "
+            f"ours_wall_s={ours_wall:.2f} ref_wall_s={ref_wall:.2f} identical_to_rewrite={same}",
+            flush=True,
+        )
+        print(
+            f"# meters={meters} days={days} pairs_computed={slid.pairs_computed} "
+            f"rewrite_pairs_computed={rewritten.pairs_computed} pairs_reused={slid.pairs_reused} "
+            f"in_place={slid.path == path} build_cpu_s={build_cpu:.2f} "
+            f"file_mb={slid.nbytes / 1e6:.0f} {load()}",
+            flush=True,
+        )
+
+
 def case_dask(n: int, length: int, window: int, workers: int) -> None:
     """Dask LocalCluster (fresh, then running) against the single-process matrix."""
     x = profiles(n, length, seed=11)
@@ -197,12 +286,21 @@ def warm_up() -> None:
         for window in WINDOWS:
             dtw_condensed(x, window or None, progress=False)
             dtw_rows(x, 0, 70, window or None, parallel=False)  # Dask workers
+    with tempfile.TemporaryDirectory(prefix="dtw-bench-") as tmp:  # the cache's numba kernels
+        warm_cache_kernels(Path(tmp), profiles(70, 24, 0))
+
+
+def warm_cache_kernels(folder: Path, x: np.ndarray) -> None:
+    """A slide recycling slots, then one rewriting (compiles or loads their kernels)."""
+    cache, _, _ = cached(folder, x[:60], 3)
+    cache.update(x[5:65], window=3, normalization="none", progress=False)
+    cache.update(x[50:70], window=3, normalization="none", progress=False)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="small sizes (about a minute)")
-    parser.add_argument("--cases", default="matrix,fleet,incremental,dask")
+    parser.add_argument("--cases", default="matrix,fleet,incremental,slide,dask")
     parser.add_argument("--verbose", action="store_true", help="log progress")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING)
@@ -225,6 +323,9 @@ def main() -> None:
         case_matrix("fleet", int(FLEET_N * scale), 96, 2)
     if "incremental" in cases:
         case_incremental(max(1000, int(20_000 * scale)), 24, 3)
+    if "slide" in cases:
+        for length, layout in ((24, "day_major"), (24, "meter_major"), (96, "day_major")):
+            case_slide(max(1400, int(14_000 * scale)), length, 3, layout)
     if "dask" in cases:
         case_dask(max(1000, int(10_000 * scale)), 24, 3, workers=min(2, numba.get_num_threads()))
 

@@ -239,14 +239,17 @@ DtwWindow = Annotated[
 DaskScheduler = Annotated[
     str,
     AfterValidator(_check_dask_address),
-    Field("", description="Dask scheduler computing the DTW rows (tcp://host:8786; '' = local)"),
+    Field(
+        "",
+        description="Dask scheduler for per-meter work and DTW rows (tcp://host:8786; '' = here)",
+    ),
 ]
 DtwMaxProfiles = Annotated[
     int,
     Field(
         defaults.DTW_MAX_PROFILES,
         gt=1,
-        description="DTW matrix covers the most recent days holding at most this many profiles",
+        description="DTW matrix rows: a fixed sample of meters x recent days, at most this many",
     ),
 ]
 ClusterModel = Annotated[
@@ -593,6 +596,7 @@ class ForecastingOptions(Options):
     max_train_windows: ForecastMaxTrainWindows
     threads: Threads
     seed: Seed
+    dask_scheduler: DaskScheduler
 
     @model_validator(mode="after")
     def _check(self) -> ForecastingOptions:
@@ -647,6 +651,7 @@ class AnomalyOptions(Options):
     max_train_windows: MaxTrainWindows
     threads: Threads
     seed: Seed
+    dask_scheduler: DaskScheduler
 
     @model_validator(mode="after")
     def _check(self) -> AnomalyOptions:
@@ -697,6 +702,36 @@ class RetrainOptions(PipelineOptions):
     """The nightly run: load new data, rerun what changed, promote only better models."""
 
     demo: bool = Field(False, description="build the demo fleet into the local stores if missing")
+
+
+class ScoreOptions(Options):
+    """Score every meter of a Parquet dataset with a registered model, in meter blocks (here or
+    on a Dask cluster); write one Parquet file per block."""
+
+    model_uri: str = Field(
+        "",
+        description="model, e.g. models:/meterflow-forecasting@champion ('' = the forecasting "
+        "champion)",
+    )
+    readings: str = Field(
+        "",
+        description="Parquet file or folder with meter_id: long readings (meter_id, timestamp, "
+        "value) or the profiles table",
+    )
+    out: str = Field("", description="new or empty output folder ('' = <data dir>/scores/<run>)")
+    block_meters: int = Field(
+        defaults.BLOCK_METERS, gt=0, description="meters per predict call (memory follows it)"
+    )
+    dask_scheduler: DaskScheduler = Field(
+        "", description="Dask scheduler scoring the blocks (tcp://host:8786; '' = here)"
+    )
+
+    @field_validator("readings")
+    @classmethod
+    def _readings(cls, v: str) -> str:
+        if not v.strip():
+            raise ValueError("give the Parquet file or folder to score")
+        return v.strip()
 
 
 def choices(model: type[BaseModel], name: str) -> tuple[str, ...]:

@@ -25,7 +25,10 @@ QUANTILES = (0.1, 0.5, 0.9)  # forecast quantiles (pinball loss); 0.5 is the poi
 FORECAST_SCOPE = "meter"  # what is forecast: each meter, each cluster's total, the fleet total
 ANOMALY_HORIZON = 24  # anomaly residuals: slots ahead (a day at 60 min)
 EPOCHS = 8  # the anomaly detector's LSTM (early stopping on validation)
-FORECAST_EPOCHS = 40  # the forecasting step's LSTM (early stopping, patience 5, ends most runs)
+# the forecasting step's LSTM: at most 20 epochs, the learning rate halved on plateaus (11 public
+# series: validation MAE / seasonal naive week 0.679 -> 0.672 against 40 epochs at a constant
+# rate; demo fleet: validation loss 0.1303 at epoch 20 against 0.1308 at epoch 24 of 29)
+FORECAST_EPOCHS = 20
 AUTOENCODER_EPOCHS = 30  # clustering's LSTM autoencoder
 LSTM_UNITS = (32, 32)  # units of the anomaly detector's stacked LSTM layers
 FORECAST_UNITS = (64,)  # the forecaster's LSTM (best validation loss on public demand series)
@@ -41,3 +44,6 @@ ANOMALY_DETECTOR = "auto"
 ANOMALY_DETECTORS = ("lstm_autoencoder", "robust_z", "isolation_forest", "lstm_residual")
 ALARM_BUDGET = 0.1  # false alarms per meter-month the anomaly thresholds may spend
 SEED = 42
+# meters per block of per-meter work: memory follows the block, not the fleet (a cold year of
+# 15-min readings is about 1.6 GB per block in the ETL)
+BLOCK_METERS = 100

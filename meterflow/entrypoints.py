@@ -54,6 +54,7 @@ ENTRY_POINTS: dict[str, EntryPoint] = {
     "anomaly": EntryPoint(
         "steps/anomaly.py", config.AnomalyOptions, "meterflow.tasks.anomaly:run_anomaly"
     ),
+    "score": EntryPoint("score.py", config.ScoreOptions, "meterflow.tasks.score:run_score"),
 }
 
 

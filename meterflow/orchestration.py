@@ -32,6 +32,7 @@ log = logging.getLogger(__name__)
 
 CODE_GLOBS = ("meterflow/**/*.py", "steps/*.py", "*.py", "MLproject")
 TAG_CODE_VERSION = "meterflow.code_version"
+MEMORY_SHARE = 0.8  # of the available memory that steps running at the same time may fill
 PR_SET_PDEATHSIG = 1  # prctl option (linux/prctl.h)
 # Variables a child must not inherit: the child's run and experiment are passed explicitly.
 _RUN_VARIABLES = ("MLFLOW_RUN_ID", "MLFLOW_EXPERIMENT_ID", "MLFLOW_EXPERIMENT_NAME")
@@ -105,6 +106,37 @@ def _same_param(logged: str | None, value: str) -> bool:
     return logged is not None and logged in (value, shlex.quote(value))
 
 
+def available_memory_mb() -> float:
+    """Memory this machine can give to new processes now, MB."""
+    import psutil
+
+    return psutil.virtual_memory().available / 2**20
+
+
+def memory_groups(peaks: Mapping[str, float | None], available_mb: float) -> list[list[str]]:
+    """Independent steps in groups that run at the same time, in order: a step joins the
+    current group while the group's last peaks (``None``: unknown, taken as 0) stay within
+    ``MEMORY_SHARE`` of ``available_mb``; a step that alone exceeds it runs alone."""
+    budget = MEMORY_SHARE * available_mb
+    groups: list[list[str]] = []
+    used = budget + 1.0  # no open group yet
+    for name, peak in peaks.items():
+        need = peak or 0.0
+        if groups and used + need <= budget:
+            groups[-1].append(name)
+            used += need
+        else:
+            groups.append([name])
+            used = need
+    if len(groups) > 1:
+        known = ", ".join(f"{n} {p / 1024:.1f} GB" for n, p in peaks.items() if p)
+        log.info(
+            "last peaks %s; %.1f GB available: steps run in turn as %s",
+            *(known, available_mb / 1024, " then ".join("+".join(g) for g in groups)),
+        )
+    return groups
+
+
 @dataclass(frozen=True)
 class StepRunner:
     """Runs the pipeline's steps as children of the run ``parent_run_id``, in ``project_dir``."""
@@ -131,14 +163,24 @@ class StepRunner:
         return run_id, False
 
     def run_together(self, steps: Mapping[str, Options]) -> dict[str, tuple[str, bool]]:
-        """Run independent steps at the same time (one process each); all are waited for, then
-        the first failure, if any, is raised."""
-        with ThreadPoolExecutor(max_workers=max(1, len(steps))) as pool:
-            futures = {name: pool.submit(self.run, name, opts) for name, opts in steps.items()}
-        failed = [f.exception() for f in futures.values() if f.exception() is not None]
-        if failed:
-            raise failed[0]
-        return {name: future.result() for name, future in futures.items()}
+        """Run independent steps at the same time (one process each) as far as the memory
+        available holds their last peaks (``memory_groups``); all are waited for, then the
+        first failure, if any, is raised."""
+        peaks = {name: self._last_peak_mb(name) for name in steps}
+        results: dict[str, tuple[str, bool]] = {}
+        for group in memory_groups(peaks, available_memory_mb()):
+            with ThreadPoolExecutor(max_workers=len(group)) as pool:
+                futures = {name: pool.submit(self.run, name, steps[name]) for name in group}
+            failed = [f.exception() for f in futures.values() if f.exception() is not None]
+            if failed:
+                raise failed[0]
+            results |= {name: future.result() for name, future in futures.items()}
+        return results
+
+    def _last_peak_mb(self, entry_point: str) -> float | None:
+        """The peak memory of the step's newest finished run (None: never measured)."""
+        runs = tracking.finished_runs(entry_point, max_results=1, experiment_id=self.experiment_id)
+        return runs[0].data.metrics.get(tracking.PEAK_RSS_METRIC) if runs else None
 
     def _reusable(
         self, entry_point: str, options: Options, version: str, ignore: tuple[str, ...]

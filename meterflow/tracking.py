@@ -17,6 +17,7 @@ import hashlib
 import logging
 import math
 import os
+import resource
 import socket
 import tempfile
 import time
@@ -29,6 +30,7 @@ from typing import Any
 
 import mlflow
 import pandas as pd
+import pyarrow.parquet as pq
 from mlflow.entities import RunStatus
 from mlflow.tracking import MlflowClient
 from mlflow.utils.mlflow_tags import (
@@ -241,6 +243,20 @@ def step_run(entry_point: str, options: Any) -> Iterator[StepRun]:
             mlflow.log_params(new)
         log.info("%s: run %s", entry_point, run.info.run_id)
         yield StepRun(run.info.run_id, run.info.experiment_id)
+        mlflow.log_metrics(process_usage())
+
+
+PEAK_RSS_METRIC = "process_peak_rss_mb"
+
+
+def process_usage() -> dict[str, float]:
+    """This process's peak resident memory (its children's too, when larger) and CPU seconds
+    so far: what a step cost, read by the scale benchmark and by a person sizing a fleet."""
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+    peak_kib = max(own.ru_maxrss, children.ru_maxrss)  # Linux: KiB
+    return {PEAK_RSS_METRIC: peak_kib / 1024, "process_cpu_seconds": cpu}
 
 
 def load_table(run_id: str, name: str) -> pd.DataFrame:
@@ -257,6 +273,22 @@ def load_table(run_id: str, name: str) -> pd.DataFrame:
     if mlflow.active_run() is not None:
         _log_input(table, run_id, name)
     return table
+
+
+@contextmanager
+def table_file(run_id: str, name: str) -> Iterator[Path]:
+    """The ``tables/<name>.parquet`` artifact of a run as a local file, for readers that take it
+    a part at a time instead of whole (its columns checked against the table's contract)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        try:
+            path = mlflow.artifacts.download_artifacts(
+                run_id=run_id, artifact_path=f"{TABLES_DIR}/{name}.parquet", dst_path=tmp
+            )
+        except mlflow.exceptions.MlflowException as e:
+            raise MeterflowError(f"run {run_id} has no table {name!r}: {e.message}") from None
+        empty = pq.read_schema(path).empty_table().to_pandas()
+        validate_table(name, empty, where=f"run {run_id}")
+        yield Path(path)
 
 
 def _digest(table: pd.DataFrame) -> str:

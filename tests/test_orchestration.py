@@ -154,3 +154,21 @@ def test_an_unreachable_tracking_server_fails_within_the_bound(
         seam.configure(env)
         seam.latest_run_id("harmonization")
     assert time.monotonic() - started < 60  # MLflow's defaults: ~14 minutes
+
+
+def test_steps_run_together_while_their_last_peaks_fit_in_memory():
+    from meterflow.orchestration import memory_groups
+
+    peaks = {"clustering": 1000.0, "forecasting": 3000.0, "anomaly": 2000.0}
+    assert memory_groups(peaks, available_mb=10_000) == [["clustering", "forecasting", "anomaly"]]
+    assert memory_groups(peaks, available_mb=5_000) == [
+        ["clustering", "forecasting"],
+        ["anomaly"],
+    ]
+    assert memory_groups(peaks, available_mb=1_000) == [
+        ["clustering"],
+        ["forecasting"],
+        ["anomaly"],
+    ]
+    unknown = {"clustering": None, "forecasting": None, "anomaly": None}
+    assert memory_groups(unknown, available_mb=100) == [["clustering", "forecasting", "anomaly"]]

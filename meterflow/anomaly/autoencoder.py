@@ -120,8 +120,8 @@ class SequenceAutoencoder(Detector):
         return self._net
 
     def fit(self, fleet: FleetSeries, meters: pd.DataFrame | None = None) -> SequenceAutoencoder:
-        """Train on (at most ``max_train_windows``) complete TRAIN days, early stopping on the
-        complete VAL days; keep the scaler and the weights."""
+        """Train on (at most ``max_train_windows``) complete TRAIN days, early stopping on (at
+        most as many) complete VAL days; keep the scaler and the weights."""
         cfg = self.settings
         prepare_keras(cfg.threads, cfg.seed)
         self.scaler, self.slots = fit_scaler(fleet), fleet.slots_per_day
@@ -136,6 +136,8 @@ class SequenceAutoencoder(Detector):
         rng = np.random.default_rng(cfg.seed)
         if len(train) > cfg.max_train_windows:
             train = np.sort(rng.choice(train, size=cfg.max_train_windows, replace=False))
+        if len(val) > cfg.max_train_windows:  # early stopping on a bounded sample too
+            val = np.sort(rng.choice(val, size=cfg.max_train_windows, replace=False))
         log.info(
             "training lstm autoencoder on %d meter-days (validation %d) of %d meters",
             *(len(train), len(val), len(np.unique(fleet.meter_idx[train]))),

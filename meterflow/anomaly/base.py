@@ -48,6 +48,8 @@ class Detector(ABC):
     signed: ClassVar[bool] = True
     # days of readings before a scored day that ``evidence`` needs (windows, seasonal lags)
     context_days: int = 1
+    # True: a meter's evidence reads other meters' readings (scored in one block with them)
+    reads_other_meters: bool = False
 
     def __init__(self, settings: DetectorSettings) -> None:
         self.settings = settings

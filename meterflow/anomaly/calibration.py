@@ -4,10 +4,11 @@ Real load data carries large evidence of its own (holidays, heat waves, quantise
 no fixed quantile of unlabelled scores says where an anomaly begins. Calibration instead:
 
 1. fits the score model (``scoring``) on the clean validation readings;
-2. plants one anomaly per meter (``planting``, every kind in turn) into copies of the
-   validation days, as many copies as it takes to plant ``MIN_PLANTED`` anomalies (at most
-   ``MAX_COPIES``; at most ``MAX_PLANTED_METERS`` planted meters a copy), and scores them;
-   labelled real anomalies in validation, when given, count as anomalies too;
+2. plants one anomaly per meter of the calibration sample (every meter of a fleet of at most
+   ``fleetparts.SAMPLE_METERS``, else a seeded sample of that many; ``planting``, every kind in
+   turn) into copies of the validation days, as many copies as it takes to plant
+   ``MIN_PLANTED`` anomalies (at most ``MAX_COPIES``), and scores them; labelled real
+   anomalies in validation, when given, count as anomalies too;
 3. chooses one threshold per component (``allocate_thresholds``). Each starts where the
    component's daily maxima on the clean validation days exceed its equal share of the alarm
    budget (false meter-days per meter-month; ``tail_levels``: empirical where validation holds
@@ -15,6 +16,9 @@ no fixed quantile of unlabelled scores says where an anomaly begins. Calibration
    copies is spent lowering the thresholds that find the most planted anomalies per false
    meter-day, never below the level at which the component alone would spend the whole
    budget.
+
+The thresholds rest on the sample's validation readings; every meter's own normalisation on its
+own. Both passes over the fleet go meter block by meter block (``calibration_blocks``).
 
 The result also says how well the detector found the planted anomalies (``val_planted_*``
 metrics), which is how ``detector=auto`` chooses between detectors.
@@ -29,19 +33,20 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from meterflow.anomaly.events import align_labels
-from meterflow.anomaly.planting import KINDS, plant_anomalies
+from meterflow.anomaly.blocked import Blocking, DailyGrids, daily_grids
+from meterflow.anomaly.calibration_blocks import clean_validation, planted_copy
+from meterflow.anomaly.fleetparts import sample_meters
+from meterflow.anomaly.planting import KINDS, Planter
 from meterflow.anomaly.predictor import AnomalyPredictor
-from meterflow.anomaly.scoring import COMPONENTS, FLAG_LEVEL, ScoreModel, fit_score_model
+from meterflow.anomaly.scoring import COMPONENTS, FLAG_LEVEL, ScoreModel
 from meterflow.errors import SchemaError
-from meterflow.forecasting.series import VAL, DateSplit, FleetSeries, build_panel
+from meterflow.forecasting.series import DateSplit, FleetSeries, build_panel
 
 log = logging.getLogger(__name__)
 
 DAYS_PER_MONTH = 30.44
 MIN_PLANTED = 6 * len(KINDS)  # planted anomalies calibration wants at least
 MAX_COPIES = 8
-MAX_PLANTED_METERS = 2000  # per copy: a sample of a larger fleet
 STEPS = 40  # budget spent in about this many steps
 TAIL_MIN = 10  # largest day maxima an exponential tail is fitted to
 MIN_TAIL_SCALE = 0.5  # z units: the tail never falls faster than this
@@ -78,29 +83,28 @@ def calibrate(
     labels: pd.DataFrame | None,
     budget: float,
     seed: int,
+    blocking: Blocking | None = None,
 ) -> dict[str, float]:
     """Fit ``predictor``'s score model and thresholds on the validation readings of
     ``window`` (which starts at least ``context_days`` before validation: the daily-change
-    spread and the repeat rates are fitted on all of its days); return the ``val_planted_*``
-    metrics of the finished predictor on the planted copies."""
-    res = predictor.resolution_min
-    fleet = build_panel(window, res, dates)
-    is_val = predictor.scored(fleet, fleet.split != VAL)
-    ev = predictor.evidence(fleet, is_val)
-    everything = np.ones(len(is_val), dtype=bool)
-    signed = predictor.detector.signed
-    model = fit_score_model(fleet, ev, is_val, everything, signed, predictor.windowed)
-    clean = model.components(fleet, ev)[:, is_val]
-    if not np.isfinite(clean).any():
+    spread and the repeat rates are fitted on all of its days), ``blocking`` meters at a time
+    (``calibration_blocks``); return the ``val_planted_*`` metrics of the finished predictor
+    on the planted copies."""
+    blocking = blocking or Blocking()
+    fleet = build_panel(window, predictor.resolution_min, dates)
+    sample = sample_meters(fleet.meter_ids, seed)
+    daily = daily_grids(fleet, blocking)
+    clean = clean_validation(predictor, fleet, daily, sample, labels, blocking)
+    if not np.isfinite(clean.z).any():
         raise SchemaError("anomaly input: no validation reading could be scored")
-    days = _day_ids(fleet, is_val)
-    normal = ~aftermath(days, _labelled(fleet, is_val, labels))
-    start = tail_levels(clean[:, normal], days[normal], budget / len(COMPONENTS))
-    floors = tail_levels(clean[:, normal], days[normal], budget)
-    scored = score_planted(predictor, model, window, dates, labels, seed)
+    normal = ~aftermath(clean.day, clean.labelled)
+    start = tail_levels(clean.z[:, normal], clean.day[normal], budget / len(COMPONENTS))
+    floors = tail_levels(clean.z[:, normal], clean.day[normal], budget)
+    del normal
+    scored = score_planted(predictor, clean.model, fleet, daily, sample, labels, seed, blocking)
     budget_days = budget * scored.n_meter_days / DAYS_PER_MONTH
     thresholds = allocate_thresholds(scored, budget_days, start, floors)
-    predictor.model = model.with_thresholds(thresholds)
+    predictor.model = clean.model.with_thresholds(thresholds)
     metrics = planted_metrics(scored, thresholds)
     log.info(
         "%s: thresholds %s on %d planted anomalies (validation: %s)",
@@ -112,69 +116,31 @@ def calibrate(
     return metrics
 
 
-def _labelled(fleet: FleetSeries, where: np.ndarray, labels: pd.DataFrame | None) -> np.ndarray:
-    """Whether each reading in ``where`` is inside a given (real) label."""
-    if labels is None:
-        return np.zeros(int(where.sum()), dtype=bool)
-    ids = fleet.meter_ids[fleet.meter_idx[where]]
-    return align_labels(ids, fleet.timestamps(np.flatnonzero(where)), labels, fleet.resolution_min)[
-        0
-    ]
-
-
-def _day_ids(fleet: FleetSeries, where: np.ndarray) -> np.ndarray:
-    n_days = fleet.n_times // fleet.slots_per_day + 1
-    return (fleet.meter_idx * n_days + fleet.time_idx // fleet.slots_per_day)[where]
-
-
 def score_planted(
     predictor: AnomalyPredictor,
     model: ScoreModel,
-    window: pd.DataFrame,
-    dates: DateSplit,
+    fleet: FleetSeries,
+    daily: DailyGrids,
+    sample: np.ndarray,
     labels: pd.DataFrame | None,
     seed: int,
+    blocking: Blocking,
 ) -> Scored:
-    """Plant anomalies into copies of the validation days of ``window`` and score them."""
-    meters = sorted(window["meter_id"].astype(str).unique())
-    n_copies = min(MAX_COPIES, max(1, math.ceil(MIN_PLANTED / len(meters))))
-    rng = np.random.default_rng(seed)
+    """Plant anomalies into copies of the validation days of the ``sample`` meters of the
+    calibration window's ``fleet`` (its daily statistics: ``daily``) and score them."""
+    n_copies = min(MAX_COPIES, max(1, math.ceil(MIN_PLANTED / len(sample))))
+    dates, res = fleet.dates, fleet.resolution_min
     parts, offset, day_offset, meter_days = [], 0, 0, 0
     for copy in range(n_copies):
-        chosen = meters
-        if len(meters) > MAX_PLANTED_METERS:
-            chosen = sorted(rng.choice(meters, MAX_PLANTED_METERS, replace=False))
-        planted, truth = plant_anomalies(
-            window, dates.val_start, dates.test_start, predictor.resolution_min,
-            seed + copy, list(chosen), first_kind=copy,
-        )  # fmt: skip
-        fleet = build_panel(planted, predictor.resolution_min, dates)
-        where = predictor.scored(fleet, fleet.split != VAL)
-        z = model.components(fleet, predictor.evidence(fleet, where))[:, where]
-        event, kind = _truth(fleet, where, truth, labels)
-        event = np.where(event >= 0, event + offset, -1)
-        days = _day_ids(fleet, where)
-        parts.append((z, event, kind, days + day_offset))
+        planter = Planter(dates.val_start, dates.test_start, res, seed + copy, first_kind=copy)
+        planted = planted_copy(predictor, model, fleet, daily, sample, planter, labels, blocking)
+        event = np.where(planted.event >= 0, planted.event + offset, -1)
+        parts.append((planted.z, event, planted.kind, planted.day + day_offset))
         offset = int(event.max()) + 1 if (event >= 0).any() else offset
-        day_offset += int(days.max()) + 1 if len(days) else 0
-        meter_days += len(np.unique(days))
+        day_offset += int(planted.day.max()) + 1 if len(planted.day) else 0
+        meter_days += len(np.unique(planted.day))
     z, event, kind, day = (np.concatenate(p, axis=-1) for p in zip(*parts, strict=True))
     return Scored(z, event, kind, day, meter_days)
-
-
-def _truth(
-    fleet: FleetSeries, where: np.ndarray, planted: pd.DataFrame, labels: pd.DataFrame | None
-) -> tuple[np.ndarray, np.ndarray]:
-    """Anomaly id and kind of each scored reading: planted first, then real labels."""
-    ids = fleet.meter_ids[fleet.meter_idx[where]]
-    stamps = fleet.timestamps(np.flatnonzero(where))
-    hit, kind, event = align_labels(ids, stamps, planted, fleet.resolution_min)
-    if labels is not None:
-        real, real_kind, real_id = align_labels(ids, stamps, labels, fleet.resolution_min)
-        add = real & ~hit
-        event = np.where(add, real_id + len(planted), event)
-        kind = np.where(add, real_kind, kind)
-    return np.where(event >= 0, event, -1), kind
 
 
 def tail_levels(clean: np.ndarray, day: np.ndarray, budget: float) -> np.ndarray:

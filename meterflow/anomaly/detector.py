@@ -9,8 +9,12 @@ For each detector of the settings (``registry``):
 3. score the TEST readings with the finished ``AnomalyPredictor``, exactly as a reloaded model
    scores the ``holdout`` table, and evaluate against the labels when given (``events``);
 4. score a copy of the TEST readings with anomalies planted into it (the same copy for every
-   detector; ``planted_*`` metrics), which is also the ``holdout`` the Model Registry compares
-   champion and challenger on: no labels needed.
+   detector, of every meter or of a sample of ``fleetparts.SAMPLE_METERS`` of a larger fleet;
+   ``planted_*`` metrics), which is also the ``holdout`` the Model Registry compares champion
+   and challenger on: no labels needed.
+
+Scoring and calibration go meter block by meter block (``AnomalySettings.blocking``: here or on
+a Dask cluster, with the same results); fitting uses bounded samples of windows and days.
 
 ``detector="auto"`` keeps the detector that found the planted validation anomalies best
 (``val_planted_objective``). The test split is never used to fit, normalise, threshold or
@@ -30,7 +34,8 @@ from matplotlib.figure import Figure
 from meterflow import defaults
 from meterflow.anomaly import figures
 from meterflow.anomaly.base import DetectorSettings
-from meterflow.anomaly.calibration import MAX_PLANTED_METERS, calibrate
+from meterflow.anomaly.blocked import Blocking
+from meterflow.anomaly.calibration import calibrate
 from meterflow.anomaly.events import (
     align_labels,
     detection_metrics,
@@ -38,13 +43,14 @@ from meterflow.anomaly.events import (
     guess_kinds,
     prepare_labels,
 )
-from meterflow.anomaly.planting import plant_anomalies
+from meterflow.anomaly.fleetparts import meter_positions, sample_meters
+from meterflow.anomaly.planting import Planter
 from meterflow.anomaly.predictor import AnomalyPredictor
 from meterflow.anomaly.registry import check_detector, make_detector
 from meterflow.anomaly.windowed import fit_peers
 from meterflow.domain import LOCAL_TIMEZONE
 from meterflow.errors import ConfigError, SchemaError
-from meterflow.forecasting.series import DateSplit, build_panel, split_dates
+from meterflow.forecasting.series import DateSplit, FleetSeries, build_panel, split_dates
 from meterflow.forecasting.training import TrainingHistory
 
 log = logging.getLogger(__name__)
@@ -72,6 +78,7 @@ class AnomalySettings:
     windowed: bool = True  # add the daily-energy ratio and flat-line evidence
     merge_hours: float = 24.0  # flagged readings this close are one event (one alert)
     shrinkage: float = 10.0  # pseudo-points of the per-slot residual scale
+    blocking: Blocking = field(default_factory=Blocking)  # meters per block, Dask scheduler
 
     def __post_init__(self) -> None:
         if self.detector != AUTO:
@@ -150,15 +157,15 @@ def detect_anomalies(
         raise SchemaError("anomaly input has no readings")
     dates = split_dates(series["timestamp"], cfg.train_frac, cfg.val_frac, cfg.test_start)
     prepared = prepare_labels(labels, cfg.timezone) if labels is not None else None
-    copies = _test_copies(series, resolution_min, dates, prepared, cfg.training.seed)
     fleet = build_panel(series, resolution_min, dates)
     peers = fit_peers(fleet) if cfg.windowed else None
+    fitted = [_fit(name, fleet, meters, peers, resolution_min, cfg) for name in cfg.run_names]
+    context = max(p.context_days for p, _ in fitted) + HOLDOUT_EXTRA_DAYS
+    copies = _test_copies(series, fleet, dates, prepared, cfg, context)
+    del fleet
     runs = []
-    for name in cfg.run_names:
-        t0 = time.perf_counter()
-        detector = make_detector(name, cfg.training).fit(fleet, meters)
-        predictor = AnomalyPredictor(detector, resolution_min, cfg.windowed, peers)
-        run = _evaluate(name, predictor, series, dates, copies, cfg, t0)
+    for name, (predictor, fit_seconds) in zip(cfg.run_names, fitted, strict=True):
+        run = _evaluate(name, predictor, series, dates, copies, cfg, fit_seconds)
         log.info("detector %s: %s", name, _summary(run.metrics))
         runs.append(run)
     chosen, reason = choose_detector(runs, cfg.detector)
@@ -166,26 +173,49 @@ def detect_anomalies(
     return _result(chosen, runs, series, dates, copies, reason)
 
 
+def _fit(
+    name: str,
+    fleet: FleetSeries,
+    meters: pd.DataFrame | None,
+    peers: dict[str, tuple[str, ...]] | None,
+    resolution_min: int,
+    cfg: AnomalySettings,
+) -> tuple[AnomalyPredictor, float]:
+    """Detector ``name`` fitted on the fleet, as an uncalibrated predictor, and the seconds."""
+    t0 = time.perf_counter()
+    detector = make_detector(name, cfg.training).fit(fleet, meters)
+    predictor = AnomalyPredictor(detector, resolution_min, cfg.windowed, peers)
+    return predictor, time.perf_counter() - t0
+
+
 def _test_copies(
     series: pd.DataFrame,
-    resolution_min: int,
+    fleet: FleetSeries,
     dates: DateSplit,
     labels: pd.DataFrame | None,
-    seed: int,
+    cfg: AnomalySettings,
+    context_days: int,
 ) -> TestCopies:
-    """Plant one anomaly into the test days of each meter (a sample of large fleets)."""
-    meters = sorted(series["meter_id"].astype(str).unique())
-    if len(meters) > MAX_PLANTED_METERS:
-        rng = np.random.default_rng(seed + HOLDOUT_SEED_OFFSET)
-        meters = sorted(rng.choice(meters, MAX_PLANTED_METERS, replace=False))
-    end = series["timestamp"].max() + pd.Timedelta(minutes=resolution_min)
-    planted, truth = plant_anomalies(
-        series, dates.test_start, end, resolution_min, seed + HOLDOUT_SEED_OFFSET, meters
-    )
+    """Plant one anomaly into the test days of each meter (a sample of large fleets), block by
+    block (``fleet``: the fleet of ``series``, its positions the rows of ``series``); the copy
+    keeps each meter's readings from ``context_days`` before the test on."""
+    seed = cfg.training.seed + HOLDOUT_SEED_OFFSET
+    sample = sample_meters(fleet.meter_ids, seed)
+    slot = np.timedelta64(fleet.resolution_min, "m")
+    end = pd.Timestamp(fleet.timestamps(np.array([len(fleet.values) - 1]))[0] + slot)
+    planter = Planter(dates.test_start, end, fleet.resolution_min, seed)
+    first = np.datetime64(dates.test_start - pd.Timedelta(days=context_days), "ns")
+    parts, truths = [], []
+    for block in cfg.blocking.blocks(len(sample)):
+        rows = series.iloc[meter_positions(fleet, sample[block])[0]]
+        planted, truth = planter.plant(rows, [str(m) for m in fleet.meter_ids[sample[block]]])
+        parts.append(planted.loc[planted["timestamp"].to_numpy() >= first])
+        truths.append(truth)
+    truth = pd.concat(truths, ignore_index=True)
     if labels is not None:
         real = labels.assign(label_id=labels["label_id"] + len(truth))
         truth = pd.concat([truth, real[truth.columns.intersection(real.columns)]])
-    return TestCopies(planted, truth.reset_index(drop=True), labels)
+    return TestCopies(pd.concat(parts, ignore_index=True), truth.reset_index(drop=True), labels)
 
 
 def choose_detector(runs: list[DetectorRun], wanted: str) -> tuple[DetectorRun, str]:
@@ -215,14 +245,16 @@ def _evaluate(
     dates: DateSplit,
     copies: TestCopies,
     cfg: AnomalySettings,
-    t0: float,
+    fit_seconds: float,
 ) -> DetectorRun:
     """Calibrate ``predictor`` on validation, then score the test readings and their planted
-    copy."""
+    copy (``fit_seconds``: the fit's, counted in the run's seconds)."""
+    t0 = time.perf_counter() - fit_seconds
     context = pd.Timedelta(days=max(predictor.context_days, CALIBRATION_HISTORY_DAYS))
     calibration = _window(series, dates.val_start - context, dates.test_start)
     val = calibrate(
-        predictor, calibration, dates, copies.real_truth, cfg.alarm_budget, cfg.training.seed
+        *(predictor, calibration, dates, copies.real_truth, cfg.alarm_budget),
+        *(cfg.training.seed, cfg.blocking),
     )
     scores, events, metrics = _score_test(predictor, series, dates, copies.real_truth, cfg)
     _, _, planted = _score_test(predictor, copies.planted, dates, copies.planted_truth, cfg)
@@ -240,7 +272,7 @@ def _score_test(
 ) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, float]]:
     """Scores, events and metrics of the test readings of ``series`` against ``labels``."""
     holdout = _holdout_input(series, dates, predictor.context_days)
-    out = predictor.predict(holdout)
+    out = predictor.predict(holdout, cfg.blocking)
     test = ~holdout["history"].to_numpy()
     scores = pd.concat([holdout.loc[test], out.loc[test]], axis=1).reset_index(drop=True)
     scores = scores.drop(columns="history")

@@ -15,13 +15,16 @@ import numpy as np
 import pandas as pd
 from sklearn.ensemble import IsolationForest
 
+from meterflow import defaults
 from meterflow.anomaly.base import Detector
+from meterflow.blocks import meter_blocks
 from meterflow.forecasting.series import TRAIN, FleetSeries, MeterScaler, fit_scaler
 
 log = logging.getLogger(__name__)
 
 N_TREES = 200
 N_BLOCKS = 4  # the profile is seen as four six-hour means (fewer dimensions to split on)
+N_FEATURES = N_BLOCKS + 4  # block means, mean, spread, highest and lowest
 
 
 def day_matrix(
@@ -62,15 +65,34 @@ class DailyIsolationForest(Detector):
 
     def fit(self, fleet: FleetSeries, meters: pd.DataFrame | None = None) -> DailyIsolationForest:
         self.scaler = fit_scaler(fleet)
-        features, _, _ = day_matrix(fleet, self.scaler, np.flatnonzero(fleet.split == TRAIN))
-        rng = np.random.default_rng(self.settings.seed)
-        if len(features) > self.settings.max_train_windows:
-            keep = rng.choice(len(features), self.settings.max_train_windows, replace=False)
-            features = features[np.sort(keep)]
+        features = self._training_days(fleet)
         log.info("isolation forest on %d training days", len(features))
         self.forest = IsolationForest(n_estimators=N_TREES, random_state=self.settings.seed)
         self.forest.fit(features)
         return self
+
+    def _training_days(self, fleet: FleetSeries) -> np.ndarray:
+        """Features of the complete training days, at most ``max_train_windows`` of them (a
+        seeded sample), meter block by meter block: the days are counted first, then only
+        the chosen ones are built."""
+        blocks = meter_blocks(len(fleet.meter_ids), defaults.BLOCK_METERS)
+        counts = [len(self._block_days(fleet, b)[1]) for b in blocks]
+        total, most = sum(counts), self.settings.max_train_windows
+        chosen = np.arange(total)
+        if total > most:
+            rng = np.random.default_rng(self.settings.seed)
+            chosen = np.sort(rng.choice(total, most, replace=False))
+        parts, first = [], 0
+        for block, count in zip(blocks, counts, strict=True):
+            mine = chosen[(chosen >= first) & (chosen < first + count)] - first
+            if len(mine):
+                parts.append(self._block_days(fleet, block)[0][mine])
+            first += count
+        return np.concatenate(parts) if parts else np.zeros((0, N_FEATURES))
+
+    def _block_days(self, fleet: FleetSeries, block: np.ndarray) -> tuple[np.ndarray, ...]:
+        part = fleet.series_range(int(block[0]), int(block[-1]) + 1)
+        return day_matrix(part, self.scaler, np.flatnonzero(part.split == TRAIN))
 
     def evidence(self, fleet: FleetSeries, where: np.ndarray) -> np.ndarray:
         out = np.full(len(fleet.values), np.nan)

@@ -112,24 +112,53 @@ def plant_anomalies(
     taken in turn from ``KINDS[first_kind]`` on; sizes from each meter's readings before
     ``start``. Returns ``(series, labels)``, labels being ``LABEL_COLUMNS`` (naive times on the
     series' clock, end exclusive)."""
-    rng = np.random.default_rng(seed)
-    out = series.copy()
-    values = out["value"].to_numpy(dtype=np.float64, copy=True)
-    ids = out["meter_id"].astype(str).to_numpy()
-    stamps = out["timestamp"].to_numpy(dtype="datetime64[ns]")
-    bounds = pd.Series(np.arange(len(ids))).groupby(ids).agg(["min", "max"])
-    chosen = [str(m) for m in bounds.index] if meters is None else meters
-    rows = []
-    for i, meter in enumerate(chosen):
-        lo, hi = bounds.loc[meter]
-        part = slice(int(lo), int(hi) + 1)
-        kind = KINDS[(first_kind + i) % len(KINDS)]
-        plant = _plant_one(kind, values[part], stamps[part], start, end, resolution_min, rng)
-        if plant is not None:
-            rows.append((len(rows), meter, plant.kind, plant.start, plant.end, plant.magnitude))
-    out["value"] = values
-    labels = pd.DataFrame(rows, columns=LABEL_COLUMNS)
-    return out, labels.astype({"start": "datetime64[ns]", "end": "datetime64[ns]"})
+    return Planter(start, end, resolution_min, seed, first_kind).plant(series, meters)
+
+
+class Planter:
+    """``plant_anomalies`` one meter block after another: kinds, random draws and label ids go
+    on from block to block, so the blocks together get what one call on all of them would."""
+
+    def __init__(
+        self,
+        start: pd.Timestamp,
+        end: pd.Timestamp,
+        resolution_min: int,
+        seed: int,
+        first_kind: int = 0,
+    ) -> None:
+        self.start, self.end, self.resolution_min = start, end, resolution_min
+        self.rng = np.random.default_rng(seed)
+        self.next_kind = first_kind
+        self.n_labels = 0
+
+    def plant(
+        self, series: pd.DataFrame, meters: list[str] | None = None
+    ) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """``plant_anomalies`` of the next block (``series``: its readings)."""
+        out = series.copy()
+        values = out["value"].to_numpy(dtype=np.float64, copy=True)
+        ids = out["meter_id"].astype(str).to_numpy()
+        stamps = out["timestamp"].to_numpy(dtype="datetime64[ns]")
+        bounds = pd.Series(np.arange(len(ids))).groupby(ids).agg(["min", "max"])
+        chosen = [str(m) for m in bounds.index] if meters is None else meters
+        rows = []
+        for meter in chosen:
+            lo, hi = bounds.loc[meter]
+            part = slice(int(lo), int(hi) + 1)
+            kind = KINDS[self.next_kind % len(KINDS)]
+            self.next_kind += 1
+            plant = _plant_one(
+                kind, values[part], stamps[part], self.start, self.end, self.resolution_min,
+                self.rng,
+            )  # fmt: skip
+            if plant is not None:
+                rows.append((self.n_labels, meter, plant.kind, plant.start, plant.end,
+                             plant.magnitude))  # fmt: skip
+                self.n_labels += 1
+        out["value"] = values
+        labels = pd.DataFrame(rows, columns=LABEL_COLUMNS)
+        return out, labels.astype({"start": "datetime64[ns]", "end": "datetime64[ns]"})
 
 
 def _plant_one(

@@ -8,7 +8,8 @@ with the weeks before it). Without ``history``, the first days the detector need
 are history. Output on the input's index:
 ``score`` (NaN when not scored; the largest component over its threshold), ``flagged``
 (``score >= 1``), ``component`` (which evidence decided: point, spike, ratio, base, clock or
-flat) and each component's z (``scoring``).
+flat) and each component's z (``scoring``). The meters are scored in blocks
+(``blocked.score_fleet``): memory follows the block, and the result is the same.
 """
 
 from __future__ import annotations
@@ -19,9 +20,10 @@ import numpy as np
 import pandas as pd
 
 from meterflow.anomaly.base import Detector
+from meterflow.anomaly.blocked import Blocking, Changes, score_fleet
 from meterflow.anomaly.clock import clock_shift
 from meterflow.anomaly.scoring import COMPONENTS, FLAG_LEVEL, Evidence, ScoreModel
-from meterflow.anomaly.windowed import REF_DAYS, change_evidence, flat_runs, spike_excess
+from meterflow.anomaly.windowed import REF_DAYS, energy_change, flat_runs, spike_excess
 from meterflow.errors import SchemaError
 from meterflow.forecasting.series import DateSplit, FleetSeries, build_panel
 
@@ -60,10 +62,11 @@ class AnomalyPredictor:
     @property
     def thresholds(self) -> dict[str, float]:
         """Each evidence component's threshold on its z scale."""
-        return dict(zip(COMPONENTS, self._model.thresholds, strict=True))
+        return dict(zip(COMPONENTS, self.calibrated_model.thresholds, strict=True))
 
     @property
-    def _model(self) -> ScoreModel:
+    def calibrated_model(self) -> ScoreModel:
+        """The score model; ValueError before calibration."""
         if self.model is None:
             raise ValueError("this predictor is not calibrated yet")
         return self.model
@@ -109,41 +112,44 @@ class AnomalyPredictor:
         out = day >= self.detector.context_days
         return out if history is None else out & ~history
 
-    def evidence(self, fleet: FleetSeries, where: np.ndarray) -> Evidence:
-        """The detector's evidence of the readings in ``where``, the windowed evidence of all."""
+    def evidence(
+        self, fleet: FleetSeries, where: np.ndarray, changes: Changes | None = None
+    ) -> Evidence:
+        """The detector's evidence of the readings in ``where``, the windowed evidence of all;
+        ``changes``: the fleet's daily-energy and base-load change grids when ``fleet`` is a
+        block of a larger fleet (default: computed on ``fleet``)."""
+        if changes is None:
+            changes = energy_change(fleet, self.peers), energy_change(fleet, self.peers, "base")
         return Evidence(
             point=np.where(where, self.detector.evidence(fleet, where), np.nan),
             spike=spike_excess(fleet),
-            ratio=change_evidence(fleet, self.peers, "energy"),
-            base=change_evidence(fleet, self.peers, "base"),
-            clock=clock_shift(fleet)[fleet.meter_idx, fleet.time_idx // fleet.slots_per_day],
             runs=flat_runs(fleet),
+            ratio=changes[0],
+            base=changes[1],
+            clock=clock_shift(fleet),
         )
 
-    def predict(self, df: pd.DataFrame) -> pd.DataFrame:
-        """Scores of the rows of ``df`` (see the module docstring)."""
+    def predict(self, df: pd.DataFrame, blocking: Blocking | None = None) -> pd.DataFrame:
+        """Scores of the rows of ``df`` (see the module docstring), ``blocking`` meters at a
+        time (default: ``Blocking()``, here)."""
         fleet, rows = self.fleet(df)
         history = df["history"].to_numpy(bool)[rows] if "history" in df.columns else None
         where = self.scored(fleet, history)
-        ev = self.evidence(fleet, where)
-        parts = self._model.components(fleet, ev)
-        parts[:, ~where] = np.nan
+        scores = score_fleet(self, fleet, where, blocking or Blocking())
         out = pd.DataFrame(index=df.index)
         out["score"] = np.nan
-        score = self._model.score(parts)
-        out.iloc[rows, 0] = score
+        out.iloc[rows, 0] = scores.score
         out["flagged"] = out["score"].to_numpy() >= self.threshold
         component = np.full(len(df), None, dtype=object)
-        known = np.isfinite(score)
-        best = np.argmax(np.where(np.isfinite(parts), parts, -np.inf), axis=0)
-        component[rows[known]] = np.asarray(COMPONENTS, dtype=object)[best[known]]
+        known = np.isfinite(scores.score)
+        component[rows[known]] = np.asarray(COMPONENTS, dtype=object)[scores.best[known]]
         out["component"] = component
         change = np.full(len(df), np.nan)
-        change[rows] = np.where(where, ev.ratio, np.nan)
+        change[rows] = scores.day_change
         out["day_change"] = change  # the day's energy against own history and peers
         for i, name in enumerate(COMPONENTS):
             values = np.full(len(df), np.nan)
-            values[rows] = parts[i]
+            values[rows] = scores.parts[i]
             out[f"{name}_z"] = values
         return out
 

@@ -19,7 +19,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from meterflow import defaults
 from meterflow.anomaly.base import Detector
+from meterflow.anomaly.fleetparts import sample_meters
+from meterflow.blocks import meter_blocks
 from meterflow.forecasting.deep import BoundNetwork, predict_positions, window_inputs
 from meterflow.forecasting.lstm import LstmForecaster
 from meterflow.forecasting.registry import create
@@ -37,6 +40,8 @@ RESIDUAL_FORECASTER: dict[str, object] = {
     "seasonal_inputs": False,
     "scaling": "meter",  # a lasting change stays visible in the residuals
     "patience": 3,
+    "min_delta": 1e-6,  # stops as it always has: the forecasting step's schedule is its own
+    "lr_patience": 0,
     "min_updates": 0,
 }
 CLEAN_QUANTILE = 0.995  # of validation |z|: readings beyond are kept out of later windows
@@ -78,6 +83,11 @@ class LstmResidual(Detector):
     def network(self) -> Any:
         return self.forecaster.network
 
+    @property
+    def reads_other_meters(self) -> bool:  # type: ignore[override]
+        """The hybrid forecaster reads the meter's neighbours."""
+        return bool(self.forecaster.spatial)
+
     def network_example(self, fleet: FleetSeries) -> list[np.ndarray]:
         bound = self.bind(fleet)
         pos, first = self._positions(bound, np.ones(len(fleet.values), dtype=bool))
@@ -100,21 +110,36 @@ class LstmResidual(Detector):
         return pos[keep], first[keep]
 
     def _fit_cleaning(self, fleet: FleetSeries) -> None:
-        """Per-meter centre and spread of validation residuals, and the cleaning threshold."""
+        """Per-meter centre and spread of validation residuals, and the cleaning threshold:
+        the ``CLEAN_QUANTILE`` of the ``fleetparts.sample_meters`` sample's; meter block by
+        meter block (one block when the forecaster reads neighbours)."""
+        n_m = len(fleet.meter_ids)
+        self.clean_center, self.clean_scale = np.zeros(n_m), np.ones(n_m)
+        pool = np.zeros(n_m, dtype=bool)
+        pool[sample_meters(fleet.meter_ids, self.settings.seed)] = True
+        size = n_m if self.reads_other_meters else defaults.BLOCK_METERS
+        pooled = []
+        for block in meter_blocks(n_m, max(size, 1)):
+            part = fleet.series_range(int(block[0]), int(block[-1]) + 1)
+            center, spread, m, z = self._block_cleaning(part)
+            self.clean_center[block], self.clean_scale[block] = center, spread
+            pooled.append(z[pool[block][m]])
+        self.clean_threshold = float(np.quantile(np.abs(np.concatenate(pooled)), CLEAN_QUANTILE))
+
+    def _block_cleaning(self, fleet: FleetSeries) -> tuple[np.ndarray, ...]:
+        """``(center, spread)`` of each meter's validation residuals, and the meter and z of
+        each residual."""
         bound = self.bind(fleet)
         pos, first = self._positions(bound, fleet.split == VAL)
         predicted = predict_positions(bound, pos, first)
         m = fleet.meter_idx[pos]
         r = (fleet.values[pos] - predicted) / bound.scaler.scale[m]
-        n_m = len(fleet.meter_ids)
-        center, spread = np.zeros(n_m), np.ones(n_m)
+        center, spread = np.zeros(len(fleet.meter_ids)), np.ones(len(fleet.meter_ids))
         for i in np.unique(m):
             part = r[m == i]
             center[i] = np.median(part)
             spread[i] = max(MAD_TO_SIGMA * np.median(np.abs(part - center[i])), 1e-3)
-        self.clean_center, self.clean_scale = center, spread
-        z = (r - center[m]) / spread[m]
-        self.clean_threshold = float(np.quantile(np.abs(z), CLEAN_QUANTILE))
+        return center, spread, m, (r - center[m]) / spread[m]
 
     def evidence(self, fleet: FleetSeries, where: np.ndarray) -> np.ndarray:
         bound = self.bind(fleet)

@@ -34,8 +34,14 @@ import numpy as np
 import pandas as pd
 from scipy.stats import norm
 
-from meterflow.anomaly.thresholds import ResidualScale, fit_residual_scale
-from meterflow.anomaly.windowed import day_grid, day_index, flat_runs, repeats, run_statistic
+from meterflow.anomaly.thresholds import (
+    ResidualScale,
+    ResidualStats,
+    concat_stats,
+    finish_scale,
+    residual_stats,
+)
+from meterflow.anomaly.windowed import day_index, flat_runs, repeats, run_statistic
 from meterflow.forecasting.series import FleetSeries
 
 COMPONENTS = ("point", "spike", "ratio", "base", "clock", "flat")
@@ -46,18 +52,33 @@ RATIO_SCALE_FLOOR = 0.05  # log units: a meter's day-to-day spread is never belo
 Z_CAP = 40.0  # normal deviates beyond this are all "impossible"
 FLAG_LEVEL = 1.0  # a reading whose score (component / its threshold) reaches this is flagged
 NO_THRESHOLDS = (np.inf,) * len(COMPONENTS)
+DAILY_COMPONENTS = ("ratio", "base", "clock")  # evidence per meter-day
+# scales fitted, each with the error raised when no reading has its evidence
+NO_RESIDUALS = {
+    "point": "no validation reading has the detector's evidence",
+    "spike": "no residuals to fit the anomaly score scale on",
+    **dict.fromkeys(
+        DAILY_COMPONENTS,
+        "no day before the test split has a daily-energy ratio (too little history)",
+    ),
+}
 
 
 @dataclass(frozen=True)
 class Evidence:
-    """Raw evidence of the readings of one fleet (NaN = not available)."""
+    """Raw evidence of the readings of one fleet (NaN = not available): per reading, and per
+    meter-day for the daily evidence (grids ``(n_meters, n_days)`` on the fleet's days)."""
 
     point: np.ndarray  # the detector's
     spike: np.ndarray  # rise above both neighbours
-    ratio: np.ndarray  # daily-energy relative change against own history and peers
-    base: np.ndarray  # daily base-load relative change against own history and peers
-    clock: np.ndarray  # the day's better fit when moved by whole hours
     runs: np.ndarray  # length of the run of identical readings
+    ratio: np.ndarray  # day grid: daily-energy relative change against own history and peers
+    base: np.ndarray  # day grid: daily base-load relative change against own history and peers
+    clock: np.ndarray  # day grid: the day's better fit when moved by whole hours
+
+    def at(self, keep: np.ndarray) -> Evidence:
+        """The evidence of the readings where ``keep`` is True (the day grids whole)."""
+        return replace(self, point=self.point[keep], spike=self.spike[keep], runs=self.runs[keep])
 
 
 @dataclass(frozen=True)
@@ -88,7 +109,8 @@ class ScoreModel:
     def components(self, fleet: FleetSeries, ev: Evidence) -> np.ndarray:
         """``(n_components, N)`` z-scale components (``COMPONENTS`` order; NaN = not
         available)."""
-        idx = pd.Index(self.meter_ids).get_indexer(fleet.meter_ids.astype(str))[fleet.meter_idx]
+        rows = pd.Index(self.meter_ids).get_indexer(fleet.meter_ids.astype(str))
+        idx = rows[fleet.meter_idx]
         slot = fleet.time_idx % fleet.slots_per_day
         z = self.point.z(idx, slot, ev.point)
         point = np.abs(z) if self.signed else np.maximum(z, 0.0)
@@ -102,10 +124,10 @@ class ScoreModel:
                 (3, self.base, ev.base, -np.inf),
                 (4, self.clock, ev.clock, 0.0),
             )
-            for row, scale, change, lowest in daily:
-                z = np.maximum(scale.z(idx, np.zeros_like(idx), change), lowest)
-                day_z = run_statistic(day_grid(fleet, z))
-                out[row] = np.minimum(day_z[fleet.meter_idx, day_index(fleet)], Z_CAP)
+            day, first_slot = day_index(fleet), np.zeros((len(rows), 1), dtype=np.int64)
+            for row, scale, grid, lowest in daily:
+                day_z = run_statistic(np.maximum(scale.z(rows[:, None], first_slot, grid), lowest))
+                out[row] = np.minimum(day_z[fleet.meter_idx, day], Z_CAP)
             known = idx >= 0
             p = np.where(known, self.repeat_p[np.maximum(idx, 0)], self.fleet_repeat_p)
             cont = np.where(known, self.repeat_cont[np.maximum(idx, 0)], self.fleet_repeat_cont)
@@ -130,6 +152,15 @@ def run_surprise(runs: np.ndarray, repeat_p: np.ndarray, repeat_cont: np.ndarray
     return np.where(runs > 1, np.minimum(z, Z_CAP), 0.0)
 
 
+@dataclass(frozen=True)
+class ScoreStats:
+    """A meter block's part of what the score model is fitted from (``score_stats``)."""
+
+    scales: dict[str, ResidualStats]  # point; with windowed evidence spike, ratio, base, clock
+    pooled: dict[str, np.ndarray]  # residuals that set each scale's fleet centre and spread
+    repeats: np.ndarray  # (4, n_meters) repeats, readings, continuations, chances to continue
+
+
 def fit_score_model(
     fleet: FleetSeries,
     ev: Evidence,
@@ -141,31 +172,73 @@ def fit_score_model(
 ) -> ScoreModel:
     """Fit the point normalisation on the readings in ``fit_mask`` (validation) where the
     detector's evidence is known; the daily-ratio normalisation and the repeat shares on
-    ``history_mask`` (validation and the history before it: neither is learned by a model)."""
+    ``history_mask`` (validation and the history before it: neither is learned by a model).
+    One block: ``finish_score_model`` of the ``score_stats`` of the whole fleet."""
+    stats = score_stats(fleet, ev, fit_mask, history_mask, windowed)
+    ids = tuple(str(x) for x in fleet.meter_ids)
+    return finish_score_model([stats], ids, fleet.slots_per_day, signed, windowed, shrinkage)
+
+
+def score_stats(
+    fleet: FleetSeries,
+    ev: Evidence,
+    fit_mask: np.ndarray,
+    history_mask: np.ndarray,
+    windowed: bool = True,
+    pool: np.ndarray | None = None,
+) -> ScoreStats:
+    """The statistics of one fleet (a meter block) that ``fit_score_model`` needs; the
+    residuals of the meters in ``pool`` (a mask over meters; default all) set the fleet's
+    centres and spreads."""
     n_m, slots = len(fleet.meter_ids), fleet.slots_per_day
     m, slot = fleet.meter_idx, fleet.time_idx % slots
     ok = fit_mask & np.isfinite(ev.point)
-    if not ok.any():
-        raise ValueError("no validation reading has the detector's evidence")
-    point = fit_residual_scale(m[ok], slot[ok], ev.point[ok], n_m, slots, shrinkage)
-    spike, ratio, base, clock = point, point, point, point
+    samples = {"point": (m[ok], slot[ok], ev.point[ok], slots)}
     if windowed:
         has_spike = history_mask & np.isfinite(ev.spike)
-        spike = fit_residual_scale(
-            m[has_spike], slot[has_spike], ev.spike[has_spike], n_m, slots, shrinkage
-        )
-        ratio = _ratio_scale(fleet, ev.ratio, history_mask, shrinkage)
-        base = _ratio_scale(fleet, ev.base, history_mask, shrinkage)
-        clock = _ratio_scale(fleet, ev.clock, history_mask, shrinkage)
+        samples["spike"] = (m[has_spike], slot[has_spike], ev.spike[has_spike], slots)
+        for name in DAILY_COMPONENTS:
+            samples[name] = (*_daily_values(fleet, getattr(ev, name), history_mask), 1)
+    scales = {k: residual_stats(mm, s, r, n_m, width) for k, (mm, s, r, width) in samples.items()}
+    pooled = {k: r if pool is None else r[pool[mm]] for k, (mm, _, r, _) in samples.items()}
     same, count = _repeats(fleet, history_mask)
-    repeat_p, fleet_p = _shrunk_share(same, count)
     hits, trials = _continuations(fleet, history_mask)
+    return ScoreStats(scales, pooled, np.stack([same, count, hits, trials]))
+
+
+def finish_score_model(
+    parts: list[ScoreStats],
+    meter_ids: tuple[str, ...],
+    slots: int,
+    signed: bool,
+    windowed: bool = True,
+    shrinkage: float = 10.0,
+) -> ScoreModel:
+    """The score model of the meters ``meter_ids`` from the ``score_stats`` of their
+    consecutive blocks."""
+    scales = {}
+    for name, empty in NO_RESIDUALS.items():
+        if name not in parts[0].scales:
+            continue
+        stats = concat_stats([p.scales[name] for p in parts])
+        if not stats.count.any():
+            raise ValueError(empty)
+        pooled = np.concatenate([p.pooled[name] for p in parts])
+        daily = name in DAILY_COMPONENTS
+        scales[name] = finish_scale(stats, pooled, 1 if daily else slots, shrinkage)
+        if daily:
+            scales[name] = replace(
+                scales[name], scale=np.maximum(scales[name].scale, RATIO_SCALE_FLOOR)
+            )
+    point = scales["point"]
+    spike, ratio, base, clock = (scales.get(n, point) for n in ("spike", *DAILY_COMPONENTS))
+    same, count, hits, trials = np.concatenate([p.repeats for p in parts], axis=1)
+    repeat_p, fleet_p = _shrunk_share(same, count)
     repeat_cont = (hits + REPEAT_PRIOR * repeat_p) / (trials + REPEAT_PRIOR)
     repeat_cont = np.clip(np.maximum(repeat_cont, repeat_p), REPEAT_FLOOR, 1 - REPEAT_FLOOR)
     fleet_cont = float(np.clip(np.median(repeat_cont), REPEAT_FLOOR, 1 - REPEAT_FLOOR))
-    ids = tuple(str(x) for x in fleet.meter_ids)
     return ScoreModel(
-        *(ids, slots, signed, point, spike, ratio, base, clock),
+        *(meter_ids, slots, signed, point, spike, ratio, base, clock),
         *(repeat_p, fleet_p, repeat_cont, fleet_cont, windowed),
     )
 
@@ -178,24 +251,19 @@ def _shrunk_share(hits: np.ndarray, count: np.ndarray) -> tuple[np.ndarray, floa
     return np.clip(share, REPEAT_FLOOR, 1.0 - REPEAT_FLOOR), min(fleet, 1.0 - REPEAT_FLOOR)
 
 
-def _ratio_scale(
-    fleet: FleetSeries, change: np.ndarray, mask: np.ndarray, shrinkage: float
-) -> ResidualScale:
-    """Robust centre and spread of each meter's daily ratios (one value per meter-day)."""
+def _daily_values(
+    fleet: FleetSeries, grid: np.ndarray, mask: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(meter, slot 0, value)`` of the known values of a day grid on the meter-days whose
+    first reading is in ``mask``."""
     days = fleet.time_idx // fleet.slots_per_day
-    ok = mask & np.isfinite(change)
     first = np.ones(len(days), dtype=bool)  # one reading per meter-day
     first[1:] = (days[1:] != days[:-1]) | (fleet.meter_idx[1:] != fleet.meter_idx[:-1])
-    pick = ok & first
-    if not pick.any():
-        raise ValueError(
-            "no day before the test split has a daily-energy ratio (too little history)"
-        )
-    m = fleet.meter_idx[pick]
-    fitted = fit_residual_scale(
-        m, np.zeros_like(m), change[pick], len(fleet.meter_ids), 1, shrinkage
-    )
-    return replace(fitted, scale=np.maximum(fitted.scale, RATIO_SCALE_FLOOR))
+    pick = np.flatnonzero(mask & first)
+    values = grid[fleet.meter_idx[pick], days[pick]]
+    known = np.isfinite(values)
+    m = fleet.meter_idx[pick[known]]
+    return m, np.zeros_like(m), values[known]
 
 
 def _repeats(fleet: FleetSeries, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

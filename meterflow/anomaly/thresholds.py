@@ -13,7 +13,7 @@ The thresholds are chosen by ``calibration`` on anomalies planted into validatio
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import numpy as np
 
@@ -54,6 +54,55 @@ def _robust(groups: np.ndarray, values: np.ndarray, n_groups: int) -> tuple[np.n
     return med, mad, counts
 
 
+@dataclass(frozen=True)
+class ResidualStats:
+    """What ``ResidualScale`` is fitted from, per meter and per meter and slot of day: a
+    meter block's part (``concat_stats`` joins the parts; the fleet's own spread comes from
+    the residuals pooled apart)."""
+
+    center: np.ndarray  # (n_meters,) median, NaN without residuals
+    mad: np.ndarray  # (n_meters,) robust spread
+    count: np.ndarray  # (n_meters,)
+    cell_mad: np.ndarray  # (n_meters * slots_per_day,) about the meter's centre
+    cell_count: np.ndarray  # (n_meters * slots_per_day,)
+
+
+def residual_stats(
+    meter_idx: np.ndarray, slot: np.ndarray, residual: np.ndarray, n_meters: int, slots: int
+) -> ResidualStats:
+    """The per-meter and per-cell statistics of (validation) residuals in scaled units."""
+    center, mad, count = _robust(meter_idx, residual, n_meters)
+    cell = meter_idx * slots + slot
+    _, cell_mad, cell_count = _robust(cell, residual - center[meter_idx], n_meters * slots)
+    return ResidualStats(center, mad, count, cell_mad, cell_count)
+
+
+def concat_stats(parts: list[ResidualStats]) -> ResidualStats:
+    """The statistics of consecutive meter blocks as one fleet's."""
+    return ResidualStats(
+        *(np.concatenate([getattr(p, f.name) for p in parts]) for f in fields(ResidualStats))
+    )
+
+
+def finish_scale(
+    stats: ResidualStats, pooled: np.ndarray, slots: int, shrinkage: float = 10.0
+) -> ResidualScale:
+    """Centres and spreads (module docstring), the fleet's centre and spread being those of the
+    ``pooled`` residuals."""
+    if len(pooled) == 0:
+        raise ValueError("no residuals to fit the anomaly score scale on")
+    fleet_med = float(np.median(pooled))
+    fleet_scale = max(MAD_TO_SIGMA * float(np.median(np.abs(pooled - fleet_med))), SCALE_FLOOR)
+    center = np.where(np.isfinite(stats.center), stats.center, fleet_med)
+    m_n, c_n = stats.count, stats.cell_count
+    m_var = (m_n * np.nan_to_num(stats.mad) ** 2 + shrinkage * fleet_scale**2) / (m_n + shrinkage)
+    parent = np.repeat(m_var, slots)
+    c_var = (c_n * np.nan_to_num(stats.cell_mad) ** 2 + shrinkage * parent) / (c_n + shrinkage)
+    c_var = np.maximum(c_var, (SLOT_SHARE_FLOOR**2) * parent)  # quiet hours are not noiseless
+    scale = np.maximum(np.sqrt(c_var), SCALE_FLOOR).reshape(len(center), slots)
+    return ResidualScale(center, scale, fleet_scale)
+
+
 def fit_residual_scale(
     meter_idx: np.ndarray,
     slot: np.ndarray,
@@ -65,15 +114,5 @@ def fit_residual_scale(
     """Fit centres and spreads on (validation) residuals in scaled units."""
     if len(residual) == 0:
         raise ValueError("no residuals to fit the anomaly score scale on")
-    fleet_med = float(np.median(residual))
-    fleet_scale = max(MAD_TO_SIGMA * float(np.median(np.abs(residual - fleet_med))), SCALE_FLOOR)
-    center, m_mad, m_n = _robust(meter_idx, residual, n_meters)
-    center = np.where(np.isfinite(center), center, fleet_med)
-    m_var = (m_n * np.nan_to_num(m_mad) ** 2 + shrinkage * fleet_scale**2) / (m_n + shrinkage)
-    cell = meter_idx * slots_per_day + slot
-    _, c_mad, c_n = _robust(cell, residual - center[meter_idx], n_meters * slots_per_day)
-    parent = np.repeat(m_var, slots_per_day)
-    c_var = (c_n * np.nan_to_num(c_mad) ** 2 + shrinkage * parent) / (c_n + shrinkage)
-    c_var = np.maximum(c_var, (SLOT_SHARE_FLOOR**2) * parent)  # quiet hours are not noiseless
-    scale = np.maximum(np.sqrt(c_var), SCALE_FLOOR).reshape(n_meters, slots_per_day)
-    return ResidualScale(center, scale, fleet_scale)
+    stats = residual_stats(meter_idx, slot, residual, n_meters, slots_per_day)
+    return finish_scale(stats, residual, slots_per_day, shrinkage)

@@ -46,6 +46,9 @@ SHIFTED_DAY = 0.35  # |log ratio| of a shifted day: left out of later references
 MAX_CLEAN_DAYS = 28  # ... unless it lasts longer than this: then it is the new normal
 RUN_DAYS = 7  # a run's evidence grows with its length up to this many days
 STRETCH_MIN_Z = 1.0  # every day of a stretch of shifted days deviates at least this much
+PEER_BLOCK = 1024  # meters whose similarities to the fleet are computed at once ...
+PEER_CELLS = 1 << 22  # ... at most this many similarities (32 MiB) in a large fleet
+SIMILARITY_GRID = 2.0**-26  # week shapes rounded to it: their dot products are exact
 
 
 def day_index(fleet: FleetSeries) -> np.ndarray:
@@ -98,10 +101,19 @@ DAILY = {"energy": daily_import, "base": daily_base}
 def energy_change(
     fleet: FleetSeries, peers: dict[str, tuple[str, ...]] | None, daily: str = "energy"
 ) -> np.ndarray:
-    """``(n_meters, n_days)`` log ratio of each day's imported energy to the median of the
-    meter's usable same weekdays of the previous ``REF_DAYS`` days, less the median of its
-    peers' ratios that day (peers missing from the fleet are skipped; fewer than
-    ``MIN_PEERS``: no correction).
+    """``(n_meters, n_days)`` ``change_of`` the fleet's ``daily`` statistic (``energy``:
+    ``daily_import``; ``base``: ``daily_base``)."""
+    return change_of(DAILY[daily](fleet), fleet.meter_ids, peers)
+
+
+def change_of(
+    energy: np.ndarray, meter_ids: np.ndarray, peers: dict[str, tuple[str, ...]] | None
+) -> np.ndarray:
+    """``(n_meters, n_days)`` log ratio of each day of ``energy`` (a daily statistic of the
+    meters ``meter_ids``) to the median of the meter's usable same weekdays of the previous
+    ``REF_DAYS`` days, less the median of its peers' ratios that day (peers missing from
+    ``meter_ids`` are skipped; fewer than ``MIN_PEERS``: no correction). Peers couple the
+    meters, so this runs on the day grid of the whole fleet.
 
     A day whose change is beyond ``SHIFTED_DAY`` is left out of later references, so that a
     long anomaly neither becomes the meter's normal nor makes the days after it look
@@ -109,7 +121,6 @@ def energy_change(
     taken back (a lasting change is the new normal). A day importing less than
     ``DAY_FLOOR`` of the meter's median day counts as that floor (a dead meter's zero days are a
     large drop, not unknown). NaN where the reference is unknown."""
-    energy = DAILY[daily](fleet)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # meters without a known day
         floor = DAY_FLOOR * np.nanmedian(np.where(energy > 0, energy, np.nan), axis=1)
@@ -118,7 +129,7 @@ def energy_change(
     log_import[~np.isfinite(log_import)] = np.nan
     usable = np.isfinite(log_import)
     excluded_since = np.full(len(log_import), -1)
-    table = _peer_table(fleet, peers)
+    table = _peer_table(meter_ids, peers)
     out = np.full(log_import.shape, np.nan)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN medians are expected
@@ -161,11 +172,11 @@ def _exclude(usable: np.ndarray, since: np.ndarray, changed: np.ndarray, d: int)
         since[m] = -1
 
 
-def _peer_table(fleet: FleetSeries, peers: dict[str, tuple[str, ...]] | None) -> np.ndarray:
-    """``(n_meters, width)`` fleet rows of each meter's peers (-1 = none)."""
+def _peer_table(meter_ids: np.ndarray, peers: dict[str, tuple[str, ...]] | None) -> np.ndarray:
+    """``(n_meters, width)`` rows of each meter's peers among ``meter_ids`` (-1 = none)."""
     if not peers:
-        return np.zeros((len(fleet.meter_ids), 0), dtype=np.int64)
-    row = {str(m): i for i, m in enumerate(fleet.meter_ids)}
+        return np.zeros((len(meter_ids), 0), dtype=np.int64)
+    row = {str(m): i for i, m in enumerate(meter_ids)}
     width = max(len(p) for p in peers.values())
     table = np.full((len(row), width), -1, dtype=np.int64)
     for m, i in row.items():
@@ -174,10 +185,21 @@ def _peer_table(fleet: FleetSeries, peers: dict[str, tuple[str, ...]] | None) ->
     return table
 
 
-def fit_peers(fleet: FleetSeries, k: int = N_PEERS) -> dict[str, tuple[str, ...]]:
-    """Each meter's ``k`` peers: the meters whose average week of imported energy over the
-    TRAIN split (log, centred; one value per weekday and slot) has the most similar shape, so
-    that offices move with offices on a holiday and homes with homes."""
+def week_shapes(fleet: FleetSeries) -> np.ndarray:
+    """``(n_meters, 7 * slots_per_day)`` each meter's average week of imported energy over the
+    TRAIN split (log, centred; one value per weekday and slot) as a unit vector rounded to
+    ``SIMILARITY_GRID``, so that dot products of two are exact whatever the summation order
+    (any block of rows gives the same similarities). ``PEER_BLOCK`` meters at a time."""
+    n = len(fleet.meter_ids)
+    parts = [
+        _week_shape(fleet.series_range(lo, min(lo + PEER_BLOCK, n)))
+        for lo in range(0, n, PEER_BLOCK)
+    ]
+    unit = np.concatenate(parts) if parts else np.zeros((0, 7 * fleet.slots_per_day))
+    return np.round(unit / SIMILARITY_GRID) * SIMILARITY_GRID
+
+
+def _week_shape(fleet: FleetSeries) -> np.ndarray:
     slots = fleet.slots_per_day
     train = fleet.split == TRAIN
     weekday = (fleet.t0.dayofweek + day_index(fleet)) % 7
@@ -189,20 +211,51 @@ def fit_peers(fleet: FleetSeries, k: int = N_PEERS) -> dict[str, tuple[str, ...]
     shape = np.log(week + WEEK_FLOOR * week.mean(axis=1, keepdims=True) + 1e-9)
     shape -= shape.mean(axis=1, keepdims=True)
     with np.errstate(invalid="ignore", divide="ignore"):
-        unit = np.nan_to_num(shape / np.linalg.norm(shape, axis=1, keepdims=True))
-    similarity = unit @ unit.T
-    np.fill_diagonal(similarity, -np.inf)
-    best = np.argsort(-similarity, axis=1, kind="stable")[:, : min(k, len(week) - 1)]
+        return np.nan_to_num(shape / np.linalg.norm(shape, axis=1, keepdims=True))
+
+
+def fit_peers(
+    fleet: FleetSeries, k: int = N_PEERS, block: int = PEER_BLOCK
+) -> dict[str, tuple[str, ...]]:
+    """Each meter's ``k`` peers: the meters whose average week (``week_shapes``) has the most
+    similar shape, so that offices move with offices on a holiday and homes with homes; on a
+    tie the meter that comes first. Compared ``block`` meters with the whole fleet at a time
+    (fewer in a large fleet: at most ``PEER_CELLS`` similarities), so memory grows with the
+    fleet, not with its square."""
+    unit = week_shapes(fleet)
+    n = len(unit)
+    width = max(min(k, n - 1), 0)
+    rows = max(1, min(block, PEER_CELLS // max(n, 1)))
+    best = np.zeros((n, width), dtype=np.int64)
+    for lo in range(0, n if width else 0, rows):
+        best[lo : lo + rows] = _most_similar(unit, np.arange(lo, min(lo + rows, n)), width)
     ids = [str(m) for m in fleet.meter_ids]
-    return {ids[m]: tuple(ids[j] for j in best[m]) for m in range(len(ids))}
+    return {ids[m]: tuple(ids[j] for j in best[m]) for m in range(n)}
 
 
-def day_grid(fleet: FleetSeries, per_reading: np.ndarray) -> np.ndarray:
-    """``(n_meters, n_days)`` of a value that is the same for every reading of a meter-day."""
-    n_days = int(fleet.n_times // fleet.slots_per_day) + 1
-    grid = np.full((len(fleet.meter_ids), n_days), np.nan)
-    grid[fleet.meter_idx, day_index(fleet)] = per_reading
-    return grid
+def _most_similar(unit: np.ndarray, rows: np.ndarray, k: int) -> np.ndarray:
+    """``(len(rows), k)`` the other meters most similar to each of ``rows``, most similar
+    first, ties by position."""
+    key = unit[rows] @ unit.T
+    key[np.arange(len(rows)), rows] = -np.inf  # never its own peer
+    return smallest_k(np.negative(key, out=key), k)
+
+
+def smallest_k(key: np.ndarray, k: int) -> np.ndarray:
+    """Columns of the ``k`` smallest values of each row of ``key`` (no NaN; ``k`` at most its
+    width), by value then column: ``np.argsort(key, axis=1, kind="stable")[:, :k]`` without
+    sorting whole rows."""
+    kth = np.partition(key, k - 1, axis=1)[:, k - 1 : k]
+    below = key < kth
+    tied = key == kth
+    room = k - below.sum(axis=1)
+    crowded = np.flatnonzero(tied.sum(axis=1) > room)  # more ties at the k-th value than room
+    if len(crowded):
+        rank = np.cumsum(tied[crowded], axis=1, dtype=np.int32)
+        tied[crowded] &= rank <= room[crowded, None]
+    cols = np.nonzero(below | tied)[1].reshape(len(key), k)
+    order = np.argsort(np.take_along_axis(key, cols, axis=1), axis=1, kind="stable")
+    return np.take_along_axis(cols, order, axis=1)
 
 
 def run_statistic(z: np.ndarray, max_days: int = RUN_DAYS) -> np.ndarray:
@@ -227,14 +280,6 @@ def run_statistic(z: np.ndarray, max_days: int = RUN_DAYS) -> np.ndarray:
                 covered = best[:, offset : offset + strength.shape[1]]
                 np.fmax(covered, strength, out=covered)
     return np.where(known, best, np.nan)
-
-
-def change_evidence(
-    fleet: FleetSeries, peers: dict[str, tuple[str, ...]] | None, daily: str = "energy"
-) -> np.ndarray:
-    """The day's ``energy_change`` (of its ``daily`` statistic: ``energy`` or ``base``) at
-    every reading of the fleet (NaN where unknown)."""
-    return energy_change(fleet, peers, daily)[fleet.meter_idx, day_index(fleet)]
 
 
 def spike_excess(fleet: FleetSeries) -> np.ndarray:

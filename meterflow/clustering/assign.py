@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from meterflow.blocks import map_blocks
 from meterflow.clustering.distances import euclidean_cross, sbd_cross
 from meterflow.clustering.registry import DTW_FAMILY
 from meterflow.clustering.representation import represent
@@ -26,6 +27,7 @@ from meterflow.profiles.normalize import normalize_values
 from meterflow.schemas import slot_columns
 
 _NEIGHBOUR_CHUNK = 1024  # profiles per block of distances to every member
+ASSIGN_ROWS = 50_000  # profiles per block of ``assign_all``
 
 
 @dataclass(kw_only=True, eq=False)
@@ -277,3 +279,21 @@ def encode_lstm(weights: dict[str, np.ndarray], Z: np.ndarray) -> np.ndarray:
 
 def _sigmoid(x: np.ndarray) -> np.ndarray:
     return 0.5 * (1.0 + np.tanh(0.5 * x))
+
+
+def assign_all(assigner: Assigner, X: np.ndarray, scheduler: str = "") -> np.ndarray:
+    """``assigner.predict(X)`` in blocks of ``ASSIGN_ROWS`` profiles: here, or as tasks on the
+    Dask cluster at ``scheduler`` (the same labels: each profile is assigned on its own)."""
+    starts = range(0, len(X), ASSIGN_ROWS)
+    parts = map_blocks(
+        _predict_block,
+        [X[lo : lo + ASSIGN_ROWS] for lo in starts],
+        (assigner,),
+        scheduler=scheduler,
+        label="assigning profiles to clusters",
+    )
+    return np.concatenate([np.zeros(0, dtype=np.int64), *parts])
+
+
+def _predict_block(X: np.ndarray, assigner: Assigner) -> np.ndarray:
+    return assigner.predict(X)

@@ -8,27 +8,48 @@ convention: UTC interval starts, end exclusive. For a defect on a SQL row or a M
 
 Defects of one source never overlap on a meter (one interval of margin between them), except
 old-export scale periods and DST days, which may contain other defects.
+
+Which meters get anomalies, scale errors, rollovers and counter resets, and one meter per defect
+kind that surely gets that kind, is drawn once per fleet (``FleetPlan``); everything else from
+each meter's own generators, so a block of meters is damaged alike in any cut of the fleet.
 """
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 
-from meterflow.demo.fleet import INTERVAL, STREAM_ANOMALY, CleanFleet, rng_for
-from meterflow.domain import RAW_INTERVAL_MIN, REGISTER_ROLLOVER_KWH, SOURCE_SQL
+from meterflow.demo.fleet import (
+    STREAM_ANOMALY,
+    STREAM_HISTORIAN,
+    STREAM_MONGO,
+    STREAM_OLD,
+    CleanBlock,
+    DemoSpec,
+    rng_for,
+)
+from meterflow.domain import (
+    RAW_INTERVAL_MIN,
+    REGISTER_ROLLOVER_KWH,
+    SOURCE_NEWMONGO,
+    SOURCE_OLDMONGO,
+    SOURCE_SQL,
+)
 from meterflow.sources.formats import OPC_BAD, OPC_UNCERTAIN
-
-log = logging.getLogger(__name__)
 
 DAY = 24 * 60 // RAW_INTERVAL_MIN  # intervals per (ordinary) day
 ANOMALY_SHARE = 0.2  # of meters with one or more labelled anomalies
 ANOMALY_KINDS = ("spike", "flat_line", "level_shift", "theft")
 ANOMALY_WEIGHTS = (0.3, 0.25, 0.25, 0.2)
+DURATIONS = {  # intervals, [low, high)
+    "spike": (1, 5),
+    "flat_line": (24, 193),
+    "level_shift": (2 * DAY, 14 * DAY + 1),
+    "theft": (7 * DAY, 28 * DAY + 1),
+}
 SCALE_FACTORS = (1000.0, 0.001, 10.0, 4.0, 60.0)
 SCALE_WEIGHTS = (0.3, 0.15, 0.15, 0.25, 0.15)
 
@@ -45,6 +66,14 @@ HISTORIAN_RATES = {
 OLD_RATES = {k: HISTORIAN_RATES[k] for k in list(HISTORIAN_RATES)[:5]}
 MONGO_RATES = {"gap_short": 2.0, "gap_long": 0.3, "duplicate_exact": 1.0, "duplicate_conflict": 0.5}
 SCALE_SHARE, RESET_SHARE, ROLLOVER_SHARE = 0.15, 0.1, 0.05
+SCALE_MIN_EDGE = 3 * DAY  # fewer unscaled rows at a window edge join the scale period
+RATES = {SOURCE_SQL: HISTORIAN_RATES, SOURCE_OLDMONGO: OLD_RATES, SOURCE_NEWMONGO: MONGO_RATES}
+
+
+def _one(rng: np.random.Generator) -> int:
+    """Events of one position (the default length)."""
+    return 1
+
 
 LENGTHS: dict[str, Callable[[np.random.Generator], int]] = {
     "gap_short": lambda r: int(r.integers(1, 4)),
@@ -54,9 +83,57 @@ LENGTHS: dict[str, Callable[[np.random.Generator], int]] = {
 }
 
 
+@dataclass(frozen=True)
+class FleetPlan:
+    """Fleet-wide choices of meters (0-based fleet positions)."""
+
+    anomalous: frozenset[int]  # with labelled anomalies
+    scaled: frozenset[int]  # with an old-export scale error
+    rolled: frozenset[int]  # whose import register rolls over in the Mongo window
+    reset: frozenset[int]  # replaced (registers restart) in the Mongo window
+    sure: dict[tuple[str, str], int]  # (source, kind) -> a meter that surely gets that kind
+
+    def sure_of(self, source: str, kind: str, meter: int) -> bool:
+        """Whether ``meter`` surely gets at least one defect of ``kind`` in ``source``."""
+        return self.sure.get((source, kind)) == meter
+
+
+def fleet_plan(spec: DemoSpec) -> FleetPlan:
+    """The fleet-wide choices of ``spec`` (about 20 % anomalous, 15 % scaled, 5 % rolled over
+    and 10 % reset meters, never both of the last two)."""
+    n = spec.n_meters
+
+    def pick(rng: np.random.Generator, among: np.ndarray, share: float) -> frozenset[int]:
+        size = min(len(among), max(1, round(share * n)))
+        return frozenset(int(m) for m in rng.choice(among, size, replace=False))
+
+    everyone = np.arange(n)
+    rngs = {SOURCE_SQL: rng_for(spec.seed, STREAM_HISTORIAN)}
+    rngs[SOURCE_OLDMONGO] = old = rng_for(spec.seed, STREAM_OLD)
+    rngs[SOURCE_NEWMONGO] = mongo = rng_for(spec.seed, STREAM_MONGO)
+    anomalous = pick(rng_for(spec.seed, STREAM_ANOMALY), everyone, ANOMALY_SHARE)
+    scaled = pick(old, everyone, SCALE_SHARE)
+    rolled = pick(mongo, everyone, ROLLOVER_SHARE)
+    reset = pick(mongo, np.setdiff1d(everyone, sorted(rolled)), RESET_SHARE)
+    sure = {(src, k): int(rngs[src].integers(n)) for src, rates in RATES.items() for k in rates}
+    return FleetPlan(anomalous, scaled, rolled, reset, sure)
+
+
+def utc(clean: CleanBlock, positions: np.ndarray) -> pd.DatetimeIndex:
+    """UTC instants of interval indices of the timeline (its end included)."""
+    minutes = np.asarray(positions, dtype=np.int64) * RAW_INTERVAL_MIN
+    return clean.timeline.times[0] + pd.to_timedelta(minutes, unit="min")
+
+
+def meter_ids(clean: CleanBlock, rows: np.ndarray) -> np.ndarray:
+    """Ids of the block's meters at ``rows`` (text, also when empty)."""
+    return clean.meters["meter_id"].to_numpy()[np.asarray(rows, dtype=int)].astype(str)
+
+
 @dataclass
 class DefectLog:
-    """Ground-truth rows, with spans as global interval indices until ``frame``."""
+    """Ground-truth rows of one block, with meters as block rows and spans as global interval
+    indices until ``frame``."""
 
     rows: list[tuple] = field(default_factory=list)
 
@@ -65,52 +142,53 @@ class DefectLog:
     ) -> None:
         self.rows.append((meter, source, kind, first, stop, factor, detail))
 
-    def frame(self, clean: CleanFleet) -> pd.DataFrame:
+    def frame(self, clean: CleanBlock) -> pd.DataFrame:
+        """The rows in meter order (then source, start, kind), as the ground truth lists them."""
         cols = ["meter", "source", "kind", "first", "stop", "factor", "detail"]
         df = pd.DataFrame(self.rows, columns=cols)
-        t0 = clean.timeline.times[0]
         out = pd.DataFrame(
             {
-                "meter_id": clean.meters["meter_id"].to_numpy()[df["meter"].to_numpy(int)],
+                "meter": df["meter"].to_numpy(int),
+                "meter_id": meter_ids(clean, df["meter"]),
                 "source": df["source"].astype(str),
                 "kind": df["kind"].astype(str),
-                "start_utc": t0 + INTERVAL * df["first"].to_numpy(int),
-                "end_utc": t0 + INTERVAL * df["stop"].to_numpy(int),
+                "start_utc": utc(clean, df["first"]),
+                "end_utc": utc(clean, df["stop"]),
                 "factor": df["factor"].astype(float),
                 "detail": df["detail"].astype(str),
             }
         )
-        return out.sort_values(["source", "meter_id", "start_utc", "kind"], ignore_index=True)
+        out = out.sort_values(["meter", "source", "start_utc", "kind"], ignore_index=True)
+        return out.drop(columns="meter")
 
 
 class Placer:
-    """Places non-overlapping events on one source's (meter, position) grid."""
+    """Places non-overlapping events on one meter's positions in one source's window."""
 
     def __init__(self, rng: np.random.Generator, busy: np.ndarray, days: float):
         self.rng, self.busy, self.days = rng, busy, days
 
-    def place(self, rate: float, length: Callable[[np.random.Generator], int]) -> list[tuple]:
-        """``(meter, first, stop)`` of Poisson(rate per 30 days) events per meter; at least one
-        event overall when the grid has room."""
-        n_meters = self.busy.shape[0]
-        counts = self.rng.poisson(rate * self.days / 30, n_meters)
-        if counts.sum() == 0:
-            counts[self.rng.integers(n_meters)] = 1
+    def place(
+        self, rate: float, length: Callable[[np.random.Generator], int], *, sure: bool = False
+    ) -> list[tuple[int, int]]:
+        """``(first, stop)`` of Poisson(rate per 30 days) events; at least one when ``sure``
+        and the row has room."""
+        count = max(int(self.rng.poisson(rate * self.days / 30)), int(sure))
         events = []
-        for m in np.repeat(np.arange(n_meters), counts):
-            span = self.find(int(m), length(self.rng))
+        for _ in range(count):
+            span = self.find(length(self.rng))
             if span is not None:
-                events.append((int(m), *span))
+                events.append(span)
         return events
 
-    def find(self, m: int, size: int, lo: int = 0, hi: int | None = None) -> tuple | None:
-        """A free span of ``size`` positions in [lo, hi) of meter ``m``, marked busy."""
-        hi = self.busy.shape[1] if hi is None else hi
+    def find(self, size: int, lo: int = 0, hi: int | None = None) -> tuple[int, int] | None:
+        """A free span of ``size`` positions in [lo, hi), marked busy."""
+        hi = len(self.busy) if hi is None else hi
         size = min(size, hi - lo)
         for _ in range(30):
             j = int(self.rng.integers(lo, hi - size + 1))
-            if not self.busy[m, max(j - 1, 0) : j + size + 1].any():
-                self.busy[m, j : j + size] = True
+            if not self.busy[max(j - 1, 0) : j + size + 1].any():
+                self.busy[j : j + size] = True
                 return j, j + size
         return None
 
@@ -125,56 +203,66 @@ class Truth:
     anomalies: pd.DataFrame
 
 
-def inject_anomalies(clean: CleanFleet) -> Truth:
-    """Spikes, flat-lines, level shifts and theft-like under-reading on about 20 % of meters,
-    mainly in the SQL and Mongo periods, always below contractual power."""
-    spec, tl = clean.spec, clean.timeline
-    rng = rng_for(spec.seed, STREAM_ANOMALY)
+def inject_anomalies(clean: CleanBlock, plan: FleetPlan) -> Truth:
+    """Spikes, flat-lines, level shifts and theft-like under-reading on the plan's anomalous
+    meters, mainly in the SQL and Mongo periods, always below contractual power."""
+    tl = clean.timeline
     imp, exp = clean.import_wh.copy(), clean.export_wh.copy()
     mask = np.zeros(imp.shape, dtype=bool)
-    n_meters, n = imp.shape
     cap = 0.95 * clean.contract_wh
     sql0, hist_end = tl.windows[SOURCE_SQL]
-    periods = [(0, sql0), (sql0, hist_end), (hist_end, n)]
-    durations = {
-        "spike": (1, 5),
-        "flat_line": (24, 193),
-        "level_shift": (2 * DAY, 14 * DAY + 1),
-        "theft": (7 * DAY, 28 * DAY + 1),
-    }
-    busy = np.zeros(imp.shape, dtype=bool)
-    placer = Placer(rng, busy, 0)
+    periods = [(0, sql0), (sql0, hist_end), (hist_end, imp.shape[1])]
     rows = []
-    chosen = rng.choice(n_meters, max(1, round(ANOMALY_SHARE * n_meters)), replace=False)
-    for m in sorted(int(x) for x in chosen):
-        for _ in range(int(rng.choice([1, 2, 3], p=[0.6, 0.3, 0.1]))):
-            kind = str(rng.choice(ANOMALY_KINDS, p=ANOMALY_WEIGHTS))
-            size = int(rng.integers(*durations[kind]))
-            for _attempt in range(10):
-                lo, hi = periods[int(rng.choice(3, p=[0.2, 0.45, 0.35]))]
-                # up to a day of normal load on each side (less in short periods)
-                margin = min(DAY, max(0, (hi - lo - size) // 2))
-                span = placer.find(m, size + 2 * margin, lo, hi)
-                if span is None:
-                    continue
-                a, b = span[0] + margin, span[1] - margin
-                if b > a and (mag := _apply(kind, rng, imp, exp, m, a, b, cap[m])) is not None:
-                    mask[m, a:b] = True
-                    rows.append((m, kind, a, b, mag))
-                    break
-    ids = clean.meters["meter_id"].to_numpy()
-    t0 = tl.times[0]
+    for m, g in enumerate(clean.meter_index):
+        if int(g) not in plan.anomalous:
+            continue
+        rng = rng_for(clean.spec.seed, STREAM_ANOMALY, int(g))
+        recent = int(g) == min(plan.anomalous)  # so the most recent days hold one, surely
+        for kind, a, b, mag in _meter_anomalies(rng, periods, imp[m], exp[m], cap[m], recent):
+            mask[m, a:b] = True
+            rows.append((m, kind, a, b, mag))
+    df = pd.DataFrame(rows, columns=["meter", "kind", "first", "stop", "magnitude"])
     table = pd.DataFrame(
         {
-            "meter_id": [ids[r[0]] for r in rows],
-            "kind": [r[1] for r in rows],
-            "start_utc": pd.DatetimeIndex([t0 + INTERVAL * r[2] for r in rows], tz="UTC"),
-            "end_utc": pd.DatetimeIndex([t0 + INTERVAL * r[3] for r in rows], tz="UTC"),
-            "magnitude": [float(r[4]) for r in rows],
+            "meter_id": meter_ids(clean, df["meter"]),
+            "kind": df["kind"].astype(str),
+            "start_utc": utc(clean, df["first"]),
+            "end_utc": utc(clean, df["stop"]),
+            "magnitude": df["magnitude"].astype(float),
         }
     ).sort_values(["meter_id", "start_utc"], ignore_index=True)
-    log.info("demo fleet: %d labelled anomalies on %d meters", len(table), table.meter_id.nunique())
     return Truth(imp, exp, mask, table)
+
+
+def _meter_anomalies(
+    rng: np.random.Generator,
+    periods: list[tuple[int, int]],
+    imp: np.ndarray,
+    exp: np.ndarray,
+    cap: float,
+    recent: bool = False,
+) -> list[tuple[str, int, int, float]]:
+    """Apply one to three anomalies to one meter's rows (in place): kind, span, magnitude; with
+    ``recent`` the first one in the last (MongoDB) period, where the test days of a short demo
+    lie."""
+    placer = Placer(rng, np.zeros(len(imp), dtype=bool), 0)
+    out = []
+    for i in range(int(rng.choice([1, 2, 3], p=[0.6, 0.3, 0.1]))):
+        kind = str(rng.choice(ANOMALY_KINDS, p=ANOMALY_WEIGHTS))
+        size = int(rng.integers(*DURATIONS[kind]))
+        for _attempt in range(10):
+            period = int(rng.choice(3, p=[0.2, 0.45, 0.35]))
+            lo, hi = periods[2 if recent and i == 0 else period]
+            # up to a day of normal load on each side (less in short periods)
+            margin = min(DAY, max(0, (hi - lo - size) // 2))
+            span = placer.find(size + 2 * margin, lo, hi)
+            if span is None:
+                continue
+            a, b = span[0] + margin, span[1] - margin
+            if b > a and (mag := _apply(kind, rng, imp, exp, a, b, cap)) is not None:
+                out.append((kind, a, b, mag))
+                break
+    return out
 
 
 def _apply(
@@ -182,32 +270,31 @@ def _apply(
     rng: np.random.Generator,
     imp: np.ndarray,
     exp: np.ndarray,
-    m: int,
     a: int,
     b: int,
     cap: float,
 ) -> float | None:
-    """Apply one anomaly to meter ``m`` on [a, b); its magnitude, or None if it cannot fit."""
-    typical = max(float(imp[m, max(a - DAY, 0) : a + 1].mean()), 1.0)
-    seg = imp[m, a:b]
+    """Apply one anomaly to a meter's rows on [a, b); its magnitude, or None if it cannot fit."""
+    typical = max(float(imp[max(a - DAY, 0) : a + 1].mean()), 1.0)
+    seg = imp[a:b]
     if kind == "spike":
         factor = round(float(rng.uniform(3, 6)), 3)
         new = np.round(factor * np.maximum(seg, typical))
         if new.max() > cap:
             return None
-        imp[m, a:b] = new
+        imp[a:b] = new
         return factor
     if kind == "flat_line":
         level = float(seg[0]) if seg[0] > 0 else round(typical)
-        imp[m, a:b] = level
-        exp[m, a:b] = exp[m, a]
+        imp[a:b] = level
+        exp[a:b] = exp[a]
         return level
     if kind == "level_shift":
         factor = float(rng.uniform(1.6, 2.5) if rng.random() < 0.5 else rng.uniform(0.4, 0.6))
     else:  # theft
         factor = float(rng.uniform(0.2, 0.5))
     factor = round(factor, 3)
-    imp[m, a:b] = np.round(np.minimum(seg * factor, cap))
+    imp[a:b] = np.round(np.minimum(seg * factor, cap))
     return factor
 
 
@@ -224,49 +311,64 @@ class Window:
         return (self.stop - self.first) / DAY
 
 
+@dataclass
+class HistorianGrid:
+    """A block's historian cells ``(meter, interval, tag)``: kWh, OPC code, row kept; and the
+    late duplicate rows to append ``(meter, pos, tag, energy, quality)``."""
+
+    energy: np.ndarray
+    quality: np.ndarray
+    keep: np.ndarray
+    extra: list[tuple] = field(default_factory=list)
+
+
 def damage_historian(
+    clean: CleanBlock, plan: FleetPlan, win: Window, grid: HistorianGrid, dlog: DefectLog
+) -> None:
+    """Damage the historian grid in place: gaps, duplicates, outliers, bad/uncertain quality."""
+    contract_kwh = clean.contract_wh / 1000
+    for m, g in enumerate(int(g) for g in clean.meter_index):
+        rng = rng_for(clean.spec.seed, STREAM_HISTORIAN, g)
+        placer = Placer(rng, np.zeros(grid.energy.shape[1], dtype=bool), win.days)
+        for kind, rate in HISTORIAN_RATES.items():
+            sure = plan.sure_of(win.source, kind, g)
+            for j0, j1 in placer.place(rate, LENGTHS.get(kind, _one), sure=sure):
+                factor, detail = _historian_defect(kind, rng, grid, m, j0, j1, contract_kwh[m])
+                dlog.add(m, win.source, kind, win.first + j0, win.first + j1, factor, detail)
+
+
+def _historian_defect(
+    kind: str,
     rng: np.random.Generator,
-    win: Window,
-    energy: np.ndarray,
-    quality: np.ndarray,
-    keep: np.ndarray,
-    contract_kwh: np.ndarray,
-    dlog: DefectLog,
-) -> dict[str, np.ndarray]:
-    """Damage the historian grid in place (``(meter, interval, tag)``: kWh, OPC code, row kept)
-    and return the late duplicate rows to append (meter, pos, tag, energy, quality)."""
-    placer = Placer(rng, np.zeros(energy.shape[:2], dtype=bool), win.days)
-    extra: list[tuple] = []
-    for kind, rate in HISTORIAN_RATES.items():
-        for m, j0, j1 in placer.place(rate, LENGTHS.get(kind, lambda r: 1)):
-            factor, detail = np.nan, ""
-            if kind.startswith("gap"):
-                keep[m, j0:j1] = False
-                detail = f"{j1 - j0} intervals missing (both tags)"
-            elif kind == "duplicate_exact":
-                extra += [(m, j0, t, energy[m, j0, t], quality[m, j0, t]) for t in (0, 1)]
-                detail = "both tags repeated with the same value"
-            elif kind == "duplicate_conflict":
-                true = energy[m, j0, 0]
-                wrong = _conflicting(rng, true)
-                extra += [(m, j0, 0, wrong, quality[m, j0, 0])]
-                extra += [(m, j0, 1, energy[m, j0, 1], quality[m, j0, 1])]
-                factor, detail = wrong, f"import repeated as {wrong:g} kWh (true {true:g})"
-            elif kind == "outlier":
-                factor = round(float(contract_kwh[m] * rng.uniform(3, 30)), 3)
-                energy[m, j0, 0] = factor
-                detail = f"import {factor:g} kWh > contract {contract_kwh[m]:g} kWh/interval"
-            elif kind == "bad_quality":
-                energy[m, j0:j1] = rng.choice([-999.0, 0.0, 65535.0, -1.0e6, 1.0e9], (j1 - j0, 2))
-                quality[m, j0:j1] = OPC_BAD
-                detail = f"OPC {OPC_BAD} with garbage values (both tags)"
-            else:
-                quality[m, j0:j1] = OPC_UNCERTAIN
-                detail = f"OPC {OPC_UNCERTAIN}, values correct"
-            dlog.add(m, win.source, kind, win.first + j0, win.first + j1, factor, detail)
-    cols = ["meter", "pos", "tag", "energy", "quality"]
-    arr = list(zip(*extra, strict=True)) if extra else [[] for _ in cols]
-    return {c: np.asarray(v) for c, v in zip(cols, arr, strict=True)}
+    grid: HistorianGrid,
+    m: int,
+    j0: int,
+    j1: int,
+    contract_kwh: float,
+) -> tuple[float, str]:
+    """Apply one historian defect of meter ``m`` on [j0, j1); its factor and detail."""
+    energy, quality = grid.energy[m], grid.quality[m]
+    if kind.startswith("gap"):
+        grid.keep[m, j0:j1] = False
+        return np.nan, f"{j1 - j0} intervals missing (both tags)"
+    if kind == "duplicate_exact":
+        grid.extra += [(m, j0, t, energy[j0, t], quality[j0, t]) for t in (0, 1)]
+        return np.nan, "both tags repeated with the same value"
+    if kind == "duplicate_conflict":
+        true = energy[j0, 0]
+        wrong = _conflicting(rng, true)
+        grid.extra += [(m, j0, 0, wrong, quality[j0, 0]), (m, j0, 1, energy[j0, 1], quality[j0, 1])]
+        return wrong, f"import repeated as {wrong:g} kWh (true {true:g})"
+    if kind == "outlier":
+        factor = round(float(contract_kwh * rng.uniform(3, 30)), 3)
+        energy[j0, 0] = factor
+        return factor, f"import {factor:g} kWh > contract {contract_kwh:g} kWh/interval"
+    if kind == "bad_quality":
+        energy[j0:j1] = rng.choice([-999.0, 0.0, 65535.0, -1.0e6, 1.0e9], (j1 - j0, 2))
+        quality[j0:j1] = OPC_BAD
+        return np.nan, f"OPC {OPC_BAD} with garbage values (both tags)"
+    quality[j0:j1] = OPC_UNCERTAIN
+    return np.nan, f"OPC {OPC_UNCERTAIN}, values correct"
 
 
 def _conflicting(rng: np.random.Generator, true: float) -> float:
@@ -276,130 +378,176 @@ def _conflicting(rng: np.random.Generator, true: float) -> float:
     return wrong if wrong != true else round(true + 0.001, 3)
 
 
+@dataclass(frozen=True)
+class OldGrid:
+    """A block's old-export cells ``(meter, interval)``: values in kWh, row count (0 = gap,
+    2 = duplicated), import of the repeated row, scale factor per row."""
+
+    imp: np.ndarray
+    exp: np.ndarray
+    count: np.ndarray
+    dup_imp: np.ndarray
+    factor: np.ndarray
+
+
 def damage_old_exports(
-    rng: np.random.Generator,
+    clean: CleanBlock,
+    plan: FleetPlan,
     win: Window,
-    imp: np.ndarray,
-    exp: np.ndarray,
-    count: np.ndarray,
-    dup_imp: np.ndarray,
-    factor: np.ndarray,
+    grid: OldGrid,
     dst_days: list[tuple[int, int]],
-    contract_kwh: np.ndarray,
     dlog: DefectLog,
 ) -> None:
-    """Damage the old-export grid in place (``(meter, interval)``): values in kWh, row count
-    (0 = gap, 2 = duplicated), import of the repeated row, scale factor per row."""
-    n_meters, n = imp.shape
-    busy = np.zeros((n_meters, n), dtype=bool)
-    for a, b in dst_days:  # keep DST days readable: repeats must stay in time order
-        busy[:, a:b] = True
-    placer = Placer(rng, busy, win.days)
-    for kind, rate in OLD_RATES.items():
-        for m, j0, j1 in placer.place(rate, LENGTHS.get(kind, lambda r: 1)):
-            fac, detail = np.nan, ""
-            if kind.startswith("gap"):
-                count[m, j0:j1] = 0
-                detail = f"{j1 - j0} rows missing"
-            elif kind == "duplicate_exact":
-                count[m, j0] = 2
-                detail = "row repeated with the same values"
-            elif kind == "duplicate_conflict":
-                count[m, j0] = 2
-                dup_imp[m, j0] = fac = _conflicting(rng, float(imp[m, j0]))
-                detail = f"row repeated with active_import {fac:g} (true {imp[m, j0]:g}, in kWh)"
-            else:
-                fac = round(float(contract_kwh[m] * rng.uniform(3, 30)), 3)
-                imp[m, j0] = dup_imp[m, j0] = fac
-                detail = f"import {fac:g} kWh > contract {contract_kwh[m]:g} kWh/interval"
-            dlog.add(m, win.source, kind, win.first + j0, win.first + j1, fac, detail)
-    for m in rng.choice(n_meters, max(1, round(SCALE_SHARE * n_meters)), replace=False):
-        fac = float(rng.choice(SCALE_FACTORS, p=SCALE_WEIGHTS))
-        if rng.random() < 0.3:
-            j0, j1 = 0, n
-        else:
-            size = min(int(rng.integers(7, 61)) * DAY, n)
-            j0 = int(rng.integers(0, n - size + 1))
-            j1 = j0 + size
-        factor[m, j0:j1] = fac
-        detail = f"both columns x{fac:g} (unit {_UNIT_NAMES[fac]})"
-        dlog.add(int(m), win.source, "scale", win.first + j0, win.first + j1, fac, detail)
-    for a, b in dst_days:
-        kind = "dst_fall_back" if b - a > DAY else "dst_spring_forward"
-        detail = f"{b - a} rows: local 02:00-02:45 " + ("twice" if b - a > DAY else "missing")
-        for m in range(n_meters):
+    """Damage the old-export grid in place: gaps, duplicates, outliers, scale periods; log the
+    DST days (``dst_days``: window positions) of every meter."""
+    contract_kwh = clean.contract_wh / 1000
+    n = grid.imp.shape[1]
+    for m, g in enumerate(int(g) for g in clean.meter_index):
+        rng = rng_for(clean.spec.seed, STREAM_OLD, g)
+        busy = np.zeros(n, dtype=bool)
+        for a, b in dst_days:  # keep DST days readable: repeats must stay in time order
+            busy[a:b] = True
+        placer = Placer(rng, busy, win.days)
+        for kind, rate in OLD_RATES.items():
+            sure = plan.sure_of(win.source, kind, g)
+            for j0, j1 in placer.place(rate, LENGTHS.get(kind, _one), sure=sure):
+                fac, detail = _old_defect(kind, rng, grid, m, j0, j1, contract_kwh[m])
+                dlog.add(m, win.source, kind, win.first + j0, win.first + j1, fac, detail)
+        if g in plan.scaled:
+            _scale_period(rng, win, grid, m, dlog)
+        for a, b in dst_days:
+            kind = "dst_fall_back" if b - a > DAY else "dst_spring_forward"
+            detail = f"{b - a} rows: local 02:00-02:45 " + ("twice" if b - a > DAY else "missing")
             dlog.add(m, win.source, kind, win.first + a, win.first + b, float(b - a), detail)
+
+
+def _old_defect(
+    kind: str,
+    rng: np.random.Generator,
+    grid: OldGrid,
+    m: int,
+    j0: int,
+    j1: int,
+    contract_kwh: float,
+) -> tuple[float, str]:
+    """Apply one old-export defect of meter ``m`` on [j0, j1); its factor and detail."""
+    if kind.startswith("gap"):
+        grid.count[m, j0:j1] = 0
+        return np.nan, f"{j1 - j0} rows missing"
+    if kind == "duplicate_exact":
+        grid.count[m, j0] = 2
+        return np.nan, "row repeated with the same values"
+    if kind == "duplicate_conflict":
+        grid.count[m, j0] = 2
+        true = float(grid.imp[m, j0])
+        grid.dup_imp[m, j0] = fac = _conflicting(rng, true)
+        return fac, f"row repeated with active_import {fac:g} (true {true:g}, in kWh)"
+    fac = round(float(contract_kwh * rng.uniform(3, 30)), 3)
+    grid.imp[m, j0] = grid.dup_imp[m, j0] = fac
+    return fac, f"import {fac:g} kWh > contract {contract_kwh:g} kWh/interval"
+
+
+def _scale_period(
+    rng: np.random.Generator, win: Window, grid: OldGrid, m: int, dlog: DefectLog
+) -> None:
+    """Scale meter ``m``'s rows by a unit mix-up for its whole window or 7..60 days of it
+    (extended to a window edge less than ``SCALE_MIN_EDGE`` away: too short to tell apart)."""
+    n = grid.imp.shape[1]
+    fac = float(rng.choice(SCALE_FACTORS, p=SCALE_WEIGHTS))
+    j0, j1 = 0, n
+    if rng.random() >= 0.3:
+        size = min(int(rng.integers(7, 61)) * DAY, n)
+        j0 = int(rng.integers(0, n - size + 1))
+        j1 = j0 + size
+        j0, j1 = (0 if j0 < SCALE_MIN_EDGE else j0), (n if n - j1 < SCALE_MIN_EDGE else j1)
+    grid.factor[m, j0:j1] = fac
+    detail = f"both columns x{fac:g} (unit {_UNIT_NAMES[fac]})"
+    dlog.add(m, win.source, "scale", win.first + j0, win.first + j1, fac, detail)
 
 
 _UNIT_NAMES = {1000.0: "Wh", 0.001: "MWh", 10.0: "daWh", 4.0: "kW average", 60.0: "kWmin"}
 
 
-def choose_rollovers(
-    rng: np.random.Generator, window_kwh: np.ndarray, start_kwh: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
-    """Put some meters' import register just below the rollover so that it wraps inside the
-    window; return the new starting registers (kWh) and those meters."""
-    out = start_kwh.copy()
-    n = len(out)
-    chosen = rng.choice(n, max(1, round(ROLLOVER_SHARE * n)), replace=False)
-    for m in chosen:
-        used = max(float(window_kwh[m]), 0.01)
-        out[m] = round(REGISTER_ROLLOVER_KWH - used * rng.uniform(0.2, 0.8), 3)
-    return out, np.sort(chosen)
+def rollover_start(rng: np.random.Generator, window_kwh: float) -> float:
+    """A starting import register (kWh) just below the rollover, so that it wraps inside a
+    window that consumes ``window_kwh``."""
+    used = max(window_kwh, 0.01)
+    return round(REGISTER_ROLLOVER_KWH - used * rng.uniform(0.2, 0.8), 3)
+
+
+@dataclass
+class MongoGrid:
+    """A block's Mongo reads ``(meter, read)`` (read k at window start + k intervals):
+    cumulative registers in whole Wh, document kept; duplicates to append ``(meter, read,
+    import delta kWh)``."""
+
+    reg_imp_wh: np.ndarray
+    reg_exp_wh: np.ndarray
+    keep: np.ndarray
+    dups: list[tuple] = field(default_factory=list)
 
 
 def damage_mongo(
-    rng: np.random.Generator,
+    rngs: list[np.random.Generator],
+    clean: CleanBlock,
+    plan: FleetPlan,
     win: Window,
-    reg_imp_wh: np.ndarray,
-    reg_exp_wh: np.ndarray,
-    keep: np.ndarray,
-    no_reset: np.ndarray,
+    grid: MongoGrid,
     dlog: DefectLog,
-) -> dict[str, np.ndarray]:
-    """Damage the Mongo read grid in place (``(meter, read)``; read k at window start + k
-    intervals, registers in whole Wh): counter resets (not on ``no_reset`` meters), rollovers
-    (logged), missing documents; return duplicate documents to append (meter, read, import
-    delta kWh)."""
-    n_meters, n_reads = keep.shape
-    busy = np.zeros((n_meters, n_reads), dtype=bool)
-    busy[:, 0] = True  # read 0 closes the interval before the window
-    placer = Placer(rng, busy, win.days)
+) -> None:
+    """Damage the Mongo grid in place with each meter's generator (``rngs``): counter resets
+    (plan's meters), rollovers (logged), missing and repeated documents."""
+    for m, g in enumerate(int(g) for g in clean.meter_index):
+        busy = np.zeros(grid.keep.shape[1], dtype=bool)
+        busy[0] = True  # read 0 closes the interval before the window
+        placer = Placer(rngs[m], busy, win.days)
+        if g in plan.reset:
+            _counter_reset(placer, win, grid, m, dlog)
+        _log_rollovers(win, grid.reg_imp_wh[m], busy, m, dlog)
+        for kind, rate in MONGO_RATES.items():
+            sure = plan.sure_of(win.source, kind, g)
+            for k0, k1 in placer.place(rate, LENGTHS.get(kind, _one), sure=sure):
+                fac, detail = _mongo_defect(kind, rngs[m], grid, m, k0, k1)
+                dlog.add(m, win.source, kind, win.first + k0 - 1, win.first + k1 - 1, fac, detail)
+
+
+def _mongo_defect(
+    kind: str, rng: np.random.Generator, grid: MongoGrid, m: int, k0: int, k1: int
+) -> tuple[float, str]:
+    """Apply one Mongo defect of meter ``m`` on reads [k0, k1); its factor and detail."""
+    if kind.startswith("gap"):
+        grid.keep[m, k0:k1] = False
+        return np.nan, f"{k1 - k0} documents missing"
+    if kind == "duplicate_exact":
+        grid.dups.append((m, k0, 0.0))
+        return np.nan, "document repeated"
+    fac = round(float(rng.uniform(0.01, 0.5)), 3)
+    grid.dups.append((m, k0, fac))
+    return fac, f"document repeated with import_kwh +{fac:g}"
+
+
+def _counter_reset(placer: Placer, win: Window, grid: MongoGrid, m: int, dlog: DefectLog) -> None:
+    """Meter ``m`` replaced at a free read: both registers restart at 0 there."""
+    span = placer.find(1, 1, grid.keep.shape[1])
+    if span is None:
+        return
+    k = span[0]
+    old = grid.reg_imp_wh[m, k - 1] / 1000
     rollover_wh = round(REGISTER_ROLLOVER_KWH * 1000)
-    candidates = np.setdiff1d(np.arange(n_meters), no_reset)
-    n_resets = min(len(candidates), max(1, round(RESET_SHARE * n_meters)))
-    for m in rng.choice(candidates, n_resets, replace=False):
-        span = placer.find(int(m), 1, 1, n_reads)
-        if span is None:
-            continue
-        k = span[0]
-        old = reg_imp_wh[m, k - 1] / 1000
-        for reg in (reg_imp_wh, reg_exp_wh):
-            reg[m, k:] = (reg[m, k:] - reg[m, k - 1]) % rollover_wh
-        detail = f"meter replaced: registers restart at 0 (import was {old:g} kWh)"
-        dlog.add(int(m), win.source, "counter_reset", win.first + k - 1, win.first + k, old, detail)
-    for m, k in zip(*np.nonzero(np.diff(reg_imp_wh, axis=1) < 0), strict=True):
-        if busy[m, k + 1]:
-            continue  # a reset, logged above
-        busy[m, k + 1] = True
+    for reg in (grid.reg_imp_wh, grid.reg_exp_wh):
+        reg[m, k:] = (reg[m, k:] - reg[m, k - 1]) % rollover_wh
+    detail = f"meter replaced: registers restart at 0 (import was {old:g} kWh)"
+    dlog.add(m, win.source, "counter_reset", win.first + k - 1, win.first + k, old, detail)
+
+
+def _log_rollovers(
+    win: Window, reg_imp_wh: np.ndarray, busy: np.ndarray, m: int, dlog: DefectLog
+) -> None:
+    """Log where meter ``m``'s import register wraps (reads not already busy with a reset)."""
+    for k in np.flatnonzero(np.diff(reg_imp_wh) < 0):
+        if busy[k + 1]:
+            continue  # a reset, logged already
+        busy[k + 1] = True
         detail = f"import register wraps at {REGISTER_ROLLOVER_KWH:g} kWh"
         first = win.first + int(k)
-        dlog.add(int(m), win.source, "rollover", first, first + 1, REGISTER_ROLLOVER_KWH, detail)
-    dups: list[tuple] = []
-    for kind, rate in MONGO_RATES.items():
-        for m, k0, k1 in placer.place(rate, LENGTHS.get(kind, lambda r: 1)):
-            fac, detail = np.nan, ""
-            if kind.startswith("gap"):
-                keep[m, k0:k1] = False
-                detail = f"{k1 - k0} documents missing"
-            elif kind == "duplicate_exact":
-                dups.append((m, k0, 0.0))
-                detail = "document repeated"
-            else:
-                fac = round(float(rng.uniform(0.01, 0.5)), 3)
-                dups.append((m, k0, fac))
-                detail = f"document repeated with import_kwh +{fac:g}"
-            dlog.add(m, win.source, kind, win.first + k0 - 1, win.first + k1 - 1, fac, detail)
-    cols = ["meter", "read", "delta_kwh"]
-    arr = list(zip(*dups, strict=True)) if dups else [[] for _ in cols]
-    return {c: np.asarray(v) for c, v in zip(cols, arr, strict=True)}
+        dlog.add(m, win.source, "rollover", first, first + 1, REGISTER_ROLLOVER_KWH, detail)

@@ -4,16 +4,18 @@ Consumption follows the BDEW standard load profiles of ``demandlib`` (2025 profi
 and the older h0_dyn/g0..g6/l0..l2 series), evaluated on local wall-clock time, then diversified
 per meter by a level, a time shift of the daily pattern, day-to-day variation and autocorrelated
 multiplicative noise. PV prosumers get a clear-sky PV model times a seeded regional cloudiness.
+
 Everything is drawn from generators seeded by ``DemoSpec.seed``, so a spec always yields the same
-fleet.
+fleet: fleet-wide draws (meter table, cloudiness, contract margins) from one generator per
+purpose, each meter's series from generators seeded by (seed, purpose, meter index). A meter's
+data therefore do not depend on the blocks of ``BLOCK_METERS`` meters the fleet is built in, and
+the builder's memory is bounded by one block (``FleetContext`` holds what all blocks share).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import itertools
-import logging
-import time
 import warnings
 from dataclasses import dataclass
 from functools import cached_property
@@ -33,17 +35,18 @@ from meterflow.domain import (
 from meterflow.errors import ConfigError
 from meterflow.schemas import METERS, MeterType
 
-log = logging.getLogger(__name__)
-
 INTERVAL = pd.Timedelta(minutes=RAW_INTERVAL_MIN)
 INTERVAL_H = RAW_INTERVAL_MIN / 60
 CONTRACT_SIZES_KW = (3.0, 4.5, 6.0, 10.0, 15.0, 20.0, 30.0, 50.0, 100.0, 200.0)
 CENTER_LAT, CENTER_LON, LOCATION_SPREAD_DEG = 42.56, 12.64, 0.3
 MAX_SHIFT_STEPS = 6  # daily pattern shifted by at most +-6 intervals (+-90 min)
+BLOCK_METERS = 250  # meters built (and written) together: bounds the builder's memory
+MAX_METERS = 999_999  # ids MTR0001 .. MTR9999, one digit wider per decade beyond
 
 # Random streams: one generator per purpose, so changing one part never reshuffles another.
 STREAM_METERS, STREAM_LOAD, STREAM_PV, STREAM_ANOMALY = 1, 2, 3, 4
 STREAM_HISTORIAN, STREAM_MONGO, STREAM_OLD = 5, 6, 7
+STREAM_CONTRACT = STREAM_METERS + 100
 
 
 @dataclass(frozen=True)
@@ -91,9 +94,12 @@ TYPE_MODELS = {
 NOISE_PHI, DAY_PHI = 0.85, 0.6
 
 
-def rng_for(seed: int, stream: int) -> np.random.Generator:
-    """The generator of one random stream of a fleet."""
-    return np.random.default_rng([seed, stream])
+def rng_for(seed: int, stream: int, meter: int | None = None) -> np.random.Generator:
+    """The generator of one random stream of a fleet, or of meter ``meter`` (0-based index)
+    in that stream (a child seed sequence, independent of the fleet's and other meters')."""
+    if meter is None:
+        return np.random.default_rng([seed, stream])
+    return np.random.default_rng(np.random.SeedSequence([seed, stream], spawn_key=(meter,)))
 
 
 @dataclass(frozen=True)
@@ -115,8 +121,8 @@ class DemoSpec:
     timezone: str = LOCAL_TIMEZONE
 
     def __post_init__(self) -> None:
-        if not 1 <= self.n_meters <= 9999:
-            raise ConfigError(f"demo n_meters must be within 1..9999, got {self.n_meters}")
+        if not 1 <= self.n_meters <= MAX_METERS:
+            raise ConfigError(f"demo n_meters must be within 1..{MAX_METERS}, got {self.n_meters}")
         if self.overlap_days < 0:
             raise ConfigError(f"demo overlap_days must be >= 0, got {self.overlap_days}")
         if self.history_days < 2 * self.overlap_days + 2:
@@ -203,8 +209,9 @@ class Timeline:
 
 
 @dataclass(frozen=True)
-class CleanFleet:
-    """Meters and their true series (rows = meters in table order, columns = intervals).
+class CleanBlock:
+    """Meters ``first`` .. ``first + len(meters) - 1`` (0-based fleet positions) and their true
+    series (rows = these meters in table order, columns = intervals).
 
     ``import_wh``/``export_wh`` are whole Wh per interval (net of PV); ``consumption_wh`` and
     ``pv_wh`` the physical load and PV production behind them.
@@ -212,6 +219,7 @@ class CleanFleet:
 
     spec: DemoSpec
     timeline: Timeline
+    first: int
     meters_truth: pd.DataFrame
     meters: pd.DataFrame
     consumption_wh: np.ndarray
@@ -220,9 +228,26 @@ class CleanFleet:
     export_wh: np.ndarray
 
     @property
+    def meter_index(self) -> np.ndarray:
+        """Fleet positions of the block's meters (they seed the meters' generators)."""
+        return np.arange(self.first, self.first + len(self.meters))
+
+    @property
     def contract_wh(self) -> np.ndarray:
         """Energy per interval at contractual power, per meter (Wh)."""
         return self.meters["contractual_power_kw"].to_numpy() * 1000 * INTERVAL_H
+
+
+@dataclass(frozen=True)
+class FleetContext:
+    """What every block of a fleet shares: per meter a row, per interval a value (no series)."""
+
+    spec: DemoSpec
+    timeline: Timeline
+    meters_truth: pd.DataFrame  # every meter, from build_meters
+    shares: dict[str, np.ndarray]  # BDEW shares, MAX_SHIFT_STEPS intervals wider on each side
+    cloud: np.ndarray  # regional cloudiness per interval (0.02 .. 1)
+    margin: np.ndarray  # contractual power over peak power, per meter
 
 
 def italian_holidays(years: list[int]) -> list[dt.date]:
@@ -275,11 +300,26 @@ def bdew_shares(names: set[str], local: pd.DatetimeIndex) -> dict[str, np.ndarra
     return out
 
 
-def ar1(rng: np.random.Generator, shape: tuple[int, int], phi: float, sigma: float) -> np.ndarray:
-    """Stationary AR(1) rows (along the last axis) with marginal standard deviation ``sigma``."""
-    z = rng.standard_normal(shape) * sigma * np.sqrt(1 - phi**2)
-    z[:, 0] /= np.sqrt(1 - phi**2)
-    return lfilter([1.0], [1.0, -phi], z, axis=1)
+def ar1(z: np.ndarray, phi: float, sigma: float | np.ndarray) -> np.ndarray:
+    """Stationary AR(1) rows (along the last axis) with marginal standard deviation ``sigma``
+    (a number or a column per row) from standard normal innovations ``z``."""
+    e = z * (sigma * np.sqrt(1 - phi**2))
+    e[:, 0] /= np.sqrt(1 - phi**2)
+    return lfilter([1.0], [1.0, -phi], e, axis=1)
+
+
+def normals(rngs: list[np.random.Generator], n: int) -> np.ndarray:
+    """``n`` standard normal draws per generator, one row each."""
+    out = np.empty((len(rngs), n))
+    for row, rng in zip(out, rngs, strict=True):
+        rng.standard_normal(out=row)
+    return out
+
+
+def meter_ids(n: int) -> list[str]:
+    """``MTR0001`` .. of a fleet of ``n`` meters (wider numbers beyond 9999: same order as text)."""
+    width = max(4, len(str(n)))
+    return [f"MTR{i + 1:0{width}d}" for i in range(n)]
 
 
 def build_meters(spec: DemoSpec) -> pd.DataFrame:
@@ -312,7 +352,7 @@ def build_meters(spec: DemoSpec) -> pd.DataFrame:
     median = {t: np.median(annual_arr[types == t]) for t in set(types)}
     table = pd.DataFrame(
         {
-            "meter_id": [f"MTR{i + 1:04d}" for i in range(n)],
+            "meter_id": meter_ids(n),
             "type": [str(t) for t in types],
             "bdew_profile": profile,
             "annual_kwh": annual_arr,
@@ -329,27 +369,25 @@ def build_meters(spec: DemoSpec) -> pd.DataFrame:
     return table
 
 
-def consumption_series(spec: DemoSpec, tl: Timeline, meters: pd.DataFrame) -> np.ndarray:
-    """Load per meter and interval (Wh): BDEW share x annual kWh, shifted and noisy."""
-    rng = rng_for(spec.seed, STREAM_LOAD)
+def consumption_series(ctx: FleetContext, lo: int, hi: int) -> np.ndarray:
+    """Load of meters [lo, hi) per interval (Wh): BDEW share x annual kWh, shifted and noisy."""
+    tl, truth = ctx.timeline, ctx.meters_truth.iloc[lo:hi]
     n, m = tl.n_intervals, MAX_SHIFT_STEPS
-    ext = pd.date_range(tl.times[0] - m * INTERVAL, periods=n + 2 * m, freq=INTERVAL, tz="UTC")
-    shares = bdew_shares(set(meters["bdew_profile"]), ext.tz_convert(spec.timezone))
-    out = np.empty((len(meters), n))
-    steps = (meters["time_shift_min"].to_numpy() // RAW_INTERVAL_MIN).astype(int)
+    out = np.empty((hi - lo, n))
+    steps = (truth["time_shift_min"].to_numpy() // RAW_INTERVAL_MIN).astype(int)
     for i, (name, kwh, k) in enumerate(
-        zip(meters["bdew_profile"], meters["annual_kwh"], steps, strict=True)
+        zip(truth["bdew_profile"], truth["annual_kwh"], steps, strict=True)
     ):
-        out[i] = shares[name][m - k : m - k + n] * kwh * 1000
+        out[i] = ctx.shares[name][m - k : m - k + n] * kwh * 1000
+    models = [TYPE_MODELS[MeterType(t)] for t in truth["type"]]
+    sigma = np.array([[model.noise_sigma] for model in models])
+    day_sigma = np.array([[model.day_sigma] for model in models])
+    rngs = [rng_for(ctx.spec.seed, STREAM_LOAD, g) for g in range(lo, hi)]
+    noise = ar1(normals(rngs, n), NOISE_PHI, sigma) - sigma**2 / 2
     n_days = int(tl.day_index[-1]) + 1
-    for t, model in TYPE_MODELS.items():
-        sigma, day_sigma = model.noise_sigma, model.day_sigma
-        rows = np.flatnonzero(meters["type"].to_numpy() == str(t))
-        if rows.size == 0:
-            continue
-        noise = ar1(rng, (rows.size, n), NOISE_PHI, sigma)
-        daily = ar1(rng, (rows.size, n_days), DAY_PHI, day_sigma)[:, tl.day_index]
-        out[rows] *= np.exp(noise - sigma**2 / 2 + daily - day_sigma**2 / 2)
+    daily = ar1(normals(rngs, n_days), DAY_PHI, day_sigma) - day_sigma**2 / 2
+    noise += daily[:, tl.day_index]
+    out *= np.exp(noise, out=noise)
     return out
 
 
@@ -377,27 +415,32 @@ def clear_sky_ghi(times: pd.DatetimeIndex, lat: np.ndarray, lon: np.ndarray) -> 
     return np.where(cosz > 0, ghi, 0.0)
 
 
-def pv_series(spec: DemoSpec, tl: Timeline, meters: pd.DataFrame) -> np.ndarray:
-    """PV production per meter and interval (Wh): clear sky x regional daily cloudiness."""
+def regional_cloud(spec: DemoSpec, tl: Timeline) -> np.ndarray:
+    """Cloudiness factor per interval shared by the fleet: daily clearness plus intraday noise."""
     rng = rng_for(spec.seed, STREAM_PV)
-    n = tl.n_intervals
     doy = tl.day_starts[:-1].tz_convert(spec.timezone).dayofyear.to_numpy()
     mean_k = 0.72 + 0.15 * np.cos(2 * np.pi * (doy - 196) / 365)
     clearness = rng.beta(6 * mean_k, 6 * (1 - mean_k))[tl.day_index]
-    intraday = ar1(rng, (1, n), 0.9, 1.0)[0] * 0.3 * (1 - clearness)
-    cloud = np.clip(clearness + intraday, 0.02, 1.0)
-    out = np.zeros((len(meters), n))
-    rows = np.flatnonzero(meters["pv"].to_numpy())
+    intraday = ar1(rng.standard_normal((1, tl.n_intervals)), 0.9, 1.0)[0] * 0.3 * (1 - clearness)
+    return np.clip(clearness + intraday, 0.02, 1.0)
+
+
+def pv_series(ctx: FleetContext, lo: int, hi: int) -> np.ndarray:
+    """PV production of meters [lo, hi) per interval (Wh): clear sky x regional cloudiness x
+    per-plant losses and local noise."""
+    tl, truth = ctx.timeline, ctx.meters_truth.iloc[lo:hi]
+    out = np.zeros((hi - lo, tl.n_intervals))
+    rows = np.flatnonzero(truth["pv"].to_numpy())
     if rows.size == 0:
         return out
-    mid = tl.times + INTERVAL / 2
-    lat, lon = meters["latitude"].to_numpy()[rows], meters["longitude"].to_numpy()[rows]
-    ghi = clear_sky_ghi(mid, lat, lon)
-    site = rng.uniform(0.85, 1.02, (rows.size, 1))  # orientation and losses per plant
-    local = np.exp(ar1(rng, (rows.size, n), 0.8, 0.05))
-    kwp = meters["pv_kwp"].to_numpy()[rows, None]
+    lat, lon = truth["latitude"].to_numpy()[rows], truth["longitude"].to_numpy()[rows]
+    ghi = clear_sky_ghi(tl.times + INTERVAL / 2, lat, lon)
+    rngs = [rng_for(ctx.spec.seed, STREAM_PV, lo + int(r)) for r in rows]
+    site = np.array([[rng.uniform(0.85, 1.02)] for rng in rngs])  # orientation and losses
+    local = np.exp(ar1(normals(rngs, tl.n_intervals), 0.8, 0.05))
+    kwp = truth["pv_kwp"].to_numpy()[rows, None]
     # 1.12 tilt gain x 0.82 performance ratio; kW -> Wh per interval
-    out[rows] = kwp * ghi / 1000 * 1.12 * 0.82 * site * np.clip(cloud * local, 0, 1) * 1000
+    out[rows] = kwp * ghi / 1000 * 1.12 * 0.82 * site * np.clip(ctx.cloud * local, 0, 1) * 1000
     return out * INTERVAL_H
 
 
@@ -411,24 +454,32 @@ def contract_size(peak_kw: float, margin: float) -> float:
     return float(np.ceil(peak_kw * margin / 50) * 50)
 
 
-def build_clean(spec: DemoSpec) -> CleanFleet:
-    """The meter table and true series of ``spec`` (no anomalies, no defects)."""
-    t0 = time.perf_counter()
+def fleet_context(spec: DemoSpec) -> FleetContext:
+    """The meter table, BDEW shares, regional cloudiness and contract margins of ``spec``."""
     tl = Timeline(spec)
     truth = build_meters(spec)
-    cons = np.round(consumption_series(spec, tl, truth), 1)
-    pv = np.round(pv_series(spec, tl, truth), 1)
+    n, m = tl.n_intervals, MAX_SHIFT_STEPS
+    ext = pd.date_range(tl.times[0] - m * INTERVAL, periods=n + 2 * m, freq=INTERVAL, tz="UTC")
+    shares = bdew_shares(set(truth["bdew_profile"]), ext.tz_convert(spec.timezone))
+    margin = rng_for(spec.seed, STREAM_CONTRACT).uniform(1.25, 1.8, spec.n_meters)
+    return FleetContext(spec, tl, truth, shares, regional_cloud(spec, tl), margin)
+
+
+def build_clean(ctx: FleetContext, lo: int, hi: int) -> CleanBlock:
+    """Meters [lo, hi) of the fleet and their true series (no anomalies, no defects)."""
+    truth = ctx.meters_truth.iloc[lo:hi].reset_index(drop=True)
+    cons = np.round(consumption_series(ctx, lo, hi), 1)
+    pv = np.round(pv_series(ctx, lo, hi), 1)
     net = cons - pv
     imp = np.round(np.clip(net, 0, None))
     exp = np.round(np.clip(-net, 0, None))
-    rng = rng_for(spec.seed, STREAM_METERS + 100)
+    del net
     peak_kw = np.maximum(imp.max(axis=1), exp.max(axis=1)) / 1000 / INTERVAL_H
-    margin = rng.uniform(1.25, 1.8, len(truth))
     meters = pd.DataFrame(
         {
             "meter_id": truth["meter_id"],
             "contractual_power_kw": [
-                contract_size(p, mg) for p, mg in zip(peak_kw, margin, strict=True)
+                contract_size(p, mg) for p, mg in zip(peak_kw, ctx.margin[lo:hi], strict=True)
             ],
             "production_kw": truth["pv_kwp"].astype(float),
             "type": truth["type"],
@@ -437,16 +488,11 @@ def build_clean(spec: DemoSpec) -> CleanFleet:
         }
     )
     METERS.validate(meters, where="demo fleet")
-    log.info(
-        "demo fleet: %d meters x %d intervals of clean load/PV in %.1fs",
-        len(truth),
-        tl.n_intervals,
-        time.perf_counter() - t0,
-    )
     cols = ["meter_id", "bdew_profile", "type", "pv", "annual_kwh", "time_shift_min"]
-    return CleanFleet(
-        spec=spec,
-        timeline=tl,
+    return CleanBlock(
+        spec=ctx.spec,
+        timeline=ctx.timeline,
+        first=lo,
         meters_truth=truth[[*cols, "level_factor", "pv_kwp"]],
         meters=meters,
         consumption_wh=cons,

@@ -45,7 +45,6 @@ from meterflow.etl.documents import (
     REQUIRED_FIELDS,
     DocumentLocator,
     document_locator,
-    fields_found,
     normalize_documents,
     require_fields,
 )
@@ -142,7 +141,7 @@ def _document_rules(d: _Docs, rows: _Rows, raw_ns: int) -> np.ndarray:
     """Quarantine documents that cannot give readings; return the mask of the others."""
     n = len(d.mid)
     alive = np.ones(n, dtype=bool)
-    for code in pd.unique(d.issue[d.issue != ""]):
+    for code in sorted(set(d.issue[d.issue != ""])):  # an order no block changes
         hit = np.flatnonzero(d.issue == code)
         rows.drop_docs(hit, Reason(code), d.issue_detail[hit])
         alive[hit] = False
@@ -333,6 +332,7 @@ def registers_to_readings(
     rollover_kwh: float,
     locate: DocumentLocator | None = None,
     where: str = "the documents",
+    require: bool = True,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Translate register documents (meter_id, ts UTC, import_kwh, export_kwh, optional
     ``_id``, bool ``context`` and the issue columns of :func:`normalize_documents`; raw documents
@@ -340,12 +340,14 @@ def registers_to_readings(
 
     ``locate``: where documents sit (default :func:`document_locator`); readings' ``row``
     indexes ``documents``. A required field without a value in every new (not context) document
-    raises SourceError naming ``where`` (see :func:`~meterflow.etl.documents.require_fields`).
+    raises SourceError naming ``where`` (see :func:`~meterflow.etl.documents.require_fields`)
+    unless ``require`` is False (the caller checks a read of several blocks as a whole).
     """
     normalised = "issue" in documents and all(f in documents for f in REQUIRED_FIELDS)
     docs = (documents if normalised else normalize_documents(documents)).reset_index(drop=True)
-    new = docs[~docs["context"].to_numpy(bool)] if "context" in docs else docs
-    require_fields(new, found=fields_found(new), where=where, source=source)
+    if require:
+        new = docs[~docs["context"].to_numpy(bool)] if "context" in docs else docs
+        require_fields(new, where=where, source=source)
     raw_ns = config.raw_interval_min * 60 * 10**9
     d = _doc_arrays(docs, meters, locate or document_locator(docs))
     rows = _Rows(d, source, raw_ns)

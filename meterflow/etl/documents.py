@@ -300,55 +300,97 @@ def normalize_documents(
     return out
 
 
-def fields_found(documents: pd.DataFrame) -> list[str]:
-    """The fields named in the details of ``documents`` (normalised) missing a field, in order of
-    first appearance; without any, the columns holding a value."""
-    details = documents["issue_detail"].fillna("").astype(str)
-    lists = details[details.str.contains(_FIELDS_MARK, regex=False)].unique()
-    names = [f for d in lists for f in d.split(_FIELDS_MARK, 1)[1].split(", ") if f]
-    if not names:
+class FieldPresence:
+    """Which :data:`REQUIRED_FIELDS` hold a value in some document of a read, and the fields the
+    documents have, gathered over the blocks of a read (normalised documents, any order)."""
+
+    def __init__(self) -> None:
+        self.documents = 0
+        self.present: set[str] = set()
+        self.listed: dict[str, None] = {}  # fields named in details of missing fields
+        self.valued: dict[str, None] = {}  # columns holding a value
+
+    def add(self, documents: pd.DataFrame) -> None:
+        """Count in one block of documents."""
+        self.documents += len(documents)
+        self.present |= {
+            f for f in REQUIRED_FIELDS if f in documents and documents[f].notna().any()
+        }
+        details = documents["issue_detail"].fillna("").astype(str)
+        lists = details[details.str.contains(_FIELDS_MARK, regex=False)].unique()
+        self.listed |= dict.fromkeys(
+            f for d in lists for f in d.split(_FIELDS_MARK, 1)[1].split(", ") if f
+        )
         cols = [c for c in documents.columns if c not in (*ISSUE_COLUMNS, "context")]
-        names = [c for c in cols if documents[c].notna().any()]
-    return list(dict.fromkeys(names))
+        self.valued |= dict.fromkeys(c for c in cols if documents[c].notna().any())
 
+    def found(self) -> list[str]:
+        """The fields named in the details of documents missing a field, in order of first
+        appearance; without any, the columns holding a value."""
+        return list(self.listed or self.valued)
 
-def require_fields(
-    documents: pd.DataFrame, *, found: Sequence[str], where: str, source: str
-) -> None:
-    """Raise SourceError (one line) when a :data:`REQUIRED_FIELDS` field holds no value in any
-    of ``documents`` (a missing column counts as empty): a renamed or removed field is a schema
-    change, not a damaged document. ``found``: the fields the documents have, for the message."""
-    if not len(documents):
-        return
-    missing = [f for f in REQUIRED_FIELDS if f not in documents or documents[f].isna().all()]
-    if missing:
+    def check(self, *, where: str, source: str) -> None:
+        """Raise SourceError (one line) when a required field holds no value in any document
+        counted in (see :func:`require_fields`)."""
+        missing = [f for f in REQUIRED_FIELDS if f not in self.present]
+        if not (self.documents and missing):
+            return
         several = len(missing) > 1
         raise SourceError(
             f"required field{'s' if several else ''} {', '.join(missing)} "
-            f"{'are' if several else 'is'} missing from all {len(documents)} documents of "
-            f"{where} (renamed or removed?); fields found instead: {', '.join(found) or 'none'}",
+            f"{'are' if several else 'is'} missing from all {self.documents} documents of "
+            f"{where} (renamed or removed?); fields found instead: "
+            f"{', '.join(self.found()) or 'none'}",
             source=source,
         )
+
+
+def require_fields(documents: pd.DataFrame, *, where: str, source: str) -> None:
+    """Raise SourceError (one line) when a :data:`REQUIRED_FIELDS` field holds no value in any
+    of ``documents`` (normalised; a missing column counts as empty): a renamed or removed field
+    is a schema change, not a damaged document. The message names the fields found instead."""
+    presence = FieldPresence()
+    presence.add(documents)
+    presence.check(where=where, source=source)
+
+
+def read_times_of(documents: pd.DataFrame) -> np.ndarray:
+    """The read time (UTC, naive datetime64) each document has once normalised (NaT where it
+    has none), without normalising the rest."""
+    return _times(documents.get("ts"), len(documents))[0]
+
+
+def meter_ids_of(documents: pd.DataFrame) -> pd.Series:
+    """The meter id each document has once normalised (text, integer ids read as text; missing
+    where it has none), without normalising the rest; a text column stays compact."""
+    col = documents.get("meter_id")
+    if col is not None and pd.api.types.is_string_dtype(col.dtype) and col.dtype != object:
+        return col.where(col.str.strip() != "").reset_index(drop=True)
+    return pd.Series(_meter_ids(col, len(documents))[0], dtype=object)
 
 
 DocumentLocator = Callable[[np.ndarray], np.ndarray]
 """Positions of documents -> where each sits in its store (text)."""
 
 
-def document_locator(documents: pd.DataFrame, collection: str | None = None) -> DocumentLocator:
+def document_locator(
+    documents: pd.DataFrame, collection: str | None = None, rows: np.ndarray | None = None
+) -> DocumentLocator:
     """Where documents sit: ``<collection>/_id=<id>`` (``documents/_id=<id>`` without a
-    collection name), ``documents row N`` for a document without ``_id``; computed on demand
-    (for the quarantined documents only)."""
+    collection name), ``documents row N`` for a document without ``_id`` (N: its position, or
+    its entry of ``rows`` for a block of a larger table); computed on demand (for the
+    quarantined documents only)."""
     ids = documents.get("_id")
     prefix = f"{collection or 'documents'}/_id="
 
     def locate(pos: np.ndarray) -> np.ndarray:
         pos = np.asarray(pos, dtype=np.int64)
-        rows = np.char.add("documents row ", pos.astype(str)).astype(object)
+        named = pos if rows is None else np.asarray(rows, np.int64)[pos]
+        rows_text = np.char.add("documents row ", named.astype(str)).astype(object)
         if ids is None:
-            return rows
+            return rows_text
         found = _ids(ids.iloc[pos], len(pos))
         has = np.array([v is not None for v in found], dtype=bool)
-        return np.where(has, np.char.add(prefix, found.astype(str)).astype(object), rows)
+        return np.where(has, np.char.add(prefix, found.astype(str)).astype(object), rows_text)
 
     return locate

@@ -95,7 +95,13 @@ class Evidence:
     observable: int  # series with rows on both sides of the window
     local: int  # ... whose window looks like local time read as UTC (skipped or doubled)
     utc: int  # ... whose window cannot be local time (rows in the skipped hour, single rows)
-    control: float  # share of observable series showing ``local`` on the control days
+    control_shown: int  # observable series showing ``local`` on the control days ...
+    control_seen: int  # ... of the series observable there
+
+    @property
+    def control(self) -> float:
+        """Share of the series observable on the control days that show ``local`` there."""
+        return self.control_shown / self.control_seen if self.control_seen else 0.0
 
 
 def _window_signature(
@@ -132,9 +138,28 @@ def dst_evidence(series: np.ndarray, stamps: np.ndarray, trans: list[Transition]
                 series, stamps, t.wall_lo + shift, t.wall_hi + shift, t.skipped
             )
             shown, seen = shown + int(c_local.sum()), seen + int(c_obs.sum())
-        control = shown / seen if seen else 0.0
-        out.append(Evidence(t, int(obs.sum()), int(local.sum()), int(utc.sum()), control))
+        out.append(Evidence(t, int(obs.sum()), int(local.sum()), int(utc.sum()), shown, seen))
     return out
+
+
+def combine_evidence(parts: list[list[Evidence]]) -> list[Evidence]:
+    """The evidence of disjoint sets of series (blocks of meters) as that of all of them: the
+    counts of each change summed (a block sees every change its series can be observed at, so
+    a change missing from a block's list counts nothing there), in time order."""
+    total: dict[int, Evidence] = {}
+    for evidence in parts:
+        for e in evidence:
+            before = total.get(e.transition.utc_ns)
+            if before is not None:
+                e = Evidence(
+                    e.transition,
+                    *(
+                        getattr(before, f) + getattr(e, f)
+                        for f in ("observable", "local", "utc", "control_shown", "control_seen")
+                    ),
+                )
+            total[e.transition.utc_ns] = e
+    return [total[t] for t in sorted(total)]
 
 
 def _pairs(series: np.ndarray, wall: np.ndarray, order: np.ndarray) -> np.ndarray:

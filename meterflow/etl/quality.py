@@ -105,3 +105,16 @@ def quality_with_every_meter(quality: pd.DataFrame, meters: pd.DataFrame) -> pd.
         out[numeric] = out[numeric].fillna(0)
         out = out.astype({c: quality[c].dtype for c in numeric if c in quality})
     return out.sort_values("meter_id", ignore_index=True)
+
+
+def combine_quality(parts: list[pd.DataFrame]) -> pd.DataFrame:
+    """Quality tables of disjoint meter blocks as one table of all their meters, as one pass
+    gives it: sorted by meter (quarantine rows of no meter last), the fixed count columns,
+    then one per action and reason in sorted order (zero where a block had none)."""
+    full = [p for p in parts if len(p)] or parts[:1]
+    out = full[0] if len(full) == 1 else pd.concat(full, ignore_index=True)
+    fixed = ["meter_id", *_COLUMNS]
+    reasons = sorted((c for c in out.columns if c not in fixed), key=lambda c: c.split("_", 1))
+    out = out[fixed + reasons].fillna({c: 0 for c in reasons})
+    out = out.astype({c: np.int64 for c in (*fixed[1:], *reasons) if c != "completeness"})
+    return out.sort_values("meter_id", kind="stable", na_position="last", ignore_index=True)

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
+from meterflow.etl.quality import combine_quality
 from meterflow.etl.quarantine import concat_quarantine
 
 
@@ -49,38 +50,57 @@ def summarize_corrections(quarantine: pd.DataFrame) -> pd.DataFrame:
     )
 
 
-_SUMMED = ("readings_in", "readings_kept", "readings_quarantined", "readings_filled",
-           "readings_corrected", "meter_days_out", "meters_out", "scale_corrections")  # fmt: skip
+_RATIOS = {"quarantined_share": ("readings_quarantined", "readings_in")}  # recomputed
 
 
 def merge_results(parts: list[EtlResult]) -> EtlResult:
-    """Combine results of disjoint meter groups of one source (counts add up)."""
-    if len(parts) == 1:
-        return parts[0]
-    quarantine = concat_quarantine([p.quarantine for p in parts])
-    profiles = pd.concat([p.profiles for p in parts], ignore_index=True)
-    profiles = profiles.astype({"meter_id": "str", "source": "str"})
-    profiles = profiles.sort_values(["meter_id", "date"], ignore_index=True)
-    quality = pd.concat([p.quality for p in parts], ignore_index=True).fillna(0)
-    scale = pd.concat([p.scale_corrections for p in parts], ignore_index=True)
-    metrics: dict[str, float] = {}
-    for p in parts:
-        for key, value in p.metrics.items():
-            if key in _SUMMED or key.startswith(("quarantined_", "filled_", "corrected_")):
-                metrics[key] = metrics.get(key, 0.0) + value
-            elif key.endswith("_max"):
-                metrics[key] = max(metrics.get(key, value), value)
-            elif key.endswith("_min"):
-                metrics[key] = min(metrics.get(key, value), value)
-    if metrics.get("readings_in"):
-        metrics["quarantined_share"] = metrics["readings_quarantined"] / metrics["readings_in"]
+    """Combine the results of disjoint meter blocks of one source, given in sorted meter order
+    (``etl.blocks``): each table's rows of one meter stay together (the quarantine and the
+    scale report ordered stably by meter, rows without a meter first), counts are summed,
+    ratios recomputed and the newest watermark kept, so any cut into blocks gives the same."""
+    if not parts:
+        raise ValueError("merge_results needs at least one result")
+    quarantine = concat_quarantine([_by_meter(p.quarantine) for p in parts])
     marks = [p.watermark for p in parts if p.watermark is not None]
     return EtlResult(
-        profiles,
+        _concat([p.profiles for p in parts]),
         quarantine,
-        quality,
+        combine_quality([p.quality for p in parts]),
         summarize_corrections(quarantine),
-        scale,
-        metrics,
+        _concat([_by_meter(p.scale_corrections) for p in parts]),
+        merge_metrics([p.metrics for p in parts]),
         max(marks) if marks else None,
     )
+
+
+def merge_metrics(parts: list[dict[str, float]]) -> dict[str, float]:
+    """Metrics of disjoint meter blocks combined: counts (and seconds) summed, ``*_max`` /
+    ``*_min`` as the largest / smallest, ratios recomputed from the summed counts."""
+    out: dict[str, float] = {}
+    for metrics in parts:
+        for key, value in metrics.items():
+            if key in _RATIOS:
+                continue
+            if key.endswith("_max"):
+                out[key] = max(out.get(key, value), value)
+            elif key.endswith("_min"):
+                out[key] = min(out.get(key, value), value)
+            else:
+                out[key] = out.get(key, 0.0) + value
+    for key, (num, den) in _RATIOS.items():
+        if any(key in m for m in parts):
+            out[key] = out[num] / out[den] if out.get(den) else 0.0
+    return out
+
+
+def _by_meter(table: pd.DataFrame) -> pd.DataFrame:
+    """``table`` ordered stably by meter id, rows without one first."""
+    if len(table) < 2:
+        return table
+    return table.sort_values("meter_id", kind="stable", na_position="first", ignore_index=True)
+
+
+def _concat(tables: list[pd.DataFrame]) -> pd.DataFrame:
+    """Tables of the same columns one after the other (empty ones left out unless all are)."""
+    full = [t for t in tables if len(t)] or tables[:1]
+    return full[0] if len(full) == 1 else pd.concat(full, ignore_index=True)

@@ -255,6 +255,8 @@ def fit_network(
         patience=cfg.patience,
         quantiles=cfg.quantiles,
         min_updates=cfg.min_updates,
+        min_delta=cfg.min_delta,
+        lr_patience=cfg.lr_patience,
     )
     val_inputs = validation_inputs(fleet, cfg)
     if cfg.quantiles and len(val_inputs):

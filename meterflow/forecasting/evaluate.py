@@ -8,8 +8,9 @@
    the combination or single candidate ``combine.choose`` earns there;
 3. validation has served: every forecaster that can is fitted again on training and validation
    days (``Forecaster.refit``; the deep ones keep the epoch validation chose);
-4. every candidate and the kept model forecast every test origin, in batches, and their errors
-   are accumulated per target step (the test split decides nothing).
+4. every candidate and the kept model forecast every test origin, meter block by meter block
+   (``score_block``; on a Dask cluster when asked) in batches, and their errors are accumulated
+   per target step (the test split decides nothing).
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
+from meterflow.blocks import map_blocks, meter_blocks
+from meterflow.defaults import BLOCK_METERS
 from meterflow.errors import SchemaError
 from meterflow.forecasting import figures, registry
 from meterflow.forecasting.base import Forecaster
@@ -45,6 +48,8 @@ from meterflow.forecasting.tables import (
 )
 
 log = logging.getLogger(__name__)
+
+PREDICTION_METERS = 500  # meters whose day-ahead test forecasts the predictions table keeps
 
 
 @dataclass
@@ -103,9 +108,10 @@ def keep_model(
 
 
 def evaluate_forecaster(
-    fleet: FleetSeries, meters: pd.DataFrame | None, cfg: ForecastSettings
+    fleet: FleetSeries, meters: pd.DataFrame | None, cfg: ForecastSettings, scheduler: str = ""
 ) -> ForecastResult:
-    """Fit, keep a model and score the model and every candidate on test (see module)."""
+    """Fit, keep a model and score the model and every candidate on test (see module); the test
+    is scored by meter block, on the Dask cluster at ``scheduler`` when given."""
     started = time.perf_counter()
     fitted = fit_candidates(fleet, meters, cfg)
     fit_seconds = time.perf_counter() - started
@@ -116,7 +122,7 @@ def evaluate_forecaster(
     if len(test) == 0:
         raise SchemaError("forecasting input has no test window (test split too short)")
     log.info("evaluating on %d test origins (%s padding)", len(test), cfg.test_padding)
-    errors, predictions = _score_test(fleet, test, fitted, model, cfg)
+    errors, predictions = _score_test(fleet, fitted, model, cfg, scheduler)
     metrics, by_step, scores, best = _metrics(errors, choice, fitted, cfg)
     beaten_by = tuple(
         b
@@ -143,19 +149,65 @@ def _deep_histories(fitted: dict[str, Forecaster]) -> dict[str, Any]:
     return {k: v for f in fitted.values() for k, v in f.training_histories().items()}
 
 
+@dataclass
+class BlockScores:
+    """The test errors of one meter block, and its rows of the predictions table."""
+
+    errors: dict[str, StepErrors]
+    predictions: pd.DataFrame
+    n_windows: int
+
+
 def _score_test(
     fleet: FleetSeries,
-    test: ForecastInputs,
     fitted: dict[str, Forecaster],
     model: Forecaster,
     cfg: ForecastSettings,
+    scheduler: str,
 ) -> tuple[dict[str, StepErrors], pd.DataFrame]:
-    """Errors of the kept model and every candidate on every test origin, and the day-ahead
-    forecasts made at the end of each day (the predictions table)."""
+    """Errors of the kept model and every candidate on every test origin, meter block by meter
+    block (here or on the Dask ``scheduler``; blocks merged in order, so both give the same
+    sums), and the day-ahead forecasts made at the end of each day of the first
+    ``PREDICTION_METERS`` meters (the predictions table)."""
+    blocks = _blocks_of(fleet, fitted)
+    parts = map_blocks(
+        score_block,
+        [fleet.series_range(int(b[0]), int(b[-1]) + 1) for b in blocks],
+        (fitted, model, cfg),
+        scheduler=scheduler,
+        label="scoring test origins by meter block",
+    )
+    errors: dict[str, StepErrors] = {}
+    tables, kept_meters = [], 0
+    for part in parts:
+        for name, block_errors in part.errors.items():
+            errors.setdefault(name, StepErrors(len(cfg.steps), cfg.quantiles)).merge(block_errors)
+        if kept_meters < PREDICTION_METERS and len(part.predictions):
+            tables.append(part.predictions)
+            kept_meters += part.predictions["meter_id"].nunique()
+    return errors, pd.concat(tables, ignore_index=True)
+
+
+def _blocks_of(fleet: FleetSeries, fitted: dict[str, Forecaster]) -> list[np.ndarray]:
+    """Meter blocks of the test scoring: one block when a forecaster reads its neighbours
+    (they must be in the same fleet)."""
+    n = len(fleet.meter_ids)
+    if any(f.capabilities.needs_locations for f in fitted.values()):
+        log.info("a forecaster reads neighbouring meters: the test is scored as one block")
+        return meter_blocks(n, max(n, 1))
+    return meter_blocks(n, BLOCK_METERS)
+
+
+def score_block(
+    block: FleetSeries, fitted: dict[str, Forecaster], model: Forecaster, cfg: ForecastSettings
+) -> BlockScores:
+    """The test errors of every forecaster (and the combination) on one meter block's test
+    origins, in batches of ``CHUNK`` origins."""
+    test = split_test_inputs(block, cfg)
     names = [COMBINATION, *fitted] if isinstance(model, Ensemble) else list(fitted)
     errors = {n: StepErrors(len(cfg.steps), cfg.quantiles) for n in names}
-    floor = _mape_floor(fleet, cfg.mape_floor_frac)
-    sample = prediction_sample(fleet, test, cfg)
+    floor = _mape_floor(block, cfg.mape_floor_frac)
+    sample = prediction_sample(block, test, cfg)
     tables = []
     for lo in range(0, len(test), CHUNK):
         batch = test.subset(slice(lo, lo + CHUNK))
@@ -167,8 +219,8 @@ def _score_test(
             errors[name].add(batch.actual, forecasts[name], floors)
         keep = sample[lo : lo + CHUNK]
         tables.append(prediction_rows(batch, forecasts, model.name, keep, cfg))
-        log.info("scored test origins %d-%d of %d", lo + 1, lo + len(batch), len(test))
-    return errors, pd.concat(tables, ignore_index=True)
+    predictions = pd.concat(tables, ignore_index=True) if tables else pd.DataFrame()
+    return BlockScores(errors, predictions, len(test))
 
 
 def _mape_floor(fleet: FleetSeries, floor_frac: float) -> np.ndarray:

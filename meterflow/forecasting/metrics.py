@@ -88,6 +88,14 @@ class StepErrors:
             self.inside += float(inside.sum())
             self.cells += actual.size
 
+    def merge(self, other: StepErrors) -> None:
+        """Add another accumulator's sums (e.g. of another meter block) to these."""
+        for name in SUMS:
+            self.sums[name] += other.sums[name]
+        self.pinball += other.pinball
+        self.inside += other.inside
+        self.cells += other.cells
+
     def by_step(self) -> pd.DataFrame:
         """``mae``, ``rmse``, ``mape``, ``smape`` of each step."""
         s = self.sums

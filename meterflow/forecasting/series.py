@@ -80,6 +80,37 @@ def profiles_to_series(profiles: pd.DataFrame) -> pd.DataFrame:
     return out.loc[np.isfinite(values)].reset_index(drop=True)
 
 
+def profiles_panel(profiles: pd.DataFrame, dates: DateSplit) -> FleetSeries:
+    """The fleet of a profile table, built straight from its (meter-days x slots) matrix: the
+    same arrays as ``build_panel(profiles_to_series(profiles), ...)`` without the long table of
+    one row (and one meter id string) per reading, which is most of the memory of a year of a
+    large fleet."""
+    _validate_profiles(profiles, where="forecasting input")
+    cols = profile_slot_columns(profiles)
+    df = _dedupe_sources(profiles)
+    codes, meter_ids = pd.factorize(df["meter_id"].astype(str), sort=True)
+    dates_ns = df["date"].to_numpy(dtype="datetime64[ns]")
+    order = np.lexsort((dates_ns, codes))
+    matrix = profile_matrix(df, cols)[order]
+    codes, dates_ns = codes[order].astype(np.int64), dates_ns[order]
+    known = np.isfinite(matrix)
+    resolution = MINUTES_PER_DAY // len(cols)
+    t0 = pd.Timestamp(dates_ns[known.any(axis=1)].min())
+    day = (dates_ns - t0.to_datetime64()) // np.timedelta64(1, "D")
+    rows, slots = np.nonzero(known)
+    time_idx = day[rows] * len(cols) + slots
+    return _panel(
+        meter_ids,
+        codes[rows],
+        time_idx,
+        matrix[known],
+        t0,
+        resolution,
+        dates,
+        np.zeros((len(rows), 0)),
+    )
+
+
 @dataclass(frozen=True)
 class DateSplit:
     """Chronological split by calendar day: train < val_start <= val < test_start <= test."""
@@ -179,6 +210,24 @@ class FleetSeries:
         split = np.where(self.split == VAL, TRAIN, self.split).astype(np.int8)
         return replace(self, split=split, _positions=None)
 
+    def series_range(self, lo: int, hi: int) -> FleetSeries:
+        """The fleet of series ``lo..hi-1`` alone (a meter block): same clock, dates and split;
+        array slices, renumbered from 0."""
+        first, end = np.searchsorted(self.meter_idx, [lo, hi])
+        owners = None if self.owners is None else self.owners[lo:hi]
+        return replace(
+            self,
+            meter_ids=self.meter_ids[lo:hi],
+            meter_idx=self.meter_idx[first:end] - lo,
+            time_idx=self.time_idx[first:end],
+            values=self.values[first:end],
+            seg_start=self.seg_start[first:end] - first,
+            split=self.split[first:end],
+            exog=self.exog[first:end],
+            owners=owners,
+            _positions=None,
+        )
+
     def series_span(self, series: int) -> tuple[int, int]:
         """``(first, end)`` positions of one series (its points are ``first:end``)."""
         lo, hi = np.searchsorted(self.meter_idx, [series, series + 1])
@@ -245,12 +294,16 @@ def build_fleet(
     profiles: pd.DataFrame, train_frac: float, val_frac: float, min_val_days: int = 0
 ) -> FleetSeries:
     """Series of every meter of a profile table, split chronologically by day."""
-    series = profiles_to_series(profiles)
-    if series.empty:
+    dates = split_dates(profile_days(profiles), train_frac, val_frac, min_val_days=min_val_days)
+    return profiles_panel(profiles, dates)
+
+
+def profile_days(profiles: pd.DataFrame) -> pd.Series:
+    """The date of each profile with at least one value; SchemaError when there is none."""
+    known = profiles[profile_slot_columns(profiles)].notna().any(axis=1)
+    if not known.any():
         raise SchemaError("forecasting input has no finite profile values")
-    resolution = MINUTES_PER_DAY // len(profile_slot_columns(profiles))
-    dates = split_dates(profiles["date"], train_frac, val_frac, min_val_days=min_val_days)
-    return build_panel(series, resolution, dates)
+    return profiles.loc[known, "date"]
 
 
 def build_panel(
@@ -262,15 +315,38 @@ def build_panel(
     codes, meter_ids = pd.factorize(series["meter_id"].astype(str), sort=True)
     stamps = series["timestamp"].to_numpy(dtype="datetime64[ns]")
     t0 = pd.Timestamp(stamps.min()).normalize()
-    time_idx = ((stamps - t0.to_datetime64()) // np.timedelta64(resolution_min, "m")).astype(
-        np.int64
+    time_idx = (stamps - t0.to_datetime64()) // np.timedelta64(resolution_min, "m")
+    values = series["value"].to_numpy(dtype=np.float64)
+    exog_values = series[list(exog)].to_numpy(dtype=np.float64).reshape(len(series), len(exog))
+    return _panel(
+        meter_ids,
+        codes.astype(np.int64),
+        time_idx.astype(np.int64),
+        values,
+        t0,
+        resolution_min,
+        dates,
+        exog_values,
     )
-    meter_idx = codes.astype(np.int64)
-    n = len(series)
+
+
+def _panel(
+    meter_ids: pd.Index,
+    meter_idx: np.ndarray,
+    time_idx: np.ndarray,
+    values: np.ndarray,
+    t0: pd.Timestamp,
+    resolution_min: int,
+    dates: DateSplit,
+    exog: np.ndarray,
+) -> FleetSeries:
+    """A fleet of points sorted by meter and time: segment starts and the split added."""
+    n = len(values)
     breaks = np.ones(n, dtype=bool)
     breaks[1:] = (meter_idx[1:] != meter_idx[:-1]) | (time_idx[1:] != time_idx[:-1] + 1)
     seg_start = np.maximum.accumulate(np.where(breaks, np.arange(n), 0))
-    day = stamps.astype("datetime64[D]")
+    slots_per_day = MINUTES_PER_DAY // resolution_min
+    day = t0.to_datetime64().astype("datetime64[D]") + time_idx // slots_per_day
     split = np.full(n, TRAIN, dtype=np.int8)
     split[day >= dates.val_start.to_datetime64().astype("datetime64[D]")] = VAL
     split[day >= dates.test_start.to_datetime64().astype("datetime64[D]")] = TEST
@@ -278,13 +354,13 @@ def build_panel(
         meter_ids=np.asarray(meter_ids, dtype=object),
         meter_idx=meter_idx,
         time_idx=time_idx,
-        values=series["value"].to_numpy(dtype=np.float64),
+        values=values,
         seg_start=seg_start.astype(np.int64),
         split=split,
         t0=t0,
         resolution_min=resolution_min,
         dates=dates,
-        exog=series[list(exog)].to_numpy(dtype=np.float64).reshape(n, len(exog)),
+        exog=exog,
     )
     log.info(
         "series: %d series, %d points at %d min, %d segments; days train/val/test = %s",

@@ -75,7 +75,11 @@ class ForecastSettings:
     batch_size: int = 256  # the largest; small training sets get smaller ones
     min_updates: int = 100  # updates per epoch kept by shrinking the batch (0 = fixed batch)
     epochs: int = defaults.FORECAST_EPOCHS
-    patience: int = 5
+    # early stopping after `patience` epochs without a validation loss `min_delta` below the
+    # best, the learning rate halved after `lr_patience` (see defaults.FORECAST_EPOCHS)
+    patience: int = 3
+    min_delta: float = 1e-4
+    lr_patience: int = 2
     max_train_windows: int = defaults.FORECAST_MAX_TRAIN_WINDOWS
     max_val_windows: int = 5_000
     # hybrid: a grid_size x grid_size grid around each meter holding its n_neighbours nearest
@@ -133,6 +137,8 @@ class ForecastSettings:
             )
         if not 0 <= self.dropout < 1:
             raise ConfigError(f"dropout must be in [0, 1), got {self.dropout}")
+        if self.lr_patience < 0 or self.min_delta < 0:
+            raise ConfigError("lr_patience and min_delta must be >= 0 (0: constant learning rate)")
         if self.learning_rate <= 0:
             raise ConfigError(f"learning_rate must be > 0, got {self.learning_rate}")
         if not 0 <= self.mape_floor_frac < 1:

@@ -79,16 +79,23 @@ def fit_network(
     callbacks: Sequence[keras.callbacks.Callback] = (),
     quantiles: Sequence[float] = (),
     min_updates: int = 0,
+    min_delta: float = 1e-6,
+    lr_patience: int = 0,
 ) -> TrainingHistory:
     """Adam on the MSE (or on the pinball loss of ``quantiles``) with early stopping on the
-    validation loss; the best weights are restored. ``batch_size`` is the largest batch, smaller
-    ones keep ``min_updates`` updates per epoch on small training sets (``train_batch_size``).
-    Seed the run (``prepare_keras``) before building ``model``; ``callbacks`` run too."""
+    validation loss (an epoch counts as better when it beats the best by more than
+    ``min_delta``); the best weights are restored. With ``lr_patience`` the learning rate is
+    halved after that many epochs without such an improvement. ``batch_size`` is the largest
+    batch, smaller ones keep ``min_updates`` updates per epoch on small training sets
+    (``train_batch_size``). Seed the run (``prepare_keras``) before building ``model``;
+    ``callbacks`` run too."""
     optimizer = keras.optimizers.Adam(learning_rate=learning_rate, global_clipnorm=1.0)
     model.compile(optimizer=optimizer, loss=pinball_loss(quantiles) if quantiles else "mse")
     stop = keras.callbacks.EarlyStopping(
-        monitor="val_loss", patience=patience, min_delta=1e-6, restore_best_weights=True
+        monitor="val_loss", patience=patience, min_delta=min_delta, restore_best_weights=True
     )
+    if lr_patience > 0:
+        callbacks = [*callbacks, _halving(lr_patience, min_delta)]
     started = time.perf_counter()
     batch_size = train_batch_size(len(y_train), batch_size, min_updates)
     fitted = model.fit(
@@ -110,6 +117,13 @@ def fit_network(
     if len(history.val_loss) < epochs:
         log.info("early stop after epoch %d (best %d)", len(history.val_loss), history.best_epoch)
     return history
+
+
+def _halving(patience: int, min_delta: float) -> keras.callbacks.Callback:
+    """Halve the learning rate after ``patience`` epochs without a better validation loss."""
+    return keras.callbacks.ReduceLROnPlateau(
+        monitor="val_loss", factor=0.5, patience=patience, min_delta=min_delta, verbose=0
+    )
 
 
 def pinball_loss(quantiles: Sequence[float]):

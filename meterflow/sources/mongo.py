@@ -33,6 +33,8 @@ import contextlib
 import logging
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Literal
 
 import numpy as np
@@ -41,18 +43,22 @@ import pyarrow as pa
 from bson import ObjectId
 from pymongo.collection import Collection
 
+from meterflow.defaults import BLOCK_METERS
 from meterflow.domain import REGISTER_ROLLOVER_KWH, SOURCE_NEWMONGO
 from meterflow.errors import SourceError
 from meterflow.etl import CleaningConfig, EtlResult, clean_readings
+from meterflow.etl.blocks import BlockResults, RowsByMeter, cut_blocks
 from meterflow.etl.counters import registers_to_readings
 from meterflow.etl.documents import (
     DocumentLocator,
+    FieldPresence,
     FieldsOf,
     document_locator,
     normalize_documents,
 )
 from meterflow.etl.readings import Locator, empty_readings
 from meterflow.redact import redact_uri
+from meterflow.sources.documentblocks import DocumentBlocks, FrameDocuments, ParquetDocuments
 from meterflow.sources.formats import MONGO_COLLECTION, MONGO_DATABASE, MONGO_FIELDS
 from meterflow.sources.mongo_client import SERVER_SELECTION_TIMEOUT_MS, mongo_collection
 from meterflow.sources.times import TimeLike, utc_naive
@@ -178,24 +184,24 @@ _REQUIRED = ("meter_id", "ts", *_REGISTERS)
 _NEWEST = 100  # newest documents checked for the required fields on every read
 
 
-def _require_fields(coll: Collection, raw: pd.DataFrame) -> None:
-    """Fail in one line when a required field holds a value neither in any document read nor
-    in any of the newest documents of the collection (a renamed or removed field: a schema
-    change, which a read filtered on ``ts`` or ``meter_id`` cannot even see), naming the fields
-    found instead. Documents that lack it among others are quarantined per document
-    (``etl.documents``)."""
+def _require_fields(coll: Collection, present: set[str], n_read: int) -> None:
+    """Fail in one line when a required field holds a value neither in any document read
+    (``present``: the fields that do, over ``n_read`` documents) nor in any of the newest
+    documents of the collection (a renamed or removed field: a schema change, which a read
+    filtered on ``ts`` or ``meter_id`` cannot even see), naming the fields found instead.
+    Documents that lack it among others are quarantined per document (``etl.documents``)."""
+    if all(f in present for f in _REQUIRED):
+        return
     newest = list(coll.find({}, sort=[("_id", -1)], limit=_NEWEST))
     if not newest:
         return
-    missing = [
-        f for f in _REQUIRED if not raw[f].notna().any() and all(d.get(f) is None for d in newest)
-    ]
+    missing = [f for f in _REQUIRED if f not in present and all(d.get(f) is None for d in newest)]
     if missing:
         found = dict.fromkeys(k for d in newest for k in d)
         several = len(missing) > 1
         raise SourceError(
             f"required field{'s' if several else ''} {', '.join(missing)} "
-            f"{'are' if several else 'is'} missing from the {len(raw)} document(s) read from "
+            f"{'are' if several else 'is'} missing from the {n_read} document(s) read from "
             f"{coll.full_name} and from its newest {len(newest)} (renamed or removed?); "
             f"fields found instead: {', '.join(found)}",
             source=SOURCE_NEWMONGO,
@@ -209,8 +215,9 @@ def _read(
     meter_flt: dict,
     batch_size: int,
     method: str,
-) -> pd.DataFrame:
-    """Normalised documents with ``lo < ts <= hi``. A time filter matches BSON dates only, so
+) -> tuple[pd.DataFrame, set[str], int]:
+    """Normalised documents with ``lo < ts <= hi``, the required fields holding a value in a
+    document fetched and how many were fetched. A time filter matches BSON dates only, so
     with one the read times stored as text or numbers are fetched too and placed after parsing;
     documents without a readable time are then left to a full load (which quarantines them)."""
     raw = _find(coll, _time_filter(lo, hi) | meter_flt, batch_size, method)
@@ -222,7 +229,7 @@ def _read(
         ]
         raw = pd.concat([raw, *drifted], ignore_index=True)
         raw = raw[~raw["_id"].map(str).duplicated()].reset_index(drop=True)
-    _require_fields(coll, raw)
+    present = {f for f in _REQUIRED if raw[f].notna().any()}
     docs = _frame(raw, _fields_of(coll, raw["_id"]))
     if windowed:
         ts = docs["ts"].dt.tz_localize(None)
@@ -236,7 +243,32 @@ def _read(
                 coll.full_name,
             )
         docs = docs[inside.to_numpy()].reset_index(drop=True)
-    return docs
+    return docs, present, len(raw)
+
+
+def _meter_blocks(coll: Collection, meters: Sequence[str] | None, block_meters: int) -> list[dict]:
+    """The meter filters of a read by blocks of ``block_meters`` meters (``etl.blocks``), each
+    an ``$in`` on the indexed ``meter_id`` of the stored values: of ``meters``, else of every
+    meter id stored (``distinct``; an integer id is the meter of its text) with the documents
+    of no meter id (missing, null, blank, another type) in the first block."""
+    if meters is not None:
+        return [_meter_filter(ids) for ids in cut_blocks(map(str, meters), block_meters)] or [
+            _meter_filter([])
+        ]
+    by_meter: dict[str, list] = {}
+    keyless: list = [None]  # also matches a missing field
+    for value in coll.distinct("meter_id"):
+        text = value if isinstance(value, str) else None
+        if isinstance(value, int) and not isinstance(value, bool):
+            text = str(value)
+        if text is not None and text.strip():
+            by_meter.setdefault(text, []).append(value)
+        elif value is not None:
+            keyless.append(value)
+    blocks = cut_blocks(by_meter, block_meters) or [[]]
+    filters = [{"meter_id": {"$in": [v for m in ids for v in by_meter[m]]}} for ids in blocks]
+    filters[0]["meter_id"]["$in"] += keyless
+    return filters
 
 
 def read_mongo_documents(
@@ -250,23 +282,34 @@ def read_mongo_documents(
     batch_size: int = 10_000,
     method: Method = "auto",
     timeout_ms: int = SERVER_SELECTION_TIMEOUT_MS,
+    block_meters: int = BLOCK_METERS,
 ) -> pd.DataFrame:
     """Documents with ``since < ts <= until`` (UTC; None = unbounded) as a Parquet-writable
     DataFrame: ``_id`` (text), the ``MONGO_FIELDS`` (ts tz-aware UTC, numbers float) and the
     ``issue``/``issue_detail``/``coercions`` of drifted documents (see
     :func:`~meterflow.etl.documents.normalize_documents`); ``attrs["mongo_collection"]`` names the
-    collection. An empty selection gives an empty frame (nothing new); an unreachable server or
-    a collection without any document raises SourceError."""
+    collection. Read ``block_meters`` meters at a time (:func:`_meter_blocks`), so the raw
+    documents of one block are in memory at once; the table is ordered by meter (stably), so
+    its Parquet file is read a block at a time from few row groups (``documentblocks``).
+    An empty selection gives an empty frame (nothing new); an unreachable server or a
+    collection without any document raises SourceError."""
     lo, hi = utc_naive(since), utc_naive(until)
     use = DEFAULT_METHOD if method == "auto" else method
     t0 = time.perf_counter()
+    parts, present, n_read = [], set(), 0
     with _collection(uri, database, collection, timeout_ms) as coll:
         if coll.find_one({}, {"_id": 1}) is None:
             raise SourceError(
                 f"collection {database}.{collection} holds no documents [{redact_uri(uri)}]",
                 source=SOURCE_NEWMONGO,
             )
-        docs = _read(coll, lo, hi, _meter_filter(meters), batch_size, use)
+        for flt in _meter_blocks(coll, meters, block_meters):
+            docs, found, n = _read(coll, lo, hi, flt, batch_size, use)
+            parts.append(docs.sort_values("meter_id", kind="stable", na_position="first"))
+            present, n_read = present | found, n_read + n
+        _require_fields(coll, present, n_read)
+    docs = pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
+    docs = docs[~docs["_id"].duplicated()].reset_index(drop=True)  # array meter ids: 2 blocks
     docs.attrs["mongo_collection"] = collection
     log.info(
         "newmongo: %d documents (ts in (%s, %s]) via %s in %.1fs; %d with an issue, %d coerced",
@@ -319,7 +362,8 @@ def read_mongo_previous(
     else:
         lo = hi - pd.Timedelta(hours=1)
     with _collection(uri, database, collection, timeout_ms) as coll:
-        window = _read(coll, lo, hi, _meter_filter(meters), 50_000, "pymongo")
+        window, present, n_read = _read(coll, lo, hi, _meter_filter(meters), 50_000, "pymongo")
+        _require_fields(coll, present, n_read)
         extra = _last_reads(coll, hi, meters, set(window["meter_id"].dropna()))
     docs = pd.concat([window, extra], ignore_index=True)
     docs = docs[(docs["issue"] == "").to_numpy()]  # only usable reads continue a series
@@ -357,68 +401,55 @@ def _locator(locate_documents: DocumentLocator) -> Locator:
     return locate
 
 
-def _with_context(documents: pd.DataFrame, previous: pd.DataFrame | None) -> pd.DataFrame:
-    """The normalised documents (``context`` False) after the documents of ``previous`` that are
-    not among them by ``_id`` (``context`` True; they may interleave in time with late
-    documents). No context without a document with a read time: nothing to rebuild."""
-    docs = _frame(documents).assign(context=False)
-    if previous is None or not len(previous) or not docs["ts"].notna().any():
-        return docs
-    prev = _frame(previous).assign(context=True)
-    prev = prev[~prev["_id"].astype(str).isin(docs["_id"].astype(str))]
-    return pd.concat([prev, docs], ignore_index=True)
+def _context(source: DocumentBlocks, previous: pd.DataFrame | None) -> pd.DataFrame:
+    """The normalised documents of ``previous`` that are not among the new ones by ``_id``
+    (``context`` True, they may interleave in time with late documents), with their position
+    (``_row``) before the new documents. No context without a new document with a read time:
+    nothing to rebuild."""
+    use = previous is not None and len(previous) > 0 and source.any_read_time()
+    raw = previous if use else pd.DataFrame({f: pd.Series(dtype=object) for f in _FIELDS})
+    prev = _frame(raw).assign(context=True)
+    again = source.ids_among(set(prev["_id"].astype(str)))
+    prev = prev[~prev["_id"].astype(str).isin(again)].reset_index(drop=True)
+    return prev.assign(_row=np.arange(len(prev), dtype=np.int64))
 
 
-def _register_readings(
+@dataclass
+class _NewDocuments:
+    """Counts over the blocks' new documents, and their newest read time."""
+
+    count: int = 0
+    with_issue: int = 0
+    coerced: int = 0
+    newest: pd.Timestamp | None = None
+
+    def add(self, docs: pd.DataFrame) -> None:
+        self.count += len(docs)
+        self.with_issue += int((docs["issue"] != "").sum())
+        self.coerced += int((docs["coercions"] != "").sum())
+        if docs["ts"].notna().any():
+            newest = docs["ts"].max()
+            self.newest = newest if self.newest is None else max(self.newest, newest)
+
+
+def _clean_block(
     docs: pd.DataFrame,
+    rows: np.ndarray,
     meters: pd.DataFrame,
     config: CleaningConfig,
     rollover_kwh: float,
-    locate: DocumentLocator,
     collection: str,
-) -> tuple[pd.DataFrame, pd.DataFrame | None]:
-    """Interval readings of the documents' registers, and the documents' quarantine; a required
-    field without a value in every new document raises SourceError (a schema change)."""
-    if not len(docs):
-        return empty_readings(SOURCE_NEWMONGO), None
-    return registers_to_readings(
-        docs,
-        meters,
-        config,
-        source=SOURCE_NEWMONGO,
-        rollover_kwh=rollover_kwh,
-        locate=locate,
-        where=collection,
-    )
-
-
-def etl_newmongo(
-    documents: pd.DataFrame,
-    *,
-    meters: pd.DataFrame,
-    config: CleaningConfig,
-    previous: pd.DataFrame | None = None,
-    rollover_kwh: float = REGISTER_ROLLOVER_KWH,
-    collection: str | None = None,
 ) -> EtlResult:
-    """ETL of Mongo documents (from :func:`read_mongo_documents`): drifted documents coerced or
-    quarantined, registers to interval readings (glitches/resets/rollovers handled), shared
-    cleaning, daily profiles. Quarantine rows name their document ``<collection>/_id=<id>``
-    (``collection`` default: ``documents.attrs["mongo_collection"]``, else ``readings``).
-
-    ``previous``: context documents already loaded by an earlier run (from
-    :func:`read_mongo_previous`, and the days re-read for late documents); they let the new
-    reads be differenced and the days they fall in be completed, and are not counted again.
-    ``EtlResult.watermark`` is the latest ``ts`` of ``documents`` (the next run's ``since``).
-    """
-    collection = collection or documents.attrs.get("mongo_collection") or MONGO_COLLECTION
-    docs = _with_context(documents, previous)
-    t0 = time.perf_counter()
-    locate = document_locator(docs, collection)
-    readings, quarantine = _register_readings(
-        docs, meters, config, rollover_kwh, locate, collection
-    )
-    result = clean_readings(
+    """One block's documents (context first) to readings, cleaned; ``rows``: the documents'
+    positions in the whole read (their location when they have no ``_id``)."""
+    locate = document_locator(docs, collection, rows)
+    readings, quarantine = empty_readings(SOURCE_NEWMONGO), None
+    if len(docs):
+        readings, quarantine = registers_to_readings(
+            docs, meters, config, source=SOURCE_NEWMONGO, rollover_kwh=rollover_kwh,
+            locate=locate, where=collection, require=False,
+        )  # fmt: skip
+    return clean_readings(
         readings,
         meters,
         config,
@@ -426,13 +457,65 @@ def etl_newmongo(
         adapter_quarantine=quarantine,
         locate=_locator(locate),
     )
-    new = docs.loc[~docs["context"]]
-    result.watermark = new["ts"].max() if new["ts"].notna().any() else None
+
+
+def etl_newmongo(
+    documents: pd.DataFrame | str | Path,
+    *,
+    meters: pd.DataFrame,
+    config: CleaningConfig,
+    previous: pd.DataFrame | None = None,
+    rollover_kwh: float = REGISTER_ROLLOVER_KWH,
+    collection: str | None = None,
+    block_meters: int = BLOCK_METERS,
+) -> EtlResult:
+    """ETL of Mongo documents (from :func:`read_mongo_documents`, in memory or as the Parquet
+    file of that table): drifted documents coerced or quarantined, registers to interval
+    readings (glitches/resets/rollovers handled), shared cleaning, daily profiles, done
+    ``block_meters`` meters at a time (``etl.blocks``; documents without a meter id go with the
+    first block) with the same result for any block size. Quarantine rows name their document
+    ``<collection>/_id=<id>`` (``collection`` default: ``documents.attrs["mongo_collection"]``,
+    else ``readings``).
+
+    ``previous``: context documents already loaded by an earlier run (from
+    :func:`read_mongo_previous`, and the days re-read for late documents); they let the new
+    reads be differenced and the days they fall in be completed, and are not counted again.
+    ``EtlResult.watermark`` is the latest ``ts`` of ``documents`` (the next run's ``since``).
+    A required field without a value in every document raises SourceError (a schema change).
+    """
+    t0 = time.perf_counter()
+    is_file = isinstance(documents, str | Path)
+    source = ParquetDocuments(documents) if is_file else FrameDocuments(documents)
+    collection = collection or source.attrs.get("mongo_collection") or MONGO_COLLECTION
+    context = _context(source, previous)
+    placed = context[context["meter_id"].notna().to_numpy()]
+    by_meter, contracts = RowsByMeter(placed), RowsByMeter(meters)
+    meter_ids = set(source.meter_ids()) | set(placed["meter_id"])
+    done, presence, new = (
+        BlockResults("etl_newmongo", len(meter_ids)),
+        FieldPresence(),
+        _NewDocuments(),
+    )
+    for i, ids in enumerate(cut_blocks(meter_ids, block_meters) or [[]]):
+        raw, pos = source.block(ids, keyless=i == 0)
+        block_new = _frame(raw).assign(context=False)
+        presence.add(block_new)
+        new.add(block_new)
+        ctx = by_meter.rows(ids)
+        rows = np.concatenate([ctx["_row"].to_numpy(np.int64), len(context) + pos])
+        docs = pd.concat([ctx.drop(columns="_row"), block_new], ignore_index=True)
+        del raw, block_new, ctx
+        block_meters_table = contracts.rows(ids)  # each block against its own meters' rows
+        cleaned = _clean_block(docs, rows, block_meters_table, config, rollover_kwh, collection)
+        done.add(cleaned, len(ids))
+    presence.check(where=collection, source=SOURCE_NEWMONGO)
+    result = done.merged()
+    result.watermark = new.newest
     result.metrics.update(
-        documents_in=float(len(new)),
-        documents_context=float(len(docs) - len(new)),
-        documents_with_issue=float((new["issue"] != "").sum()),
-        documents_coerced=float((new["coercions"] != "").sum()),
+        documents_in=float(new.count),
+        documents_context=float(len(context)),
+        documents_with_issue=float(new.with_issue),
+        documents_coerced=float(new.coerced),
         clean_seconds=time.perf_counter() - t0,
     )
     if result.watermark is not None:

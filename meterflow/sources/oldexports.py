@@ -23,13 +23,14 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
+from meterflow.defaults import BLOCK_METERS
 from meterflow.domain import SOURCE_OLDMONGO
 from meterflow.errors import SourceError
 from meterflow.etl import CleaningConfig, EtlResult, Reason, clean_readings, make_readings
+from meterflow.etl.blocks import BlockResults, RowsByMeter, cut_blocks
 from meterflow.etl.coerce import describe_coercion
 from meterflow.etl.quarantine import concat_quarantine, quarantine_frame
 from meterflow.etl.readings import EXPORT, IMPORT, concat_readings, empty_readings
-from meterflow.etl.result import merge_results
 from meterflow.schemas import Action
 from meterflow.sources.exportfile import (
     VALUE_COLUMNS,
@@ -278,12 +279,13 @@ def etl_oldexports(
     detect_scale: bool = True,
     on_error: OnError = "raise",
     files: Sequence[str | Path] | None = None,
-    meter_batch: int = 100,
+    block_meters: int = BLOCK_METERS,
     reference_profiles: pd.DataFrame | None = None,
 ) -> EtlResult:
-    """ETL of an old-exports folder: read every ``<meter_id>.csv`` (or ``files``), clean in
-    batches of ``meter_batch`` files with ``config`` (scale detection on unless
-    ``detect_scale=False``) and return the merged :class:`EtlResult`.
+    """ETL of an old-exports folder: read every ``<meter_id>.csv`` (or ``files``) and clean
+    them ``block_meters`` meters at a time (``etl.blocks``; the files of one meter, i.e. of one
+    file name stem, always together) with ``config`` (scale detection on unless
+    ``detect_scale=False``); the merged :class:`EtlResult` is the same for any block size.
 
     ``reference_profiles``: profiles of the same meters from another source that overlaps the
     exports (the SQL historian's ETL output); they fix the absolute level of the scale
@@ -295,26 +297,43 @@ def etl_oldexports(
     else:
         paths, skipped = list_export_files(folder)
     cfg = dataclasses.replace(config, detect_scale=detect_scale)
-    results, records = [], list(skipped)
-    for i in range(0, len(paths), meter_batch):
-        parts = [_read_or_list(p, cfg.timezone, on_error) for p in paths[i : i + meter_batch]]
-        records += [p.record for p in parts]
-        results.append(
-            clean_readings(
-                concat_readings([p.readings for p in parts], SOURCE_OLDMONGO),
-                meters,
-                cfg,
-                source=SOURCE_OLDMONGO,
-                adapter_quarantine=concat_quarantine(
-                    [p.quarantine for p in parts if p.quarantine is not None]
-                ),
-                reference_profiles=reference_profiles,
-                locate=locate_in_file,
-            )
-        )
-        log.info("old exports: %d/%d files done", min(i + meter_batch, len(paths)), len(paths))
-    result = merge_results(results)
+    by_meter: dict[str, list[int]] = {}
+    for i, path in enumerate(paths):
+        by_meter.setdefault(path.stem, []).append(i)
+    blocks = cut_blocks(by_meter, block_meters)
+    reference = None if reference_profiles is None else RowsByMeter(reference_profiles)
+    contracts = RowsByMeter(meters)  # each block cleaned against its own meters' rows
+    done = BlockResults("etl_oldmongo", len(by_meter))
+    records: dict[int, dict] = {}
+    for ids in blocks:
+        block = [i for m in ids for i in by_meter[m]]
+        parts = [_read_or_list(paths[i], cfg.timezone, on_error) for i in block]
+        records.update(zip(block, (p.record for p in parts), strict=True))
+        ref = None if reference is None else reference.rows(ids)
+        done.add(_clean_files(parts, contracts.rows(ids), cfg, ref), len(ids))
+    result = done.merged()
+    rows = skipped + [records[i] for i in sorted(records)]
     result.metrics["files_in"] = float(len(paths))
-    result.metrics["files_not_read"] = float(sum(r["status"] != "read" for r in records))
-    result.files = pd.DataFrame.from_records(records, columns=list(FILE_COLUMNS))
+    result.metrics["files_not_read"] = float(sum(r["status"] != "read" for r in rows))
+    result.files = pd.DataFrame.from_records(rows, columns=list(FILE_COLUMNS))
     return result
+
+
+def _clean_files(
+    parts: list[ExportFile],
+    meters: pd.DataFrame,
+    config: CleaningConfig,
+    reference_profiles: pd.DataFrame | None,
+) -> EtlResult:
+    """The files of one block of meters cleaned together."""
+    return clean_readings(
+        concat_readings([p.readings for p in parts], SOURCE_OLDMONGO),
+        meters,
+        config,
+        source=SOURCE_OLDMONGO,
+        adapter_quarantine=concat_quarantine(
+            [p.quarantine for p in parts if p.quarantine is not None]
+        ),
+        reference_profiles=reference_profiles,
+        locate=locate_in_file,
+    )

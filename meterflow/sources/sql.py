@@ -26,8 +26,8 @@ import functools
 import importlib
 import logging
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, fields
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field, fields
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -37,9 +37,11 @@ import pyarrow.compute as pc
 import sqlalchemy as sa
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
+from meterflow.defaults import BLOCK_METERS
 from meterflow.domain import RAW_INTERVAL_MIN, SOURCE_SQL
 from meterflow.errors import SourceError
 from meterflow.etl import CleaningConfig, EtlResult, Reason, clean_readings, make_readings
+from meterflow.etl.blocks import BlockResults, RowsByMeter, cut_blocks
 from meterflow.etl.coerce import (
     ParsedNumbers,
     describe_coercion,
@@ -50,6 +52,8 @@ from meterflow.etl.localtime import (
     AMBIGUOUS,
     LOCAL_OK,
     NONEXISTENT,
+    Evidence,
+    combine_evidence,
     describe_changes,
     dst_evidence,
     in_windows,
@@ -62,7 +66,6 @@ from meterflow.etl.localtime import (
 from meterflow.etl.memory import reuse_freed_memory
 from meterflow.etl.quarantine import concat_quarantine, quarantine_frame
 from meterflow.etl.readings import EXPORT, IMPORT, Locator
-from meterflow.etl.result import merge_results
 from meterflow.schemas import Action
 from meterflow.sources.formats import (
     HISTORIAN_TABLE,
@@ -77,6 +80,7 @@ from meterflow.sources.times import TimeLike, utc_naive
 log = logging.getLogger(__name__)
 
 HISTORIAN_COLUMNS = ("timestamp", "tagname", "energy", "quality")
+Tags = Sequence[str | None] | None  # historian tags to select (None: all; None in it: NULL tags)
 _NULL_TS = np.iinfo(np.int64).min  # end stamp of a row whose timestamp is NULL
 _BAD_TS = _NULL_TS + 1  # ... whose timestamp cannot be parsed
 _KEY_TIME = "%Y-%m-%d %H:%M:%S"  # timestamps in quarantine locations (interval end as stored)
@@ -90,8 +94,10 @@ def historian_query(
     end: TimeLike = None,
     raw_interval_min: int = RAW_INTERVAL_MIN,
     timestamp_as_text: bool = True,
+    tags: Tags = None,
 ) -> sa.Select:
-    """SELECT of the historian columns for intervals STARTING in [start, end) (UTC).
+    """SELECT of the historian columns for intervals STARTING in [start, end) (UTC), of the
+    ``tags`` only unless None (None in the list: the rows without a tag).
 
     The timestamp comes back as text (parsed once per distinct value, fast on every driver)
     unless ``timestamp_as_text`` is False (the Arrow read of PostgreSQL takes native timestamps).
@@ -99,6 +105,12 @@ def historian_query(
     col = table.c
     ts = sa.cast(col.timestamp, sa.String) if timestamp_as_text else col.timestamp
     stmt = sa.select(ts, col.tagname, col.energy, col.quality)
+    if tags is not None:
+        named = [t for t in tags if t is not None]
+        conds = [col.tagname.in_(named)] if named else []
+        if None in tags:
+            conds.append(col.tagname.is_(None))
+        stmt = stmt.where(sa.or_(*conds) if conds else sa.false())
     shift = pd.Timedelta(minutes=raw_interval_min)
     if (lo := utc_naive(start)) is not None:
         stmt = stmt.where(col.timestamp >= (lo + shift).to_pydatetime())
@@ -148,15 +160,17 @@ def _compiled_historian_sql(
     end: TimeLike,
     raw_interval_min: int,
     timestamp_as_text: bool = True,
+    tags: Tags = None,
 ) -> str:
     """The historian SELECT (table checked by reflection) as ``dialect`` runs it: the bounds
-    are our own timestamps, rendered as literals, so a raw DBAPI or ADBC cursor can run it."""
+    and tags are rendered as literals by the dialect, so a raw DBAPI or ADBC cursor can run it."""
     stmt = historian_query(
         _reflect(conn, table),
         start=start,
         end=end,
         raw_interval_min=raw_interval_min,
         timestamp_as_text=timestamp_as_text,
+        tags=tags,
     )
     return str(stmt.compile(dialect=dialect, compile_kwargs={"literal_binds": True}))
 
@@ -169,9 +183,10 @@ def historian_sql(
     table: str = HISTORIAN_TABLE,
     raw_interval_min: int = RAW_INTERVAL_MIN,
     timestamp_as_text: bool = True,
+    tags: Tags = None,
 ) -> str:
     """The historian SELECT as the database at ``url`` runs it (table and columns checked by
-    reflection; the bounds are our own timestamps, rendered as literals by the dialect)."""
+    reflection; the bounds and tags rendered as literals by the dialect)."""
     with _historian_connection(url) as (engine, conn):
         return _compiled_historian_sql(
             conn,
@@ -181,7 +196,30 @@ def historian_sql(
             end=end,
             raw_interval_min=raw_interval_min,
             timestamp_as_text=timestamp_as_text,
+            tags=tags,
         )
+
+
+def historian_tags(url: str | sa.URL, table: str = HISTORIAN_TABLE) -> list[str | None]:
+    """The distinct tags of the historian (None when a row has no tag). With an index that
+    starts with ``tagname`` on SQLite or PostgreSQL, one index seek per tag (a loose index scan
+    as a recursive query); otherwise ``SELECT DISTINCT``. Errors as for the reads."""
+    with _historian_connection(url) as (engine, conn):
+        col = _reflect(conn, table).c.tagname
+        indexes = sa.inspect(conn).get_indexes(table)
+        leading = any(ix["column_names"][:1] == ["tagname"] for ix in indexes)
+        if not (leading and engine.dialect.name in ("sqlite", "postgresql")):
+            return [tag for (tag,) in conn.execute(sa.select(col).distinct())]
+        found = sa.select(sa.func.min(col).label("tag")).cte("tags", recursive=True)
+        after = sa.select(sa.func.min(col)).where(col > found.c.tag).scalar_subquery()
+        found = found.union_all(sa.select(after).where(found.c.tag.is_not(None)))
+        tags = [
+            tag for (tag,) in conn.execute(sa.select(found.c.tag).where(found.c.tag.is_not(None)))
+        ]
+        null = sa.select(col).where(col.is_(None)).limit(1)
+        if col.nullable and conn.execute(null).first() is not None:
+            tags.append(None)
+        return tags
 
 
 def read_historian(
@@ -192,13 +230,20 @@ def read_historian(
     chunk_size: int = 200_000,
     table: str = HISTORIAN_TABLE,
     raw_interval_min: int = RAW_INTERVAL_MIN,
+    tags: Tags = None,
 ) -> Iterator[list[tuple]]:
-    """Stream raw historian rows ``(timestamp text, tagname, energy, quality)`` in chunks
-    through SQLAlchemy's DBAPI connection (a server-side cursor on PostgreSQL). Connection
-    problems raise SourceError (no credentials)."""
+    """Stream raw historian rows ``(timestamp text, tagname, energy, quality)`` of ``tags``
+    (None: all) in chunks through SQLAlchemy's DBAPI connection (a server-side cursor on
+    PostgreSQL). Connection problems raise SourceError (no credentials)."""
     with _historian_connection(url) as (engine, conn):
         sql = _compiled_historian_sql(
-            conn, engine.dialect, table, start=start, end=end, raw_interval_min=raw_interval_min
+            conn,
+            engine.dialect,
+            table,
+            start=start,
+            end=end,
+            raw_interval_min=raw_interval_min,
+            tags=tags,
         )
         dbapi = conn.connection.dbapi_connection
         if dbapi is None:
@@ -266,9 +311,11 @@ def read_historian_arrow(
     chunk_size: int = 200_000,
     table: str = HISTORIAN_TABLE,
     raw_interval_min: int = RAW_INTERVAL_MIN,
+    tags: Tags = None,
 ) -> Iterator[pa.RecordBatch]:
-    """Stream the historian rows as Arrow record batches through ADBC (SQLite: batches of
-    ``chunk_size`` rows; PostgreSQL: binary COPY, the driver's batches). The table is checked
+    """Stream the historian rows of ``tags`` (None: all) as Arrow record batches through ADBC
+    (SQLite: batches of ``chunk_size`` rows; PostgreSQL: binary COPY, the driver's batches).
+    The table is checked
     and the SELECT compiled through SQLAlchemy first (SourceError as on the other path).
     ArrowReadError when ADBC cannot serve the URL (other dialect, driver not installed,
     connection or driver failure)."""
@@ -288,6 +335,7 @@ def read_historian_arrow(
         table=table,
         raw_interval_min=raw_interval_min,
         timestamp_as_text=backend == "sqlite",
+        tags=tags,
     )
     try:
         with dbapi.connect(uri) as conn, conn.cursor() as cursor:
@@ -325,8 +373,7 @@ class _Columns:
     kept: list[np.ndarray | None]  # chunk rows kept (None: all of them)
 
     def pop_chunk(self, c: int) -> _Piece:
-        """Chunk ``c`` with its source rows; its columns are released here (the batches take
-        over its rows)."""
+        """Chunk ``c`` with its source rows; its columns are released here."""
         meter, kept = self.meter[c], self.kept[c]
         row = self.first_row[c] + (np.arange(len(meter)) if kept is None else kept)
         chunk = _Piece(meter, self.register[c], self.start_ns[c], self.energy_wh[c], row)
@@ -359,45 +406,15 @@ _NO_ROWS = _Piece(
 )
 
 
-def _batch_of_meters(ids: np.ndarray, meter_batch: int) -> tuple[np.ndarray, int]:
-    """Batch of each meter code (batches of ``meter_batch`` meters by sorted id; 16-bit keys
-    when they fit, for numpy's radix sort) and the number of batches (at least one)."""
-    n_batches = max(1, -(-len(ids) // meter_batch))  # one batch even when no meter is known
-    rank = np.empty(len(ids), dtype=np.int64)
-    rank[np.argsort(ids, kind="stable")] = np.arange(len(ids))
-    batch_of = rank // meter_batch
-    if n_batches <= 1 << 16:
-        batch_of = batch_of.astype(np.uint16)
-    return batch_of, n_batches
-
-
-def _split_by_batch(
-    chunk: _Piece, batch_of: np.ndarray, n_batches: int
-) -> list[tuple[int, _Piece]]:
-    """``(batch, rows)`` of one chunk for each batch it has rows of, rows in read order
-    (a stable sort by batch: O(n) radix sort on 16-bit keys)."""
-    if n_batches > 1:
-        b = batch_of[chunk.meter]
-        order = np.argsort(b, kind="stable")
-        chunk = _Piece(*(f[order] for f in chunk))
-        bounds = np.r_[0, np.cumsum(np.bincount(b, minlength=n_batches))]
-    else:
-        bounds = np.array([0, len(chunk.meter)])
-    return [
-        (j, _Piece(*(f[bounds[j] : bounds[j + 1]] for f in chunk)))
-        for j in np.flatnonzero(np.diff(bounds))
-    ]
-
-
-def _pop_batch(pieces: list[list[_Piece]], j: int) -> _Piece:
-    """Batch ``j`` as one piece (its pieces of every chunk concatenated, then released)."""
-    parts = pieces[j] or [_NO_ROWS]
-    pieces[j] = []
+def _pop_all(cols: _Columns) -> _Piece:
+    """Every chunk of ``cols`` as one piece, in read order (the chunks are released)."""
+    parts = [cols.pop_chunk(c) for c in range(len(cols.meter))] or [_NO_ROWS]
+    cols.clear()
     return _Piece(*(np.concatenate(f) for f in zip(*parts, strict=True)))
 
 
-def _batch_readings(batch: _Piece, ids: np.ndarray) -> pd.DataFrame:
-    """Readings of one batch, sorted stably by meter code (within a meter: as read)."""
+def _block_readings(batch: _Piece, ids: np.ndarray) -> pd.DataFrame:
+    """Readings of one block, sorted stably by meter code (within a meter: as read)."""
     # 16-bit keys get numpy's radix sort
     key = batch.meter.astype(np.uint16) if len(ids) <= 1 << 16 else batch.meter
     order = np.argsort(key, kind="stable")
@@ -409,17 +426,6 @@ def _batch_readings(batch: _Piece, ids: np.ndarray) -> pd.DataFrame:
         register=pd.Categorical.from_codes(batch.register[order], categories=[IMPORT, EXPORT]),
         row=batch.row[order],
     )
-
-
-def _batch_quarantine(
-    q_all: pd.DataFrame, names: np.ndarray, j: int, meter_batch: int
-) -> pd.DataFrame:
-    """Quarantine rows of batch ``j`` of the sorted meter ``names`` (rows of no known meter,
-    i.e. a NULL tag, go with the first batch)."""
-    mine = q_all["meter_id"].isin(names[j * meter_batch : (j + 1) * meter_batch])
-    if j == 0:
-        mine |= ~q_all["meter_id"].isin(names)
-    return q_all.loc[mine].reset_index(drop=True)
 
 
 @dataclass(frozen=True)
@@ -446,7 +452,7 @@ class HistorianTranslator:
     ) -> None:
         self.raw_ns = raw_interval_min * 60 * 10**9
         self.table = table
-        self.timezone = timezone  # of the naive stamps; stamps are kept as stored until batches
+        self.timezone = timezone  # of the naive stamps; stamps are kept as stored until readings()
         self.meter_ids: list[str] = []
         self._meter_code: dict[str, int] = {}
         self._tag: dict[str, tuple[int, int]] = {}  # tag -> (meter code, register 0/1, -1 bad)
@@ -650,27 +656,16 @@ class HistorianTranslator:
         self.cols.first_row.append(first_row)
         self.cols.kept.append(kept)
 
-    def batches(self, meter_batch: int) -> Iterator[tuple[pd.DataFrame, pd.DataFrame]]:
-        """(readings, quarantine) per batch of ``meter_batch`` meters (by sorted id); within a
-        batch, readings are ordered by meter code (first appearance), then as read.
-
-        Each chunk is first split by batch (a stable 16-bit radix sort, O(n)); a batch is then
-        its pieces of every chunk in read order, sorted stably by meter: no sort or copy of the
-        whole table, and the per-batch arrays are the same size each time (memory is reused).
-        """
+    def readings(self) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """(readings, quarantine) of every row translated (one block of meters): readings
+        ordered by meter code (first appearance), then as read; the columns are released."""
         ids = np.asarray(self.meter_ids, dtype=object)
-        q_all = concat_quarantine(self.quarantine)
-        batch_of, n_batches = _batch_of_meters(ids, meter_batch)
-        pieces = self._pieces_by_batch(batch_of, n_batches)
-        names = np.sort(ids)
-        for j in range(n_batches):
-            batch = _pop_batch(pieces, j)
-            quarantine = _batch_quarantine(q_all, names, j, meter_batch)
-            if self.timezone != "UTC":
-                batch, local_q = self._localised(batch, ids)
-                quarantine = concat_quarantine([quarantine, local_q])
-            yield _batch_readings(batch, ids), quarantine
-        self.cols.clear()
+        block, quarantine = _pop_all(self.cols), concat_quarantine(self.quarantine)
+        self.quarantine = []
+        if self.timezone != "UTC":
+            block, local_q = self._localised(block, ids)
+            quarantine = concat_quarantine([quarantine, local_q])
+        return _block_readings(block, ids), quarantine
 
     def _localised(self, batch: _Piece, ids: np.ndarray) -> tuple[_Piece, pd.DataFrame]:
         """A batch's stamps (wall-clock interval ends in the historian's zone, as stored) as
@@ -724,14 +719,6 @@ class HistorianTranslator:
             series.append(meter[hit].astype(np.int64) * 2 + reg[hit])
             stamps.append(end[hit])
         return np.concatenate(series), np.concatenate(stamps)
-
-    def _pieces_by_batch(self, batch_of: np.ndarray, n_batches: int) -> list[list[_Piece]]:
-        """The kept rows of every chunk split by batch, in read order (chunks released)."""
-        pieces: list[list[_Piece]] = [[] for _ in range(n_batches)]
-        for c in range(len(self.cols.meter)):
-            for j, piece in _split_by_batch(self.cols.pop_chunk(c), batch_of, n_batches):
-                pieces[j].append(piece)
-        return pieces
 
 
 def _local_time_quarantine(
@@ -802,23 +789,26 @@ def etl_sql(
     start: TimeLike = None,
     end: TimeLike = None,
     chunk_size: int = 200_000,
-    meter_batch: int = 100,
+    block_meters: int = BLOCK_METERS,
     table: str = HISTORIAN_TABLE,
     use_adbc: bool = True,
     historian_timezone: str = "UTC",
 ) -> EtlResult:
     """ETL of the SQL historian at ``url`` for intervals starting in [start, end) (UTC; None =
-    unbounded): stream, translate, clean per batch of meters, merge.
+    unbounded), ``block_meters`` meters at a time (``etl.blocks``): the historian's distinct
+    tags are listed (:func:`historian_tags`), grouped by meter, and each block of meters is
+    read (``tagname IN (...)``, in chunks), translated, cleaned and freed before the next;
+    rows without a tag (or with a blank one) go with the first block. The merged result is the
+    same for any ``block_meters``.
 
     SQLite and PostgreSQL are read through ADBC (Arrow) unless ``use_adbc`` is False or ADBC
     cannot serve them; every other URL through SQLAlchemy (same rows, same result).
     ``historian_timezone``: the zone of the historian's naive timestamps (see
-    :func:`check_historian_timezone`; a local zone is converted to UTC with
-    ``etl.localtime.localise``, the bounds are compared with the stored wall-clock times).
-    Raises SourceError for an unreachable database, a missing table/column, an empty
-    selection, or timestamps that contradict ``historian_timezone``.
+    :func:`check_historian_timezone`, decided on the tags of every block; a local zone is
+    converted to UTC with ``etl.localtime.localise``, the bounds are compared with the stored
+    wall-clock times). Raises SourceError for an unreachable database, a missing table/column,
+    an empty selection, or timestamps that contradict ``historian_timezone``.
     """
-    t0 = time.perf_counter()
     selection = {
         "start": _stored_time(start, historian_timezone),
         "end": _stored_time(end, historian_timezone),
@@ -826,24 +816,82 @@ def etl_sql(
         "table": table,
         "raw_interval_min": config.raw_interval_min,
     }
-    tr, arrow = _translate_historian(url, selection, use_adbc=use_adbc, zone=historian_timezone)
-    if tr.rows == 0:
+    blocks = tag_blocks(historian_tags(url, table), block_meters)
+    done = BlockResults("etl_sql", sum(len(ids) for ids, _ in blocks))
+    read = _ReadTotals()
+    locate = historian_locator(table, config.raw_interval_min, historian_timezone)
+    contracts = RowsByMeter(meters)  # each block cleaned against its own meters' rows
+    for ids, selections in blocks:
+        t0 = time.perf_counter()
+        tr, arrow = _translate_historian(
+            url, selections, selection, use_adbc=use_adbc, zone=historian_timezone
+        )
+        read.add(tr, arrow, historian_evidence(tr, config.timezone), time.perf_counter() - t0)
+        readings, quarantine = tr.readings()
+        del tr  # the block's raw rows: only its readings stay until it is cleaned
+        cleaned = clean_readings(
+            readings, contracts.rows(ids), config, source=SOURCE_SQL,
+            adapter_quarantine=quarantine, locate=locate, end_stamped=True,
+        )  # fmt: skip
+        done.add(cleaned, len(ids))
+    if read.rows == 0:
         raise SourceError(
             f"historian table {table!r} has no rows for intervals in [{start}, {end}) "
             f"[{redact_url(url)}]",
             source=SOURCE_SQL,
         )
-    check_historian_timezone(tr, config.timezone)
-    t1 = time.perf_counter()
-    result = _clean_in_batches(tr, meters, config, table=table, meter_batch=meter_batch)
-    result.metrics.update(
-        rows_read=float(tr.rows),
-        readings_uncertain=float(tr.uncertain),
-        read_arrow=float(arrow),
-        read_seconds=t1 - t0,
-        clean_seconds=time.perf_counter() - t1,
-    )
-    return result
+    check_historian_timezone(combine_evidence(read.evidence), historian_timezone, config.timezone)
+    return read.finish(done.merged())
+
+
+def tag_blocks(tags: Sequence[str | None], block_meters: int) -> list[tuple[list[str], list[Tags]]]:
+    """Blocks of ``block_meters`` meters (``etl.blocks.cut_blocks``; a tag's meter is the text
+    before its first dot, as the translation reads it): per block its meter ids and the tag
+    selections to read, in order. The first block first reads the rows of no meter: NULL and
+    blank tags (so their row numbers do not depend on the blocks); at least one block."""
+    by_meter: dict[str, list[str]] = {}
+    keyless: list[str | None] = []
+    for tag in tags:
+        if tag is not None and str(tag).strip():
+            by_meter.setdefault(str(tag).partition(".")[0], []).append(tag)
+        else:
+            keyless.append(tag)
+    blocks = cut_blocks(by_meter, block_meters) or [[]]
+    out = [(ids, [[t for m in ids for t in by_meter[m]]]) for ids in blocks]
+    if keyless:
+        out[0][1].insert(0, keyless)
+    return out
+
+
+@dataclass
+class _ReadTotals:
+    """What the block reads add up to: rows, uncertain rows, whether every block was read
+    through ADBC, the time-zone evidence of each block and the seconds spent reading."""
+
+    rows: int = 0
+    uncertain: int = 0
+    arrow: bool = True
+    evidence: list[list[Evidence]] = field(default_factory=list)
+    seconds: float = 0.0
+    started: float = field(default_factory=time.perf_counter)
+
+    def add(self, tr: HistorianTranslator, arrow: bool, ev: list[Evidence], sec: float) -> None:
+        self.rows += tr.rows
+        self.uncertain += tr.uncertain
+        self.arrow &= arrow
+        self.evidence.append(ev)
+        self.seconds += sec
+
+    def finish(self, result: EtlResult) -> EtlResult:
+        """``result`` with the read metrics (cleaning seconds summed over the blocks)."""
+        result.metrics.update(
+            rows_read=float(self.rows),
+            readings_uncertain=float(self.uncertain),
+            read_arrow=float(self.arrow),
+            read_seconds=self.seconds,
+            clean_seconds=time.perf_counter() - self.started - self.seconds,
+        )
+        return result
 
 
 def _stored_time(value: TimeLike, zone: str) -> pd.Timestamp | None:
@@ -855,27 +903,32 @@ def _stored_time(value: TimeLike, zone: str) -> pd.Timestamp | None:
     return ts.tz_localize("UTC").tz_convert(zone).tz_localize(None)
 
 
-def check_historian_timezone(tr: HistorianTranslator, local_zone: str) -> None:
-    """SourceError (one line) when the stored stamps contradict the historian's declared zone:
-    declared UTC but most tags repeat the autumn hour and skip the spring hour of ``local_zone``
-    on its change days (naive local time), or declared local but most tags have rows at the
-    wall-clock times that zone skips or single rows in the hour it repeats (UTC). A change day
-    counts only where the days around it do not look the same (``etl.localtime``)."""
-    declared_utc = tr.timezone == "UTC"
-    zone = local_zone if declared_utc else tr.timezone
+def historian_evidence(tr: HistorianTranslator, local_zone: str) -> list[Evidence]:
+    """The DST signature (``etl.localtime.dst_evidence``) of the rows ``tr`` translated, at the
+    changes of the zone to check: ``local_zone`` when the historian is declared UTC, else the
+    declared zone."""
+    zone = local_zone if tr.timezone == "UTC" else tr.timezone
     span = tr.stamp_range()
     trans = transitions(zone, *span) if span is not None and zone != "UTC" else []
-    if not trans:
-        return
-    evidence = dst_evidence(*tr.stamps_in(windows(trans)), trans)
-    if declared_utc and (changes := naive_local_changes(evidence)):
+    return dst_evidence(*tr.stamps_in(windows(trans)), trans) if trans else []
+
+
+def check_historian_timezone(evidence: list[Evidence], declared: str, local_zone: str) -> None:
+    """SourceError (one line) when the stored stamps contradict the historian's ``declared``
+    zone (``evidence``: :func:`historian_evidence` of every tag): declared UTC but most tags
+    repeat the autumn hour and skip the spring hour of ``local_zone`` on its change days (naive
+    local time), or declared local but most tags have rows at the wall-clock times that zone
+    skips or single rows in the hour it repeats (UTC). A change day counts only where the days
+    around it do not look the same (``etl.localtime``)."""
+    zone = local_zone if declared == "UTC" else declared
+    if declared == "UTC" and (changes := naive_local_changes(evidence)):
         raise SourceError(
             f"the historian timestamps look like naive local time in {zone}, not UTC: the DST "
             f"hour is {describe_changes(changes, local=True, unit='tags')}; declare it with "
             f"historian_timezone={zone} (etl_sql and main entry points)",
             source=SOURCE_SQL,
         )
-    if not declared_utc and (changes := utc_changes(evidence)):
+    if declared != "UTC" and (changes := utc_changes(evidence)):
         raise SourceError(
             f"historian_timezone={zone} but the historian timestamps do not look like local "
             f"time there: the DST hour is {describe_changes(changes, local=False, unit='tags')}; "
@@ -885,11 +938,17 @@ def check_historian_timezone(tr: HistorianTranslator, local_zone: str) -> None:
 
 
 def _translate_historian(
-    url: str | sa.URL, selection: dict[str, Any], *, use_adbc: bool, zone: str = "UTC"
+    url: str | sa.URL,
+    selections: list[Tags],
+    selection: dict[str, Any],
+    *,
+    use_adbc: bool,
+    zone: str = "UTC",
 ) -> tuple[HistorianTranslator, bool]:
-    """The ``selection`` (keyword arguments of the two reads) translated, and whether through
-    ADBC: SQLite and PostgreSQL through ADBC unless ``use_adbc`` is False; a failed ADBC read
-    starts over through SQLAlchemy, as does every other URL."""
+    """The tag ``selections`` (each with the keyword arguments of the two reads,
+    ``selection``) translated into one translator, and whether through ADBC: SQLite and
+    PostgreSQL through ADBC unless ``use_adbc`` is False; a failed ADBC read starts over
+    through SQLAlchemy, as does every other URL."""
     new_translator = functools.partial(
         HistorianTranslator, selection["raw_interval_min"], selection["table"], zone
     )
@@ -897,40 +956,15 @@ def _translate_historian(
     arrow = use_adbc and adbc_target(url) is not None
     if arrow:
         try:
-            for batch in read_historian_arrow(url, **selection):
-                tr.add_arrow(batch)
-                log.debug("sql: %d historian rows read (ADBC)", tr.rows)
+            for tags in selections:
+                for batch in read_historian_arrow(url, **selection, tags=tags):
+                    tr.add_arrow(batch)
         except ArrowReadError as exc:
             log.warning("sql: the Arrow read (ADBC) failed (%s); reading through SQLAlchemy", exc)
             arrow, tr = False, new_translator()
     if not arrow:
-        for rows in read_historian(url, **selection):
-            tr.add(rows)
-            log.debug("sql: %d historian rows read", tr.rows)
-    log.info("sql: %d historian rows read (%s)", tr.rows, "ADBC" if arrow else "SQLAlchemy")
+        for tags in selections:
+            for rows in read_historian(url, **selection, tags=tags):
+                tr.add(rows)
+    log.debug("sql: %d historian rows read (%s)", tr.rows, "ADBC" if arrow else "SQLAlchemy")
     return tr, arrow
-
-
-def _clean_in_batches(
-    tr: HistorianTranslator,
-    meters: pd.DataFrame,
-    config: CleaningConfig,
-    *,
-    table: str,
-    meter_batch: int,
-) -> EtlResult:
-    """The translated rows cleaned per batch of ``meter_batch`` meters, results merged."""
-    locate = historian_locator(table, config.raw_interval_min, tr.timezone)
-    results = [
-        clean_readings(
-            r,
-            meters,
-            config,
-            source=SOURCE_SQL,
-            adapter_quarantine=q,
-            locate=locate,
-            end_stamped=True,
-        )
-        for r, q in tr.batches(meter_batch)
-    ]
-    return merge_results(results)

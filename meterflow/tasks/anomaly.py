@@ -12,6 +12,7 @@ import pandas as pd
 from meterflow import tracking
 from meterflow.anomaly.alerts import alert_rows
 from meterflow.anomaly.base import DetectorSettings
+from meterflow.anomaly.blocked import Blocking
 from meterflow.anomaly.detector import AnomalyResult, AnomalySettings, detect_anomalies
 from meterflow.anomaly.summary import describe, headline
 from meterflow.config import AnomalyOptions, Environment, column_names, lstm_units
@@ -27,7 +28,8 @@ log = logging.getLogger(__name__)
 
 
 def anomaly_settings(opts: AnomalyOptions) -> AnomalySettings:
-    """The detector settings of the step's options (series files keep UTC label times)."""
+    """The detector settings of the step's options (series files keep UTC label times; the
+    per-meter scoring on the Dask cluster at ``dask_scheduler`` when one is given)."""
     training = DetectorSettings(
         forecast_model=opts.forecast_model,
         seq_length=opts.seq_length,
@@ -46,6 +48,7 @@ def anomaly_settings(opts: AnomalyOptions) -> AnomalySettings:
         timezone="UTC" if opts.in_series else LOCAL_TIMEZONE,
         alarm_budget=opts.alarm_budget,
         windowed=opts.windowed,
+        blocking=Blocking(scheduler=opts.dask_scheduler),
     )
 
 

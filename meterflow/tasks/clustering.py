@@ -24,6 +24,7 @@ import pandas as pd
 
 from meterflow import tracking
 from meterflow.clustering import all_metrics, fit_clustering, select_k
+from meterflow.clustering.assign import assign_all
 from meterflow.clustering.auto import choose_configuration
 from meterflow.clustering.composition import assignment_table, composition_tables
 from meterflow.clustering.figures import plot_cluster_members, plot_cluster_sizes, plot_som_map
@@ -154,7 +155,7 @@ def run_clustering(opts: ClusteringOptions, env: Environment) -> str:
             result, k_table = _fit_auto(opts, X[fit_rows], matrices, data.window, truth, run)
         else:
             result, k_table = _fit(opts, X[fit_rows], matrices, data.window, run)
-        labels = result.assigner.predict(X)
+        labels = assign_all(result.assigner, X, opts.dask_scheduler)
         metrics = _metrics(data, X, labels, fit_rows, result, matrices, opts.seed)
         metrics["fit_seconds"] = time.monotonic() - started
         run.log_metrics(metrics)

@@ -16,7 +16,7 @@ from meterflow.clustering.registry import AUTO_MODEL, DTW_FAMILY
 from meterflow.config import ClusteringOptions, Environment
 from meterflow.errors import ConfigError
 from meterflow.profiles.dtw import cache_tag, dask_rows, row_computer
-from meterflow.profiles.select import recent_days_mask, sample_rows
+from meterflow.profiles.select import meter_days_mask, sample_rows
 from meterflow.schemas import Table
 from meterflow.sources.dtw_cache import DtwCache
 from meterflow.sources.profilefile import read_profile_file
@@ -45,10 +45,14 @@ def rows_to_fit(
 
 
 def file_dtw_rows(profiles: pd.DataFrame, max_rows: int, seed: int) -> np.ndarray:
+    """Rows of a profile file in the DTW matrix: all if they fit, else with a date column a
+    stable sample of meters times the most recent days (``meter_days_mask``, meters ranked by
+    ``seed``), else a seeded random sample."""
     if len(profiles) <= max_rows:
         return np.arange(len(profiles))
     if "date" in profiles.columns:
-        return np.flatnonzero(recent_days_mask(profiles["date"], max_rows))
+        mask = meter_days_mask(profiles["meter_id"], profiles["date"], max_rows, seed=seed)
+        return np.flatnonzero(mask)
     return sample_rows(len(profiles), max_rows, seed)
 
 

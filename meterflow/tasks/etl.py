@@ -130,12 +130,12 @@ def run_etl_newmongo(opts: EtlNewMongoOptions, env: Environment) -> str:
     with tracking.step_run("etl_newmongo", opts) as run:
         raw_run = tracking.resolve_run(opts.raw_run, "load_newmongo")
         run.set_tags({"input.raw_run": raw_run})
-        documents = tracking.load_table(raw_run, Table.DOCUMENTS)
         context = tracking.load_table(raw_run, Table.CONTEXT)
         meters = tracking.load_table(raw_run, Table.METERS)
         collection = tracking.run_params(raw_run).get("collection") or formats.MONGO_COLLECTION
-        result = etl_newmongo(
-            documents, meters=meters, config=config, previous=context, collection=collection
-        )
+        with tracking.table_file(raw_run, Table.DOCUMENTS) as documents:  # read block by block
+            result = etl_newmongo(
+                documents, meters=meters, config=config, previous=context, collection=collection
+            )
         log_result(run, result, meters, config, domain.SOURCE_NEWMONGO)
         return run.run_id

@@ -24,7 +24,13 @@ from meterflow.domain import LOCAL_TIMEZONE, MINUTES_PER_DAY
 from meterflow.forecasting.evaluate import evaluate_forecaster
 from meterflow.forecasting.report import StepReport, merge_reports, report_of
 from meterflow.forecasting.scope import scoped_series
-from meterflow.forecasting.series import build_panel, profiles_to_series, split_dates
+from meterflow.forecasting.series import (
+    build_panel,
+    profile_days,
+    profiles_panel,
+    profiles_to_series,
+    split_dates,
+)
 from meterflow.forecasting.settings import ForecastSettings
 from meterflow.schemas import Table, profile_slot_columns
 from meterflow.sources import diskspace
@@ -91,34 +97,10 @@ def _scope_assignments(opts: ForecastingOptions, run: tracking.StepRun) -> pd.Da
 def run_forecasting(opts: ForecastingOptions, env: Environment) -> str:
     tracking.configure(env)
     with tracking.step_run("forecasting", opts) as run:
-        series, resolution, exog, meters = input_series(opts, run, inputs=True)
-        needed = diskspace.model_step_bytes(series, models=2)  # the model and the candidates
-        diskspace.require_output_space(needed, tracking.tracking_uri(), "the forecasting outputs")
-        series, counts = scoped_series(series, opts.scope, _scope_assignments(opts, run))
-        exog = exog if opts.scope == "meter" else ()
-        settings = forecast_settings(opts, resolution, exog)
-        test_start = pd.Timestamp(opts.test_start) if opts.test_start else None
-        dates = split_dates(
-            series["timestamp"],
-            settings.train_frac,
-            settings.val_frac,
-            test_start,
-            settings.min_val_days,
-        )
-        timezone = "UTC" if opts.in_series else LOCAL_TIMEZONE
-        if opts.scope == "cluster":  # one model per cluster
-            groups = {g: part for g, part in series.groupby("meter_id", sort=True)}
-            log.info("scope=cluster: one model for each of %d clusters", len(groups))
-            reports = {}
-            for g, part in groups.items():
-                fleet = build_panel(part, resolution, dates)
-                result = evaluate_forecaster(fleet, None, settings)
-                reports[g] = report_of(result, fleet, settings, timezone)
-            report = merge_reports(reports)
+        if opts.scope == "meter" and not opts.in_series:
+            report, settings, resolution, counts = _forecast_meters(opts, run)
         else:
-            fleet = build_panel(series, resolution, dates, exog)
-            result = evaluate_forecaster(fleet, meters, settings)
-            report = report_of(result, fleet, settings, timezone)
+            report, settings, resolution, counts = _forecast_series(opts, run)
         run.set_tags(
             {
                 **report.tags,
@@ -129,6 +111,64 @@ def run_forecasting(opts: ForecastingOptions, env: Environment) -> str:
         run.log_metrics({**counts, "resolution_min": float(resolution)})
         _log_report(run, report, opts)
         return run.run_id
+
+
+def _require_space(inputs: pd.DataFrame) -> None:
+    needed = diskspace.model_step_bytes(inputs, models=2)  # the model and the candidates
+    diskspace.require_output_space(needed, tracking.tracking_uri(), "the forecasting outputs")
+
+
+def _test_start(opts: ForecastingOptions) -> pd.Timestamp | None:
+    return pd.Timestamp(opts.test_start) if opts.test_start else None
+
+
+def _forecast_meters(
+    opts: ForecastingOptions, run: tracking.StepRun
+) -> tuple[StepReport, ForecastSettings, int, dict[str, float]]:
+    """Each meter of a harmonization run, its fleet built straight from the profile table."""
+    source_run = tracking.resolve_run(opts.profiles_run, "harmonization")
+    run.set_tags({"input.profiles_run": source_run})
+    profiles = tracking.load_table(source_run, Table.PROFILES_ENERGY)
+    meters = tracking.load_table(source_run, Table.METERS)
+    _require_space(profiles)
+    resolution = MINUTES_PER_DAY // len(profile_slot_columns(profiles))
+    settings = forecast_settings(opts, resolution, ())
+    dates = split_dates(
+        profile_days(profiles),
+        *(settings.train_frac, settings.val_frac, _test_start(opts), settings.min_val_days),
+    )
+    fleet = profiles_panel(profiles, dates)
+    del profiles
+    result = evaluate_forecaster(fleet, meters, settings, opts.dask_scheduler)
+    return report_of(result, fleet, settings, LOCAL_TIMEZONE), settings, resolution, {}
+
+
+def _forecast_series(
+    opts: ForecastingOptions, run: tracking.StepRun
+) -> tuple[StepReport, ForecastSettings, int, dict[str, float]]:
+    """A series file, or the cluster or fleet totals of a harmonization run."""
+    series, resolution, exog, meters = input_series(opts, run, inputs=True)
+    _require_space(series)
+    series, counts = scoped_series(series, opts.scope, _scope_assignments(opts, run))
+    exog = exog if opts.scope == "meter" else ()
+    settings = forecast_settings(opts, resolution, exog)
+    dates = split_dates(
+        series["timestamp"],
+        *(settings.train_frac, settings.val_frac, _test_start(opts), settings.min_val_days),
+    )
+    timezone = "UTC" if opts.in_series else LOCAL_TIMEZONE
+    if opts.scope != "cluster":
+        fleet = build_panel(series, resolution, dates, exog)
+        result = evaluate_forecaster(fleet, meters, settings, opts.dask_scheduler)
+        return report_of(result, fleet, settings, timezone), settings, resolution, counts
+    groups = {g: part for g, part in series.groupby("meter_id", sort=True)}
+    log.info("scope=cluster: one model for each of %d clusters", len(groups))
+    reports = {}
+    for g, part in groups.items():  # one model per cluster
+        fleet = build_panel(part, resolution, dates)
+        result = evaluate_forecaster(fleet, None, settings, opts.dask_scheduler)
+        reports[g] = report_of(result, fleet, settings, timezone)
+    return merge_reports(reports), settings, resolution, counts
 
 
 def _log_report(run: tracking.StepRun, report: StepReport, opts: ForecastingOptions) -> None:

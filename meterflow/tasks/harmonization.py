@@ -17,7 +17,7 @@ from meterflow.profiles.harmonize import Harmonized, harmonize
 from meterflow.profiles.normalize import normalize
 from meterflow.profiles.predictor import ProfileNormalizer
 from meterflow.profiles.resample import resample_profiles
-from meterflow.profiles.select import recent_days_mask
+from meterflow.profiles.select import meter_days_mask
 from meterflow.schemas import PROFILE_KEYS, Table, profile_matrix, profile_slot_columns
 from meterflow.sources import diskspace
 from meterflow.sources.dtw_cache import DtwCache
@@ -62,7 +62,9 @@ def run_harmonization(opts: HarmonizationOptions, env: Environment) -> str:
         normalized = normalize(energy, opts.normalization)
         meters = pd.concat([tracking.load_table(r, Table.METERS) for r in run_ids])
         meters = meters.drop_duplicates("meter_id")
-        subset = _dtw_subset(normalized, opts.dtw_max_profiles) if opts.compute_dtw else None
+        subset = (
+            _dtw_subset(normalized, meters, opts.dtw_max_profiles) if opts.compute_dtw else None
+        )
         cache = DtwCache(Path(opts.dtw_cache_dir) if opts.dtw_cache_dir else env.dtw_cache_dir)
         _require_space([energy, normalized, merged.losers, meters], subset, cache)
         _log_tables(run, energy, normalized, merged.losers, meters)
@@ -113,12 +115,21 @@ def _carry_over(
     return pd.concat([new, old], ignore_index=True), len(old)
 
 
-def _dtw_subset(profiles: pd.DataFrame, max_profiles: int) -> pd.DataFrame:
-    """The complete profiles of the most recent whole days, at most ``max_profiles``: the rows
-    of the DTW matrix."""
-    complete = ~profiles[profile_slot_columns(profiles)].isna().any(axis=1)
-    mask = recent_days_mask(profiles["date"].where(complete), max_profiles)
-    return profiles.loc[mask & complete.to_numpy()]
+def _dtw_subset(profiles: pd.DataFrame, meters: pd.DataFrame, max_profiles: int) -> pd.DataFrame:
+    """The rows of the DTW matrix: at most ``max_profiles`` complete profiles, a fixed set of
+    meters (stratified by meter type) times the most recent days (``meter_days_mask``), day by
+    day: each day's profiles take neighbouring slots of the cached matrix, so the nightly slide
+    rewrites one short run of each matrix row instead of values on every page of the file."""
+    complete = ~profiles[profile_slot_columns(profiles)].isna().any(axis=1).to_numpy()
+    types = meters.set_index("meter_id")["type"] if "type" in meters.columns else None
+    mask = meter_days_mask(
+        profiles["meter_id"],
+        profiles["date"],
+        max_profiles,
+        usable=complete,
+        meter_types=types,
+    )
+    return profiles.loc[mask].sort_values(["date", "meter_id"], kind="stable")
 
 
 def _require_space(
@@ -126,7 +137,8 @@ def _require_space(
 ) -> None:
     """Refuse the step (``DiskFullError``) before it writes or computes anything when its tables
     (in the temporary folder, then the local tracking store) and the whole DTW matrix of
-    ``subset`` (a sliding window rewrites it beside the old one) do not fit their disks."""
+    ``subset`` (a first build or a rewrite writes it beside the old one; a nightly slide recycles
+    slots in place and needs less) do not fit their disks."""
     tables_bytes = diskspace.table_bytes(*tables)
     needs = [(tempfile.gettempdir(), tables_bytes), (tracking.tracking_uri(), tables_bytes)]
     if subset is not None:

@@ -5,7 +5,9 @@ Starts what the run needs (the local MongoDB wire-protocol server when ``MONGODB
 the demo fleet when asked) and stops it at the end. Each step is reused instead of rerun when a
 finished run with the same parameters (including upstream run ids and source fingerprints) and
 the same code version exists. The children's options are built from the pipeline's own options,
-which share their types and defaults with the steps' (``meterflow.config``).
+which share their types and defaults with the steps' (``meterflow.config``). Steps that share no
+input run at the same time: the MongoDB chain beside the history chain, the three model steps
+beside each other as far as memory allows (``orchestration.memory_groups``).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
@@ -201,6 +204,14 @@ def _run_steps(opts: PipelineOptions, env: Environment, runner: StepRunner) -> S
 
 
 def _run_etl(opts: PipelineOptions, env: Environment, runner: StepRunner) -> Steps:
+    """The MongoDB chain (load, then clean) and the history chain (historian, then the old
+    exports checked against it) at the same time: they share no input."""
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        chains = [pool.submit(chain, opts, env, runner) for chain in (_new_data, _history)]
+    return {name: run for chain in chains for name, run in chain.result().items()}
+
+
+def _new_data(opts: PipelineOptions, env: Environment, runner: StepRunner) -> Steps:
     mongo = fingerprint.mongo_fingerprint(
         env.require_mongodb_uri(), env.mongo_database, formats.MONGO_COLLECTION
     )
@@ -208,15 +219,22 @@ def _run_etl(opts: PipelineOptions, env: Environment, runner: StepRunner) -> Ste
     steps["load_newmongo"] = runner.run(
         "load_newmongo", LoadNewMongoOptions(source_fingerprint=mongo)
     )
-    cleaning = {"resolution": opts.resolution}
     steps["etl_newmongo"] = runner.run(
-        "etl_newmongo", EtlNewMongoOptions(raw_run=steps["load_newmongo"][0], **cleaning)
+        "etl_newmongo",
+        EtlNewMongoOptions(raw_run=steps["load_newmongo"][0], resolution=opts.resolution),
     )
-    sql = fingerprint.sql_fingerprint(env.sql_url)
+    return steps
+
+
+def _history(opts: PipelineOptions, env: Environment, runner: StepRunner) -> Steps:
+    cleaning = {"resolution": opts.resolution}
+    steps: Steps = {}
     steps["etl_sql"] = runner.run(
         "etl_sql",
         EtlSqlOptions(
-            source_fingerprint=sql, historian_timezone=opts.historian_timezone, **cleaning
+            source_fingerprint=fingerprint.sql_fingerprint(env.sql_url),
+            historian_timezone=opts.historian_timezone,
+            **cleaning,
         ),
     )
     exports = EtlOldMongoOptions(
@@ -240,13 +258,17 @@ def _run_models(
         dask_scheduler=opts.dask_scheduler,
     )
     forecasting = ForecastingOptions(
-        profiles_run=profiles_run, model=opts.forecast_model, epochs=opts.forecast_epochs
+        profiles_run=profiles_run,
+        model=opts.forecast_model,
+        epochs=opts.forecast_epochs,
+        dask_scheduler=opts.dask_scheduler,
     )
     labels = env.truth_dir / "anomalies.csv"
     anomaly = AnomalyOptions(
         profiles_run=profiles_run,
         labels=str(labels) if opts.demo and labels.is_file() else "",
         epochs=opts.epochs,
+        dask_scheduler=opts.dask_scheduler,
     )
     # independent of each other: run at the same time
     return runner.run_together(

@@ -13,11 +13,13 @@ import pandas as pd
 import pytest
 from sklearn.metrics import f1_score
 
+from meterflow import defaults
 from meterflow.anomaly.base import DetectorSettings
 from meterflow.anomaly.detector import AnomalySettings, detect_anomalies
 from meterflow.anomaly.registry import DETECTORS, make_detector
 from meterflow.anomaly.scoring import COMPONENTS
 from meterflow.errors import ConfigError, SchemaError
+from meterflow.forecasting.series import build_panel, split_dates
 from meterflow.promotion import decide, holdout_score
 from tests.anomaly.synthetic import CLEAN_METERS, TEST_DAY, clean_series, planted
 
@@ -192,10 +194,24 @@ def test_the_residual_detector_takes_the_hybrid_forecaster(fleet, tmp_path):
     cfg = AnomalySettings(detector="lstm_residual", detectors=(), training=training)
     result = detect_anomalies(series, 60, labels, cfg, meters)
     assert result.predictor.detector.forecaster.settings.model == "hybrid"
+    assert result.predictor.detector.reads_other_meters  # its meters are scored in one block
     for kind in KINDS:
         assert result.metrics[f"event_recall_{kind}"] == 1.0, kind
     again = pickle.loads(pickle.dumps(result.predictor)).predict(result.holdout)
     np.testing.assert_allclose(again["score"], result.predictor.predict(result.holdout)["score"])
+
+
+def test_the_residual_cleaning_is_fitted_block_by_block(results, fleet, monkeypatch):
+    series, _ = fleet
+    fitted = results["lstm_residual"].predictor.detector
+    detector = pickle.loads(pickle.dumps(fitted))
+    assert not detector.reads_other_meters
+    whole = build_panel(series, 60, split_dates(series["timestamp"], 0.7, 0.1))
+    monkeypatch.setattr(defaults, "BLOCK_METERS", 3)
+    detector._fit_cleaning(whole)
+    np.testing.assert_array_equal(detector.clean_center, fitted.clean_center)
+    np.testing.assert_array_equal(detector.clean_scale, fitted.clean_scale)
+    assert detector.clean_threshold == fitted.clean_threshold
 
 
 def test_an_unlabelled_run_can_promote_a_better_model_on_its_planted_holdout(fleet):

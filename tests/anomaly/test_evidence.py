@@ -10,7 +10,6 @@ from meterflow.anomaly.clock import clock_shift
 from meterflow.anomaly.scoring import COMPONENTS, Evidence, fit_score_model, run_surprise
 from meterflow.anomaly.windowed import (
     REF_DAYS,
-    change_evidence,
     energy_change,
     fit_peers,
     flat_runs,
@@ -83,7 +82,7 @@ def test_a_planted_shift_shows_in_the_daily_change_and_peers_remove_common_moves
     common.loc[day, "value"] *= 2
     moved = energy_change(fleet_of(common), peers)
     assert np.nanmax(np.abs(moved[:, 95])) < 0.2
-    assert change_evidence(fleet, peers).shape == fleet.values.shape
+    assert change.shape == (8, fleet.n_times // 24 + 1)  # one per meter-day
 
 
 def test_a_lasting_change_becomes_the_new_normal():
@@ -106,10 +105,10 @@ def test_score_model_normalises_on_validation_and_takes_the_strongest_component(
     ev = Evidence(
         point=rng.normal(0, 2, len(fleet.values)),
         spike=spike_excess(fleet),
-        ratio=change_evidence(fleet, None),
-        base=change_evidence(fleet, None, "base"),
-        clock=clock_shift(fleet)[fleet.meter_idx, fleet.time_idx // 24],
         runs=flat_runs(fleet),
+        ratio=energy_change(fleet, None),
+        base=energy_change(fleet, None, "base"),
+        clock=clock_shift(fleet),
     )
     val = fleet.split == 1
     model = fit_score_model(fleet, ev, val, np.ones(len(val), bool), signed=True)

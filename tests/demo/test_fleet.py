@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import gc
+import json
+import logging
 import os
+import tracemalloc
+import weakref
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -12,7 +17,10 @@ import pymongo
 import pytest
 import sqlalchemy as sa
 
-from meterflow.demo import DemoFleet, DemoSpec, build_fleet
+from meterflow.demo import DemoFleet, DemoSpec, FleetBlock, build_fleet, iter_blocks
+from meterflow.demo import raw as demo_raw
+from meterflow.demo import write as demo_write
+from meterflow.demo.fleet import meter_ids
 from meterflow.demo.write import (
     EXPORTS_SUBDIR,
     MANIFEST_NAME,
@@ -91,6 +99,13 @@ def test_spec_rejects_bad_values() -> None:
         DemoSpec(start="2024-10-01 12:00")
     with pytest.raises(ConfigError):
         DemoSpec(timezone="Mars/Olympus")
+
+
+def test_meter_ids_widen_beyond_9999_in_text_order() -> None:
+    assert meter_ids(3) == ["MTR0001", "MTR0002", "MTR0003"]
+    ids = meter_ids(12_000)
+    assert ids[0] == "MTR00001" and ids[-1] == "MTR12000" and ids == sorted(ids)
+    assert DemoSpec(n_meters=100_000).n_meters == 100_000
 
 
 def test_same_seed_same_fleet_other_seed_other_fleet(spring: DemoFleet) -> None:
@@ -446,3 +461,111 @@ def test_ensure_demo_builds_once(nx_uri: str, tmp_path: Path) -> None:
         n = client["demo_ensure"][MONGO_COLLECTION].estimated_document_count()
     assert n == len(build_fleet(TINY).mongo_docs)
     assert ensure_demo(TINY, **args) is False
+
+
+# --- blocks: same fleet in any block size, written block by block, bounded memory ---------
+
+
+def in_time_order(frame: pd.DataFrame, key: list[str]) -> pd.DataFrame:
+    """Rows sorted by ``key`` (stably: a late duplicate stays after its original), categorical
+    columns as text: how readers see the historian and the Mongo documents."""
+    out = frame.astype({c: str for c in frame.columns if frame[c].dtype == "category"})
+    return out.sort_values(key, kind="stable", ignore_index=True)
+
+
+def test_block_size_does_not_change_the_fleet(spring: DemoFleet) -> None:
+    blocks = build_fleet(SPRING, block_meters=5)  # ``spring``: one block of 12 meters
+    for name in ("meters", "meters_truth", "clean", "defects", "anomalies"):
+        pd.testing.assert_frame_equal(getattr(blocks, name), getattr(spring, name))
+    assert blocks.old_exports.keys() == spring.old_exports.keys()
+    for meter_id, frame in spring.old_exports.items():
+        pd.testing.assert_frame_equal(blocks.old_exports[meter_id], frame)
+    for name, key in (("historian", ["tagname", "timestamp"]), ("mongo_docs", ["meter_id", "ts"])):
+        got, want = getattr(blocks, name), getattr(spring, name)
+        assert not got.equals(want)  # rows in another order (time order within each block) ...
+        pd.testing.assert_frame_equal(in_time_order(got, key), in_time_order(want, key))  # same
+
+
+def _peak_after_first_block(spec: DemoSpec, block_meters: int) -> int:
+    """Peak traced bytes while the blocks after the first are built and dropped (the shared
+    fleet context, built with the first block, is not counted)."""
+    blocks = iter_blocks(spec, block_meters)
+    next(blocks)
+    gc.collect()
+    tracemalloc.start()
+    try:
+        for block in blocks:
+            assert len(block.meters) <= block_meters
+            del block
+        return tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+def test_builder_memory_is_bounded_by_the_block_not_the_fleet() -> None:
+    spec = DemoSpec(n_meters=12, history_days=30, mongo_days=2, seed=5)
+    small = _peak_after_first_block(spec, 4)  # two more blocks
+    large = _peak_after_first_block(DemoSpec(**{**spec.__dict__, "n_meters": 48}), 4)  # eleven
+    assert large < 1.3 * small, (small, large)
+    # a builder that kept what it built would hold ~5x more after eleven blocks than after two
+    assert small > 4 * 30 * 96 * 8 * 4  # at least the block's four clean series of 4 meters
+
+
+def test_ensure_demo_streams_blocks_into_the_stores(
+    spring: DemoFleet,
+    mongo_uri: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    built: list[weakref.ref[FleetBlock]] = []
+
+    def blocks(spec: DemoSpec) -> Iterator[FleetBlock]:
+        for block in iter_blocks(spec):
+            gc.collect()
+            assert all(ref() is None for ref in built)  # earlier blocks freed before this one
+            built.append(weakref.ref(block))
+            yield block
+            del block
+
+    monkeypatch.setattr(demo_raw, "BLOCK_METERS", 5)
+    monkeypatch.setattr(demo_write, "iter_blocks", blocks)
+    sql_url = f"sqlite:///{tmp_path / 'historian.db'}"
+    with caplog.at_level(logging.INFO, logger="meterflow.demo.write"):
+        assert ensure_demo(SPRING, data_dir=tmp_path, sql_url=sql_url, mongo_uri=mongo_uri,
+                           mongo_database="demo_blocks") is True  # fmt: skip
+    assert len(built) == 3
+    progress = [r.getMessage() for r in caplog.records if "written," in r.getMessage()]
+    assert [m.split(" written")[0] for m in progress] == [
+        f"demo fleet: meters {span} of 12" for span in ("1-5", "6-10", "11-12")
+    ]
+    manifest = json.loads((tmp_path / MANIFEST_NAME).read_text())
+    assert manifest["counts"]["mongo_documents"] == len(spring.mongo_docs)
+    assert {"build", "sql", "mongo", "csv", "truth"} <= manifest["seconds"].keys()
+    # every store holds the fleet built in one block
+    truth = tmp_path / TRUTH_SUBDIR
+    pd.testing.assert_frame_equal(pd.read_parquet(truth / "clean_readings.parquet"), spring.clean)
+    for name in ("anomalies", "defects", "meters_truth"):
+        text = (truth / f"{name}.csv").read_text()
+        assert text == getattr(spring, name).to_csv(index=False), name
+    for meter_id, frame in spring.old_exports.items():
+        back = pd.read_csv(tmp_path / EXPORTS_SUBDIR / f"{meter_id}.csv", parse_dates=["datetime"])
+        pd.testing.assert_frame_equal(back, frame, check_dtype=False, check_exact=True)
+    engine = sa.create_engine(sql_url)
+    with engine.connect() as conn:
+        historian = pd.read_sql_table(HISTORIAN_TABLE, conn)
+        meters = pd.read_sql_table(METERS_TABLE, conn)
+    engine.dispose()
+    pd.testing.assert_frame_equal(meters, spring.meters, check_dtype=False)
+    key = ["tagname", "timestamp"]
+    pd.testing.assert_frame_equal(
+        in_time_order(historian, key), in_time_order(spring.historian, key), check_dtype=False
+    )
+    with pymongo.MongoClient(mongo_uri, tz_aware=True) as client:
+        docs = pd.DataFrame(client["demo_blocks"][MONGO_COLLECTION].find({}, {"_id": 0}))
+    key = ["meter_id", "ts"]
+    pd.testing.assert_frame_equal(
+        in_time_order(docs[list(MONGO_FIELDS)], key),
+        in_time_order(spring.mongo_docs, key),
+        check_dtype=False,
+    )

@@ -1,5 +1,6 @@
 """The DTW cache: incremental == full recompute, corruption never used, atomic writes, appends
-in place with per-block checksums, readers unaffected by appends."""
+in place with per-block checksums, readers unaffected by appends. Recycled slots (the nightly
+slide) are tested in ``test_dtw_cache_slots.py``."""
 
 from __future__ import annotations
 
@@ -12,11 +13,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import xxhash
 
 from meterflow.errors import ConfigError
 from meterflow.profiles.dtw import condensed_to_square, dtw_condensed, dtw_rows, n_pairs
 from meterflow.sources import dtw_cache as cache_mod
 from meterflow.sources.dtw_cache import DtwCache
+from meterflow.sources.dtw_manifest import FORMAT_VERSION, manifest_digest
 
 WINDOW = 3
 
@@ -61,14 +64,22 @@ def test_incremental_add_remove_change_equals_full(tmp_path: Path, profiles: np.
     assert third.pairs_reused == n_pairs(kept)
     assert third.pairs_computed == n_pairs(53) - n_pairs(kept)
     assert_matches_full(third, x3)
-    assert third.path != added.path and not added.path.exists()  # rewritten, old file dropped
+    assert third.path == added.path  # freed slots 2, 7, 30 recycled in place, 3 appended
+    assert third.order[[6, 48, 49, 50, 51, 52]].tolist() == [2, 7, 30, 50, 51, 52]  # new ones
 
     again = cache.update(x3, window=WINDOW, normalization="l2")  # nothing new: pure reuse
     assert (again.pairs_computed, again.pairs_reused, again.key) == (0, n_pairs(53), third.key)
     assert again.path == third.path
+
+    x4 = profiles[45:60]  # 5 of 15 profiles new, 38 of 53 slots would be free: rewritten
+    fourth = cache.update(x4, window=WINDOW, normalization="l2")
+    assert (fourth.n, fourth.pairs_reused) == (15, n_pairs(10))
+    assert fourth.pairs_computed == n_pairs(15) - n_pairs(10)
+    assert_matches_full(fourth, x4)
+    assert fourth.path != third.path and not third.path.exists()  # rewritten, old file dropped
     # only the current matrix file is left in the folder
-    assert sorted(p.name for p in folder_of(cache, third).iterdir()) == sorted(
-        [".lock", "manifest.json", third.path.name]
+    assert sorted(p.name for p in folder_of(cache, fourth).iterdir()) == sorted(
+        [".lock", "manifest.json", fourth.path.name]
     )
 
 
@@ -241,12 +252,12 @@ def test_format_1_cache_is_discarded(
     folder = mat.path.parent
     v1 = {k: v for k, v in _manifest(mat).items() if k not in ("digest", "blocks", "block_bytes")}
     v1 |= {"format": 1, "file": "matrix-old.npy", "checksum": "sha256:0"}
-    v1["digest"] = cache_mod._digest(v1)
+    v1["digest"] = manifest_digest(v1)
     (folder / "manifest.json").write_text(json.dumps(v1))
     mat.path.rename(folder / "matrix-old.npy")
     with caplog.at_level(logging.WARNING, logger=cache_mod.__name__):
         again = cache.update(profiles, window=WINDOW, normalization="l2")
-    assert any("format=1, expected 2" in r.message for r in caplog.records)
+    assert any(f"format=1, expected {FORMAT_VERSION}" in r.message for r in caplog.records)
     assert again.pairs_computed == n_pairs(60)
     assert sorted(p.name for p in folder.iterdir()) == sorted(
         [".lock", "manifest.json", again.path.name]
@@ -264,16 +275,16 @@ def test_append_in_place_hashes_only_the_touched_blocks(
     old_digests = _manifest(before)["blocks"]
     assert len(old_bytes) == before.nbytes == n_pairs(40) * 8
 
-    real = cache_mod.xxhash.xxh3_128_hexdigest
+    real = xxhash.xxh3_128_hexdigest
     hashed: list[bytes] = []
 
     def spy(data) -> str:
         hashed.append(bytes(data))
         return real(data)
 
-    monkeypatch.setattr(cache_mod.xxhash, "xxh3_128_hexdigest", spy)
+    monkeypatch.setattr(xxhash, "xxh3_128_hexdigest", spy)
     after = cache.update(profiles[:50], window=WINDOW, normalization="l2")
-    monkeypatch.setattr(cache_mod.xxhash, "xxh3_128_hexdigest", real)
+    monkeypatch.setattr(xxhash, "xxh3_128_hexdigest", real)
     new_bytes = after.path.read_bytes()
 
     assert after.path == before.path and after.path.stat().st_ino == inode
@@ -381,7 +392,7 @@ def test_a_matrix_opened_before_an_append_or_rewrite_keeps_its_values(
     cache.update(profiles[:50], window=WINDOW, normalization="l2")  # append in place
     assert np.array_equal(mat.condensed(), values) and np.array_equal(mat.square(), square)
     assert np.array_equal(opened, values) and mat.row(3).tolist() == square[3].tolist()
-    cache.update(profiles[1:55], window=WINDOW, normalization="l2")  # rewrite: file unlinked
+    cache.update(profiles[45:55], window=WINDOW, normalization="l2")  # rewrite: file unlinked
     assert not mat.path.exists()
     assert np.array_equal(opened, values)  # the open memmap still reads the old file
 
@@ -404,15 +415,17 @@ def test_rows_hook_computes_the_new_rows_only(tmp_path: Path, profiles: np.ndarr
     assert np.array_equal(mat.condensed(), expected)
     assert mat.pairs_computed == n_pairs(50) - n_pairs(40)
 
-    calls.clear()  # a rewrite (row 0 removed, 3 new) computes only the new rows too
-    rewritten = cache.update(profiles[1:53], window=WINDOW, normalization="l2", rows=rows)
+    calls.clear()  # a slide (row 0 removed, 3 new: slot 0 recycled) computes the new rows only
+    slid = cache.update(profiles[1:53], window=WINDOW, normalization="l2", rows=rows)
     [(x, start, stop, _, shape, _)] = calls
     assert (start, stop, shape) == (49, 52, (n_pairs(52) - n_pairs(49),))
-    assert np.array_equal(x, profiles[1:53])
+    assert np.array_equal(x, profiles[1:53])  # kept profiles by slot, then the new ones
+    assert slid.path == mat.path and slid.order.tolist() == [*range(1, 50), 0, 50, 51]
     kept = condensed_to_square(expected, 50)[1:, 1:]  # old rows 1..49, marks included
-    assert np.array_equal(rewritten.square(range(49)), kept)
-    new = dtw_rows(profiles[1:53], 49, 52, WINDOW) + 1000.0
-    assert np.array_equal(rewritten.condensed()[n_pairs(49) :], new)
+    assert np.array_equal(slid.square(range(49)), kept)
+    new = condensed_to_square(dtw_rows(profiles[1:53], 0, 52, WINDOW), 52)[49:] + 1000.0
+    assert np.array_equal(slid.square()[49:, :49], new[:, :49])
+    assert np.array_equal(slid.square()[49:, 49:], new[:, 49:] - 1000.0 * np.eye(3))
 
 
 def _reader(

@@ -1,7 +1,8 @@
 """The DTW cache on a full disk: every path that creates or grows a matrix file (new matrix,
-append, the nightly slide's rewrite) allocates its blocks before mapping it, so a full disk is a
-``DiskFullError`` naming the file and the bytes, never a SIGBUS; the previous cache stays usable.
-No real full disk: ``os.posix_fallocate`` and ``shutil.disk_usage`` are stood in for."""
+append, a slide that recycles slots and grows, a rewrite) allocates its blocks before mapping
+it, so a full disk is a ``DiskFullError`` naming the file and the bytes, never a SIGBUS; the
+previous cache stays usable. A slide that only recycles slots needs no new block. No real full
+disk: ``os.posix_fallocate`` and ``shutil.disk_usage`` are stood in for."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ import numpy as np
 import pytest
 
 from meterflow.errors import DiskFullError, format_bytes
-from meterflow.profiles.dtw import dtw_condensed, dtw_rows, n_pairs
+from meterflow.profiles.dtw import condensed_to_square, dtw_condensed, dtw_rows, n_pairs
 from meterflow.sources import diskspace
 from meterflow.sources.dtw_cache import DtwCache
 
@@ -107,18 +108,26 @@ def test_append_on_a_full_disk_truncates_back_and_keeps_the_cache(
     assert np.array_equal(grown.condensed(), dtw_condensed(profiles[:50], WINDOW))
 
 
-def test_slide_on_a_full_disk_keeps_the_previous_matrix(
+def full_square(x: np.ndarray) -> np.ndarray:
+    return condensed_to_square(dtw_condensed(x, WINDOW), len(x))
+
+
+def test_slide_on_a_full_disk_grows_nothing_or_keeps_the_previous_matrix(
     tmp_path: Path, profiles: np.ndarray, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     cache = DtwCache(tmp_path)
     before = cache.update(profiles[:40], window=WINDOW, normalization=NORM)
     kept = state(before.path.parent)
     monkeypatch.setattr(os, "posix_fallocate", no_space)
-    with pytest.raises(DiskFullError, match=re.escape(f"needs {format_bytes(n_pairs(40) * 8)}")):
-        cache.update(profiles[10:50], window=WINDOW, normalization=NORM, rows=never)
-    assert state(before.path.parent) == kept
+    grow = format_bytes((n_pairs(45) - n_pairs(40)) * ITEM)  # 10 slots freed, 15 profiles new
+    with pytest.raises(DiskFullError, match=re.escape(f"at {before.path}: needs {grow}")):
+        cache.update(profiles[10:55], window=WINDOW, normalization=NORM, rows=never)
+    assert state(before.path.parent) == kept  # old size, old bytes, old manifest
     found = cache.lookup(profiles[:40], window=WINDOW, normalization=NORM)
     assert found is not None and found.path == before.path
+    slid = cache.update(profiles[10:50], window=WINDOW, normalization=NORM)  # 10 out, 10 in
+    assert (slid.path, slid.pairs_computed) == (before.path, n_pairs(40) - n_pairs(30))
+    assert np.array_equal(slid.square(), full_square(profiles[10:50]))
 
 
 @pytest.mark.parametrize(
@@ -126,9 +135,10 @@ def test_slide_on_a_full_disk_keeps_the_previous_matrix(
     [
         (None, slice(0, 300), (0, n_pairs(300) * ITEM)),  # new matrix
         (slice(0, 40), slice(0, 300), (n_pairs(40) * ITEM, (n_pairs(300) - n_pairs(40)) * ITEM)),
-        (slice(0, 40), slice(20, 300), (0, n_pairs(280) * ITEM)),  # slide: 20 kept, 260 new
+        (slice(0, 40), slice(20, 300), (0, n_pairs(280) * ITEM)),  # rewrite: 20 kept, 260 new
+        (slice(0, 40), slice(10, 55), (n_pairs(40) * ITEM, (n_pairs(45) - n_pairs(40)) * ITEM)),
     ],
-    ids=["new", "append", "slide"],
+    ids=["new", "append", "rewrite", "recycle"],
 )
 def test_the_file_is_allocated_before_rows_are_written_into_it(
     tmp_path: Path,
@@ -147,10 +157,12 @@ def test_the_file_is_allocated_before_rows_are_written_into_it(
     assert calls == [allocated]
     ((size, blocks),) = spy.seen
     assert size == mat.nbytes and blocks >= size  # full size, every block allocated, not sparse
-    assert np.array_equal(mat.condensed(), dtw_condensed(profiles[then], WINDOW))
+    assert np.array_equal(mat.square(), full_square(profiles[then]))
 
 
-@pytest.mark.parametrize("then", [slice(0, 300), slice(20, 300)], ids=["append", "slide"])
+@pytest.mark.parametrize(
+    "then", [slice(0, 300), slice(20, 300), slice(10, 55)], ids=["append", "rewrite", "recycle"]
+)
 def test_zeros_are_written_where_fallocate_is_unsupported(
     tmp_path: Path, profiles: np.ndarray, monkeypatch: pytest.MonkeyPatch, then: slice
 ) -> None:
@@ -164,15 +176,15 @@ def test_zeros_are_written_where_fallocate_is_unsupported(
     mat = cache.update(profiles[then], window=WINDOW, normalization=NORM, rows=spy)
     ((size, blocks),) = spy.seen
     assert size == mat.nbytes and blocks >= size
-    assert np.array_equal(mat.condensed(), dtw_condensed(profiles[then], WINDOW))
+    assert np.array_equal(mat.square(), full_square(profiles[then]))
 
 
-@pytest.mark.parametrize("then", [slice(0, 60), slice(0, 300), slice(20, 300)])
+@pytest.mark.parametrize("then", [slice(0, 60), slice(0, 300), slice(20, 300), slice(10, 55)])
 def test_short_free_space_refuses_before_allocating(
     tmp_path: Path, profiles: np.ndarray, monkeypatch: pytest.MonkeyPatch, then: slice
 ) -> None:
     cache = DtwCache(tmp_path)
-    if then.stop == 300:
+    if then != slice(0, 60):  # an append, a rewrite, a recycle that grows the file
         cache.update(profiles[:40], window=WINDOW, normalization=NORM)
     folder = cache.folder(length=24, window=WINDOW, normalization=NORM)
     kept = state(folder) if folder.exists() else {}

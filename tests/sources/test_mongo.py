@@ -138,13 +138,14 @@ def test_drifted_documents_fall_back_from_arrow_once_and_read_like_pymongo(
     plain = read_mongo_documents(mongo_uri, DB, collection, method="pymongo")
     pd.testing.assert_frame_equal(arrow, plain)
     assert arrow["_id"].map(type).eq(str).all() and str(arrow["ts"].dtype) == "datetime64[ns, UTC]"
+    assert arrow.attrs["mongo_collection"] == collection
+    arrow = arrow.sort_values("_id", ignore_index=True)  # as inserted (the read is by meter)
     assert list(arrow["issue"]) == [""] * 6 + ["missing_key"] + [""] * 9
     assert arrow["issue_detail"].iloc[6] == (
         "meter_id missing; fields: _id, meter_id, ts, import_kwh, export_kwh, voltage_v, "
         "current_a, power_w"
     )
     assert arrow.loc[2, "import_kwh"] == 1000.1 and "read as 1000.1" in arrow.loc[2, "coercions"]
-    assert arrow.attrs["mongo_collection"] == collection
 
     result = etl_newmongo(arrow, meters=METERS, config=CleaningConfig(resolution_min=15))
     q = result.quarantine

@@ -112,7 +112,7 @@ def test_small_chunks_give_the_same_result(sqlite_url: str):
         meters=METERS,
         config=CleaningConfig(resolution_min=15),
         chunk_size=37,
-        meter_batch=1,
+        block_meters=1,
     )
     b = etl_sql(sqlite_url, meters=METERS, config=CleaningConfig(resolution_min=15))
     pd.testing.assert_frame_equal(a.profiles, b.profiles)
