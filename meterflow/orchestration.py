@@ -20,7 +20,7 @@ import subprocess
 import sys
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from meterflow import tracking
@@ -36,6 +36,7 @@ MEMORY_SHARE = 0.8  # of the available memory that steps running at the same tim
 PR_SET_PDEATHSIG = 1  # prctl option (linux/prctl.h)
 # Variables a child must not inherit: the child's run and experiment are passed explicitly.
 _RUN_VARIABLES = ("MLFLOW_RUN_ID", "MLFLOW_EXPERIMENT_ID", "MLFLOW_EXPERIMENT_NAME")
+NATIVE_THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 # Options that make a child run's name tell it apart from its siblings in the MLflow UI.
 _NAME_OPTIONS = {
     "harmonization": ("resolution", "normalization"),
@@ -137,6 +138,15 @@ def memory_groups(peaks: Mapping[str, float | None], available_mb: float) -> lis
     return groups
 
 
+def native_threads(n_processes: int) -> dict[str, str]:
+    """Thread-pool sizes of the native libraries (BLAS, OpenMP) for each of ``n_processes``
+    steps that run at the same time: the cores shared out, at least one each; variables the
+    user set are kept. On 2 cores, a second BLAS thread that waits for a busy core spins: the
+    forecasting step's DSHW fits took 7.0 CPU-s instead of 1.2 for 20 series."""
+    per_process = str(max(1, (os.cpu_count() or 1) // max(1, n_processes)))
+    return {var: per_process for var in NATIVE_THREAD_VARIABLES if var not in os.environ}
+
+
 @dataclass(frozen=True)
 class StepRunner:
     """Runs the pipeline's steps as children of the run ``parent_run_id``, in ``project_dir``."""
@@ -169,8 +179,9 @@ class StepRunner:
         peaks = {name: self._last_peak_mb(name) for name in steps}
         results: dict[str, tuple[str, bool]] = {}
         for group in memory_groups(peaks, available_memory_mb()):
+            runner = replace(self, child_env={**self.child_env, **native_threads(len(group))})
             with ThreadPoolExecutor(max_workers=len(group)) as pool:
-                futures = {name: pool.submit(self.run, name, steps[name]) for name in group}
+                futures = {name: pool.submit(runner.run, name, steps[name]) for name in group}
             failed = [f.exception() for f in futures.values() if f.exception() is not None]
             if failed:
                 raise failed[0]

@@ -172,3 +172,17 @@ def test_steps_run_together_while_their_last_peaks_fit_in_memory():
     ]
     unknown = {"clustering": None, "forecasting": None, "anomaly": None}
     assert memory_groups(unknown, available_mb=100) == [["clustering", "forecasting", "anomaly"]]
+
+
+def test_steps_that_run_together_share_the_cores_of_native_thread_pools(monkeypatch):
+    from meterflow import orchestration
+
+    for var in orchestration.NATIVE_THREAD_VARIABLES:
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setattr(orchestration.os, "cpu_count", lambda: 8)
+    assert orchestration.native_threads(1)["OMP_NUM_THREADS"] == "8"
+    assert orchestration.native_threads(3)["OPENBLAS_NUM_THREADS"] == "2"
+    monkeypatch.setattr(orchestration.os, "cpu_count", lambda: 2)
+    assert set(orchestration.native_threads(3).values()) == {"1"}  # at least one each
+    monkeypatch.setenv("OMP_NUM_THREADS", "4")  # the user's choice stays
+    assert "OMP_NUM_THREADS" not in orchestration.native_threads(3)

@@ -12,6 +12,7 @@ meters without a training scaler get NaN.
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
@@ -27,13 +28,20 @@ from meterflow.forecasting.training import (
     fit_network,
     predict_batches,
     prepare_keras,
+    train_batch_size,
 )
 
 log = logging.getLogger(__name__)
 
 N_CALENDAR = 3  # sin and cos of the slot of day, weekend flag
-LEARNING_RATE = 3e-3
-BATCH_SIZE = 64  # the largest; small training sets get smaller batches (min_updates)
+LEARNING_RATE = 3e-3  # at batches of REFERENCE_BATCH or fewer days
+REFERENCE_BATCH = 64
+# the largest batch; small training sets get smaller ones (MIN_UPDATES), and a batch above
+# REFERENCE_BATCH a rate sqrt(batch / REFERENCE_BATCH) times larger. Demo fleet (20 000 days),
+# 256 (rate 6e-3) against 64 (3e-3): an epoch 7.0 / 8.9 CPU-s, the first (with set-up) 12 / 21;
+# test F1 0.632 / 0.629, event recall 0.667 / 0.639, planted-copy F1 0.448 / 0.449, validation
+# objective 0.521 / 0.527
+BATCH_SIZE = 256
 MIN_UPDATES = 50
 PATIENCE = 5
 EXAMPLE_DAYS = 4
@@ -53,6 +61,13 @@ def build_autoencoder(slots: int, units: Sequence[int]) -> keras.Model:
         x = keras.layers.LSTM(n, return_sequences=True)(x)
     out = keras.layers.TimeDistributed(keras.layers.Dense(1))(x)
     return keras.Model(days, out, name="lstm_autoencoder")
+
+
+def learning_rate(n_days: int) -> float:
+    """Adam's rate for ``n_days`` training days: ``LEARNING_RATE`` scaled with the square root
+    of the batch they get (``train_batch_size``) over ``REFERENCE_BATCH``, never below it."""
+    batch = train_batch_size(n_days, BATCH_SIZE, MIN_UPDATES)
+    return LEARNING_RATE * math.sqrt(max(batch / REFERENCE_BATCH, 1.0))
 
 
 def complete_days(fleet: FleetSeries) -> np.ndarray:
@@ -153,7 +168,7 @@ class SequenceAutoencoder(Detector):
             x_val[..., :1],
             epochs=cfg.epochs,
             batch_size=BATCH_SIZE,
-            learning_rate=LEARNING_RATE,
+            learning_rate=learning_rate(len(train)),
             patience=PATIENCE,
             min_updates=MIN_UPDATES,
         )

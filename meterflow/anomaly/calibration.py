@@ -28,13 +28,18 @@ from __future__ import annotations
 
 import logging
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 
-from meterflow.anomaly.blocked import Blocking, DailyGrids, daily_grids
-from meterflow.anomaly.calibration_blocks import clean_validation, planted_copy
+from meterflow.anomaly.blocked import Blocking, Changes, DailyGrids, blocks_for, daily_grids
+from meterflow.anomaly.calibration_blocks import (
+    PlantedInputs,
+    clean_validation,
+    plant_copy,
+    planted_copy,
+)
 from meterflow.anomaly.fleetparts import sample_meters
 from meterflow.anomaly.planting import KINDS, Planter
 from meterflow.anomaly.predictor import AnomalyPredictor
@@ -68,6 +73,51 @@ class Scored:
         return (self.event < 0) & ~aftermath(self.day, self.event >= 0)
 
 
+@dataclass
+class CalibrationData:
+    """What calibration reads that no detector changes: the calibration window's fleet, its
+    sample and day grids, their change grids and the planted copies (made on first use), so
+    that the detectors of one run share them."""
+
+    fleet: FleetSeries
+    sample: np.ndarray
+    daily: DailyGrids
+    _changes: dict[int, Changes] = field(default_factory=dict)
+    _copies: dict[tuple, PlantedInputs] = field(default_factory=dict)
+
+    def changes(self, peers: dict[str, tuple[str, ...]] | None) -> Changes:
+        """The change grids with ``peers`` (kept for the next detector with the same peers)."""
+        if id(peers) not in self._changes:
+            self._changes = {id(peers): self.daily.changes(self.fleet.meter_ids, peers)}
+        return self._changes[id(peers)]
+
+    def planted(
+        self,
+        predictor: AnomalyPredictor,
+        planter: Planter,
+        copy: tuple[int, int],
+        blocking: Blocking,
+    ) -> PlantedInputs:
+        """The copy ``planter`` plants (``copy``: its seed and number, which say which it is)
+        in the predictor's meter blocks (kept for the next detector)."""
+        blocks = blocks_for(predictor, len(self.sample), blocking)
+        key = (*copy, tuple(len(b) for b in blocks), id(predictor.peers))
+        if key not in self._copies:
+            self._copies[key] = plant_copy(
+                *(self.fleet, self.daily, self.sample, planter, blocks, predictor.peers)
+            )
+        return self._copies[key]
+
+
+def calibration_data(
+    window: pd.DataFrame, resolution_min: int, dates: DateSplit, seed: int, blocking: Blocking
+) -> CalibrationData:
+    """The ``CalibrationData`` of a calibration window (see ``calibrate``)."""
+    fleet = build_panel(window, resolution_min, dates)
+    sample = sample_meters(fleet.meter_ids, seed)
+    return CalibrationData(fleet, sample, daily_grids(fleet, blocking))
+
+
 def aftermath(day: np.ndarray, anomalous: np.ndarray) -> np.ndarray:
     """Readings of the meter-days an anomaly touches and of the day after each: a flag there
     is neither found nor false (a day's energy changed by a spike, or a detector comparing
@@ -78,30 +128,35 @@ def aftermath(day: np.ndarray, anomalous: np.ndarray) -> np.ndarray:
 
 def calibrate(
     predictor: AnomalyPredictor,
-    window: pd.DataFrame,
+    window: pd.DataFrame | None,
     dates: DateSplit,
     labels: pd.DataFrame | None,
     budget: float,
     seed: int,
     blocking: Blocking | None = None,
+    data: CalibrationData | None = None,
 ) -> dict[str, float]:
     """Fit ``predictor``'s score model and thresholds on the validation readings of
     ``window`` (which starts at least ``context_days`` before validation: the daily-change
     spread and the repeat rates are fitted on all of its days), ``blocking`` meters at a time
     (``calibration_blocks``); return the ``val_planted_*`` metrics of the finished predictor
-    on the planted copies."""
+    on the planted copies. ``data``: the window's ``calibration_data``, when the detectors of
+    a run share it (``window`` is then not read)."""
     blocking = blocking or Blocking()
-    fleet = build_panel(window, predictor.resolution_min, dates)
-    sample = sample_meters(fleet.meter_ids, seed)
-    daily = daily_grids(fleet, blocking)
-    clean = clean_validation(predictor, fleet, daily, sample, labels, blocking)
+    if data is None:
+        if window is None:
+            raise ValueError("calibrate needs the calibration window or its data")
+        data = calibration_data(window, predictor.resolution_min, dates, seed, blocking)
+    fleet, sample, daily = data.fleet, data.sample, data.daily
+    changes = data.changes(predictor.peers)
+    clean = clean_validation(predictor, fleet, daily, sample, labels, blocking, changes)
     if not np.isfinite(clean.z).any():
         raise SchemaError("anomaly input: no validation reading could be scored")
     normal = ~aftermath(clean.day, clean.labelled)
     start = tail_levels(clean.z[:, normal], clean.day[normal], budget / len(COMPONENTS))
     floors = tail_levels(clean.z[:, normal], clean.day[normal], budget)
     del normal
-    scored = score_planted(predictor, clean.model, fleet, daily, sample, labels, seed, blocking)
+    scored = score_planted(predictor, clean.model, data, labels, seed, blocking)
     budget_days = budget * scored.n_meter_days / DAYS_PER_MONTH
     thresholds = allocate_thresholds(scored, budget_days, start, floors)
     predictor.model = clean.model.with_thresholds(thresholds)
@@ -119,21 +174,23 @@ def calibrate(
 def score_planted(
     predictor: AnomalyPredictor,
     model: ScoreModel,
-    fleet: FleetSeries,
-    daily: DailyGrids,
-    sample: np.ndarray,
+    data: CalibrationData,
     labels: pd.DataFrame | None,
     seed: int,
     blocking: Blocking,
 ) -> Scored:
-    """Plant anomalies into copies of the validation days of the ``sample`` meters of the
-    calibration window's ``fleet`` (its daily statistics: ``daily``) and score them."""
+    """Plant anomalies into copies of the validation days of the sample's meters of the
+    calibration window (``data``; each copy planted once per run) and score them."""
+    fleet, daily, sample = data.fleet, data.daily, data.sample
     n_copies = min(MAX_COPIES, max(1, math.ceil(MIN_PLANTED / len(sample))))
     dates, res = fleet.dates, fleet.resolution_min
     parts, offset, day_offset, meter_days = [], 0, 0, 0
     for copy in range(n_copies):
         planter = Planter(dates.val_start, dates.test_start, res, seed + copy, first_kind=copy)
-        planted = planted_copy(predictor, model, fleet, daily, sample, planter, labels, blocking)
+        inputs = data.planted(predictor, planter, (seed, copy), blocking)
+        planted = planted_copy(
+            *(predictor, model, fleet, daily, sample, planter, labels, blocking, inputs)
+        )
         event = np.where(planted.event >= 0, planted.event + offset, -1)
         parts.append((planted.z, event, planted.kind, planted.day + day_offset))
         offset = int(event.max()) + 1 if (event >= 0).any() else offset

@@ -91,9 +91,12 @@ def clean_validation(
     sample: np.ndarray,
     labels: pd.DataFrame | None,
     blocking: Blocking,
+    changes: Changes | None = None,
 ) -> CleanValidation:
-    """The first pass (module docstring) on the calibration window's ``fleet``."""
-    changes = daily.changes(fleet.meter_ids, predictor.peers)
+    """The first pass (module docstring) on the calibration window's ``fleet`` (``changes``:
+    its change grids, when already known)."""
+    if changes is None:
+        changes = daily.changes(fleet.meter_ids, predictor.peers)
     pool = np.zeros(len(fleet.meter_ids), dtype=bool)
     pool[sample] = True
     blocks = blocks_for(predictor, len(fleet.meter_ids), blocking)
@@ -145,19 +148,26 @@ class PlantedScores:
     day: np.ndarray  # (n,) meter-day ids
 
 
-def planted_copy(
-    predictor: AnomalyPredictor,
-    model: ScoreModel,
+@dataclass(frozen=True)
+class PlantedInputs:
+    """One planted copy of the sample's validation days, before any detector scores it."""
+
+    blocks: list[np.ndarray]  # positions in ``sample`` of each block's meters
+    edits: list[tuple[np.ndarray, np.ndarray]]  # per block: changed positions, new values
+    truth: pd.DataFrame  # the planted anomalies
+    changes: Changes  # the fleet's change grids with the planted days
+
+
+def plant_copy(
     fleet: FleetSeries,
     daily: DailyGrids,
     sample: np.ndarray,
     planter: Planter,
-    labels: pd.DataFrame | None,
-    blocking: Blocking,
-) -> PlantedScores:
-    """The second pass (module docstring): one copy of the validation days of the sample's
-    meters with an anomaly planted into each, scored with ``model``."""
-    blocks = blocks_for(predictor, len(sample), blocking)
+    blocks: list[np.ndarray],
+    peers: dict[str, tuple[str, ...]] | None,
+) -> PlantedInputs:
+    """Anomalies planted into the ``sample`` meters ``blocks`` at a time (the draws going on
+    from block to block), the planted meters' daily statistics in the fleet's day grids."""
     grids = DailyGrids(daily.energy.copy(), daily.base.copy())
     edits, truths = [], []
     for block in blocks:
@@ -169,14 +179,33 @@ def planted_copy(
         grids.energy[sample[block]] = planted_daily.energy
         grids.base[sample[block]] = planted_daily.base
         truths.append(truth)
-    changes = grids.changes(fleet.meter_ids, predictor.peers)
-    del grids
-    truth = pd.concat(truths, ignore_index=True)
+    changes = grids.changes(fleet.meter_ids, peers)
+    return PlantedInputs(blocks, edits, pd.concat(truths, ignore_index=True), changes)
+
+
+def planted_copy(
+    predictor: AnomalyPredictor,
+    model: ScoreModel,
+    fleet: FleetSeries,
+    daily: DailyGrids,
+    sample: np.ndarray,
+    planter: Planter,
+    labels: pd.DataFrame | None,
+    blocking: Blocking,
+    inputs: PlantedInputs | None = None,
+) -> PlantedScores:
+    """The second pass (module docstring): one copy of the validation days of the sample's
+    meters with an anomaly planted into each, scored with ``model`` (``inputs``: the copy
+    already planted by ``plant_copy`` with the predictor's blocks, shared by detectors)."""
+    if inputs is None:
+        blocks = blocks_for(predictor, len(sample), blocking)
+        inputs = plant_copy(fleet, daily, sample, planter, blocks, predictor.peers)
+    changes = inputs.changes
     items = LazyBlocks(
-        list(zip(blocks, edits, strict=True)),
+        list(zip(inputs.blocks, inputs.edits, strict=True)),
         lambda item: _planted_block(fleet, sample[item[0]], item[1], changes),
     )
-    shared = (predictor, model, truth, labels, n_days(fleet))
+    shared = (predictor, model, inputs.truth, labels, n_days(fleet))
     parts = list(blocking.run(score_planted_block, items, shared, "planted validation copy"))
     return PlantedScores(
         np.concatenate([p.z for p in parts], axis=1),

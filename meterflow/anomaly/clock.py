@@ -17,6 +17,7 @@ import warnings
 
 import numpy as np
 
+from meterflow.anomaly.rowstats import nanmedian
 from meterflow.forecasting.series import FleetSeries
 
 MAX_SHIFT_HOURS = 3
@@ -46,7 +47,7 @@ def clock_shift(fleet: FleetSeries) -> np.ndarray:
         for d in range(MIN_CLOCK_DAYS, grid.shape[1]):
             past = shape[:, max(0, d - CLOCK_REF_DAYS) : d]
             known = np.isfinite(past).all(axis=2).sum(axis=1) >= MIN_CLOCK_DAYS
-            reference = np.nanmedian(past, axis=1)
+            reference = nanmedian(past, axis=1)
             out[:, d] = np.where(known, _best_shift(shape[:, d], reference, max_lag), np.nan)
     return out
 

@@ -35,7 +35,7 @@ from meterflow import defaults
 from meterflow.anomaly import figures
 from meterflow.anomaly.base import DetectorSettings
 from meterflow.anomaly.blocked import Blocking
-from meterflow.anomaly.calibration import calibrate
+from meterflow.anomaly.calibration import CalibrationData, calibrate, calibration_data
 from meterflow.anomaly.events import (
     align_labels,
     detection_metrics,
@@ -163,9 +163,9 @@ def detect_anomalies(
     context = max(p.context_days for p, _ in fitted) + HOLDOUT_EXTRA_DAYS
     copies = _test_copies(series, fleet, dates, prepared, cfg, context)
     del fleet
-    runs = []
+    runs, shared = [], {}  # the calibration data of a window, shared by the detectors
     for name, (predictor, fit_seconds) in zip(cfg.run_names, fitted, strict=True):
-        run = _evaluate(name, predictor, series, dates, copies, cfg, fit_seconds)
+        run = _evaluate(name, predictor, series, dates, copies, cfg, fit_seconds, shared)
         log.info("detector %s: %s", name, _summary(run.metrics))
         runs.append(run)
     chosen, reason = choose_detector(runs, cfg.detector)
@@ -246,15 +246,25 @@ def _evaluate(
     copies: TestCopies,
     cfg: AnomalySettings,
     fit_seconds: float,
+    shared: dict[pd.Timestamp, CalibrationData] | None = None,
 ) -> DetectorRun:
     """Calibrate ``predictor`` on validation, then score the test readings and their planted
-    copy (``fit_seconds``: the fit's, counted in the run's seconds)."""
+    copy (``fit_seconds``: the fit's, counted in the run's seconds; ``shared``: calibration
+    data by window start, made by the first detector and reused by the next)."""
     t0 = time.perf_counter() - fit_seconds
     context = pd.Timedelta(days=max(predictor.context_days, CALIBRATION_HISTORY_DAYS))
-    calibration = _window(series, dates.val_start - context, dates.test_start)
+    shared = {} if shared is None else shared
+    start = dates.val_start - context
+    if start not in shared:
+        window = _window(series, start, dates.test_start)
+        data = calibration_data(
+            window, predictor.resolution_min, dates, cfg.training.seed, cfg.blocking
+        )
+        shared.clear()  # one window's data at a time
+        shared[start] = data
     val = calibrate(
-        *(predictor, calibration, dates, copies.real_truth, cfg.alarm_budget),
-        *(cfg.training.seed, cfg.blocking),
+        *(predictor, None, dates, copies.real_truth, cfg.alarm_budget),
+        *(cfg.training.seed, cfg.blocking, shared[start]),
     )
     scores, events, metrics = _score_test(predictor, series, dates, copies.real_truth, cfg)
     _, _, planted = _score_test(predictor, copies.planted, dates, copies.planted_truth, cfg)

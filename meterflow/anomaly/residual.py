@@ -2,7 +2,8 @@
 hybrid LSTM + CNN over the neighbours' readings with ``forecast_model="hybrid"``).
 
 The forecaster predicts each reading ``horizon`` slots ahead from the ``seq_length`` readings
-before (``RESIDUAL_FORECASTER``: one point forecast on the MSE). Evidence is the residual in
+before (``RESIDUAL_FORECASTER``: one point forecast on the MSE, trained on at most
+``defaults.ANOMALY_RESIDUAL_MAX_WINDOWS`` windows). Evidence is the residual in
 the meter's scaled units. Readings are scored in time order, in blocks of ``horizon`` slots so
 that a block's windows only hold earlier blocks' readings; a reading whose residual is beyond
 the ``CLEAN_QUANTILE`` of validation residuals is replaced by its forecast in the series later
@@ -28,7 +29,7 @@ from meterflow.forecasting.lstm import LstmForecaster
 from meterflow.forecasting.registry import create
 from meterflow.forecasting.series import TEST, TRAIN, VAL, FleetSeries
 from meterflow.forecasting.settings import ForecastSettings
-from meterflow.forecasting.training import TrainingHistory
+from meterflow.forecasting.training import MIN_BATCH, TrainingHistory
 from meterflow.forecasting.windows import label_positions
 
 log = logging.getLogger(__name__)
@@ -68,7 +69,7 @@ class LstmResidual(Detector):
             horizon=s.horizon,
             epochs=s.epochs,
             units=s.units,
-            max_train_windows=s.max_train_windows,
+            max_train_windows=min(s.max_train_windows, defaults.ANOMALY_RESIDUAL_MAX_WINDOWS),
             threads=s.threads,
             seed=s.seed,
             **RESIDUAL_FORECASTER,
@@ -155,7 +156,7 @@ class LstmResidual(Detector):
         edges = np.flatnonzero(np.diff(block[order])) + 1
         cleaner = _Cleaner(bound)
         for b, sel in enumerate(np.split(order, edges)):
-            predicted = predict_positions(bound, pos[sel], first[sel])
+            predicted = predict_unpadded(bound, pos[sel], first[sel])
             m = fleet.meter_idx[pos[sel]]
             out[pos[sel]] = (fleet.values[pos[sel]] - predicted) / bound.scaler.scale[m]
             z = (out[pos[sel]] - center[sel]) / spread[sel]
@@ -164,6 +165,20 @@ class LstmResidual(Detector):
             if b % 200 == 0:
                 log.info("lstm residuals: block %d of %d", b + 1, len(edges) + 1)
         return out
+
+
+def predict_unpadded(bound: BoundNetwork, pos: np.ndarray, first: np.ndarray) -> np.ndarray:
+    """``predict_positions`` in pieces of a power of two readings (the largest first): the
+    network pads every batch up to a power of two, so a block of 2 400 readings costs 2 432
+    rows, not 4 096; one piece per set bit, the last below ``MIN_BATCH`` padded to it."""
+    out = np.empty(len(pos), dtype=np.float64)
+    lo, n = 0, len(pos)
+    while lo < n:
+        rest = n - lo
+        size = 1 << (rest.bit_length() - 1) if rest >= MIN_BATCH else rest
+        out[lo : lo + size] = predict_positions(bound, pos[lo : lo + size], first[lo : lo + size])
+        lo += size
+    return out
 
 
 class _Cleaner:

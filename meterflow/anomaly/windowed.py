@@ -29,6 +29,7 @@ import warnings
 import numpy as np
 import pandas as pd
 
+from meterflow.anomaly.rowstats import nanmedian, nanquantile
 from meterflow.forecasting.series import TRAIN, FleetSeries
 
 REF_DAYS = 56  # days of the meter's own history a day is compared with
@@ -88,7 +89,7 @@ def daily_base(fleet: FleetSeries) -> np.ndarray:
     base = np.zeros(len(keys))
     some = importing >= MIN_BASE_SHARE * fleet.slots_per_day
     if some.any():
-        base[some] = np.nanquantile(grid[some], BASE_QUANTILE, axis=1)
+        base[some] = nanquantile(grid[some], BASE_QUANTILE, axis=1)
     out = np.full(len(fleet.meter_ids) * n_days, np.nan)
     enough = counts >= DAY_COVERAGE * fleet.slots_per_day
     out[keys[enough]] = base[enough]
@@ -138,7 +139,7 @@ def change_of(
             if table.shape[1]:
                 theirs = np.append(own, np.nan)[table]  # column -1 = no peer
                 enough = np.isfinite(theirs).sum(axis=1) >= MIN_PEERS
-                own = own - np.where(enough, np.nanmedian(theirs, axis=1), 0.0)
+                own = own - np.where(enough, nanmedian(theirs, axis=1), 0.0)
             out[:, d] = own
             _exclude(usable, excluded_since, np.abs(own) > SHIFTED_DAY, d)
     return out
@@ -151,11 +152,11 @@ def _own_change(log_import: np.ndarray, usable: np.ndarray, d: int) -> np.ndarra
     history = np.where(usable[:, lo:d], log_import[:, lo:d], np.nan)
     weekday = np.arange(lo, d) % 7
     effect = np.full((len(log_import), 7), np.nan)
-    overall = np.nanmedian(history, axis=1) if d > lo else np.full(len(log_import), np.nan)
+    overall = nanmedian(history, axis=1) if d > lo else np.full(len(log_import), np.nan)
     for k in np.unique(weekday):
-        effect[:, k] = np.nanmedian(history[:, weekday == k], axis=1) - overall
+        effect[:, k] = nanmedian(history[:, weekday == k], axis=1) - overall
     deseasoned = history[:, -LEVEL_DAYS:] - effect[:, weekday[-LEVEL_DAYS:]]
-    level = np.nanmedian(deseasoned, axis=1) if d > lo else overall
+    level = nanmedian(deseasoned, axis=1) if d > lo else overall
     enough = np.isfinite(history[:, weekday == d % 7]).sum(axis=1) >= MIN_REF_DAYS
     return np.where(enough, log_import[:, d] - level - effect[:, d % 7], np.nan)
 

@@ -49,6 +49,19 @@ RECENT_FLOOR = 0.2  # a window's spread is at least this share of its series' tr
 MIN_RECENT_DAYS = 1  # fewer recent readings than a day: the window uses the training statistics
 
 
+@dataclass(frozen=True)
+class References:
+    """What the inputs of a set of origins read from the readings and evaluation inputs share
+    (``ForecastInputs.recent`` and ``seasonal_wh``): computed once for every forecaster."""
+
+    recent: tuple[np.ndarray, np.ndarray, np.ndarray]  # (n,) mean, std, count of recent days
+    seasonal: np.ndarray  # (3, n, steps) the seasonal references, Wh
+
+    def subset(self, sel: slice) -> References:
+        """The references of the origins ``sel``."""
+        return References(tuple(a[sel] for a in self.recent), self.seasonal[:, sel])
+
+
 @dataclass
 class BoundNetwork:
     """A network and everything it reads on one fleet (see the module docstring)."""
@@ -115,15 +128,21 @@ def spatial_inputs(
 
 
 def window_scaling(
-    bound: BoundNetwork, origin: np.ndarray, history_first: np.ndarray
+    bound: BoundNetwork,
+    origin: np.ndarray,
+    history_first: np.ndarray,
+    recent: tuple[np.ndarray, ...] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """``(level, scale)`` of each window (see the module docstring), Wh."""
+    """``(level, scale)`` of each window (see the module docstring), Wh; ``recent``: the
+    origins' ``recent_stats``, when already known."""
     m = bound.fleet.meter_idx[origin]
     mean, spread = bound.scaler.mean[m], bound.scaler.scale[m]
     if bound.settings.scaling == "meter":
         return mean, spread
-    slots = bound.settings.recent_days * bound.fleet.slots_per_day
-    level, std, count = recent_stats(bound.fleet, bound.values, origin, history_first, slots)
+    if recent is None:
+        slots = bound.settings.recent_days * bound.fleet.slots_per_day
+        recent = recent_stats(bound.fleet, bound.values, origin, history_first, slots)
+    level, std, count = recent
     enough = count >= MIN_RECENT_DAYS * bound.fleet.slots_per_day
     level = np.where(enough, level, mean)
     scale = np.where(enough, np.maximum(std, RECENT_FLOOR * spread), spread)
@@ -131,12 +150,16 @@ def window_scaling(
 
 
 def window_inputs(
-    bound: BoundNetwork, origin: np.ndarray, window_first: np.ndarray, history_first: np.ndarray
+    bound: BoundNetwork,
+    origin: np.ndarray,
+    window_first: np.ndarray,
+    history_first: np.ndarray,
+    refs: References | None = None,
 ) -> tuple[list[np.ndarray], np.ndarray, np.ndarray]:
     """Network inputs of forecasts made at ``origin``: ``([x, (grid), (future)], level,
-    scale)``."""
+    scale)``; ``refs``: the origins' recent statistics and seasonal references, when known."""
     cfg, fleet = bound.settings, bound.fleet
-    level, scale = window_scaling(bound, origin, history_first)
+    level, scale = window_scaling(bound, origin, history_first, refs.recent if refs else None)
     windows, _ = windows_at(bound.values, origin, window_first, cfg.seq_length, np.nan, np.float64)
     scaled = np.nan_to_num((windows - level[:, None]) / scale[:, None])
     origin_index = fleet.calendar_offset + fleet.time_idx[origin]
@@ -152,7 +175,8 @@ def window_inputs(
         recent = recent_from_wide(bound.layout, bound.wide, series, end_time, cfg.spatial_lags)
         inputs.append(grids_from_recent(bound.layout, series, recent))
     if cfg.uses_decoder:
-        inputs.append(_decoder(bound, origin, history_first, level, scale))
+        seasonal = refs.seasonal if refs is not None else None
+        inputs.append(_decoder(bound, origin, history_first, (level, scale), seasonal))
     return inputs, level, scale
 
 
@@ -160,15 +184,17 @@ def _decoder(
     bound: BoundNetwork,
     origin: np.ndarray,
     history_first: np.ndarray,
-    level: np.ndarray,
-    scale: np.ndarray,
+    scaling: tuple[np.ndarray, np.ndarray],
+    wh: np.ndarray | None = None,
 ) -> np.ndarray:
-    """The decoder input of forecasts made at ``origin`` (seasonal references, calendar,
-    exogenous values at the targets, static features, step)."""
+    """The decoder input of forecasts made at ``origin`` (seasonal references, ``wh`` when
+    known, calendar, exogenous values at the targets, static features, step)."""
     cfg, fleet = bound.settings, bound.fleet
+    level, scale = scaling
     seasonal = None
     if cfg.seasonal_inputs:
-        wh = seasonal_values(fleet, bound.values, origin, history_first, cfg.steps)
+        if wh is None:
+            wh = seasonal_values(fleet, bound.values, origin, history_first, cfg.steps)
         seasonal = (wh - level[None, :, None]) / scale[None, :, None]
     exog_at = np.zeros((len(origin), len(cfg.steps), 0))
     if cfg.exog:  # at the targets (a served request gives them on rows after its readings)
@@ -183,17 +209,24 @@ def _decoder(
 
 
 def predict_steps(
-    bound: BoundNetwork, origin: np.ndarray, window_first: np.ndarray, history_first: np.ndarray
+    bound: BoundNetwork,
+    origin: np.ndarray,
+    window_first: np.ndarray,
+    history_first: np.ndarray,
+    refs: References | None = None,
 ) -> np.ndarray:
     """Forecasts ``(n, steps, quantiles)`` in Wh (quantiles increasing) of the targets after
-    ``origin``."""
+    ``origin`` (``refs``: their recent statistics and seasonal references, when known)."""
     from meterflow.forecasting.training import predict_batches
 
     cfg = bound.settings
     out = np.empty((len(origin), len(cfg.steps), cfg.n_quantiles), dtype=np.float64)
     for lo in range(0, len(origin), CHUNK):
         sl = slice(lo, lo + CHUNK)
-        inputs, level, scale = window_inputs(bound, origin[sl], window_first[sl], history_first[sl])
+        part = refs.subset(sl) if refs is not None else None
+        inputs, level, scale = window_inputs(
+            bound, origin[sl], window_first[sl], history_first[sl], part
+        )
         raw = predict_batches(bound.network, inputs).reshape(out[sl].shape)
         out[sl] = raw * scale[:, None, None] + level[:, None, None]
     out = np.sort(out, axis=-1)
@@ -203,10 +236,28 @@ def predict_steps(
 
 
 def predict_inputs(bound: BoundNetwork, inputs: ForecastInputs) -> np.ndarray:
-    """``predict_steps`` of the origins of ``inputs`` (NaN on series the network cannot read)."""
-    out = predict_steps(bound, inputs.origin, inputs.window_first, inputs.history_first)
+    """``predict_steps`` of the origins of ``inputs`` (NaN on series the network cannot read),
+    reading the references ``inputs`` shares with the other forecasters when they are the
+    network's own (the same readings and settings)."""
+    refs = shared_references(bound, inputs)
+    out = predict_steps(bound, inputs.origin, inputs.window_first, inputs.history_first, refs)
     out[~bound.usable[inputs.series]] = np.nan
     return out
+
+
+def shared_references(bound: BoundNetwork, inputs: ForecastInputs) -> References | None:
+    """``inputs``' cached recent statistics and seasonal references, where the network reads
+    both and would compute the same ones (its readings uncleaned, the same days and steps)."""
+    cfg = bound.settings
+    same = (
+        cfg.scaling == "recent"
+        and cfg.seasonal_inputs
+        and inputs.fleet is bound.fleet
+        and inputs.recent_days == cfg.recent_days
+        and np.array_equal(inputs.steps, cfg.steps)
+        and np.array_equal(bound.values, inputs.fleet.values, equal_nan=True)
+    )
+    return References(inputs.recent, inputs.seasonal_wh) if same else None
 
 
 def predict_positions(bound: BoundNetwork, pos: np.ndarray, first: np.ndarray) -> np.ndarray:

@@ -201,16 +201,48 @@ def _multi_step_error(model: DshwModel, y: np.ndarray, horizon: int):
     """The mean squared error (scaled) of 1..``horizon``-step forecasts over ``y`` of the
     model with parameters ``p``."""
     origins = np.arange(model.m2, len(y) - horizon, MULTI_STEP_STRIDE)
-    actual = y[origins[:, None] + np.arange(1, horizon + 1)]
-    known = np.isfinite(actual)
     scale = max(float(np.nanvar(y)), 1e-12)
+    m = model
 
     def error(p: np.ndarray) -> float:
-        trial = replace(model, alpha=p[0], delta=p[1], omega=p[2], phi=p[3])
-        err = trial.forecasts(y, origins, horizon) - actual
-        return float(np.mean(err[known] ** 2) / scale)
+        sse, count = _multi_step_sse(
+            y, m.m1, m.m2, p[0], p[1], p[2], p[3], m.level0, m.day0, m.week0, origins, horizon
+        )
+        return sse / max(count, 1) / scale
 
     return error
+
+
+@njit(cache=True, nogil=True)
+def _multi_step_sse(
+    y: np.ndarray,
+    m1: int,
+    m2: int,
+    alpha: float,
+    delta: float,
+    omega: float,
+    phi: float,
+    level0: float,
+    day0: np.ndarray,
+    week0: np.ndarray,
+    origins: np.ndarray,
+    horizon: int,
+) -> tuple[float, int]:
+    """Sum and count of the squared errors of ``DshwModel.forecasts`` 1..``horizon`` slots after
+    each origin, over the known targets (one pass, no (origins x horizon) arrays)."""
+    level, day, week, err, _ = _smooth(y, m1, m2, alpha, delta, omega, phi, level0, day0, week0)
+    sse, count = 0.0, 0
+    for o in origins:
+        for k in range(1, horizon + 1):
+            actual = y[o + k]
+            if np.isnan(actual):
+                continue
+            di = o - m1 * ((k + m1 - 1) // m1) + k
+            wi = o - m2 * ((k + m2 - 1) // m2) + k
+            r = level[o] + day[di] + week[wi] + phi**k * err[o] - actual
+            sse += r * r
+            count += 1
+    return sse, count
 
 
 def restarted(model: DshwModel, values: np.ndarray) -> DshwModel:

@@ -75,17 +75,18 @@ class StepErrors:
         denom = abs_y + np.abs(point)
         s = self.sums
         s["abs"] += err.sum(0)
-        s["sq"] += (err**2).sum(0)
-        s["ape"] += np.where(ape_ok, err / np.where(ape_ok, abs_y, 1.0), 0.0).sum(0)
+        s["sq"] += np.square(err).sum(0)
+        s["ape"] += _ratio_sum(err, abs_y, ape_ok)
         s["n_ape"] += ape_ok.sum(0)
-        s["sape"] += np.where(denom > 0, 2 * err / np.where(denom > 0, denom, 1.0), 0.0).sum(0)
+        s["sape"] += 2 * _ratio_sum(err, denom, denom > 0)
         s["abs_y"] += abs_y.sum(0)
         s["n"] += len(actual)
         if len(self.quantiles) == q and q > 1:
-            e = actual[..., None] - forecast
-            self.pinball += float(np.maximum(self.quantiles * e, (self.quantiles - 1) * e).sum())
+            for j, tau in enumerate(self.quantiles):  # one quantile at a time: no (n, steps, Q)
+                e = actual - forecast[..., j]
+                self.pinball += float(np.maximum(tau * e, (tau - 1) * e).sum())
             inside = (forecast[..., 0] <= actual) & (actual <= forecast[..., -1])
-            self.inside += float(inside.sum())
+            self.inside += float(np.count_nonzero(inside))
             self.cells += actual.size
 
     def merge(self, other: StepErrors) -> None:
@@ -132,3 +133,8 @@ class StepErrors:
             out["coverage"] = self.inside / self.cells
             out["coverage_nominal"] = float(self.quantiles[-1] - self.quantiles[0])
         return out
+
+
+def _ratio_sum(num: np.ndarray, den: np.ndarray, ok: np.ndarray) -> np.ndarray:
+    """Per column, the sum of ``num / den`` where ``ok`` (0 elsewhere)."""
+    return np.divide(num, den, out=np.zeros_like(num), where=ok).sum(0)

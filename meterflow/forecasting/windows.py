@@ -13,6 +13,8 @@ every label that exists is used. For all the notebook's indices the windows are 
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import numpy as np
 
 from meterflow.forecasting.series import FleetSeries
@@ -128,12 +130,22 @@ def calendar_channels(index: np.ndarray, slots_per_day: int) -> np.ndarray:
     """Calendar channels (``index.shape + (5,)``, float32) of ``calendar_index`` values: sin/cos
     of the slot of day, sin/cos of the position in the week, and a weekend flag."""
     steps = np.asarray(index, dtype=np.int64)
+    return _week_channels(slots_per_day)[np.mod(steps, 7 * slots_per_day)]
+
+
+@lru_cache(maxsize=8)
+def _week_channels(slots_per_day: int) -> np.ndarray:
+    """(slots of a week, 5) the calendar channels of each slot of a week (read-only): looked
+    up, not recomputed for every window step."""
+    steps = np.arange(7 * slots_per_day, dtype=np.int64)
     week = 7 * slots_per_day
     day_angle = 2 * np.pi * np.mod(steps, slots_per_day) / slots_per_day
     week_angle = 2 * np.pi * np.mod(steps, week) / week
     weekend = np.mod(steps, week) >= 5 * slots_per_day
     channels = [np.sin(day_angle), np.cos(day_angle), np.sin(week_angle), np.cos(week_angle)]
-    return np.stack([*channels, weekend], axis=-1).astype(np.float32)
+    table = np.stack([*channels, weekend], axis=-1).astype(np.float32)
+    table.setflags(write=False)
+    return table
 
 
 def model_inputs(

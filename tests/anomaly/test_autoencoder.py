@@ -156,3 +156,14 @@ def test_unknown_meter_gets_nan(trained) -> None:
     load, fleet, detector, _, _ = trained
     other = load.loc[load["meter_id"] == "m2"].assign(meter_id="new")
     assert np.isnan(detector.evidence(*_all(build_panel(other, 60, fleet.dates)))).all()
+
+
+def test_large_training_sets_get_a_larger_batch_and_a_matched_rate() -> None:
+    from meterflow.anomaly import autoencoder as ae
+
+    # small sets keep the rate their smaller batches were tuned with
+    assert ae.learning_rate(122) == ae.LEARNING_RATE
+    assert ae.learning_rate(50 * ae.REFERENCE_BATCH) == ae.LEARNING_RATE
+    # the largest batch: the rate times the square root of the batch ratio
+    ratio = ae.BATCH_SIZE / ae.REFERENCE_BATCH
+    assert ae.learning_rate(20_000) == pytest.approx(ae.LEARNING_RATE * ratio**0.5)

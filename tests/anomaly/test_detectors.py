@@ -226,3 +226,19 @@ def test_an_unlabelled_run_can_promote_a_better_model_on_its_planted_holdout(fle
     assert challenger > champion
     assert decide("anomaly", challenger, champion, 0.01).promote
     assert not decide("anomaly", champion, challenger, 0.01).promote
+
+
+def test_residual_forecasts_come_in_unpadded_pieces(monkeypatch):
+    from meterflow.anomaly import residual
+
+    sizes = []
+
+    def fake(bound, pos, first):
+        sizes.append(len(pos))
+        return pos.astype(np.float64) * 2
+
+    monkeypatch.setattr(residual, "predict_positions", fake)
+    pos = np.arange(2400)
+    out = residual.predict_unpadded(None, pos, pos)
+    assert sizes == [2048, 256, 64, 32]  # 2 432 rows through the network, not 4 096
+    np.testing.assert_array_equal(out, pos * 2.0)

@@ -174,3 +174,20 @@ def test_interval_calibration_reaches_the_nominal_coverage():
     np.testing.assert_allclose(inside.mean(axis=0), 0.8, atol=0.01)
     np.testing.assert_allclose(scales, 2 * 1.2816, rtol=0.05)  # the normal's 90 % point
     np.testing.assert_array_equal(widened[..., 1], too_narrow[..., 1])
+
+
+def test_the_lstm_reads_the_references_the_evaluation_shares(weekly_result):
+    """The LSTM's test forecasts from the recent statistics and seasonal references cached on
+    the evaluation's inputs equal those it computes from its own readings."""
+    from meterflow.forecasting.deep import predict_steps, shared_references
+
+    lstm = weekly_result.candidates["lstm"]
+    test = weekly_result.test
+    bound = lstm.bind(test.fleet)
+    refs = shared_references(bound, test)
+    assert refs is not None
+    args = (bound, test.origin, test.window_first, test.history_first)
+    np.testing.assert_array_equal(predict_steps(*args, refs), predict_steps(*args))
+    cleaned = lstm.bind(test.fleet, fresh=True)
+    cleaned.values[0] += 1.0  # readings cleaned in place (the anomaly step): nothing shared
+    assert shared_references(cleaned, test) is None
