@@ -491,11 +491,8 @@ def etl_newmongo(
     placed = context[context["meter_id"].notna().to_numpy()]
     by_meter, contracts = RowsByMeter(placed), RowsByMeter(meters)
     meter_ids = set(source.meter_ids()) | set(placed["meter_id"])
-    done, presence, new = (
-        BlockResults("etl_newmongo", len(meter_ids)),
-        FieldPresence(),
-        _NewDocuments(),
-    )
+    done = BlockResults("etl_newmongo", len(meter_ids))
+    presence, new = FieldPresence(), _NewDocuments()
     for i, ids in enumerate(cut_blocks(meter_ids, block_meters) or [[]]):
         raw, pos = source.block(ids, keyless=i == 0)
         block_new = _frame(raw).assign(context=False)

@@ -835,13 +835,18 @@ def etl_sql(
         )  # fmt: skip
         done.add(cleaned, len(ids))
     if read.rows == 0:
-        raise SourceError(
-            f"historian table {table!r} has no rows for intervals in [{start}, {end}) "
-            f"[{redact_url(url)}]",
-            source=SOURCE_SQL,
-        )
+        raise _empty_selection(url, table, start, end)
     check_historian_timezone(combine_evidence(read.evidence), historian_timezone, config.timezone)
     return read.finish(done.merged())
+
+
+def _empty_selection(url: str | sa.URL, table: str, start: TimeLike, end: TimeLike) -> SourceError:
+    """The error of a historian read that found no rows."""
+    return SourceError(
+        f"historian table {table!r} has no rows for intervals in [{start}, {end}) "
+        f"[{redact_url(url)}]",
+        source=SOURCE_SQL,
+    )
 
 
 def tag_blocks(tags: Sequence[str | None], block_meters: int) -> list[tuple[list[str], list[Tags]]]:
