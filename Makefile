@@ -11,11 +11,12 @@ export MLFLOW_EXPERIMENT_NAME ?= meterflow
 export MLFLOW_HTTP_REQUEST_MAX_RETRIES ?= 3
 export MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR ?= 1
 export MLFLOW_HTTP_REQUEST_TIMEOUT ?= 30
-# `make demo ARGS="-P model=kmedoids -P distance_metric=dtw"` passes options to the pipeline.
+# `make demo ARGS="-P cluster_model=kmedoids -P cluster_distance_metric=dtw"` passes options to
+# the pipeline (each step's options under its prefix: cluster_, forecast_, anomaly_).
 ARGS ?=
 # `mlflow run .` after the preflight checks (tracking store reachable and sound, state record
-# known), every failure in one line: meterflow/launch.py
-LAUNCH = python -m meterflow.launch --experiment-name $(MLFLOW_EXPERIMENT_NAME)
+# known), every failure in one line: meterflow/orchestration/launch.py
+LAUNCH = python -m meterflow.orchestration.launch --experiment-name $(MLFLOW_EXPERIMENT_NAME)
 
 .PHONY: demo retrain test lint ui results benchmarks
 

@@ -1,6 +1,6 @@
 """MLflow entry point `main`: every step, chained as child runs of one parent run.
 
-Options: `python pipeline.py --help`; logic: `meterflow.tasks.pipeline`.
+Options: `python pipeline.py --help`; logic: `meterflow.orchestration.pipeline`.
 """
 
 import sys

@@ -1,7 +1,7 @@
 """MLflow entry point `retrain`: the nightly run — new MongoDB readings, the steps whose inputs
 changed, and Model Registry promotion of models that beat their champion.
 
-Options: `python retrain.py --help`; logic: `meterflow.tasks.pipeline`.
+Options: `python retrain.py --help`; logic: `meterflow.orchestration.pipeline`.
 """
 
 import sys

@@ -20,12 +20,12 @@ from pathlib import Path
 import pandas as pd
 
 from meterflow import tracking
-from meterflow.anomaly.detector import AnomalySettings, detect_anomalies
+from meterflow.anomaly.detection import AnomalySettings, detect_anomalies
 from meterflow.anomaly.registry import DETECTORS
-from meterflow.config import Environment
 from meterflow.domain import MINUTES_PER_DAY
-from meterflow.forecasting.series import profiles_to_series
 from meterflow.schemas import Table, profile_slot_columns
+from meterflow.series.fleet import profiles_to_series
+from meterflow.settings import Environment
 from meterflow.sources.labels import read_labels
 
 REFERENCE = "robust_z"
@@ -41,7 +41,7 @@ def main(argv: list[str] | None = None) -> None:
     env = Environment.from_env()
     tracking.configure(env)
     run = tracking.latest_run_id("harmonization")
-    profiles = tracking.load_table(run, Table.PROFILES_ENERGY)
+    profiles = tracking.load_table(run, Table.PROFILES)
     resolution = MINUTES_PER_DAY // len(profile_slot_columns(profiles))
     labels = read_labels(Path(env.truth_dir / "anomalies.csv"))
     names = [REFERENCE] + [d for d in args.detectors.split(",") if d and d != REFERENCE]

@@ -28,9 +28,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository: 
 
 from meterflow.anomaly.base import DetectorSettings
 from meterflow.anomaly.calibration import calibrate
-from meterflow.anomaly.detector import AnomalySettings, detect_anomalies
+from meterflow.anomaly.detection import AnomalySettings, detect_anomalies
 from meterflow.anomaly.windowed import fit_peers
-from meterflow.forecasting.series import build_panel, split_dates
+from meterflow.series.fleet import build_panel, split_dates
 from tests.anomaly.synthetic import clean_series
 
 PEER_DAYS = 28  # days of the fleets fit_peers is measured on (only training days count)
@@ -100,7 +100,7 @@ def _score_core(predictor: Any, fleet: Any, where: np.ndarray, blocking: Any) ->
 
 def _window(series: Any, predictor: Any) -> Any:
     """The calibration window ``detect_anomalies`` gives ``calibrate``."""
-    from meterflow.anomaly.detector import CALIBRATION_HISTORY_DAYS
+    from meterflow.anomaly.detection import CALIBRATION_HISTORY_DAYS
 
     dates = split_dates(series["timestamp"], 0.7, 0.1)
     days = max(predictor.context_days, CALIBRATION_HISTORY_DAYS)

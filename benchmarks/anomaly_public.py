@@ -68,7 +68,10 @@ import pandas as pd
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-import public_series as ps  # noqa: E402
+import public_grid_series as grid  # noqa: E402
+import public_site_series as site  # noqa: E402
+from public_series import call_loader  # noqa: E402
+from public_sources import DEFAULT_CACHE  # noqa: E402
 
 log = logging.getLogger("anomaly_public")
 
@@ -113,27 +116,29 @@ class Series:
 
 
 DEVELOPMENT = (
-    Series("fontana_home_1", ps.load_fontana_home_1, 60, "2017-01-02", "household", 1e3),
-    Series("fontana_home_2", ps.load_fontana_home_2, 60, "2017-01-02", "household", 1e3),
+    Series("fontana_home_1", site.load_fontana_home_1, 60, "2017-01-02", "household", 1e3),
+    Series("fontana_home_2", site.load_fontana_home_2, 60, "2017-01-02", "household", 1e3),
     Series(
         "portugal_321_clients_2014",
-        ps.load_portugal_321_clients_2014,
+        grid.load_portugal_321_clients_2014,
         60,
         "2014-01-06",
         "aggregate",
         1e3,
     ),
     Series(
-        "household_sceaux", ps.load_household_sceaux_benchmark, 30, "2008-01-07", "household", 1e3
+        "household_sceaux", site.load_household_sceaux_benchmark, 30, "2008-01-07", "household", 1e3
     ),
-    Series("warehouse_2010", ps.load_warehouse_2010, 15, "2010-01-04", "commercial", 1.0),
+    Series("warehouse_2010", site.load_warehouse_2010, 15, "2010-01-04", "commercial", 1.0),
 )
 HELD_BACK = (
-    Series("fontana_home_3", ps.load_fontana_home_3, 60, "2017-01-02", "household", 1e3),
-    Series("fontana_home_4", ps.load_fontana_home_4, 60, "2017-01-02", "household", 1e3),
-    Series("caiso_sdge_2018", ps.load_caiso_sdge_2018, 60, "2018-01-01", "aggregate", 1e6),
-    Series("elecdemand_vic_2014", ps.load_elecdemand_vic_2014, 30, "2014-01-06", "aggregate", 1e9),
-    Series("metal_company_2010", ps.load_metal_company_2010, 15, "2010-01-04", "commercial", 1.0),
+    Series("fontana_home_3", site.load_fontana_home_3, 60, "2017-01-02", "household", 1e3),
+    Series("fontana_home_4", site.load_fontana_home_4, 60, "2017-01-02", "household", 1e3),
+    Series("caiso_sdge_2018", grid.load_caiso_sdge_2018, 60, "2018-01-01", "aggregate", 1e6),
+    Series(
+        "elecdemand_vic_2014", grid.load_elecdemand_vic_2014, 30, "2014-01-06", "aggregate", 1e9
+    ),
+    Series("metal_company_2010", site.load_metal_company_2010, 15, "2010-01-04", "commercial", 1.0),
 )
 SETS: dict[str, tuple[Series, ...]] = {"dev": DEVELOPMENT, "held": HELD_BACK}
 SET_TITLES = {"dev": "Development set", "held": "Held-back set"}
@@ -148,12 +153,12 @@ def _longest_run(mask: np.ndarray) -> int:
     return best
 
 
-def load_window(spec: Series, cache: Path = ps.DEFAULT_CACHE) -> pd.DataFrame:
+def load_window(spec: Series, cache: Path = DEFAULT_CACHE) -> pd.DataFrame:
     """``meter_id, timestamp, value``: the pinned window in Wh per slot, moved onto ``ANCHOR``.
 
     Raises ``ValueError`` unless the window is a complete regular grid without a NaN stretch
     longer than ``MAX_NAN_RUN_HOURS``."""
-    df = ps._call(spec.loader, cache)
+    df = call_loader(spec.loader, cache)
     start = pd.Timestamp(spec.start)
     end = start + pd.Timedelta(weeks=WEEKS)
     window = df.loc[(df["timestamp"] >= start) & (df["timestamp"] < end)]
@@ -289,7 +294,7 @@ def plant(
 
 
 def prepare_set(
-    specs: Sequence[Series], seed: int, cache: Path = ps.DEFAULT_CACHE
+    specs: Sequence[Series], seed: int, cache: Path = DEFAULT_CACHE
 ) -> dict[int, tuple[pd.DataFrame, pd.DataFrame]]:
     """Planted series and labels of a set, one fleet per resolution (finest last)."""
     test_start = ANCHOR + pd.Timedelta(weeks=TEST_WEEK)
@@ -348,7 +353,7 @@ def make_settings(names: Sequence[str], args: argparse.Namespace) -> Any:
     """``AnomalySettings`` that run ``names`` with ``detector="auto"``, with the package's
     defaults except the options given."""
     from meterflow.anomaly.base import DetectorSettings
-    from meterflow.anomaly.detector import AnomalySettings
+    from meterflow.anomaly.detection import AnomalySettings
 
     given = {"epochs": args.epochs, "threads": args.threads}
     budget = {"alarm_budget": args.alarm_budget} if args.alarm_budget else {}
@@ -372,7 +377,7 @@ def warm_up(names: Sequence[str], threads: int | None) -> None:
     for name in names:
         import_module(DETECTORS[name].split(":")[0])
     if "keras" in sys.modules:
-        from meterflow.keras_setup import configure_keras
+        from meterflow.nets.keras_setup import configure_keras
 
         configure_keras(threads if threads is not None else DetectorSettings().threads)
     log.info("imports and set-up: %.1f s (not in any detector's seconds)", time.perf_counter() - t0)
@@ -386,7 +391,7 @@ def run_group(
     args: argparse.Namespace,
 ) -> GroupRun:
     """Every detector on one fleet; the counts that pooling needs."""
-    from meterflow.anomaly.detector import detect_anomalies
+    from meterflow.anomaly.detection import detect_anomalies
 
     cfg = make_settings(names, args)
     meters = series["meter_id"].nunique()
@@ -544,7 +549,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--threads", type=int, help="TensorFlow threads (default: the package's)")
     parser.add_argument("--seed", type=int, default=0, help="of the planted anomalies")
     parser.add_argument("--alarm-budget", type=float, help="default: the package's")
-    parser.add_argument("--cache", type=Path, default=ps.DEFAULT_CACHE, help="data wheels")
+    parser.add_argument("--cache", type=Path, default=DEFAULT_CACHE, help="data wheels")
     parser.add_argument("--out", type=Path, help="write the tables as CSV here")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")

@@ -35,6 +35,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -163,7 +164,8 @@ def run_case(case: str, side: str, work: Path, mongo_uri: str | None) -> dict:
     from meterflow.etl import CleaningConfig
     from meterflow.sources.mongo import etl_newmongo, read_mongo_documents
     from meterflow.sources.oldexports import etl_oldexports
-    from meterflow.sources.sql import etl_sql, read_historian_arrow
+    from meterflow.sources.sql import etl_sql
+    from meterflow.sources.sql_historian import read_historian_arrow
 
     cfg = CleaningConfig(resolution_min=15)
     meters = pd.read_parquet(work / "meters.parquet")
@@ -212,7 +214,7 @@ def run_case(case: str, side: str, work: Path, mongo_uri: str | None) -> dict:
     return {"n": n, "seconds": seconds, "peak_rss_mb": peak, **extra}
 
 
-def main() -> None:
+def _arguments() -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="50 meters x 30 days, 20k documents")
     ap.add_argument("--meters", type=int, default=1000)
@@ -226,16 +228,14 @@ def main() -> None:
     ap.add_argument("--run-case", nargs=4, metavar=("CASE", "SIDE", "WORK", "URI"),
                     help=argparse.SUPPRESS)  # fmt: skip
     args = ap.parse_args()
-    if args.run_case:
-        case, side, work, uri = args.run_case
-        print(json.dumps(run_case(case, side, Path(work), None if uri == "-" else uri)))
-        return
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     if args.quick:
         args.meters, args.days, args.mongo_docs = 50, 30, 20_000
-    cases = [c.strip() for c in args.cases.split(",") if c.strip()]
-    work = args.workdir or Path(tempfile.mkdtemp(prefix="meterflow-bench-"))
-    work.mkdir(parents=True, exist_ok=True)
+    return args
+
+
+def _write_stores(args: argparse.Namespace, cases: list[str], work: Path) -> tuple[str | None, Any]:
+    """Generate the fleet and write the stores the cases read; the MongoDB URI (a local server
+    started here unless ``--mongo-uri``) and that server (None if none was started)."""
     t = time.perf_counter()
     f = fleet_arrays(args.meters, args.days)
     meters_frame(f).to_parquet(work / "meters.parquet")
@@ -247,8 +247,7 @@ def main() -> None:
         log.info("sqlite historian: %d rows (%.0fs)", rows, time.perf_counter() - t)
     if "oldexports" in cases and not (work / "exports").exists():
         write_csvs(f, work / "exports")
-    server = None
-    uri = args.mongo_uri
+    server, uri = None, args.mongo_uri
     if any(c.startswith("mongo") for c in cases):
         if uri is None:
             from meterflow.sources.mongo_server import LocalMongoServer
@@ -258,35 +257,50 @@ def main() -> None:
         t = time.perf_counter()
         docs = write_mongo(f, uri, args.mongo_docs)
         log.info("mongo: %d documents inserted (%.0fs)", docs, time.perf_counter() - t)
-    del f
-    bare_runs: dict[str, dict] = {}  # one bare read per store and run, shared by its cases
+    return uri, server
 
-    def run_side(case: str, side: str) -> dict:
-        cmd = [sys.executable, __file__, "--run-case", case, side, str(work), uri or "-"]
-        proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
-        if proc.returncode:
-            raise SystemExit(f"{case}/{side} failed:\n{proc.stderr[-3000:]}")
-        return json.loads(proc.stdout.strip().splitlines()[-1])
 
+def _run_side(case: str, side: str, work: Path, uri: str | None) -> dict:
+    """One case's side (``ours`` or ``bare``) in a fresh process (its own peak memory)."""
+    cmd = [sys.executable, __file__, "--run-case", case, side, str(work), uri or "-"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    if proc.returncode:
+        raise SystemExit(f"{case}/{side} failed:\n{proc.stderr[-3000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def _compare(cases: list[str], work: Path, uri: str | None) -> None:
+    """Print each case's throughput, ours against the bare read (one per store, shared)."""
+    bare_runs: dict[str, dict] = {}
+    for case in cases:
+        store = next((s for s in ("sql", "mongo") if case.startswith(s)), case)
+        if store not in bare_runs:
+            bare_runs[store] = _run_side(case, "bare", work, uri)
+        o, b = _run_side(case, "ours", work, uri), bare_runs[store]
+        ours, bare = o["n"] / o["seconds"], b["n"] / b["seconds"]
+        print(f"case={case} ours_per_s={ours:.1f} bare_per_s={bare:.1f} ratio={ours / bare:.3f}")
+        detail = {k: v for k, v in o.items() if k not in ("n", "seconds", "peak_rss_mb")}
+        print(
+            f"  n={o['n']:.0f} ours_s={o['seconds']:.1f} bare_s={b['seconds']:.1f} "
+            f"peak_rss_mb ours={o['peak_rss_mb']:.0f} bare={b['peak_rss_mb']:.0f} "
+            f"detail={json.dumps(detail)}"
+        )
+        sys.stdout.flush()
+
+
+def main() -> None:
+    args = _arguments()
+    if args.run_case:
+        case, side, work, uri = args.run_case
+        print(json.dumps(run_case(case, side, Path(work), None if uri == "-" else uri)))
+        return
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    cases = [c.strip() for c in args.cases.split(",") if c.strip()]
+    work = args.workdir or Path(tempfile.mkdtemp(prefix="meterflow-bench-"))
+    work.mkdir(parents=True, exist_ok=True)
+    uri, server = _write_stores(args, cases, work)
     try:
-        for case in cases:
-            store = next((s for s in ("sql", "mongo") if case.startswith(s)), case)
-            if store not in bare_runs:
-                bare_runs[store] = run_side(case, "bare")
-            out = {"bare": bare_runs[store], "ours": run_side(case, "ours")}
-            ours = out["ours"]["n"] / out["ours"]["seconds"]
-            bare = out["bare"]["n"] / out["bare"]["seconds"]
-            print(
-                f"case={case} ours_per_s={ours:.1f} bare_per_s={bare:.1f} ratio={ours / bare:.3f}"
-            )
-            o, b = out["ours"], out["bare"]
-            detail = {k: v for k, v in o.items() if k not in ("n", "seconds", "peak_rss_mb")}
-            print(
-                f"  n={o['n']:.0f} ours_s={o['seconds']:.1f} bare_s={b['seconds']:.1f} "
-                f"peak_rss_mb ours={o['peak_rss_mb']:.0f} bare={b['peak_rss_mb']:.0f} "
-                f"detail={json.dumps(detail)}"
-            )
-            sys.stdout.flush()
+        _compare(cases, work, uri)
     finally:
         if server is not None:
             server.stop()

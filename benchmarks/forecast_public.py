@@ -82,8 +82,8 @@ def apply_patches(items: list[str]) -> None:
 def run_series(name: str, overrides: dict) -> dict:
     """Evaluate one series as the step would; a JSON-able summary."""
     from meterflow.forecasting.evaluate import evaluate_forecaster
-    from meterflow.forecasting.series import build_panel, split_dates
     from meterflow.forecasting.settings import ForecastSettings
+    from meterflow.series.fleet import build_panel, split_dates
 
     spec = BENCHMARK_SERIES[name]
     frame = benchmark_frame(name).dropna(subset=["value"])

@@ -70,8 +70,8 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=6)
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
-    from meterflow.forecasting import training
     from meterflow.forecasting.networks import build_lstm
+    from meterflow.nets import training
 
     x, y = windows(0)
     split = int(0.95 * len(x))

@@ -79,7 +79,7 @@ def main() -> None:
         env = {**os.environ, "METERFLOW_DATA_DIR": tmp, "MONGODB_URI": uri}
         env |= {"MLFLOW_TRACKING_URI": tracking, "MLFLOW_EXPERIMENT_NAME": "nightly"}
         # the fleet is built once, below
-        demo = ["--demo", "false", "--epochs", "2", "--forecast_epochs", "2"]
+        demo = ["--demo", "false", "--anomaly_epochs", "2", "--forecast_epochs", "2"]
         subprocess.run(  # the benchmark times the nights, not the build
             [sys.executable, "-c", "import sys; from meterflow.demo import DemoSpec, ensure_demo;"
              f"ensure_demo(DemoSpec(n_meters={args.meters}, history_days={args.days}), "

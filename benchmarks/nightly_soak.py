@@ -1,5 +1,6 @@
 """A week of nights on a busy machine: new and late documents, a tracking-server restart and a
-kill, each night started as the scheduler starts it (``python -m meterflow.launch -e retrain``).
+kill, each night started as the scheduler starts it
+(``python -m meterflow.orchestration.launch -e retrain``).
 
 Builds a demo fleet (``--meters`` x ``--days``) into a temporary data folder with its own local
 MongoDB server and a real MLflow tracking server (SQLite backend), withholds the documents of a
@@ -42,7 +43,7 @@ sys.path.insert(0, str(HERE))
 from nightly import add_one_day  # noqa: E402
 
 EXPERIMENT = PREFIX = "soak"
-FAST = ["-P", "epochs=2", "-P", "forecast_epochs=2", "-P", "dtw_max_profiles=400"]
+FAST = ["-P", "anomaly_epochs=2", "-P", "forecast_epochs=2", "-P", "dtw_max_profiles=400"]
 OUTAGE_NIGHT, KILL_NIGHT = 3, 5
 KILL_AFTER_S = 25  # after the night has recorded its run in the lock: a step is running
 
@@ -112,7 +113,7 @@ def withhold_late(uri: str, hours: int) -> list[list[dict]]:
 
 def night(env: dict[str, str], *, kill_after: float | None = None) -> dict:
     """One night as the scheduler starts it; its exit code, seconds and error lines."""
-    command = [sys.executable, "-m", "meterflow.launch", "-e", "retrain", *FAST]
+    command = [sys.executable, "-m", "meterflow.orchestration.launch", "-e", "retrain", *FAST]
     started = time.monotonic()
     proc = subprocess.Popen(
         command, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,

@@ -39,7 +39,7 @@ import pymongo
 
 REPO = Path(__file__).resolve().parents[1]
 EXPERIMENT = "scale"
-QUICK = ("--demo", "false", "--epochs", "2", "--forecast_epochs", "2")
+QUICK = ("--demo", "false", "--anomaly_epochs", "2", "--forecast_epochs", "2")
 EXTRAPOLATE = (100_000, 1_000_000)
 
 

@@ -19,6 +19,7 @@ from typing import Any, TypeVar
 
 import numpy as np
 
+from meterflow.errors import InputError
 from meterflow.profiles.dtw.distributed import dask_client
 
 log = logging.getLogger(__name__)
@@ -31,7 +32,7 @@ IN_FLIGHT_PER_THREAD = 2  # blocks submitted ahead per Dask worker thread (bound
 def meter_blocks(n_meters: int, block_meters: int) -> list[np.ndarray]:
     """Positions ``0..n_meters-1`` cut into consecutive blocks of at most ``block_meters``."""
     if block_meters < 1:
-        raise ValueError(f"block_meters must be >= 1, got {block_meters}")
+        raise InputError(f"block_meters must be >= 1, got {block_meters}")
     return [
         np.arange(lo, min(lo + block_meters, n_meters)) for lo in range(0, n_meters, block_meters)
     ]

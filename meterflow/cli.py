@@ -21,10 +21,10 @@ from typing import TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from meterflow.config import Environment, choices
 from meterflow.errors import ConfigError, MeterflowError
+from meterflow.orchestration.lock import LockHeld
 from meterflow.redact import redact_uri
-from meterflow.runlock import LockHeld
+from meterflow.settings import Environment, choices
 
 T = TypeVar("T", bound=BaseModel)
 
@@ -68,6 +68,9 @@ def parse_options(model: type[T], argv: Sequence[str] | None = None, prog: str =
         )
     ns, unknown = parser.parse_known_args(argv)
     if unknown:
+        refuse_renamed = getattr(model, "refuse_renamed", None)
+        if refuse_renamed is not None:
+            refuse_renamed(a[2:].partition("=")[0] for a in unknown if a.startswith("--"))
         raise ConfigError(f"unknown option(s) {unknown}; see --help")
     values = {k: v for k, v in vars(ns).items() if v is not None}
     try:
@@ -92,9 +95,9 @@ def run_entry(entry_point: str, argv: Sequence[str] | None = None) -> int:
     return the process exit code. A failure the user can act on (see :func:`failure_reason`)
     ends in one line on stderr, also as the run's name and description; a bug keeps its
     traceback."""
-    from meterflow.entrypoints import ENTRY_POINTS
+    from meterflow.entrypoints import entry_point as find_entry_point
 
-    spec = ENTRY_POINTS[entry_point]
+    spec = find_entry_point(entry_point)
     setup_logging()
     run_id = os.environ.get("MLFLOW_RUN_ID")  # MLflow unsets it when the run ends
     env: Environment | None = None

@@ -11,54 +11,81 @@ from typing import get_args, get_origin
 
 from pydantic import BaseModel
 
-from meterflow import config
+from meterflow import domain, settings
+from meterflow.errors import ConfigError
+from meterflow.settings.steps import source_of_generic_etl
 
 
 @dataclass(frozen=True)
 class EntryPoint:
     script: str
-    options: type[config.Options]
+    options: type[settings.Options]
     task: str  # "module:function", called with (options, environment)
 
 
 ENTRY_POINTS: dict[str, EntryPoint] = {
     "main": EntryPoint(
-        "pipeline.py", config.PipelineOptions, "meterflow.tasks.pipeline:run_pipeline"
+        "pipeline.py", settings.PipelineOptions, "meterflow.orchestration.pipeline:run_pipeline"
     ),
     "retrain": EntryPoint(
-        "retrain.py", config.RetrainOptions, "meterflow.tasks.pipeline:run_pipeline"
+        "retrain.py", settings.RetrainOptions, "meterflow.orchestration.pipeline:run_pipeline"
     ),
     "load_newmongo": EntryPoint(
-        "load_newmongo.py", config.LoadNewMongoOptions, "meterflow.tasks.newmongo:run_load_newmongo"
+        "load_newmongo.py",
+        settings.LoadNewMongoOptions,
+        "meterflow.tasks.newmongo:run_load_newmongo",
     ),
     "etl_newmongo": EntryPoint(
-        "etl_newmongo.py", config.EtlNewMongoOptions, "meterflow.tasks.etl:run_etl_newmongo"
+        "etl_newmongo.py", settings.EtlNewMongoOptions, "meterflow.tasks.etl:run_etl_newmongo"
     ),
     "etl_oldmongo": EntryPoint(
-        "etl_oldmongo.py", config.EtlOldMongoOptions, "meterflow.tasks.etl:run_etl_oldmongo"
+        "etl_oldmongo.py", settings.EtlOldMongoOptions, "meterflow.tasks.etl:run_etl_oldmongo"
     ),
-    "etl_sql": EntryPoint("etl_sql.py", config.EtlSqlOptions, "meterflow.tasks.etl:run_etl_sql"),
+    "etl_sql": EntryPoint("etl_sql.py", settings.EtlSqlOptions, "meterflow.tasks.etl:run_etl_sql"),
+    # any registered source's ETL; a source without a row of its own runs as etl_<name> here
+    "etl_source": EntryPoint(
+        "etl_source.py", settings.EtlSourceOptions, "meterflow.tasks.etl:run_etl_source"
+    ),
     "harmonization": EntryPoint(
         "harmonization.py",
-        config.HarmonizationOptions,
+        settings.HarmonizationOptions,
         "meterflow.tasks.harmonization:run_harmonization",
     ),
     "clustering": EntryPoint(
-        "steps/clustering.py", config.ClusteringOptions, "meterflow.tasks.clustering:run_clustering"
+        "steps/clustering.py",
+        settings.ClusteringOptions,
+        "meterflow.tasks.clustering:run_clustering",
     ),
     "forecasting": EntryPoint(
         "steps/forecasting.py",
-        config.ForecastingOptions,
+        settings.ForecastingOptions,
         "meterflow.tasks.forecasting:run_forecasting",
     ),
     "anomaly": EntryPoint(
-        "steps/anomaly.py", config.AnomalyOptions, "meterflow.tasks.anomaly:run_anomaly"
+        "steps/anomaly.py", settings.AnomalyOptions, "meterflow.tasks.anomaly:run_anomaly"
     ),
-    "score": EntryPoint("score.py", config.ScoreOptions, "meterflow.tasks.score:run_score"),
+    "score": EntryPoint("score.py", settings.ScoreOptions, "meterflow.tasks.score:run_score"),
 }
 
 
-def command_args(options: config.Options) -> list[str]:
+def entry_point(name: str) -> EntryPoint:
+    """The entry point ``name``: a row of :data:`ENTRY_POINTS`, or ``etl_<source>`` of a
+    registered source without a row of its own (``etl_source``)."""
+    if name in ENTRY_POINTS:
+        return ENTRY_POINTS[name]
+    if source_of_generic_etl(name):
+        return ENTRY_POINTS["etl_source"]
+    raise ConfigError(f"unknown entry point {name!r}; known: {', '.join(all_entry_points())}")
+
+
+def all_entry_points() -> dict[str, EntryPoint]:
+    """:data:`ENTRY_POINTS` and the ``etl_<source>`` entry point of each registered source
+    without a row of its own (``domain.SOURCE_ADAPTERS``)."""
+    generic = {f"etl_{name}": ENTRY_POINTS["etl_source"] for name in domain.SOURCE_ADAPTERS}
+    return ENTRY_POINTS | {k: v for k, v in generic.items() if k not in ENTRY_POINTS}
+
+
+def command_args(options: settings.Options) -> list[str]:
     """``--name value`` arguments that reproduce ``options`` on an entry script."""
     return [arg for k, v in options.params().items() for arg in (f"--{k}", v)]
 
@@ -72,8 +99,9 @@ def mlproject_type(model: type[BaseModel], name: str) -> str:
     return {int: "int", float: "float"}.get(annotation, "string")
 
 
-def mlproject_default(model: type[BaseModel], name: str) -> object:
-    default = model.model_fields[name].default
+def mlproject_default(model: type[BaseModel], name: str, entry_point: str = "") -> object:
+    source = source_of_generic_etl(entry_point)
+    default = source if name == "source" and source else model.model_fields[name].default
     if isinstance(default, bool):
         return "true" if default else "false"
     return default
@@ -82,7 +110,7 @@ def mlproject_default(model: type[BaseModel], name: str) -> object:
 def render_mlproject() -> str:
     """The MLproject file text for ``ENTRY_POINTS`` (``python -m meterflow.entrypoints``)."""
     lines = [
-        "# Generated by `python -m meterflow.entrypoints > MLproject` from meterflow/config.py;",
+        "# Generated by `python -m meterflow.entrypoints > MLproject` from meterflow/settings/;",
         "# tests/test_project_files.py checks they agree. Booleans are strings read as true/false.",
         "name: meterflow",
         "",
@@ -90,11 +118,11 @@ def render_mlproject() -> str:
         "",
         "entry_points:",
     ]
-    for entry_point, spec in ENTRY_POINTS.items():
+    for entry_point, spec in all_entry_points().items():
         script, model = spec.script, spec.options
         lines += [f"  {entry_point}:", "    parameters:"]
         for name in model.model_fields:
-            default = mlproject_default(model, name)
+            default = mlproject_default(model, name, entry_point)
             shown = f'"{default}"' if isinstance(default, str) else default
             lines.append(f"      {name}: {{type: {mlproject_type(model, name)}, default: {shown}}}")
         args = " ".join(f"--{name} {{{name}}}" for name in model.model_fields)

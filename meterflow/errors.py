@@ -13,6 +13,11 @@ class ConfigError(MeterflowError):
     """An option or environment variable is invalid."""
 
 
+class InputError(MeterflowError, ValueError):
+    """Data or an argument the code was given is not acceptable (a user-facing ValueError:
+    callers that catch ValueError keep working, and the entry points print it in one line)."""
+
+
 class SourceError(MeterflowError):
     """A store or input file cannot be read as expected.
 

@@ -218,7 +218,7 @@ class Table(StrEnum):
     METERS = "meters"
     DOCUMENTS = "documents"
     CONTEXT = "context"
-    PROFILES_ENERGY = "profiles_energy"
+    NORMALIZED_PROFILES = "normalized_profiles"
     LOSERS = "losers"
     DTW_INDEX = "dtw_index"
     ASSIGNMENTS = "assignments"
@@ -259,7 +259,7 @@ TABLES: dict[Table, Callable[..., pd.DataFrame]] = {
     Table.DOCUMENTS: _columns("documents", "meter_id", "ts", "issue", "coercions").validate,
     Table.CONTEXT: _columns("context", "meter_id", "ts").validate,
     # harmonization runs
-    Table.PROFILES_ENERGY: _profiles,
+    Table.NORMALIZED_PROFILES: _profiles,
     Table.LOSERS: _columns("losers", "meter_id", "date", "source", "winner_source").validate,
     Table.DTW_INDEX: _columns("dtw_index", *PROFILE_KEYS, profile_row="int").validate,
     # clustering runs
@@ -279,7 +279,7 @@ TABLES: dict[Table, Callable[..., pd.DataFrame]] = {
     Table.CANDIDATES: _columns(
         "candidates", "candidate", "role", "kept", "val_mae", "test_mae"
     ).validate,
-    # model runs: held-out rows any later model is scored on (``meterflow.promotion``)
+    # model runs: held-out rows any later model is scored on; per step, ``HOLDOUT_COLUMNS``
     Table.HOLDOUT: _columns("holdout").validate,
     # forecasting runs: the actual values after each held-out forecast's origin
     Table.HOLDOUT_TRUTH: _columns("holdout_truth", "forecast_id", "target_time", "actual").validate,
@@ -297,13 +297,48 @@ TABLES: dict[Table, Callable[..., pd.DataFrame]] = {
 }
 
 
-def validate_table(name: str, df: pd.DataFrame, *, where: str = "") -> pd.DataFrame:
+# The columns of each model step's held-out rows that its holdout score
+# (``meterflow.<family>.holdout``) and the promotion (``meterflow.orchestration``) read; a name
+# ending in ``*``: at least one column with that prefix.
+HOLDOUT_COLUMNS: dict[str, tuple[str, ...]] = {
+    "clustering": ("slot_*",),
+    "forecasting": ("meter_id", "forecast_id", "timestamp", "value"),
+    "anomaly": ("meter_id", "timestamp", "value", "history", "label"),
+}
+
+
+def validate_holdout(step: str, df: pd.DataFrame, *, where: str = "") -> pd.DataFrame:
+    """Check the held-out rows of ``step`` against ``HOLDOUT_COLUMNS`` (SchemaError naming the
+    missing column(s), or the step if it has no holdout contract); return ``df`` unchanged."""
+    try:
+        required = HOLDOUT_COLUMNS[step]
+    except KeyError:
+        raise SchemaError(
+            f"step {step!r} has no holdout contract; known: {sorted(HOLDOUT_COLUMNS)}"
+        ) from None
+    missing = [c for c in required if not _has_column(df, c)]
+    if missing:
+        at = f" in {where}" if where else ""
+        raise SchemaError(f"{step} holdout table{at} lacks column(s) {missing}")
+    return df
+
+
+def _has_column(df: pd.DataFrame, name: str) -> bool:
+    if name.endswith("*"):
+        return any(str(c).startswith(name[:-1]) for c in df.columns)
+    return name in df.columns
+
+
+def validate_table(name: str, df: pd.DataFrame, *, where: str = "", step: str = "") -> pd.DataFrame:
     """Check ``df`` against the contract of the run table ``name`` (SchemaError if it breaks it
-    or if ``name`` is not a known table)."""
+    or if ``name`` is not a known table); the ``holdout`` table of a model ``step`` also
+    against that step's ``HOLDOUT_COLUMNS``."""
     try:
         check = TABLES[Table(name)]
     except ValueError:
         raise SchemaError(
             f"unknown run table {name!r}; known: {sorted(map(str, TABLES))}"
         ) from None
+    if name == Table.HOLDOUT and step in HOLDOUT_COLUMNS:
+        validate_holdout(step, df, where=where)
     return check(df, where=where)

@@ -42,9 +42,9 @@ from mlflow.utils.mlflow_tags import (
 )
 
 import meterflow
-from meterflow.config import Environment
-from meterflow.errors import MeterflowError, SchemaError
+from meterflow.errors import InputError, MeterflowError, SchemaError
 from meterflow.schemas import validate_table
+from meterflow.settings import Environment
 
 log = logging.getLogger(__name__)
 
@@ -148,6 +148,7 @@ class StepRun:
 
     run_id: str
     experiment_id: str = ""
+    entry_point: str = ""  # whose table contracts apply (e.g. a model step's holdout columns)
 
     def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:
         """Log finite metrics; a non-finite value is a bug upstream and raises."""
@@ -169,7 +170,7 @@ class StepRun:
     def log_table(self, df: pd.DataFrame, name: str) -> None:
         """Log ``df`` as ``tables/<name>.parquet`` after checking its contract, and its first
         rows as ``previews/<name>.csv`` (the MLflow UI shows CSV as a table)."""
-        validate_table(name, df, where=f"run {self.run_id}")
+        validate_table(name, df, where=f"run {self.run_id}", step=self.entry_point)
         with tempfile.TemporaryDirectory() as tmp:
             path = Path(tmp) / f"{name}.parquet"
             df.to_parquet(path, index=False)
@@ -242,7 +243,7 @@ def step_run(entry_point: str, options: Any) -> Iterator[StepRun]:
         if new:
             mlflow.log_params(new)
         log.info("%s: run %s", entry_point, run.info.run_id)
-        yield StepRun(run.info.run_id, run.info.experiment_id)
+        yield StepRun(run.info.run_id, run.info.experiment_id, entry_point)
         mlflow.log_metrics(process_usage())
 
 
@@ -341,6 +342,23 @@ def finished_runs(
         order_by=["attributes.start_time DESC"],
         max_results=max_results,
     )
+
+
+def finished_run_tagged(key: str, value: str, *, experiment_id: str | None = None) -> str | None:
+    """The newest finished run of the experiment (default: the current one) whose tag ``key``
+    is ``value``, by one indexed search over all its runs; None if there is none."""
+    if "'" in value:
+        raise InputError(f"tag value {value!r} holds a quote")
+    runs = MlflowClient().search_runs(
+        [experiment_id or _current_experiment()],
+        filter_string=(
+            f"tags.`{key}` = '{value}' "
+            f"and attributes.status = '{RunStatus.to_string(RunStatus.FINISHED)}'"
+        ),
+        order_by=["attributes.start_time DESC"],
+        max_results=1,
+    )
+    return runs[0].info.run_id if runs else None
 
 
 def latest_run_id(entry_point: str) -> str:

@@ -9,13 +9,13 @@ from pathlib import Path
 import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "meterflow"
-PURE = ("etl", "profiles", "clustering", "forecasting", "anomaly")
+PURE = ("etl", "profiles", "clustering", "forecasting", "anomaly", "series", "nets")
 FORBIDDEN_IMPORTS = (
     "meterflow.sources",
     "meterflow.tracking",
     "meterflow.orchestration",
     "meterflow.models",
-    "meterflow.config",
+    "meterflow.settings",
     "meterflow.cli",
     "meterflow.tasks",
     "mlflow",
@@ -94,13 +94,36 @@ def test_only_the_seam_and_the_model_wrappers_import_mlflow() -> None:
     assert not offenders, f"import mlflow outside the seam: {offenders}"
 
 
+def _forecasting_internals(names: list[str]) -> list[str]:
+    """The names of ``names`` inside ``meterflow.forecasting`` other than its public ones."""
+    import meterflow.forecasting as forecasting
+
+    public = {"meterflow.forecasting", *(f"meterflow.forecasting.{n}" for n in forecasting.__all__)}
+    return [n for n in names if n.startswith("meterflow.forecasting.") and n not in public]
+
+
+def test_the_anomaly_family_imports_no_forecasting_internals() -> None:
+    """Anomaly detectors share the fleet series and the Keras loop through neutral packages
+    (``meterflow.series``, ``meterflow.nets``), and reach a forecaster through the forecasting
+    package's public names only."""
+    offenders = {}
+    for path in sorted((PACKAGE / "anomaly").rglob("*.py")):
+        module = ".".join(path.relative_to(PACKAGE.parent).with_suffix("").parts)
+        bad = _forecasting_internals(_imported(ast.parse(path.read_text()), module))
+        if bad:
+            offenders[module] = sorted(set(bad))
+    assert offenders == {}
+    caught = _imported(ast.parse("from meterflow.forecasting.series import x"), "m")
+    assert _forecasting_internals(caught) == caught
+
+
 def test_the_checker_sees_a_violation(tmp_path: Path) -> None:
     """The rules are not vacuous: a module that breaks each of them is caught."""
     source = (
-        "import os\nfrom meterflow.sources import sql\nfrom ..config import Environment\n"
+        "import os\nfrom meterflow.sources import sql\nfrom ..settings import Environment\n"
         "x = os.environ['A']\nopen('f').read()\nimport numpy as np\nnp.load('x.npy')\n"
     )
     tree = ast.parse(source)
     names = _imported(tree, "meterflow.etl.bad")
-    assert "meterflow.sources" in names and "meterflow.config" in names
+    assert "meterflow.sources" in names and "meterflow.settings" in names
     assert len(_io_calls(tree)) == 3

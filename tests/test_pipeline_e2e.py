@@ -44,7 +44,7 @@ ARGS = [
     "-P",
     "demo_days=40",
     "-P",
-    "epochs=2",
+    "anomaly_epochs=2",
     "-P",
     "forecast_epochs=2",
     "-P",
@@ -59,7 +59,7 @@ def _mlflow_run(
 ) -> None:
     """``mlflow run`` as the README shows it, or (``launch``) as ``make demo`` starts it."""
     command = (
-        ["meterflow.launch", "--experiment-name", experiment]
+        ["meterflow.orchestration.launch", "--experiment-name", experiment]
         if launch
         else [
             "mlflow",
@@ -199,7 +199,7 @@ def test_clustering_model_reproduces_the_logged_assignments(pipeline):
     (run,) = _runs(client, exp, "tags.`mlflow.project.entryPoint` = 'clustering'")
     (harm,) = _runs(client, exp, "tags.`mlflow.project.entryPoint` = 'harmonization'")
     assignments = tracking.load_table(run.info.run_id, "assignments")
-    profiles = tracking.load_table(harm.info.run_id, "profiles")
+    profiles = tracking.load_table(harm.info.run_id, "normalized_profiles")
     model = mlflow.pyfunc.load_model(f"runs:/{run.info.run_id}/model")
     slots = [c for c in profiles.columns if c.startswith("slot_")]
     labels = model.predict(profiles[slots])
@@ -279,7 +279,7 @@ def test_steps_record_the_tables_they_read_as_datasets(pipeline):
     parent = min(parents, key=lambda r: r.info.start_time)
     for step, expected in (
         ("harmonization", {"profiles", "meters"}),
-        ("anomaly", {"profiles_energy"}),
+        ("anomaly", {"profiles"}),
     ):
         run = client.get_run(parent.data.tags[f"meterflow.step.{step}"])
         names = {d.dataset.name.split(" ")[0] for d in run.inputs.dataset_inputs}

@@ -25,6 +25,10 @@ def test_mlproject_matches_options_models():
     assert clustering["model"]["default"] == "kmeans"
     for name in ("in_profiles", "label_column", "distance_metric"):
         assert name in clustering
+    main = spec["entry_points"]["main"]["parameters"]
+    assert main["cluster_model"]["default"] == "kmeans"
+    assert main["anomaly_epochs"] == {"type": "int", "default": 8}
+    assert "model" not in main and "epochs" not in main
     for spec in ENTRY_POINTS.values():
         assert (REPO / spec.script).is_file(), spec.script
 
@@ -54,6 +58,8 @@ def test_readme_first_block_is_the_two_commands_and_ci_runs_the_second():
         ("etl_sql.py", ["--resolution", "7"], "resolution"),
         ("load_newmongo.py", ["--since", "last tuesday"], "since"),
         ("pipeline.py", ["--no_such_option", "1"], "unknown option"),
+        ("pipeline.py", ["--model", "kmedoids"], "`-P model=...` is now `-P cluster_model=...`"),
+        ("retrain.py", ["--epochs", "3"], "`-P epochs=...` is now `-P anomaly_epochs=...`"),
     ],
 )
 def test_bad_options_get_one_clear_line(script, args, expected):

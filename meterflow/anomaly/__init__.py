@@ -11,14 +11,14 @@ from typing import TYPE_CHECKING
 from meterflow.lazy import lazy_attributes
 
 if TYPE_CHECKING:
-    from meterflow.anomaly.detector import AnomalyResult, AnomalySettings, detect_anomalies
+    from meterflow.anomaly.detection import AnomalyResult, AnomalySettings, detect_anomalies
     from meterflow.anomaly.predictor import AnomalyPredictor
 
 _WHERE = {
     "AnomalyPredictor": "predictor",
-    "AnomalyResult": "detector",
-    "AnomalySettings": "detector",
-    "detect_anomalies": "detector",
+    "AnomalyResult": "detection",
+    "AnomalySettings": "detection",
+    "detect_anomalies": "detection",
 }
 __all__ = ["AnomalyPredictor", "AnomalyResult", "AnomalySettings", "detect_anomalies"]
 

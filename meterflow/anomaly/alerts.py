@@ -22,7 +22,7 @@ that meets none is a new alert with status 'open'. An update keeps ``alert_id``,
 ``last_seen_at`` ``now`` (kept when this run already was the last to see it). Alerts a run would
 not change are not written, so a rerun of a run changes nothing.
 
-Pure: tables in, tables out; the stores are ``meterflow.sources.alerts``.
+Pure: tables in, tables out; the stores are the sinks of ``meterflow.sources.alert_sinks``.
 """
 
 from __future__ import annotations
@@ -32,6 +32,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+
+from meterflow.errors import InputError
 
 RUN_ALERT_COLUMNS = (
     "alert_id",
@@ -105,9 +107,9 @@ def naive_times(values: pd.Series, name: str) -> pd.Series:
     """``values`` as naive datetime64[ns]; ValueError for missing or time-zone-aware stamps."""
     times = pd.to_datetime(values)
     if isinstance(times.dtype, pd.DatetimeTZDtype):
-        raise ValueError(f"alert {name!r} must be naive (the series' local clock)")
+        raise InputError(f"alert {name!r} must be naive (the series' local clock)")
     if times.isna().any():
-        raise ValueError(f"alert {name!r} has missing times")
+        raise InputError(f"alert {name!r} has missing times")
     return times.astype(_TIMES)
 
 
@@ -134,7 +136,7 @@ def alert_rows(events: pd.DataFrame, run_id: str, detector: str) -> pd.DataFrame
     share a meter, kind and start."""
     missing = [c for c in EVENT_COLUMNS if c not in events.columns]
     if missing and len(events):
-        raise ValueError(f"events lack column(s) {missing}")
+        raise InputError(f"events lack column(s) {missing}")
     if not len(events):
         return typed_alerts(pd.DataFrame(), RUN_ALERT_COLUMNS)
     out = events.reset_index(drop=True).assign(
@@ -147,7 +149,7 @@ def alert_rows(events: pd.DataFrame, run_id: str, detector: str) -> pd.DataFrame
     out["alert_id"] = _alert_ids(out["meter_id"], out["kind"], out["start"])
     dup = out["alert_id"].duplicated()
     if dup.any():
-        raise ValueError(f"events share a meter, kind and start: {out['alert_id'][dup].iloc[0]}")
+        raise InputError(f"events share a meter, kind and start: {out['alert_id'][dup].iloc[0]}")
     return typed_alerts(out, RUN_ALERT_COLUMNS)
 
 
@@ -232,12 +234,12 @@ def merge_alerts(
     or holds rows of another run."""
     missing = [c for c in RUN_ALERT_COLUMNS if c not in new.columns]
     if missing and len(new):
-        raise ValueError(f"alerts lack column(s) {missing}")
+        raise InputError(f"alerts lack column(s) {missing}")
     empty = typed_alerts(pd.DataFrame(), ALERT_COLUMNS)
     if not len(new):
         return empty, empty
     if (new["run_id"].astype(str) != str(run_id)).any():
-        raise ValueError(f"alerts hold rows of a run other than {run_id!r}")
+        raise InputError(f"alerts hold rows of a run other than {run_id!r}")
     new = typed_alerts(new, RUN_ALERT_COLUMNS)
     existing = typed_alerts(existing, ALERT_COLUMNS) if len(existing) else empty
     when = utc_naive(now)

@@ -16,27 +16,51 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Protocol, Self, runtime_checkable
 
 import numpy as np
 import pandas as pd
 
-from meterflow import defaults
-from meterflow.forecasting.series import FleetSeries
+from meterflow.anomaly.params import AnomalyParams as Declared
+from meterflow.params import lstm_units
+from meterflow.series.fleet import FleetSeries
 
 
 @dataclass(frozen=True)
 class DetectorSettings:
     """Training settings shared by the learned detectors (those that ignore one keep it)."""
 
-    forecast_model: str = defaults.RESIDUAL_FORECASTER  # of the residual detector: lstm or hybrid
-    seq_length: int = defaults.SEQ_LENGTH
-    horizon: int = defaults.ANOMALY_HORIZON
-    epochs: int = defaults.EPOCHS
-    units: tuple[int, ...] = defaults.LSTM_UNITS
-    max_train_windows: int = defaults.MAX_TRAIN_WINDOWS
-    threads: int = defaults.THREADS
-    seed: int = defaults.SEED
+    forecast_model: str = Declared.default(
+        "forecast_model"
+    )  # of the residual detector: lstm or hybrid
+    seq_length: int = Declared.default("seq_length")
+    horizon: int = Declared.default("horizon")
+    epochs: int = Declared.default("epochs")
+    units: tuple[int, ...] = lstm_units(Declared.default("units"))
+    max_train_windows: int = Declared.default("max_train_windows")
+    threads: int = Declared.default("threads")
+    seed: int = Declared.default("seed")
+
+
+@runtime_checkable
+class DetectorProtocol(Protocol):
+    """What the registry, the scoring and the logged predictor use of a detector (``Detector``
+    implements it; a class registered without deriving from it must too)."""
+
+    name: ClassVar[str]
+    signed: ClassVar[bool]
+    context_days: int
+    reads_other_meters: bool
+    settings: DetectorSettings
+
+    def fit(self, fleet: FleetSeries, meters: pd.DataFrame | None = None) -> Self: ...
+
+    def evidence(self, fleet: FleetSeries, where: np.ndarray) -> np.ndarray: ...
+
+    @property
+    def network(self) -> Any: ...
+
+    def network_inputs(self, fleet: FleetSeries) -> list[np.ndarray]: ...
 
 
 class Detector(ABC):
@@ -55,7 +79,7 @@ class Detector(ABC):
         self.settings = settings
 
     @abstractmethod
-    def fit(self, fleet: FleetSeries, meters: pd.DataFrame | None = None) -> Detector:
+    def fit(self, fleet: FleetSeries, meters: pd.DataFrame | None = None) -> Self:
         """Learn from the TRAIN split (VAL only for early stopping); return ``self``.
         ``meters``: the meter table (location, type), for detectors that use it."""
 
@@ -69,6 +93,6 @@ class Detector(ABC):
         """The Keras network inside, if any (logged with MLflow's Keras flavor)."""
         return None
 
-    def network_example(self, fleet: FleetSeries) -> list[np.ndarray]:
+    def network_inputs(self, fleet: FleetSeries) -> list[np.ndarray]:
         """The network's inputs for a few readings of ``fleet`` (for the logged signature)."""
         raise NotImplementedError(f"detector {self.name} has no network")

@@ -25,7 +25,7 @@ from meterflow.anomaly.fleetparts import n_days
 from meterflow.anomaly.scoring import COMPONENTS
 from meterflow.anomaly.windowed import change_of, daily_base, daily_import, day_index
 from meterflow.blocks import map_blocks, meter_blocks
-from meterflow.forecasting.series import FleetSeries
+from meterflow.series.fleet import FleetSeries
 
 if TYPE_CHECKING:
     from meterflow.anomaly.predictor import AnomalyPredictor

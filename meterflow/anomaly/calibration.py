@@ -45,7 +45,7 @@ from meterflow.anomaly.planting import KINDS, Planter
 from meterflow.anomaly.predictor import AnomalyPredictor
 from meterflow.anomaly.scoring import COMPONENTS, FLAG_LEVEL, ScoreModel
 from meterflow.errors import SchemaError
-from meterflow.forecasting.series import DateSplit, FleetSeries, build_panel
+from meterflow.series.fleet import DateSplit, FleetSeries, build_panel
 
 log = logging.getLogger(__name__)
 

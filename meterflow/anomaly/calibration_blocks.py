@@ -40,7 +40,7 @@ from meterflow.anomaly.scoring import (
     finish_score_model,
     score_stats,
 )
-from meterflow.forecasting.series import VAL, FleetSeries
+from meterflow.series.fleet import VAL, FleetSeries
 
 
 @dataclass(frozen=True)

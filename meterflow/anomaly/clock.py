@@ -18,7 +18,7 @@ import warnings
 import numpy as np
 
 from meterflow.anomaly.rowstats import nanmedian
-from meterflow.forecasting.series import FleetSeries
+from meterflow.series.fleet import FleetSeries
 
 MAX_SHIFT_HOURS = 3
 CLOCK_REF_DAYS = 14

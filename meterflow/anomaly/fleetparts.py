@@ -9,7 +9,7 @@ from dataclasses import replace
 import numpy as np
 import pandas as pd
 
-from meterflow.forecasting.series import FleetSeries
+from meterflow.series.fleet import FleetSeries
 
 SAMPLE_METERS = 2000  # fleet-wide fits (thresholds, planted copies) use at most this many meters
 

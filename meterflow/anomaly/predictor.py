@@ -19,13 +19,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from meterflow.anomaly.base import Detector
+from meterflow.anomaly.base import DetectorProtocol
 from meterflow.anomaly.blocked import Blocking, Changes, score_fleet
 from meterflow.anomaly.clock import clock_shift
 from meterflow.anomaly.scoring import COMPONENTS, FLAG_LEVEL, Evidence, ScoreModel
 from meterflow.anomaly.windowed import REF_DAYS, energy_change, flat_runs, spike_excess
-from meterflow.errors import SchemaError
-from meterflow.forecasting.series import DateSplit, FleetSeries, build_panel
+from meterflow.errors import InputError, SchemaError
+from meterflow.series.fleet import DateSplit, FleetSeries, build_panel
 
 INPUT_COLUMNS = ("meter_id", "timestamp", "value")
 
@@ -35,7 +35,7 @@ class AnomalyPredictor:
 
     def __init__(
         self,
-        detector: Detector,
+        detector: DetectorProtocol,
         resolution_min: int,
         windowed: bool = True,
         peers: dict[str, tuple[str, ...]] | None = None,
@@ -46,7 +46,7 @@ class AnomalyPredictor:
         self.resolution_min = resolution_min
         self.windowed = windowed
         self.peers = peers  # of each meter, for the daily-energy ratio (``windowed``)
-        self.model = model  # set by calibration (``detector``)
+        self.model = model  # set by calibration (``detection``)
         self.example = example
 
     @property
@@ -68,7 +68,7 @@ class AnomalyPredictor:
     def calibrated_model(self) -> ScoreModel:
         """The score model; ValueError before calibration."""
         if self.model is None:
-            raise ValueError("this predictor is not calibrated yet")
+            raise InputError("this predictor is not calibrated yet")
         return self.model
 
     @property
@@ -77,11 +77,11 @@ class AnomalyPredictor:
 
     def network_example(self) -> list[np.ndarray]:
         fleet, _ = self.fleet(self.input_example())
-        return self.detector.network_example(fleet)
+        return self.detector.network_inputs(fleet)
 
     def input_example(self) -> pd.DataFrame:
         if self.example is None:
-            raise ValueError("this predictor was built without an input example")
+            raise InputError("this predictor was built without an input example")
         return self.example.copy()
 
     def fleet(self, df: pd.DataFrame) -> tuple[FleetSeries, np.ndarray]:

@@ -1,18 +1,25 @@
-"""The anomaly detectors by name: one line each."""
+"""The anomaly detectors by name: one line each.
+
+A detector is one module with one class behind the ``DetectorProtocol`` contract (``base``
+module); adding one is that module plus one line here, and ``tests/anomaly/test_conformance.py``
+runs it through the same checks as every other.
+"""
 
 from __future__ import annotations
 
 from importlib import import_module
+from typing import TYPE_CHECKING
 
-from meterflow.anomaly.base import Detector, DetectorSettings
 from meterflow.errors import ConfigError
 
+if TYPE_CHECKING:
+    from meterflow.anomaly.base import DetectorProtocol, DetectorSettings
 # name -> "module:class" (imported on use: a baseline does not load TensorFlow)
-DETECTORS = {
-    "lstm_residual": "meterflow.anomaly.residual:LstmResidual",
-    "lstm_autoencoder": "meterflow.anomaly.autoencoder:SequenceAutoencoder",
-    "robust_z": "meterflow.anomaly.robust_z:SeasonalNaiveZ",
-    "isolation_forest": "meterflow.anomaly.iforest:DailyIsolationForest",
+DETECTORS: dict[str, str] = {
+    "lstm_residual": "meterflow.anomaly.lstm_residual:LstmResidual",
+    "lstm_autoencoder": "meterflow.anomaly.lstm_autoencoder:LstmAutoencoder",
+    "robust_z": "meterflow.anomaly.robust_z:RobustZ",
+    "isolation_forest": "meterflow.anomaly.isolation_forest:IsolationForest",
 }
 
 
@@ -23,7 +30,12 @@ def check_detector(name: str) -> str:
     return name
 
 
-def make_detector(name: str, settings: DetectorSettings) -> Detector:
-    """A new, unfitted detector ``name``."""
+def detector_class(name: str) -> type[DetectorProtocol]:
+    """The class registered as ``name`` (ConfigError naming the known ones otherwise)."""
     module, cls = DETECTORS[check_detector(name)].split(":")
-    return getattr(import_module(module), cls)(settings)
+    return getattr(import_module(module), cls)
+
+
+def make_detector(name: str, settings: DetectorSettings) -> DetectorProtocol:
+    """A new, unfitted detector ``name``."""
+    return detector_class(name)(settings)

@@ -7,10 +7,10 @@ import numpy as np
 import pandas as pd
 
 from meterflow.anomaly.base import Detector
-from meterflow.forecasting.series import FleetSeries, MeterScaler, fit_scaler
+from meterflow.series.fleet import FleetSeries, MeterScaler, fit_scaler
 
 
-class SeasonalNaiveZ(Detector):
+class RobustZ(Detector):
     """Robust z-score of the seasonal-naive (one day) residual."""
 
     name = "robust_z"
@@ -18,7 +18,7 @@ class SeasonalNaiveZ(Detector):
 
     scaler: MeterScaler
 
-    def fit(self, fleet: FleetSeries, meters: pd.DataFrame | None = None) -> SeasonalNaiveZ:
+    def fit(self, fleet: FleetSeries, meters: pd.DataFrame | None = None) -> RobustZ:
         self.scaler = fit_scaler(fleet)
         return self
 

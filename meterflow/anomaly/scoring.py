@@ -42,7 +42,8 @@ from meterflow.anomaly.thresholds import (
     residual_stats,
 )
 from meterflow.anomaly.windowed import day_index, flat_runs, repeats, run_statistic
-from meterflow.forecasting.series import FleetSeries
+from meterflow.errors import InputError
+from meterflow.series.fleet import FleetSeries
 
 COMPONENTS = ("point", "spike", "ratio", "base", "clock", "flat")
 REPEAT_PRIOR = 500.0  # pseudo-readings of the fleet's repeat share in a meter's
@@ -103,7 +104,7 @@ class ScoreModel:
     def with_thresholds(self, thresholds: np.ndarray | tuple[float, ...]) -> ScoreModel:
         values = tuple(float(t) for t in thresholds)
         if len(values) != len(COMPONENTS) or min(values) <= 0:
-            raise ValueError(f"one positive threshold per component {COMPONENTS}: {values}")
+            raise InputError(f"one positive threshold per component {COMPONENTS}: {values}")
         return replace(self, thresholds=values)
 
     def components(self, fleet: FleetSeries, ev: Evidence) -> np.ndarray:
@@ -222,7 +223,7 @@ def finish_score_model(
             continue
         stats = concat_stats([p.scales[name] for p in parts])
         if not stats.count.any():
-            raise ValueError(empty)
+            raise InputError(empty)
         pooled = np.concatenate([p.pooled[name] for p in parts])
         daily = name in DAILY_COMPONENTS
         scales[name] = finish_scale(stats, pooled, 1 if daily else slots, shrinkage)

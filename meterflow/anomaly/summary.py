@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from meterflow.anomaly.detector import AnomalyResult
+from meterflow.anomaly.detection import AnomalyResult
 
 KIND_PREFIX = "planted_event_recall_"
 

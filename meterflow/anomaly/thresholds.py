@@ -17,6 +17,8 @@ from dataclasses import dataclass, fields
 
 import numpy as np
 
+from meterflow.errors import InputError
+
 MAD_TO_SIGMA = 1.4826
 SCALE_FLOOR = 1e-3  # in scaled units (share of the meter's standard deviation)
 SLOT_SHARE_FLOOR = 0.25  # a slot's spread is at least this share of its meter's
@@ -90,7 +92,7 @@ def finish_scale(
     """Centres and spreads (module docstring), the fleet's centre and spread being those of the
     ``pooled`` residuals."""
     if len(pooled) == 0:
-        raise ValueError("no residuals to fit the anomaly score scale on")
+        raise InputError("no residuals to fit the anomaly score scale on")
     fleet_med = float(np.median(pooled))
     fleet_scale = max(MAD_TO_SIGMA * float(np.median(np.abs(pooled - fleet_med))), SCALE_FLOOR)
     center = np.where(np.isfinite(stats.center), stats.center, fleet_med)
@@ -113,6 +115,6 @@ def fit_residual_scale(
 ) -> ResidualScale:
     """Fit centres and spreads on (validation) residuals in scaled units."""
     if len(residual) == 0:
-        raise ValueError("no residuals to fit the anomaly score scale on")
+        raise InputError("no residuals to fit the anomaly score scale on")
     stats = residual_stats(meter_idx, slot, residual, n_meters, slots_per_day)
     return finish_scale(stats, residual, slots_per_day, shrinkage)

@@ -30,7 +30,7 @@ import numpy as np
 import pandas as pd
 
 from meterflow.anomaly.rowstats import nanmedian, nanquantile
-from meterflow.forecasting.series import TRAIN, FleetSeries
+from meterflow.series.fleet import TRAIN, FleetSeries
 
 REF_DAYS = 56  # days of the meter's own history a day is compared with
 MIN_REF_DAYS = 3  # fewer known same weekdays before it: no change

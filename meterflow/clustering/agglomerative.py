@@ -20,7 +20,7 @@ import logging
 from dataclasses import dataclass
 
 import numpy as np
-from sklearn.cluster import AgglomerativeClustering
+from sklearn.cluster import AgglomerativeClustering as SklearnAgglomerative
 from sklearn.metrics import pairwise_distances
 
 from meterflow.clustering.assign import Assigner, CentroidAssigner, NeighbourAssigner
@@ -35,7 +35,7 @@ ASSIGNMENTS = ("neighbour", "medoid")
 _CHUNK = 1024
 
 
-class AgglomerativeClusteringAlgo(ClusteringAlgorithm):
+class AgglomerativeClustering(ClusteringAlgorithm):
     """Hierarchical clustering cut at k clusters; profiles are assigned by ``assignment``;
     centres (for figures) are cluster medoids."""
 
@@ -67,7 +67,7 @@ class AgglomerativeClusteringAlgo(ClusteringAlgorithm):
                 "agglomerative linkage 'ward' needs Euclidean distances; use average or complete "
                 f"with distance_metric={ctx.distance_metric}"
             )
-        model = AgglomerativeClustering(
+        model = SklearnAgglomerative(
             n_clusters=ctx.k,
             linkage=linkage,
             metric="precomputed" if dtw else "euclidean",

@@ -21,7 +21,7 @@ from meterflow.blocks import map_blocks
 from meterflow.clustering.distances import euclidean_cross, sbd_cross
 from meterflow.clustering.registry import DTW_FAMILY
 from meterflow.clustering.representation import represent
-from meterflow.errors import SchemaError
+from meterflow.errors import InputError, SchemaError
 from meterflow.profiles.dtw.variants import distance_cross
 from meterflow.profiles.normalize import normalize_values
 from meterflow.schemas import slot_columns
@@ -131,7 +131,7 @@ class CentroidAssigner(Assigner):
 
     def __post_init__(self) -> None:
         if self.metric not in ("euclidean", "sbd", *DTW_FAMILY):
-            raise ValueError(f"unknown assignment metric {self.metric!r}")
+            raise InputError(f"unknown assignment metric {self.metric!r}")
         self.centers = np.ascontiguousarray(self.centers, dtype=np.float64)
 
     @property
@@ -166,12 +166,12 @@ class NeighbourAssigner(Assigner):
 
     def __post_init__(self) -> None:
         if self.metric not in ("euclidean", *DTW_FAMILY):
-            raise ValueError(f"unknown assignment metric {self.metric!r}")
+            raise InputError(f"unknown assignment metric {self.metric!r}")
         labels = np.asarray(self.member_labels, dtype=np.int64)
         if len(labels) != len(self.members) or not np.array_equal(
             np.unique(labels), np.arange(labels.max(initial=-1) + 1)
         ):
-            raise ValueError("member_labels must give each member a cluster 0..k-1, none empty")
+            raise InputError("member_labels must give each member a cluster 0..k-1, none empty")
         order = np.argsort(labels, kind="stable")  # clusters contiguous, for reduceat
         self.members = np.ascontiguousarray(np.asarray(self.members)[order], dtype=np.float64)
         self.member_labels = labels[order]

@@ -1,4 +1,5 @@
-"""LSTM autoencoder features + k-means (as in the reference study, seed 000), in Keras 3.
+"""LSTM autoencoder features + k-means, in Keras 3, as in reference document 000 (the
+pretrained-LSTM clustering study).
 
 Encoder: a single-layer LSTM reads each day as a univariate sequence (values scaled by the
 training mean and standard deviation of all slots); a dense layer maps [last hidden state, mean
@@ -26,10 +27,12 @@ from typing import Any, NamedTuple
 import numpy as np
 from sklearn.cluster import KMeans
 
-from meterflow import defaults, keras_setup
+from meterflow import defaults
 from meterflow.clustering.assign import AutoencoderAssigner, encode_lstm
 from meterflow.clustering.base import ClusteringAlgorithm, FitContext, FitOutput
+from meterflow.clustering.params import ClusteringParams
 from meterflow.errors import ConfigError
+from meterflow.nets import keras_setup
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +61,7 @@ class LSTMAutoencoderClustering(ClusteringAlgorithm):
 
     @dataclass(frozen=True)
     class Options:
-        epochs: int = defaults.AUTOENCODER_EPOCHS
+        epochs: int = ClusteringParams.default("epochs")
         batch_size: int = 32
         hidden_size: int = defaults.HIDDEN_SIZE
         latent_dim: int = 8

@@ -1,9 +1,14 @@
 """The clustering algorithms by name: a light table, imported without any algorithm library.
 
 Adding an algorithm: write a module with a :class:`~meterflow.clustering.base.ClusteringAlgorithm`
-subclass and add one line to ``ALGORITHMS``. The class is imported on first use
-(:func:`algorithm`), so listing the names loads neither numpy nor TensorFlow, scikit-learn, tslearn,
-minisom or numba. Fitting is ``meterflow.clustering.fit.fit_clustering``.
+subclass and add one line to ``ALGORITHMS``: the key is the class's ``name`` and the class is the
+key in CamelCase + ``Clustering`` (``lstm_autoencoder`` -> ``LSTMAutoencoderClustering``). The
+step's ``model`` choices, the step options handed to the algorithms (those named as some
+``Options`` field, ``fit.known_options``) and ``tests/clustering/test_conformance.py`` read this
+table, so nothing else changes (that test's toy algorithm is the worked example). The class is
+imported on first use (:func:`algorithm`), so listing the names loads neither numpy nor
+TensorFlow, scikit-learn, tslearn, minisom or numba. Fitting is
+``meterflow.clustering.fit.fit_clustering``.
 """
 
 from __future__ import annotations
@@ -26,7 +31,7 @@ DISTANCE_METRICS = ("euclidean", *DTW_FAMILY)  # distances the algorithms are of
 ALGORITHMS: dict[str, str] = {
     "kmeans": "meterflow.clustering.kmeans:KMeansClustering",
     "kmedoids": "meterflow.clustering.kmedoids:KMedoidsClustering",
-    "agglomerative": "meterflow.clustering.agglomerative:AgglomerativeClusteringAlgo",
+    "agglomerative": "meterflow.clustering.agglomerative:AgglomerativeClustering",
     "som": "meterflow.clustering.som:SOMClustering",
     "kshape": "meterflow.clustering.kshape:KShapeClustering",
     "lstm_autoencoder": "meterflow.clustering.lstm_autoencoder:LSTMAutoencoderClustering",

@@ -39,7 +39,7 @@ log = logging.getLogger(__name__)
 
 DEMO_FORMAT_VERSION = 3  # bump when the generated data change for the same spec
 MANIFEST_NAME = "demo_manifest.json"
-# default folders under ensure_demo's data_dir (as meterflow.config's Environment expects)
+# default folders under ensure_demo's data_dir (as meterflow.settings' Environment expects)
 EXPORTS_SUBDIR = "oldmongo"
 TRUTH_SUBDIR = "ground_truth"
 TRUTH_CSVS = ("anomalies", "defects", "meters_truth")  # FleetBlock tables, appended per block

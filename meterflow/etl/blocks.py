@@ -17,11 +17,16 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
+from meterflow.errors import InputError
+from meterflow.etl.config import CleaningConfig
+from meterflow.etl.pipeline import clean_readings
+from meterflow.etl.readings import Locator
 from meterflow.etl.result import EtlResult, merge_results
 
 log = logging.getLogger(__name__)
@@ -31,7 +36,7 @@ def cut_blocks(meter_ids: Iterable[str], block_meters: int) -> list[list[str]]:
     """The distinct ``meter_ids`` in sorted order, cut into consecutive blocks of at most
     ``block_meters``."""
     if block_meters < 1:
-        raise ValueError(f"block_meters must be >= 1, got {block_meters}")
+        raise InputError(f"block_meters must be >= 1, got {block_meters}")
     ids = sorted(set(meter_ids))
     return [ids[i : i + block_meters] for i in range(0, len(ids), block_meters)]
 
@@ -80,3 +85,54 @@ class RowsByMeter:
         hi = np.searchsorted(self.ids, meter_ids[-1], side="right")
         part = self.table.iloc[lo:hi]
         return part[part["meter_id"].isin(meter_ids).to_numpy()]
+
+
+@dataclass(frozen=True)
+class BlockReadings:
+    """What a source adapter read for one block of meters: the readings table
+    (``etl.readings.make_readings``), the rows it quarantined itself at the edge (None: none),
+    the store location of each reading (``locate``) and whether the store stamps interval ends
+    (``end_stamped``, see :func:`~meterflow.etl.pipeline.clean_readings`)."""
+
+    readings: pd.DataFrame
+    quarantine: pd.DataFrame | None
+    locate: Locator
+    end_stamped: bool = False
+
+
+ReadBlock = Callable[[int, list[str], pd.DataFrame], BlockReadings]
+"""``(block index, meter ids, their rows of the meters table) -> BlockReadings``."""
+
+
+def clean_in_blocks(
+    blocks: Sequence[list[str]],
+    read_block: ReadBlock,
+    *,
+    meters: pd.DataFrame,
+    config: CleaningConfig,
+    source: str,
+    reference_profiles: pd.DataFrame | None = None,
+) -> EtlResult:
+    """Read -> clean -> accumulate, one block of meters at a time (``blocks`` in sorted meter
+    order, as :func:`cut_blocks` gives them): each block is read by ``read_block``, cleaned
+    against its own rows of ``meters`` (and of ``reference_profiles``, which anchor the scale
+    detection) and released before the next; the merged result does not depend on the blocks."""
+    contracts = RowsByMeter(meters)
+    reference = None if reference_profiles is None else RowsByMeter(reference_profiles)
+    done = BlockResults(f"etl_{source}", sum(len(ids) for ids in blocks))
+    for index, ids in enumerate(blocks):
+        block_meters = contracts.rows(ids)
+        block = read_block(index, ids, block_meters)
+        cleaned = clean_readings(
+            block.readings,
+            block_meters,
+            config,
+            source=source,
+            adapter_quarantine=block.quarantine,
+            reference_profiles=None if reference is None else reference.rows(ids),
+            locate=block.locate,
+            end_stamped=block.end_stamped,
+        )
+        del block  # the block's readings: freed before the next block is read
+        done.add(cleaned, len(ids))
+    return done.merged()

@@ -5,9 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from meterflow import defaults
 from meterflow.domain import LOCAL_TIMEZONE, RAW_INTERVAL_MIN
 from meterflow.errors import ConfigError
+from meterflow.etl.params import CleaningParams as Declared
 from meterflow.schemas import MINUTES_PER_DAY
 
 # Error factors a badly exported value can carry (raw = true x factor): powers of ten (Wh, daWh,
@@ -39,11 +39,11 @@ class CleaningConfig:
                         of commercial meters drop ~10x and must not pass as a unit error)
     """
 
-    resolution_min: int = defaults.RESOLUTION_MIN
+    resolution_min: int = Declared.default("resolution")
     timezone: str = LOCAL_TIMEZONE
     raw_interval_min: int = RAW_INTERVAL_MIN
-    max_gap_min: int = defaults.MAX_GAP_MIN
-    night_max_gap_min: int = defaults.NIGHT_MAX_GAP_MIN
+    max_gap_min: int = Declared.default("max_gap_min")
+    night_max_gap_min: int = Declared.default("night_max_gap_min")
     night_start_hour: int = 0
     night_end_hour: int = 5
     outlier_tolerance: float = 0.10

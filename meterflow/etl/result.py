@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
+from meterflow.errors import InputError
 from meterflow.etl.quality import combine_quality
 from meterflow.etl.quarantine import concat_quarantine
 
@@ -59,7 +60,7 @@ def merge_results(parts: list[EtlResult]) -> EtlResult:
     scale report ordered stably by meter, rows without a meter first), counts are summed,
     ratios recomputed and the newest watermark kept, so any cut into blocks gives the same."""
     if not parts:
-        raise ValueError("merge_results needs at least one result")
+        raise InputError("merge_results needs at least one result")
     quarantine = concat_quarantine([_by_meter(p.quarantine) for p in parts])
     marks = [p.watermark for p in parts if p.watermark is not None]
     return EtlResult(

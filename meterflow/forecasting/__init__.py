@@ -13,29 +13,37 @@ from typing import TYPE_CHECKING
 from meterflow.lazy import lazy_attributes
 
 if TYPE_CHECKING:
+    from meterflow.forecasting.deep import BoundNetwork
     from meterflow.forecasting.evaluate import (
         ForecastResult,
         evaluate_forecaster,
         train_forecaster,
     )
-    from meterflow.forecasting.series import profiles_to_series
+    from meterflow.forecasting.lstm import LstmForecaster
+    from meterflow.forecasting.registry import DEEP, make_forecaster
     from meterflow.forecasting.serving import ForecastService
     from meterflow.forecasting.settings import ForecastSettings
 
 _WHERE = {
+    "BoundNetwork": "deep",
+    "DEEP": "registry",
+    "LstmForecaster": "lstm",
+    "make_forecaster": "registry",
     "ForecastResult": "evaluate",
     "ForecastService": "serving",
     "evaluate_forecaster": "evaluate",
     "ForecastSettings": "settings",
-    "profiles_to_series": "series",
     "train_forecaster": "evaluate",
 }
 __all__ = [
+    "DEEP",
+    "BoundNetwork",
     "ForecastResult",
     "ForecastService",
     "ForecastSettings",
+    "LstmForecaster",
     "evaluate_forecaster",
-    "profiles_to_series",
+    "make_forecaster",
     "train_forecaster",
 ]
 

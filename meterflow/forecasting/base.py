@@ -15,15 +15,15 @@ import pickle
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar, Self
+from typing import Any, ClassVar, Protocol, Self, runtime_checkable
 
 import numpy as np
 import pandas as pd
 
 from meterflow.forecasting.calibration import residual_offsets
 from meterflow.forecasting.inputs import ForecastInputs, validation_inputs
-from meterflow.forecasting.series import FleetSeries
 from meterflow.forecasting.settings import ForecastSettings
+from meterflow.series.fleet import FleetSeries
 
 
 @dataclass(frozen=True)
@@ -37,6 +37,33 @@ class Capabilities:
     deep: bool = False  # a Keras network (logged beside the pyfunc with MLflow's Keras flavor)
     needs_locations: bool = False  # needs the meter table's coordinates
     history_days: int = 1  # days of history before a served forecast's origin, at least
+
+
+@runtime_checkable
+class ForecasterProtocol(Protocol):
+    """What the registry, the evaluation and the served model use of a forecaster (``Forecaster``
+    implements it; a class registered without deriving from it must too)."""
+
+    name: ClassVar[str]
+    capabilities: ClassVar[Capabilities]
+    settings: ForecastSettings
+
+    def fit(self, fleet: FleetSeries, meters: pd.DataFrame | None = None) -> Self: ...
+
+    def refit(self, fleet: FleetSeries, meters: pd.DataFrame | None = None) -> Self: ...
+
+    def predict(self, inputs: ForecastInputs) -> np.ndarray: ...
+
+    def min_history(self, slots_per_day: int) -> int: ...
+
+    @property
+    def network(self) -> Any: ...
+
+    def network_inputs(self, fleet: FleetSeries) -> list[np.ndarray]: ...
+
+    def training_histories(self) -> dict[str, Any]: ...
+
+    def save(self, path: str | Path) -> None: ...
 
 
 class Forecaster(ABC):
@@ -73,8 +100,9 @@ class Forecaster(ABC):
         """The Keras network of a deep forecaster (None for the others)."""
         return None
 
-    def network_example(self, inputs: ForecastInputs) -> list[np.ndarray]:
-        """The network's inputs for ``inputs`` (deep forecasters only: its logged signature)."""
+    def network_inputs(self, fleet: FleetSeries) -> list[np.ndarray]:
+        """The network's inputs of forecasts after each series' last reading of ``fleet`` (deep
+        forecasters only: the logged signature)."""
         raise TypeError(f"{self.name} has no network")
 
     def training_histories(self) -> dict[str, Any]:

@@ -28,11 +28,12 @@ import numpy as np
 import pandas as pd
 from scipy.optimize import minimize
 
+from meterflow.errors import InputError
 from meterflow.forecasting.base import Capabilities, Forecaster
 from meterflow.forecasting.calibration import apply_scales, interval_scales
 from meterflow.forecasting.inputs import ForecastInputs
-from meterflow.forecasting.series import FleetSeries
 from meterflow.forecasting.settings import ForecastSettings
+from meterflow.series.fleet import FleetSeries
 
 log = logging.getLogger(__name__)
 
@@ -117,7 +118,7 @@ def _common_rows(actual: np.ndarray, points: np.ndarray) -> np.ndarray:
     """Validation origins every candidate forecasts (``points (J, n, steps)``)."""
     rows = np.flatnonzero(np.isfinite(points).all(axis=(0, 2)) & np.isfinite(actual).all(1))
     if len(rows) == 0:
-        raise ValueError("no validation origin every candidate forecasts")
+        raise InputError("no validation origin every candidate forecasts")
     return rows
 
 
@@ -203,9 +204,9 @@ class Ensemble(Forecaster):
         deep = [m for m in self.members.values() if m.network is not None]
         return deep[0].network if deep else None
 
-    def network_example(self, inputs: ForecastInputs) -> list[np.ndarray]:
+    def network_inputs(self, fleet: FleetSeries) -> list[np.ndarray]:
         deep = [m for m in self.members.values() if m.network is not None]
-        return deep[0].network_example(inputs)
+        return deep[0].network_inputs(fleet)
 
     def training_histories(self) -> dict[str, Any]:
         return {k: v for m in self.members.values() for k, v in m.training_histories().items()}

@@ -12,6 +12,7 @@ autumn at the right level.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -31,7 +32,6 @@ from meterflow.forecasting.inputs import (
     training_origins,
     validation_inputs,
 )
-from meterflow.forecasting.series import FleetSeries, MeterScaler, fit_scaler
 from meterflow.forecasting.settings import ForecastSettings
 from meterflow.forecasting.spatial import (
     SpatialLayout,
@@ -41,7 +41,8 @@ from meterflow.forecasting.spatial import (
 )
 from meterflow.forecasting.static import NONE as NO_STATIC
 from meterflow.forecasting.static import StaticFeatures, meter_features
-from meterflow.forecasting.windows import model_inputs, windows_at
+from meterflow.series.fleet import FleetSeries, MeterScaler, fit_scaler
+from meterflow.series.windows import model_inputs, windows_at
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +82,14 @@ class BoundNetwork:
     @property
     def spatial(self) -> bool:
         return self.layout is not None
+
+    def point_forecasts(self, pos: np.ndarray, first: np.ndarray) -> np.ndarray:
+        """``predict_positions`` of this binding."""
+        return predict_positions(self, pos, first)
+
+    def position_inputs(self, pos: np.ndarray, first: np.ndarray) -> list[np.ndarray]:
+        """The network inputs that forecast the readings at ``pos`` (``predict_positions``)."""
+        return window_inputs(self, np.asarray(pos) - self.settings.horizon, first, first)[0]
 
 
 def bind(
@@ -217,7 +226,7 @@ def predict_steps(
 ) -> np.ndarray:
     """Forecasts ``(n, steps, quantiles)`` in Wh (quantiles increasing) of the targets after
     ``origin`` (``refs``: their recent statistics and seasonal references, when known)."""
-    from meterflow.forecasting.training import predict_batches
+    from meterflow.nets.training import predict_batches
 
     cfg = bound.settings
     out = np.empty((len(origin), len(cfg.steps), cfg.n_quantiles), dtype=np.float64)
@@ -270,14 +279,18 @@ def predict_positions(bound: BoundNetwork, pos: np.ndarray, first: np.ndarray) -
 
 
 def fit_network(
-    fleet: FleetSeries, meters: pd.DataFrame | None, cfg: ForecastSettings, *, spatial: bool
+    fleet: FleetSeries,
+    meters: pd.DataFrame | None,
+    cfg: ForecastSettings,
+    *,
+    build: Callable[[ForecastSettings], Any],
+    spatial: bool,
 ) -> tuple[BoundNetwork, Any]:
-    """Scale on the training split, sample training windows, fit a fresh network with early
-    stopping on the validation windows, calibrate its intervals there. Returns the bound
-    network and its training history."""
-    from meterflow.forecasting.networks import build_network
-    from meterflow.forecasting.training import fit_network as fit_keras
-    from meterflow.forecasting.training import prepare_keras
+    """Scale on the training split, sample training windows, fit a fresh network (``build``)
+    with early stopping on the validation windows, calibrate its intervals there; ``spatial``:
+    the network also reads the neighbour grid. Returns the bound network and its history."""
+    from meterflow.nets.training import fit_network as fit_keras
+    from meterflow.nets.training import prepare_keras
 
     prepare_keras(cfg.threads, cfg.seed)
     scaler = fit_scaler(fleet)
@@ -285,7 +298,7 @@ def fit_network(
     if cfg.uses_decoder and cfg.meter_features:
         static = meter_features(meters, fleet.series_meters)
     cfg = replace(cfg, static=static.names)
-    network = build_network(cfg, spatial=spatial)
+    network = build(cfg)
     locations = (meters if meters is not None else pd.DataFrame()) if spatial else None
     bound = bind(fleet, cfg, scaler, static, network, locations)
     fit, stop = _fit_and_stop_origins(fleet, cfg, bound.usable)
@@ -293,7 +306,7 @@ def fit_network(
     log.info(
         "training %s on %d windows (early stopping on %d of held-out training days), %d "
         "series, %d target step(s)",
-        *("hybrid" if spatial else "lstm", len(fit), len(stop), int(bound.usable.sum())),
+        *(network.name, len(fit), len(stop), int(bound.usable.sum())),
         len(cfg.steps),
     )
     history = fit_keras(

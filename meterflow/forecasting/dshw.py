@@ -36,9 +36,10 @@ import pandas as pd
 from numba import njit
 from scipy.optimize import minimize
 
+from meterflow.errors import InputError
 from meterflow.forecasting.base import Capabilities, PointForecaster
 from meterflow.forecasting.inputs import ForecastInputs
-from meterflow.forecasting.series import TRAIN, FleetSeries
+from meterflow.series.fleet import TRAIN, FleetSeries
 
 log = logging.getLogger(__name__)
 
@@ -115,11 +116,11 @@ class DshwModel:
         parameters (no refit: the honest rolling-origin evaluation)."""
         org = np.asarray(origins, dtype=np.int64).ravel()
         if horizon < 1:
-            raise ValueError(f"horizon must be >= 1, got {horizon}")
+            raise InputError(f"horizon must be >= 1, got {horizon}")
         if org.size == 0:
             return np.empty((0, horizon))
         if org.min() < self.m2 or org.max() >= len(values):
-            raise ValueError(f"origins must lie in [{self.m2}, {len(values)}), got "
+            raise InputError(f"origins must lie in [{self.m2}, {len(values)}), got "
                              f"[{org.min()}, {org.max()}]")  # fmt: skip
         level, day, week, err, _ = self.smooth(np.asarray(values)[: org.max() + 1])
         k = np.arange(1, horizon + 1)
@@ -152,14 +153,14 @@ def initial_states(train: np.ndarray, m1: int, m2: int) -> tuple[float, np.ndarr
 def _check(train: np.ndarray, m1: int, m2: int) -> None:
     """Raise ValueError when ``train`` cannot support the initialisation and the fit."""
     if m1 < 1 or m2 < m1 or m2 % m1:
-        raise ValueError(f"need m1 >= 1 and m2 a multiple of m1, got m1={m1}, m2={m2}")
+        raise InputError(f"need m1 >= 1 and m2 a multiple of m1, got m1={m1}, m2={m2}")
     if train.ndim != 1 or len(train) < m2 + m1:
-        raise ValueError(f"DSHW needs at least m2 + m1 = {m2 + m1} training values "
+        raise InputError(f"DSHW needs at least m2 + m1 = {m2 + m1} training values "
                          f"(a week and a day), got {len(train)}")  # fmt: skip
     for part, name in ((train, "training series"), (train[:m2], "first week")):
         frac = float(np.isnan(part).mean())
         if frac > MAX_NAN_FRACTION:
-            raise ValueError(f"{name} is {frac:.0%} missing (at most "
+            raise InputError(f"{name} is {frac:.0%} missing (at most "
                              f"{MAX_NAN_FRACTION:.0%} allowed)")  # fmt: skip
 
 

@@ -39,7 +39,6 @@ from meterflow.forecasting.inputs import (
     validation_inputs,
 )
 from meterflow.forecasting.metrics import StepErrors, skill
-from meterflow.forecasting.series import TEST, DateSplit, FleetSeries, build_fleet
 from meterflow.forecasting.settings import ForecastSettings
 from meterflow.forecasting.tables import (
     candidates_table,
@@ -47,6 +46,7 @@ from meterflow.forecasting.tables import (
     prediction_sample,
     verdict_of,
 )
+from meterflow.series.fleet import TEST, DateSplit, FleetSeries, build_fleet
 
 log = logging.getLogger(__name__)
 
@@ -80,7 +80,7 @@ def fit_candidates(
     fitted = {}
     for name in registry.fitted_names(cfg.model, cfg.candidates):
         started = time.perf_counter()
-        fitted[name] = registry.create(name, cfg).fit(fleet, meters)
+        fitted[name] = registry.make_forecaster(name, cfg).fit(fleet, meters)
         log.info("fitted %s in %.1f s", name, time.perf_counter() - started)
     return fitted
 

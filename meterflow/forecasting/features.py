@@ -12,9 +12,9 @@ import warnings
 
 import numpy as np
 
-from meterflow.forecasting.series import FleetSeries
 from meterflow.forecasting.settings import RECENT_DAYS
-from meterflow.forecasting.windows import calendar_channels
+from meterflow.series.fleet import FleetSeries
+from meterflow.series.windows import calendar_channels
 
 WEEK_DAYS = 7
 

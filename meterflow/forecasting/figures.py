@@ -9,7 +9,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 if TYPE_CHECKING:
-    from meterflow.forecasting.training import TrainingHistory
+    from meterflow.nets.training import TrainingHistory
 
 
 def training_curves(history: TrainingHistory, name: str) -> Figure:

@@ -13,8 +13,8 @@ import numpy as np
 import pandas as pd
 
 from meterflow.forecasting.inputs import ForecastInputs
-from meterflow.forecasting.series import FleetSeries
 from meterflow.forecasting.settings import ForecastSettings
+from meterflow.series.fleet import FleetSeries
 
 HOLDOUT_ORIGINS = 400  # forecasts held out, at most
 CONTEXT_DAYS = 28  # days of history given with each (a served model needs at least 8)
@@ -106,3 +106,19 @@ def example_rows(
     origin = last[last >= 0][:2]
     rows = history_rows(fleet, origin, cfg, days * fleet.slots_per_day)
     return rows.drop(columns="forecast_id")
+
+
+def holdout_mae(output: pd.DataFrame, truth: pd.DataFrame | None) -> float:
+    """MAE of the held-out forecasts (``output``: the model's ``predict`` of the holdout rows,
+    ``forecast_id, target_time, prediction``) against ``truth`` (``forecast_id, target_time,
+    actual``); NaN unless every held-out target has a finite forecast."""
+    keys = ["forecast_id", "target_time"]
+    if truth is None or not set(keys) <= set(getattr(output, "columns", ())):
+        return float("nan")
+    forecasts = output[[*keys, "prediction"]].assign(
+        target_time=pd.to_datetime(output["target_time"]).astype("datetime64[ns]")
+    )
+    wanted = truth.assign(target_time=pd.to_datetime(truth["target_time"]).astype("datetime64[ns]"))
+    joined = wanted.merge(forecasts, on=keys, how="left")
+    error = (joined["prediction"] - joined["actual"]).to_numpy(dtype=float)
+    return float(np.mean(np.abs(error))) if np.isfinite(error).all() and len(error) else np.nan

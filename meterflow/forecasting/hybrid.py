@@ -1,7 +1,7 @@
-"""``hybrid``: the spatio-temporal forecaster of seed 001: the LSTM forecaster's window and
-decoder (``lstm`` module) beside a small CNN on a spatial grid of the meter's neighbours' recent
-load (``spatial`` module), concatenated into a dense head (``networks`` module). Needs the meter
-table's coordinates.
+"""``hybrid``: the forecaster of seed 001 (the hybrid spatio-temporal forecasting project): the
+LSTM forecaster's window and decoder (``lstm`` module) beside a small CNN on a spatial grid of
+the meter's neighbours' recent load (``spatial`` module), concatenated into a dense head
+(``networks`` module). Needs the meter table's coordinates.
 """
 
 from __future__ import annotations

@@ -20,9 +20,9 @@ import pandas as pd
 
 from meterflow.errors import SchemaError
 from meterflow.forecasting.features import seasonal_values
-from meterflow.forecasting.series import SCALE_FLOOR_WH, TEST, TRAIN, VAL, FleetSeries
 from meterflow.forecasting.settings import ForecastSettings
-from meterflow.forecasting.windows import windows_at
+from meterflow.series.fleet import SCALE_FLOOR_WH, TEST, TRAIN, VAL, FleetSeries
+from meterflow.series.windows import windows_at
 
 CHUNK = 65_536  # origins forecast per batch by the evaluation (bounds memory on large fleets)
 STOP_BLOCK_DAYS = 2  # training days held out for early stopping come in blocks of 2 days,
@@ -137,6 +137,15 @@ def _within_series_sum(
     upto = np.where(end > first, local[np.maximum(end - 1, 0)], 0.0)
     before = np.where(start > first, local[np.maximum(start - 1, 0)], 0.0)
     return upto - before
+
+
+def last_readings(fleet: FleetSeries) -> np.ndarray:
+    """(n_series,) the position of each series' last finite reading."""
+    finite = np.isfinite(fleet.values)
+    pos = np.flatnonzero(finite)
+    last = np.full(len(fleet.meter_ids), -1, dtype=np.int64)
+    np.maximum.at(last, fleet.meter_idx[pos], pos)
+    return last
 
 
 def history_bounds(

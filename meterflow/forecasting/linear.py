@@ -1,6 +1,6 @@
 """``linear``: one ridge regression per target step on the window and the step's seasonal
-references (the reference notebook's linear-regression comparison), fitted on the training
-windows of every series at once.
+references (the linear-regression comparison of seed 002, the IoT LSTM prediction notebook),
+fitted on the training windows of every series at once.
 
 Inputs and target are scaled per window by the series' recent level and spread (the ``recent``
 statistics of ``ForecastInputs``), so one set of coefficients serves series of any size and a
@@ -16,7 +16,7 @@ import pandas as pd
 
 from meterflow.forecasting.base import Capabilities, PointForecaster
 from meterflow.forecasting.inputs import ForecastInputs, inputs_at, training_origins
-from meterflow.forecasting.series import FleetSeries
+from meterflow.series.fleet import FleetSeries
 
 RIDGE = 1.0  # L2 penalty (scaled units): the seasonal inputs are nearly collinear, and without
 # it their large opposite weights turn one spike in the history into an absurd forecast

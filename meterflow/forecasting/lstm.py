@@ -1,4 +1,5 @@
-"""``lstm``: the temporal LSTM forecaster of seed 002, made day-ahead (``networks`` module).
+"""``lstm``: the temporal LSTM forecaster of seed 002 (the IoT LSTM prediction notebook),
+made day-ahead (``networks`` module).
 
 One global network over every series: each window scaled by its recent level and spread
 (``deep`` module), the meter table's PV flag, contractual power and type as inputs, quantiles
@@ -21,9 +22,10 @@ from meterflow.forecasting.deep import (
     predict_inputs,
     window_inputs,
 )
-from meterflow.forecasting.inputs import ForecastInputs
-from meterflow.forecasting.series import FleetSeries, MeterScaler
+from meterflow.forecasting.inputs import ForecastInputs, history_bounds, last_readings
+from meterflow.forecasting.settings import ForecastSettings
 from meterflow.forecasting.static import StaticFeatures
+from meterflow.series.fleet import FleetSeries, MeterScaler
 
 
 class LstmForecaster(Forecaster):
@@ -46,7 +48,9 @@ class LstmForecaster(Forecaster):
     locations: pd.DataFrame | None = None  # the hybrid's meter coordinates
 
     def fit(self, fleet: FleetSeries, meters: pd.DataFrame | None = None) -> Self:
-        bound, self.history = fit_network(fleet, meters, self.settings, spatial=self.spatial)
+        bound, self.history = fit_network(
+            fleet, meters, self.settings, build=self.build_network, spatial=self.spatial
+        )
         self.settings, self.scaler, self.static = bound.settings, bound.scaler, bound.static
         self.weights = [w.copy() for w in bound.network.get_weights()]
         self.interval_scale = bound.interval_scale
@@ -74,18 +78,26 @@ class LstmForecaster(Forecaster):
     def network(self) -> Any:
         """The Keras network with the trained weights (built once per process)."""
         if getattr(self, "_net", None) is None:
-            from meterflow.forecasting.networks import build_network
-            from meterflow.forecasting.training import prepare_keras
+            from meterflow.nets.training import prepare_keras
 
             prepare_keras(self.settings.threads, self.settings.seed)
-            net = build_network(self.settings, spatial=self.spatial)
+            net = self.build_network(self.settings)
             net.set_weights(self.weights)
             self._net = net
         return self._net
 
-    def network_example(self, inputs: ForecastInputs) -> list[np.ndarray]:
-        bound = self.bind(inputs.fleet)
-        return window_inputs(bound, inputs.origin, inputs.window_first, inputs.history_first)[0]
+    @classmethod
+    def build_network(cls, settings: ForecastSettings) -> Any:
+        """A fresh, untrained network for ``settings`` (``networks`` module). A new Keras
+        forecaster derives from this class and overrides this method (and ``spatial`` when it
+        reads the neighbour grid): the binding, training and serving stay shared."""
+        from meterflow.forecasting.networks import build_network
+
+        return build_network(settings, spatial=cls.spatial)
+
+    def network_inputs(self, fleet: FleetSeries) -> list[np.ndarray]:
+        origin = last_readings(fleet)
+        return window_inputs(self.bind(fleet), origin, *history_bounds(fleet, origin))[0]
 
     def training_histories(self) -> dict[str, Any]:
         return {self.name: self.history}

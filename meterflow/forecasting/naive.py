@@ -16,7 +16,7 @@ import pandas as pd
 
 from meterflow.forecasting.base import Capabilities, PointForecaster
 from meterflow.forecasting.inputs import ForecastInputs
-from meterflow.forecasting.series import TRAIN, FleetSeries
+from meterflow.series.fleet import TRAIN, FleetSeries
 
 NAIVE = Capabilities(global_model=True, baseline=True, history_days=7)
 

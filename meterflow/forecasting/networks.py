@@ -1,11 +1,12 @@
-"""The Keras networks of the deep forecasters (seed 002's LSTM, seed 001's hybrid).
+"""The Keras networks of the deep forecasters: the LSTM of seed 002 (the IoT LSTM prediction
+notebook) and the hybrid of seed 001 (the hybrid spatio-temporal forecasting project).
 
 - LSTM: stacked LSTM layers with dropout after each and a linear output, ``(batch, seq_length,
   n_features) -> (batch, 1)``; with a decoder (multi-step, quantiles, seasonal inputs)
   ``(window, future (batch, steps, n_future)) -> (batch, steps, quantiles)``: the encoder's
   state is joined to each step's decoder input and read by a small dense network shared by all
   steps, with a linear skip from the decoder input. ``units`` sets the layers, e.g. ``(5, 3)``
-  as the reference notebook's first model or ``(50, 25, 10)`` as its augmented one.
+  as that notebook's first model or ``(50, 25, 10)`` as its augmented one.
 - Hybrid: the LSTM branch on the meter's own window beside a small CNN on a spatial grid of its
   neighbours' recent load (``hybrid`` module), concatenated into a dense head.
 """

@@ -20,10 +20,10 @@ from meterflow.forecasting.evaluate import ForecastResult
 from meterflow.forecasting.holdout import example_rows, holdout_tables
 from meterflow.forecasting.inputs import trained_series
 from meterflow.forecasting.metrics import skill
-from meterflow.forecasting.series import FleetSeries
 from meterflow.forecasting.serving import ForecastService
 from meterflow.forecasting.settings import ForecastSettings
 from meterflow.schemas import Table
+from meterflow.series.fleet import FleetSeries
 
 HEADLINE = ("test_mae", "test_mape", "test_coverage", "skill_vs_best_baseline")
 

@@ -25,10 +25,10 @@ import pandas as pd
 
 from meterflow.errors import SchemaError
 from meterflow.forecasting.base import Forecaster
-from meterflow.forecasting.inputs import inputs_at
-from meterflow.forecasting.series import DateSplit, FleetSeries, build_panel
+from meterflow.forecasting.inputs import inputs_at, last_readings
 from meterflow.forecasting.settings import ForecastSettings
 from meterflow.forecasting.tables import quantile_columns
+from meterflow.series.fleet import DateSplit, FleetSeries, build_panel
 
 KEY_SEP = "\x1f"  # joins meter_id and forecast_id into one series id
 REQUIRED = ("meter_id", "timestamp", "value")
@@ -67,10 +67,9 @@ class ForecastService:
         return None if self.primary is None else self.forecasters[self.primary].network
 
     def network_example(self) -> list[np.ndarray]:
-        fleet, origin = self.readings_fleet(self.example)
-        return self.forecasters[self.primary].network_example(
-            inputs_at(fleet, origin, self.settings)
-        )
+        """The primary network's inputs for the input example (the logged signature)."""
+        fleet, _ = self.readings_fleet(self.example)
+        return self.forecasters[self.primary].network_inputs(fleet)
 
     def predict(self, df: pd.DataFrame) -> pd.DataFrame:
         """Forecasts of the target steps after each history's last reading."""
@@ -107,7 +106,7 @@ class ForecastService:
         fleet = build_panel(rows, self.resolution_min, _NO_SPLIT, self.settings.exog)
         if "forecast_id" in df.columns:
             fleet.owners = np.char.partition(fleet.meter_ids.astype(str), KEY_SEP)[:, 0]
-        origin = _last_readings(fleet)
+        origin = last_readings(fleet)
         self._check_history(fleet, origin, rows)
         return fleet, origin
 
@@ -132,15 +131,6 @@ class ForecastService:
 
 
 _NO_SPLIT = DateSplit(pd.Timestamp.min, pd.Timestamp.min, (0, 0, 0))
-
-
-def _last_readings(fleet: FleetSeries) -> np.ndarray:
-    """(n_series,) the position of each series' last finite reading."""
-    finite = np.isfinite(fleet.values)
-    pos = np.flatnonzero(finite)
-    last = np.full(len(fleet.meter_ids), -1, dtype=np.int64)
-    np.maximum.at(last, fleet.meter_idx[pos], pos)
-    return last
 
 
 def _check_future_inputs(

@@ -9,6 +9,9 @@ import numpy as np
 
 from meterflow import defaults
 from meterflow.errors import ConfigError
+from meterflow.forecasting.params import ForecastingParams as Declared
+from meterflow.forecasting.params import forecast_quantiles
+from meterflow.params import column_names, lstm_units
 
 N_TIME_CHANNELS = 5  # calendar channels: sin/cos slot of day, sin/cos position in week, weekend
 # seasonal inputs per target step (column prefixes of the predictor's rows): the same slot a day
@@ -26,10 +29,10 @@ SCALINGS = ("recent", "meter")
 class ForecastSettings:
     """How to split, window, train and evaluate a forecaster.
 
-    Windows follow the reference notebook: ``seq_length`` slots of input and targets after the
-    last input. ``output="all"`` predicts every slot 1..``horizon`` ahead (day-ahead with
-    ``horizon`` = one day of slots); ``output="last"`` only the slot ``horizon`` ahead, as the
-    notebook (label index ``i + seq_length + horizon - 1``).
+    Windows follow seed 002 (the IoT LSTM prediction notebook): ``seq_length`` slots of input
+    and targets after the last input. ``output="all"`` predicts every slot 1..``horizon`` ahead
+    (day-ahead with ``horizon`` = one day of slots); ``output="last"`` only the slot
+    ``horizon`` ahead, as the notebook (label index ``i + seq_length + horizon - 1``).
     ``quantiles``: the network predicts these quantiles (pinball loss, 0.5 is the point
     forecast); empty = one point forecast trained on the MSE.
     ``seasonal_inputs``: each target step also sees the same slot one day and one week before
@@ -50,14 +53,16 @@ class ForecastSettings:
     Predictions begin once ``min_history`` readings are available.
     """
 
-    model: str = defaults.FORECAST_MODEL
-    candidates: tuple[str, ...] = defaults.AUTO_CANDIDATES  # beside the baselines, for auto
+    model: str = Declared.default("model")
+    candidates: tuple[str, ...] = column_names(
+        Declared.default("candidates")
+    )  # beside the baselines, for auto
     scaling: Literal["recent", "meter"] = "recent"
     recent_days: int = RECENT_DAYS
-    seq_length: int = defaults.SEQ_LENGTH
+    seq_length: int = Declared.default("seq_length")
     horizon: int = defaults.HORIZON
-    output: Literal["all", "last"] = defaults.FORECAST_OUTPUT
-    quantiles: tuple[float, ...] = defaults.QUANTILES
+    output: Literal["all", "last"] = Declared.default("output")
+    quantiles: tuple[float, ...] = forecast_quantiles(Declared.default("quantiles"))
     seasonal_inputs: bool = True
     exog: tuple[str, ...] = ()
     meter_features: bool = True  # with a meter table: PV, contractual power, type as inputs
@@ -69,18 +74,20 @@ class ForecastSettings:
     test_padding: Literal["history", "zeros"] = "history"
     min_history: int = 2
     time_features: bool = True  # calendar of the target (day, week, weekend) as input channels
-    units: tuple[int, ...] = defaults.FORECAST_UNITS  # LSTM units per layer, first layer first
+    units: tuple[int, ...] = lstm_units(
+        Declared.default("units")
+    )  # LSTM units per layer, first layer first
     dropout: float = 0.1
     learning_rate: float = 3e-3
     batch_size: int = 256  # the largest; small training sets get smaller ones
     min_updates: int = 100  # updates per epoch kept by shrinking the batch (0 = fixed batch)
-    epochs: int = defaults.FORECAST_EPOCHS
+    epochs: int = Declared.default("epochs")
     # early stopping after `patience` epochs without a validation loss `min_delta` below the
-    # best, the learning rate halved after `lr_patience` (see defaults.FORECAST_EPOCHS)
+    # best, the learning rate halved after `lr_patience` (see ForecastingParams.epochs)
     patience: int = 3
     min_delta: float = 1e-4
     lr_patience: int = 2
-    max_train_windows: int = defaults.FORECAST_MAX_TRAIN_WINDOWS
+    max_train_windows: int = Declared.default("max_train_windows")
     max_val_windows: int = 5_000
     # hybrid: a grid_size x grid_size grid around each meter holding its n_neighbours nearest
     # meters' last spatial_lags scaled readings
@@ -88,8 +95,8 @@ class ForecastSettings:
     n_neighbours: int = 8
     spatial_lags: int = 4
     mape_floor_frac: float = 0.05  # MAPE skips actuals below this share of the meter's mean |y|
-    seed: int = defaults.SEED
-    threads: int = defaults.THREADS  # TensorFlow CPU threads (set once per process)
+    seed: int = Declared.default("seed")
+    threads: int = Declared.default("threads")  # TensorFlow CPU threads (set once per process)
 
     def __post_init__(self) -> None:
         from meterflow.forecasting.registry import check_model

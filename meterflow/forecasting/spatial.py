@@ -1,4 +1,5 @@
-"""The spatial grid of the ``hybrid`` forecaster (seed 001): each meter's neighbours' recent load.
+"""The spatial grid of the ``hybrid`` forecaster (seed 001, the hybrid spatio-temporal
+forecasting project): each meter's neighbours' recent load.
 
 The grid of a meter is ``grid_size x grid_size`` cells centred on the meter (north up), sized to
 hold its ``n_neighbours`` nearest meters (great-circle distance from latitude/longitude). Each

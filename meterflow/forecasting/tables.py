@@ -8,8 +8,8 @@ import pandas as pd
 from meterflow.forecasting.combine import COMBINATION, Choice
 from meterflow.forecasting.inputs import ForecastInputs
 from meterflow.forecasting.metrics import StepErrors
-from meterflow.forecasting.series import FleetSeries
 from meterflow.forecasting.settings import ForecastSettings
+from meterflow.series.fleet import FleetSeries
 
 
 def quantile_columns(quantiles: tuple[float, ...]) -> list[str]:

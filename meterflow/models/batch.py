@@ -37,9 +37,9 @@ import pyarrow.dataset as ds
 
 from meterflow import tracking
 from meterflow.blocks import map_blocks, meter_blocks
-from meterflow.config import Environment
 from meterflow.defaults import BLOCK_METERS
 from meterflow.errors import MeterflowError, SchemaError
+from meterflow.settings import Environment
 
 METER = "meter_id"
 KEY_COLUMNS = (METER, "forecast_id", "timestamp", "date")  # kept beside row-aligned outputs

@@ -3,22 +3,9 @@
 - ``harmonize``: one profile per meter-day from all sources, with provenance and the losers.
 - ``normalize``: none | l2 | zscore | max | minmax, per profile.
 - ``resample``: energy-conserving change of resolution.
-- ``dtw``: exact DTW matrices and Dask scale-out (the cache is ``meterflow.sources.dtw_cache``).
+- ``dtw``: exact DTW matrices and Dask scale-out (the stores are ``meterflow.sources.dtw_store``).
+- ``params``: the step's user-facing parameters.
+
+Import from the modules: the package imports nothing, so reading the parameters (``--help``,
+option checks) does not load the numerical libraries.
 """
-
-from .harmonize import DEFAULT_PRIORITY, LOSER_COLUMNS, Harmonized, harmonize
-from .normalize import NORMALIZATIONS, normalize, normalize_values
-from .resample import profile_resolution, resample_profiles, resample_values
-
-__all__ = [
-    "DEFAULT_PRIORITY",
-    "LOSER_COLUMNS",
-    "NORMALIZATIONS",
-    "Harmonized",
-    "harmonize",
-    "normalize",
-    "normalize_values",
-    "profile_resolution",
-    "resample_profiles",
-    "resample_values",
-]

@@ -169,6 +169,8 @@ class DtwCache:
     once, at xxh3 speed; keep True unless the caller verifies otherwise).
     """
 
+    kind = "disk"  # its name in ``meterflow.sources.dtw_store.DTW_STORES``
+
     def __init__(self, directory: Path | str, *, dtype: str = "float64", verify: bool = True):
         if dtype not in DTYPES:
             raise ConfigError(f"DTW cache dtype must be one of {DTYPES}, got {dtype!r}")
@@ -184,6 +186,15 @@ class DtwCache:
     def matrix_bytes(self, n: int) -> int:
         """Bytes of the matrix of ``n`` slots: ``n (n - 1) / 2`` distances."""
         return n_pairs(n) * self.itemsize
+
+    def location(self) -> str:
+        """The cache folder, absolute: ``DtwCache(location())`` reopens this cache."""
+        return str(self.directory.resolve())
+
+    def disk_needs(self, n: int) -> list[tuple[Path, int]]:
+        """The whole matrix of ``n`` slots in the cache folder (a rewrite writes it beside the
+        old one; a slide recycles slots in place and needs less)."""
+        return [(self.directory, self.matrix_bytes(n))]
 
     def folder(self, *, length: int, window: int, normalization: str) -> Path:
         """Sub-folder for one profile length, canonical window and normalisation."""

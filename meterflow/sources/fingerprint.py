@@ -8,7 +8,7 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-from meterflow.domain import SOURCE_SQL
+from meterflow.domain import SOURCE_OLDMONGO, SOURCE_SQL
 from meterflow.errors import SourceError
 from meterflow.sources import formats
 from meterflow.sources.mongo_changes import store_marks
@@ -63,6 +63,8 @@ def mongo_fingerprint(uri: str, database: str, collection: str) -> str:
 def folder_fingerprint(folder: Path) -> str:
     """Names, sizes and modification times of the CSV files of the old exports."""
     if not folder.is_dir():
-        raise SourceError("old exports folder does not exist", source="oldmongo", file=str(folder))
+        raise SourceError(
+            "old exports folder does not exist", source=SOURCE_OLDMONGO, file=str(folder)
+        )
     stats = [(p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in sorted(folder.glob("*.csv"))]
     return _digest(*stats)

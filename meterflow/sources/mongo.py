@@ -45,9 +45,9 @@ from pymongo.collection import Collection
 
 from meterflow.defaults import BLOCK_METERS
 from meterflow.domain import REGISTER_ROLLOVER_KWH, SOURCE_NEWMONGO
-from meterflow.errors import SourceError
-from meterflow.etl import CleaningConfig, EtlResult, clean_readings
-from meterflow.etl.blocks import BlockResults, RowsByMeter, cut_blocks
+from meterflow.errors import InputError, SourceError
+from meterflow.etl import CleaningConfig, EtlResult
+from meterflow.etl.blocks import BlockReadings, RowsByMeter, cut_blocks
 from meterflow.etl.counters import registers_to_readings
 from meterflow.etl.documents import (
     DocumentLocator,
@@ -58,7 +58,9 @@ from meterflow.etl.documents import (
 )
 from meterflow.etl.readings import Locator, empty_readings
 from meterflow.redact import redact_uri
+from meterflow.sources.contract import StoreLocations, etl_source
 from meterflow.sources.documentblocks import DocumentBlocks, FrameDocuments, ParquetDocuments
+from meterflow.sources.fingerprint import mongo_fingerprint
 from meterflow.sources.formats import MONGO_COLLECTION, MONGO_DATABASE, MONGO_FIELDS
 from meterflow.sources.mongo_client import SERVER_SELECTION_TIMEOUT_MS, mongo_collection
 from meterflow.sources.times import TimeLike, utc_naive
@@ -331,9 +333,9 @@ def lookback_since(watermark: TimeLike, days: int, timezone: str) -> pd.Timestam
     23 or 25 hours; a midnight that does not exist locally becomes the day's first instant."""
     w = utc_naive(watermark)
     if w is None:
-        raise ValueError("lookback_since needs a watermark")
+        raise InputError("lookback_since needs a watermark")
     if days < 0:
-        raise ValueError(f"lookback days must be >= 0, got {days}")
+        raise InputError(f"lookback days must be >= 0, got {days}")
     local = w.tz_localize("UTC").tz_convert(timezone).tz_localize(None)
     start = local.normalize() - pd.Timedelta(days=days)  # naive local wall time
     start = start.tz_localize(timezone, ambiguous=True, nonexistent="shift_forward")
@@ -432,31 +434,85 @@ class _NewDocuments:
             self.newest = newest if self.newest is None else max(self.newest, newest)
 
 
-def _clean_block(
-    docs: pd.DataFrame,
-    rows: np.ndarray,
-    meters: pd.DataFrame,
-    config: CleaningConfig,
-    rollover_kwh: float,
-    collection: str,
-) -> EtlResult:
-    """One block's documents (context first) to readings, cleaned; ``rows``: the documents'
-    positions in the whole read (their location when they have no ``_id``)."""
-    locate = document_locator(docs, collection, rows)
-    readings, quarantine = empty_readings(SOURCE_NEWMONGO), None
-    if len(docs):
-        readings, quarantine = registers_to_readings(
-            docs, meters, config, source=SOURCE_NEWMONGO, rollover_kwh=rollover_kwh,
-            locate=locate, where=collection, require=False,
-        )  # fmt: skip
-    return clean_readings(
-        readings,
-        meters,
-        config,
-        source=SOURCE_NEWMONGO,
-        adapter_quarantine=quarantine,
-        locate=_locator(locate),
-    )
+class DocumentsSource:
+    """The MongoDB documents of a load (``load_newmongo``'s ``documents`` table, in memory or
+    as its Parquet file) as a :class:`~meterflow.sources.contract.Source`, as
+    :func:`etl_newmongo` describes."""
+
+    name = SOURCE_NEWMONGO
+    title = "new MongoDB documents"
+    reference_source = None
+    load_step = "load_newmongo"
+
+    def __init__(
+        self,
+        documents: pd.DataFrame | str | Path,
+        config: CleaningConfig,
+        *,
+        previous: pd.DataFrame | None = None,
+        rollover_kwh: float = REGISTER_ROLLOVER_KWH,
+        collection: str | None = None,
+    ) -> None:
+        self.started = time.perf_counter()
+        is_file = isinstance(documents, str | Path)
+        self.source = ParquetDocuments(documents) if is_file else FrameDocuments(documents)
+        self.config, self.rollover_kwh = config, rollover_kwh
+        self.collection = (
+            collection or self.source.attrs.get("mongo_collection") or MONGO_COLLECTION
+        )
+        self.context = _context(self.source, previous)
+        self.placed = self.context[self.context["meter_id"].notna().to_numpy()]
+        self.context_by_meter = RowsByMeter(self.placed)
+        self.presence, self.new = FieldPresence(), _NewDocuments()
+
+    @classmethod
+    def from_stores(cls, stores: StoreLocations, config: CleaningConfig) -> DocumentsSource:
+        """Every document of the collection, read now (the ETL step reads a load's table)."""
+        uri, database = stores.require_mongodb_uri(), stores.mongo_database
+        return cls(read_mongo_documents(uri, database, MONGO_COLLECTION), config)
+
+    @classmethod
+    def fingerprint(cls, stores: StoreLocations) -> str:
+        uri = stores.require_mongodb_uri()
+        return mongo_fingerprint(uri, stores.mongo_database, MONGO_COLLECTION)
+
+    def meter_blocks(self, block_meters: int) -> list[list[str]]:
+        meter_ids = set(self.source.meter_ids()) | set(self.placed["meter_id"])
+        return cut_blocks(meter_ids, block_meters) or [[]]
+
+    def read_block(self, index: int, meter_ids: list[str], meters: pd.DataFrame) -> BlockReadings:
+        """The block's documents (context first) to readings; a document is located by its
+        ``_id``, else by its position in the whole read."""
+        raw, pos = self.source.block(meter_ids, keyless=index == 0)
+        block_new = _frame(raw).assign(context=False)
+        self.presence.add(block_new)
+        self.new.add(block_new)
+        ctx = self.context_by_meter.rows(meter_ids)
+        rows = np.concatenate([ctx["_row"].to_numpy(np.int64), len(self.context) + pos])
+        docs = pd.concat([ctx.drop(columns="_row"), block_new], ignore_index=True)
+        del raw, block_new, ctx
+        locate = document_locator(docs, self.collection, rows)
+        readings, quarantine = empty_readings(SOURCE_NEWMONGO), None
+        if len(docs):
+            readings, quarantine = registers_to_readings(
+                docs, meters, self.config, source=SOURCE_NEWMONGO, rollover_kwh=self.rollover_kwh,
+                locate=locate, where=self.collection, require=False,
+            )  # fmt: skip
+        return BlockReadings(readings, quarantine, _locator(locate))
+
+    def finish(self, result: EtlResult) -> EtlResult:
+        self.presence.check(where=self.collection, source=SOURCE_NEWMONGO)
+        result.watermark = self.new.newest
+        result.metrics.update(
+            documents_in=float(self.new.count),
+            documents_context=float(len(self.context)),
+            documents_with_issue=float(self.new.with_issue),
+            documents_coerced=float(self.new.coerced),
+            clean_seconds=time.perf_counter() - self.started,
+        )
+        if result.watermark is not None:
+            result.metrics["watermark_epoch_s"] = result.watermark.timestamp()
+        return result
 
 
 def etl_newmongo(
@@ -483,41 +539,10 @@ def etl_newmongo(
     ``EtlResult.watermark`` is the latest ``ts`` of ``documents`` (the next run's ``since``).
     A required field without a value in every document raises SourceError (a schema change).
     """
-    t0 = time.perf_counter()
-    is_file = isinstance(documents, str | Path)
-    source = ParquetDocuments(documents) if is_file else FrameDocuments(documents)
-    collection = collection or source.attrs.get("mongo_collection") or MONGO_COLLECTION
-    context = _context(source, previous)
-    placed = context[context["meter_id"].notna().to_numpy()]
-    by_meter, contracts = RowsByMeter(placed), RowsByMeter(meters)
-    meter_ids = set(source.meter_ids()) | set(placed["meter_id"])
-    done = BlockResults("etl_newmongo", len(meter_ids))
-    presence, new = FieldPresence(), _NewDocuments()
-    for i, ids in enumerate(cut_blocks(meter_ids, block_meters) or [[]]):
-        raw, pos = source.block(ids, keyless=i == 0)
-        block_new = _frame(raw).assign(context=False)
-        presence.add(block_new)
-        new.add(block_new)
-        ctx = by_meter.rows(ids)
-        rows = np.concatenate([ctx["_row"].to_numpy(np.int64), len(context) + pos])
-        docs = pd.concat([ctx.drop(columns="_row"), block_new], ignore_index=True)
-        del raw, block_new, ctx
-        block_meters_table = contracts.rows(ids)  # each block against its own meters' rows
-        cleaned = _clean_block(docs, rows, block_meters_table, config, rollover_kwh, collection)
-        done.add(cleaned, len(ids))
-    presence.check(where=collection, source=SOURCE_NEWMONGO)
-    result = done.merged()
-    result.watermark = new.newest
-    result.metrics.update(
-        documents_in=float(new.count),
-        documents_context=float(len(context)),
-        documents_with_issue=float(new.with_issue),
-        documents_coerced=float(new.coerced),
-        clean_seconds=time.perf_counter() - t0,
+    source = DocumentsSource(
+        documents, config, previous=previous, rollover_kwh=rollover_kwh, collection=collection
     )
-    if result.watermark is not None:
-        result.metrics["watermark_epoch_s"] = result.watermark.timestamp()
-    return result
+    return etl_source(source, meters=meters, block_meters=block_meters)
 
 
 __all__ = ["etl_newmongo", "lookback_since", "read_mongo_documents", "read_mongo_previous"]

@@ -8,7 +8,8 @@ wrong (use ``find`` with explicit filters) and upserts of new documents are slow
 A run killed before it could stop its server leaves that server running (it is started in its
 own session) and its ``<db>.pid`` file behind, which would make the next server on the same data
 exit at once. ``start()`` therefore first stops such an orphan (Linux: found through ``/proc``).
-It assumes no other live run uses the same data; ``meterflow.runlock.RunLock`` ensures that.
+It assumes no other live run uses the same data; ``meterflow.orchestration.lock.RunLock``
+ensures that.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from types import TracebackType
 
 import pymongo
 
+from meterflow.domain import SOURCE_NEWMONGO
 from meterflow.errors import SourceError
 from meterflow.processes import process_alive
 
@@ -133,7 +135,7 @@ class LocalMongoServer:
             if self._proc.poll() is not None:
                 raise SourceError(
                     f"local MongoDB server exited ({self._proc.returncode}); see {log_file}",
-                    source="newmongo",
+                    source=SOURCE_NEWMONGO,
                 )
             try:
                 with pymongo.MongoClient(self.uri, serverSelectionTimeoutMS=500) as client:
@@ -146,7 +148,7 @@ class LocalMongoServer:
         raise SourceError(
             f"local MongoDB server did not answer within {self.startup_timeout_s:.0f}s; "
             f"see {log_file}",
-            source="newmongo",
+            source=SOURCE_NEWMONGO,
         )
 
     def stop(self) -> None:

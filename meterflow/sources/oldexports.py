@@ -24,17 +24,19 @@ import numpy as np
 import pandas as pd
 
 from meterflow.defaults import BLOCK_METERS
-from meterflow.domain import SOURCE_OLDMONGO
+from meterflow.domain import SOURCE_OLDMONGO, SOURCE_SQL
 from meterflow.errors import SourceError
-from meterflow.etl import CleaningConfig, EtlResult, Reason, clean_readings, make_readings
-from meterflow.etl.blocks import BlockResults, RowsByMeter, cut_blocks
+from meterflow.etl import CleaningConfig, EtlResult, Reason, make_readings
+from meterflow.etl.blocks import BlockReadings, cut_blocks
 from meterflow.etl.coerce import describe_coercion
 from meterflow.etl.quarantine import concat_quarantine, quarantine_frame
 from meterflow.etl.readings import EXPORT, IMPORT, concat_readings, empty_readings
 from meterflow.schemas import Action
-from meterflow.sources.exportfile import (
+from meterflow.sources.contract import StoreLocations, etl_source
+from meterflow.sources.fingerprint import folder_fingerprint
+from meterflow.sources.oldexports_file import (
     VALUE_COLUMNS,
-    ExportRows,
+    OldExportsRows,
     UnreadableFile,
     parse_rows,
     split_lines,
@@ -46,7 +48,7 @@ OnError = Literal["raise", "quarantine"]
 FILE_COLUMNS = ("file", "meter_id", "status", "reason", "lines", "readings_in")
 
 
-def list_export_files(folder: str | Path) -> tuple[list[Path], list[dict]]:
+def list_oldexports_files(folder: str | Path) -> tuple[list[Path], list[dict]]:
     """The CSV exports of a folder (``*.csv`` in any letter case, sorted) and a files-table row
     for every other entry, which is not read; SourceError when there is no export at all."""
     root = Path(folder)
@@ -73,7 +75,7 @@ def _file_row(path: Path, status: str, reason: str, lines: int, readings: int) -
 
 
 @dataclass
-class ExportFile:
+class OldExportsFile:
     """One file read: its readings, its quarantine rows and its row of the files table."""
 
     readings: pd.DataFrame
@@ -81,7 +83,9 @@ class ExportFile:
     record: dict
 
 
-def read_export_file(path: str | Path, *, timezone: str, on_error: OnError = "raise") -> ExportFile:
+def read_oldexports_file(
+    path: str | Path, *, timezone: str, on_error: OnError = "raise"
+) -> OldExportsFile:
     """Read one CSV into readings (localised UTC timestamps) and quarantine rows.
 
     With ``on_error="raise"`` the first problem raises SourceError naming the file, its meter
@@ -120,14 +124,14 @@ def read_export_file(path: str | Path, *, timezone: str, on_error: OnError = "ra
     status = "read" if len(rows.line) else "no data rows"
     if not len(rows.line):
         log.warning("old exports: %s has a header but no data rows", path.name)
-    return ExportFile(readings, quarantine, _file_row(path, status, "", len(rows.line), n_in))
+    return OldExportsFile(readings, quarantine, _file_row(path, status, "", len(rows.line), n_in))
 
 
-def _read_or_list(path: Path, timezone: str, on_error: OnError) -> ExportFile:
-    """:func:`read_export_file`; with ``on_error="quarantine"`` a file the system cannot read
+def _read_or_list(path: Path, timezone: str, on_error: OnError) -> OldExportsFile:
+    """:func:`read_oldexports_file`; with ``on_error="quarantine"`` a file the system cannot read
     (permissions, I/O) is listed as failed instead of stopping the other files."""
     try:
-        return read_export_file(path, timezone=timezone, on_error=on_error)
+        return read_oldexports_file(path, timezone=timezone, on_error=on_error)
     except OSError as exc:
         if on_error == "raise":
             raise SourceError(
@@ -138,10 +142,10 @@ def _read_or_list(path: Path, timezone: str, on_error: OnError) -> ExportFile:
             ) from None
         log.warning("old exports: %s cannot be read: %s", path.name, exc)
         record = _file_row(path, "failed", f"cannot read the file: {exc.strerror or exc}", 0, 0)
-        return ExportFile(empty_readings(SOURCE_OLDMONGO), None, record)
+        return OldExportsFile(empty_readings(SOURCE_OLDMONGO), None, record)
 
 
-def _mark(rows: ExportRows, mask: np.ndarray, reason: Reason, detail: str) -> None:
+def _mark(rows: OldExportsRows, mask: np.ndarray, reason: Reason, detail: str) -> None:
     rows.problem[mask] = str(reason)
     rows.problem_detail[mask] = detail
 
@@ -150,7 +154,7 @@ def _dropped(quarantine: pd.DataFrame) -> int:
     return int((quarantine["action"] == str(Action.DROPPED)).sum())
 
 
-def _readings(path: Path, rows: ExportRows, utc: pd.DatetimeIndex) -> pd.DataFrame:
+def _readings(path: Path, rows: OldExportsRows, utc: pd.DatetimeIndex) -> pd.DataFrame:
     """Two readings per usable row (import Wh, export -Wh), located by file and line."""
     ok = np.flatnonzero(rows.problem == "")
     imp, exp = (rows.values[c].values[ok] for c in VALUE_COLUMNS)
@@ -166,7 +170,7 @@ def _readings(path: Path, rows: ExportRows, utc: pd.DatetimeIndex) -> pd.DataFra
     return readings
 
 
-def _row_quarantine(path: Path, rows: ExportRows, utc: pd.DatetimeIndex) -> pd.DataFrame | None:
+def _row_quarantine(path: Path, rows: OldExportsRows, utc: pd.DatetimeIndex) -> pd.DataFrame | None:
     """Both readings of every refused row (dropped), and decimal commas read (corrected)."""
     parts = []
     bad = rows.problem != ""
@@ -198,7 +202,7 @@ def _row_quarantine(path: Path, rows: ExportRows, utc: pd.DatetimeIndex) -> pd.D
     return concat_quarantine(parts) if parts else None
 
 
-def _unreadable(path: Path, exc: UnreadableFile) -> ExportFile:
+def _unreadable(path: Path, exc: UnreadableFile) -> OldExportsFile:
     """A file that cannot be read: each of its lines quarantined (both registers)."""
     try:
         lines, _ = split_lines(path.read_bytes())
@@ -231,7 +235,7 @@ def _unreadable(path: Path, exc: UnreadableFile) -> ExportFile:
         len(body),
     )
     record = _file_row(path, "quarantined", exc.reason, len(body), 2 * len(body))
-    return ExportFile(empty_readings(SOURCE_OLDMONGO), concat_quarantine(parts), record)
+    return OldExportsFile(empty_readings(SOURCE_OLDMONGO), concat_quarantine(parts), record)
 
 
 _REGISTERS = ((IMPORT, "active_import", 1), (EXPORT, "active_export", -1))
@@ -271,6 +275,67 @@ def localise_by_order(
     return local.tz_convert("UTC").as_unit("ns"), nonexistent
 
 
+class OldExportsSource:
+    """An old-exports folder (every ``<meter_id>.csv``, or ``files``) as a
+    :class:`~meterflow.sources.contract.Source`, cleaned with scale detection unless
+    ``detect_scale`` is False: the files of one meter (one file name stem)
+    are always read in the same block; ``files_in``/``files_not_read`` and the files table are
+    added at the end."""
+
+    name = SOURCE_OLDMONGO
+    title = "old per-meter exports"
+    reference_source = SOURCE_SQL
+    load_step = None
+
+    def __init__(
+        self,
+        folder: str | Path,
+        config: CleaningConfig,
+        *,
+        detect_scale: bool = True,
+        on_error: OnError = "raise",
+        files: Sequence[str | Path] | None = None,
+    ) -> None:
+        if files is not None:
+            self.paths, self.skipped = [Path(f) for f in files], []
+        else:
+            self.paths, self.skipped = list_oldexports_files(folder)
+        self.config = dataclasses.replace(config, detect_scale=detect_scale)
+        self.on_error = on_error
+        self.by_meter: dict[str, list[int]] = {}
+        for i, path in enumerate(self.paths):
+            self.by_meter.setdefault(path.stem, []).append(i)
+        self.records: dict[int, dict] = {}
+
+    @classmethod
+    def from_stores(cls, stores: StoreLocations, config: CleaningConfig) -> OldExportsSource:
+        return cls(stores.exports_dir, config)
+
+    @classmethod
+    def fingerprint(cls, stores: StoreLocations) -> str:
+        return folder_fingerprint(stores.exports_dir)
+
+    def meter_blocks(self, block_meters: int) -> list[list[str]]:
+        return cut_blocks(self.by_meter, block_meters)
+
+    def read_block(self, index: int, meter_ids: list[str], meters: pd.DataFrame) -> BlockReadings:
+        block = [i for m in meter_ids for i in self.by_meter[m]]
+        parts = [_read_or_list(self.paths[i], self.config.timezone, self.on_error) for i in block]
+        self.records.update(zip(block, (p.record for p in parts), strict=True))
+        return BlockReadings(
+            concat_readings([p.readings for p in parts], SOURCE_OLDMONGO),
+            concat_quarantine([p.quarantine for p in parts if p.quarantine is not None]),
+            locate_in_file,
+        )
+
+    def finish(self, result: EtlResult) -> EtlResult:
+        rows = self.skipped + [self.records[i] for i in sorted(self.records)]
+        result.metrics["files_in"] = float(len(self.paths))
+        result.metrics["files_not_read"] = float(sum(r["status"] != "read" for r in rows))
+        result.files = pd.DataFrame.from_records(rows, columns=list(FILE_COLUMNS))
+        return result
+
+
 def etl_oldexports(
     folder: str | Path,
     *,
@@ -292,48 +357,9 @@ def etl_oldexports(
     detection on common days. Without them the contractual power alone decides a factor that
     covers a whole file.
     """
-    if files is not None:
-        paths, skipped = [Path(f) for f in files], []
-    else:
-        paths, skipped = list_export_files(folder)
-    cfg = dataclasses.replace(config, detect_scale=detect_scale)
-    by_meter: dict[str, list[int]] = {}
-    for i, path in enumerate(paths):
-        by_meter.setdefault(path.stem, []).append(i)
-    blocks = cut_blocks(by_meter, block_meters)
-    reference = None if reference_profiles is None else RowsByMeter(reference_profiles)
-    contracts = RowsByMeter(meters)  # each block cleaned against its own meters' rows
-    done = BlockResults("etl_oldmongo", len(by_meter))
-    records: dict[int, dict] = {}
-    for ids in blocks:
-        block = [i for m in ids for i in by_meter[m]]
-        parts = [_read_or_list(paths[i], cfg.timezone, on_error) for i in block]
-        records.update(zip(block, (p.record for p in parts), strict=True))
-        ref = None if reference is None else reference.rows(ids)
-        done.add(_clean_files(parts, contracts.rows(ids), cfg, ref), len(ids))
-    result = done.merged()
-    rows = skipped + [records[i] for i in sorted(records)]
-    result.metrics["files_in"] = float(len(paths))
-    result.metrics["files_not_read"] = float(sum(r["status"] != "read" for r in rows))
-    result.files = pd.DataFrame.from_records(rows, columns=list(FILE_COLUMNS))
-    return result
-
-
-def _clean_files(
-    parts: list[ExportFile],
-    meters: pd.DataFrame,
-    config: CleaningConfig,
-    reference_profiles: pd.DataFrame | None,
-) -> EtlResult:
-    """The files of one block of meters cleaned together."""
-    return clean_readings(
-        concat_readings([p.readings for p in parts], SOURCE_OLDMONGO),
-        meters,
-        config,
-        source=SOURCE_OLDMONGO,
-        adapter_quarantine=concat_quarantine(
-            [p.quarantine for p in parts if p.quarantine is not None]
-        ),
-        reference_profiles=reference_profiles,
-        locate=locate_in_file,
+    source = OldExportsSource(
+        folder, config, detect_scale=detect_scale, on_error=on_error, files=files
+    )
+    return etl_source(
+        source, meters=meters, reference_profiles=reference_profiles, block_meters=block_meters
     )

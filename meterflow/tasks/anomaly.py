@@ -13,15 +13,15 @@ from meterflow import tracking
 from meterflow.anomaly.alerts import alert_rows
 from meterflow.anomaly.base import DetectorSettings
 from meterflow.anomaly.blocked import Blocking
-from meterflow.anomaly.detector import AnomalyResult, AnomalySettings, detect_anomalies
+from meterflow.anomaly.detection import AnomalyResult, AnomalySettings, detect_anomalies
 from meterflow.anomaly.summary import describe, headline
-from meterflow.config import AnomalyOptions, Environment, column_names, lstm_units
 from meterflow.domain import LOCAL_TIMEZONE
+from meterflow.params import column_names, lstm_units
 from meterflow.schemas import Table
+from meterflow.settings import AnomalyOptions, Environment
 from meterflow.sources import diskspace
-from meterflow.sources.alerts import write_alerts_mongo, write_alerts_sql
+from meterflow.sources.alert_sinks import ALERT_SINKS
 from meterflow.sources.labels import label_coverage, read_labels
-from meterflow.sources.sql_engine import redact_url
 from meterflow.tasks.forecasting import input_series, log_history
 
 log = logging.getLogger(__name__)
@@ -104,22 +104,23 @@ def _log_result(run: tracking.StepRun, result: AnomalyResult) -> None:
 
 
 def _write_back(alerts: pd.DataFrame, env: Environment, run: tracking.StepRun) -> None:
-    """Alerts into the SQL database and, when one is configured, the MongoDB database: one
-    alert per event across runs (an event an earlier run raised is updated, not repeated; a
-    rerun of the same run changes nothing)."""
-    now = pd.Timestamp.now(tz="UTC")  # the same last_seen_at in both stores
-    sql = write_alerts_sql(env.sql_url, alerts, run.run_id, now=now)
-    targets = {"anomaly.alerts_sql": redact_url(env.sql_url)}
-    if env.mongodb_uri:
-        write_alerts_mongo(env.mongodb_uri, env.mongo_database, alerts, run.run_id, now=now)
-        targets["anomaly.alerts_mongo"] = env.mongo_database
-    else:
-        log.warning("MONGODB_URI is not set: alerts are not written to MongoDB")
+    """Alerts into every alert sink the environment configures (``ALERT_SINKS``): one alert
+    per event across runs (an event an earlier run raised is updated, not repeated; a rerun of
+    the same run changes nothing)."""
+    now = pd.Timestamp.now(tz="UTC")  # the same last_seen_at in every store
+    targets, written = {}, []
+    for name, factory in ALERT_SINKS.items():
+        sink = factory(env)
+        if sink is None:
+            log.warning("no %s store is configured: alerts are not written to it", name)
+            continue
+        written.append(sink.write(alerts, run.run_id, now=now))
+        targets[f"anomaly.alerts_{name}"] = sink.describe()
     run.set_tags(targets)
     log.info(
-        "%d alert(s) found: %d new and %d updated in the stores, the rest already there (%s)",
+        "%d alert(s) found: %d new and %d updated in the first store, the rest already there (%s)",
         len(alerts),
-        sql.inserted,
-        sql.updated,
+        written[0].inserted if written else 0,
+        written[0].updated if written else 0,
         ", ".join(targets.values()),
     )

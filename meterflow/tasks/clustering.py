@@ -23,16 +23,16 @@ import numpy as np
 import pandas as pd
 
 from meterflow import tracking
-from meterflow.clustering import all_metrics, fit_clustering, select_k
+from meterflow.clustering import all_metrics, fit_clustering, known_options, select_k
 from meterflow.clustering.assign import assign_all
 from meterflow.clustering.auto import choose_configuration
 from meterflow.clustering.composition import assignment_table, composition_tables
 from meterflow.clustering.figures import plot_cluster_members, plot_cluster_sizes, plot_som_map
 from meterflow.clustering.metrics import TRUTH_METRICS, silhouette_dtw, truth_metrics
 from meterflow.clustering.registry import AUTO_MODEL, DTW_FAMILY
-from meterflow.config import ClusteringOptions, Environment
 from meterflow.errors import ConfigError
 from meterflow.schemas import Table, slot_columns
+from meterflow.settings import ClusteringOptions, Environment
 from meterflow.sources import diskspace
 from meterflow.tasks.clustering_input import (
     ClusteringInput,
@@ -47,19 +47,11 @@ log = logging.getLogger(__name__)
 
 
 def _options(opts: ClusteringOptions) -> dict[str, object]:
-    """Algorithm settings from the step options (each algorithm ignores the others' keys)."""
-    out: dict[str, object] = {
-        "epochs": opts.epochs,
-        "threads": opts.threads,
-        "representation": opts.representation,
-    }
-    if opts.linkage:
-        out["linkage"] = opts.linkage
-    if opts.assignment:
-        out["assignment"] = opts.assignment
-    if opts.som_grid:
-        out["som_grid"] = opts.som_grid
-    return out
+    """Algorithm settings from the step options: every step option some registered algorithm
+    takes (``known_options``), ``''`` meaning the algorithm's default; each algorithm ignores the
+    others' keys."""
+    names = sorted(known_options() & set(type(opts).model_fields))
+    return {name: getattr(opts, name) for name in names if getattr(opts, name) != ""}
 
 
 def _fit(
@@ -136,7 +128,7 @@ def _fit_auto(
 def run_clustering(opts: ClusteringOptions, env: Environment) -> str:
     tracking.configure(env)
     with tracking.step_run("clustering", opts) as run:
-        data = input_from_file(opts) if opts.in_profiles else input_from_run(opts, run)
+        data = input_from_file(opts, env) if opts.in_profiles else input_from_run(opts, run, env)
         needed = diskspace.model_step_bytes(data.profiles, models=1)
         diskspace.require_output_space(needed, tracking.tracking_uri(), "the clustering outputs")
         slots = [c for c in data.profiles.columns if c.startswith("slot_")]
@@ -145,7 +137,11 @@ def run_clustering(opts: ClusteringOptions, env: Environment) -> str:
         matrices = None
         if data.dtw_rows is not None:  # the matrix methods fit exactly these rows
             matrices = Matrices(
-                X[data.dtw_rows], env, data.window, data.normalization, opts.dask_scheduler
+                X[data.dtw_rows],
+                data.dtw_store,
+                data.window,
+                data.normalization,
+                opts.dask_scheduler,
             )
             matrices("dtw")
         started = time.monotonic()

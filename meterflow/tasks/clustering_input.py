@@ -11,14 +11,21 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from meterflow import defaults, tracking
+from meterflow import tracking
 from meterflow.clustering.registry import AUTO_MODEL, DTW_FAMILY
-from meterflow.config import ClusteringOptions, Environment
 from meterflow.errors import ConfigError
 from meterflow.profiles.dtw import cache_tag, dask_rows, row_computer
+from meterflow.profiles.params import HarmonizationParams
 from meterflow.profiles.select import meter_days_mask, sample_rows
 from meterflow.schemas import Table
-from meterflow.sources.dtw_cache import DtwCache
+from meterflow.settings import ClusteringOptions, Environment
+from meterflow.sources.dtw_store import (
+    DEFAULT_DTW_STORE,
+    TAG_LOCATION,
+    TAG_STORE,
+    DtwStore,
+    open_dtw_store,
+)
 from meterflow.sources.profilefile import read_profile_file
 
 log = logging.getLogger(__name__)
@@ -87,13 +94,24 @@ def select_prosumers(
     return profiles[keep].reset_index(drop=True), dtw_rows
 
 
+def dtw_store_of_run(source_run: str, env: Environment) -> DtwStore:
+    """The DTW store the harmonization run ``source_run`` wrote its matrix to (its tags), or the
+    environment's default one for a run that recorded none."""
+    kind, location = (
+        tracking.run_tag(source_run, TAG_STORE),
+        tracking.run_tag(source_run, TAG_LOCATION),
+    )
+    if kind and location:
+        return open_dtw_store(kind, location)
+    return open_dtw_store(DEFAULT_DTW_STORE, env.dtw_cache_dir)
+
+
 def _distance_square(
-    metric: str, X: np.ndarray, env: Environment, *, window: int, norm: str, scheduler: str
+    metric: str, X: np.ndarray, cache: DtwStore, *, window: int, norm: str, scheduler: str
 ) -> np.ndarray:
-    """The ``metric`` matrix of ``X`` from the DTW cache (computing only what it lacks; DTW on
+    """The ``metric`` matrix of ``X`` from the DTW store (computing only what it lacks; DTW on
     the Dask ``scheduler`` if given). A read-only lookup comes first so that clustering a subset
     never evicts rows the harmonization step cached."""
-    cache = DtwCache(env.dtw_cache_dir)
     tag = cache_tag(metric, norm)
     found = cache.lookup(X, window=window, normalization=tag)
     if found is None:
@@ -107,10 +125,10 @@ def _distance_square(
 @dataclass
 class Matrices:
     """Square distance matrices of the profiles in the DTW matrix's rows, by metric, read from
-    (or added to) the cache when first asked for."""
+    (or added to) the DTW store when first asked for."""
 
     X: np.ndarray
-    env: Environment
+    store: DtwStore
     window: int
     normalization: str
     scheduler: str
@@ -121,7 +139,7 @@ class Matrices:
             self.found[metric] = _distance_square(
                 metric,
                 self.X,
-                self.env,
+                self.store,
                 window=self.window,
                 norm=self.normalization,
                 scheduler=self.scheduler,
@@ -132,17 +150,18 @@ class Matrices:
 @dataclass
 class ClusteringInput:
     """What the step clusters: profiles, the meter table (from a run), the profiles'
-    normalisation, their rows in the DTW matrix (if any) and the DTW window."""
+    normalisation, their rows in the DTW matrix (if any), the DTW window and the DTW store."""
 
     profiles: pd.DataFrame
     meters: pd.DataFrame | None
     normalization: str
     dtw_rows: np.ndarray | None
     window: int
+    dtw_store: DtwStore
     slot_names: tuple[str, ...] = ()  # the file's names of the slot columns ('' = slot_NN)
 
 
-def input_from_file(opts: ClusteringOptions) -> ClusteringInput:
+def input_from_file(opts: ClusteringOptions, env: Environment) -> ClusteringInput:
     file = read_profile_file(
         Path(opts.in_profiles),
         id_column=opts.id_column,
@@ -151,19 +170,22 @@ def input_from_file(opts: ClusteringOptions) -> ClusteringInput:
     )
     profiles = file.table
     rows = file_dtw_rows(profiles, opts.max_profiles, opts.seed) if needs_matrix(opts) else None
-    window = defaults.DTW_WINDOW if opts.dtw_window < 0 else opts.dtw_window
-    return ClusteringInput(profiles, None, "external", rows, window, file.slot_names)
+    window = HarmonizationParams.default("dtw_window") if opts.dtw_window < 0 else opts.dtw_window
+    store = open_dtw_store(DEFAULT_DTW_STORE, env.dtw_cache_dir)
+    return ClusteringInput(profiles, None, "external", rows, window, store, file.slot_names)
 
 
-def input_from_run(opts: ClusteringOptions, run: tracking.StepRun) -> ClusteringInput:
-    """The harmonization run's profiles, meters and DTW rows; the DTW window is the run's unless
-    the option sets another one."""
+def input_from_run(
+    opts: ClusteringOptions, run: tracking.StepRun, env: Environment
+) -> ClusteringInput:
+    """The harmonization run's profiles, meters, DTW rows and DTW store; the DTW window is the
+    run's unless the option sets another one."""
     source_run = tracking.resolve_run(opts.profiles_run, "harmonization")
     run.set_tags({"input.profiles_run": source_run})
-    profiles = tracking.load_table(source_run, Table.PROFILES)
+    profiles = tracking.load_table(source_run, Table.NORMALIZED_PROFILES)
     meters = tracking.load_table(source_run, Table.METERS)
     params = tracking.run_params(source_run)
-    window = int(params.get("dtw_window", defaults.DTW_WINDOW))
+    window = int(params.get("dtw_window", HarmonizationParams.default("dtw_window")))
     window = window if opts.dtw_window < 0 else opts.dtw_window
     dtw_rows = None
     if tracking.run_tag(source_run, "dtw.cache_key"):
@@ -171,4 +193,5 @@ def input_from_run(opts: ClusteringOptions, run: tracking.StepRun) -> Clustering
         dtw_rows = index["profile_row"].to_numpy(dtype=np.int64)
     if opts.prosumers != "include":
         profiles, dtw_rows = select_prosumers(profiles, meters, dtw_rows, opts.prosumers)
-    return ClusteringInput(profiles, meters, params.get("normalization", "none"), dtw_rows, window)
+    norm, store = params.get("normalization", "none"), dtw_store_of_run(source_run, env)
+    return ClusteringInput(profiles, meters, norm, dtw_rows, window, store)

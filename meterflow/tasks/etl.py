@@ -14,25 +14,28 @@ import logging
 from pathlib import Path
 
 from meterflow import domain, tracking
-from meterflow.config import (
-    CleaningOptions,
-    Environment,
-    EtlNewMongoOptions,
-    EtlOldMongoOptions,
-    EtlSqlOptions,
-    parse_utc,
-)
-from meterflow.errors import MeterflowError
+from meterflow.errors import ConfigError, MeterflowError
 from meterflow.etl import CleaningConfig, EtlResult
 from meterflow.etl.figures import completeness_figure, quarantine_reasons_figure
+from meterflow.etl.params import CleaningParams
 from meterflow.etl.predictor import ReadingsCleaner
 from meterflow.etl.quality import quality_with_every_meter
 from meterflow.etl.quarantine import reasons_table
 from meterflow.schemas import Table
+from meterflow.settings import (
+    Environment,
+    EtlNewMongoOptions,
+    EtlOldMongoOptions,
+    EtlSourceOptions,
+    EtlSqlOptions,
+    parse_utc,
+)
 from meterflow.sources import diskspace, formats
+from meterflow.sources.contract import etl_source
 from meterflow.sources.meters import read_meters
 from meterflow.sources.mongo import etl_newmongo
 from meterflow.sources.oldexports import etl_oldexports
+from meterflow.sources.registry import etl_step, source_class
 from meterflow.sources.sql import etl_sql
 
 log = logging.getLogger(__name__)
@@ -46,7 +49,7 @@ RESULT_TABLES = (
 )
 
 
-def cleaning_config(opts: CleaningOptions) -> CleaningConfig:
+def cleaning_config(opts: CleaningParams) -> CleaningConfig:
     return CleaningConfig(
         resolution_min=opts.resolution,
         timezone=opts.timezone,
@@ -138,4 +141,24 @@ def run_etl_newmongo(opts: EtlNewMongoOptions, env: Environment) -> str:
                 documents, meters=meters, config=config, previous=context, collection=collection
             )
         log_result(run, result, meters, config, domain.SOURCE_NEWMONGO)
+        return run.run_id
+
+
+def run_etl_source(opts: EtlSourceOptions, env: Environment) -> str:
+    """The ETL of any registered source through its adapter's defaults (``sources.contract``)."""
+    tracking.configure(env)
+    config = cleaning_config(opts)
+    source = source_class(opts.source)
+    with tracking.step_run(etl_step(opts.source), opts) as run:
+        meters = read_meters(env.sql_url)
+        reference = None
+        if opts.reference_run:
+            if source.reference_source is None:
+                raise ConfigError(f"source {opts.source} takes no reference_run")
+            expected = etl_step(source.reference_source)
+            reference_run = tracking.resolve_run(opts.reference_run, expected)
+            reference = tracking.load_table(reference_run, Table.PROFILES)
+        adapter = source.from_stores(env, config)
+        result = etl_source(adapter, meters=meters, reference_profiles=reference)
+        log_result(run, result, meters, config, opts.source)
         return run.run_id

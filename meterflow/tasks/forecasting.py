@@ -12,27 +12,22 @@ from pathlib import Path
 import pandas as pd
 
 from meterflow import tracking
-from meterflow.config import (
-    AnomalyOptions,
-    Environment,
-    ForecastingOptions,
-    column_names,
-    forecast_quantiles,
-    lstm_units,
-)
 from meterflow.domain import LOCAL_TIMEZONE, MINUTES_PER_DAY
 from meterflow.forecasting.evaluate import evaluate_forecaster
+from meterflow.forecasting.params import forecast_quantiles
 from meterflow.forecasting.report import StepReport, merge_reports, report_of
 from meterflow.forecasting.scope import scoped_series
-from meterflow.forecasting.series import (
+from meterflow.forecasting.settings import ForecastSettings
+from meterflow.params import column_names, lstm_units
+from meterflow.schemas import Table, profile_slot_columns
+from meterflow.series.fleet import (
     build_panel,
     profile_days,
     profiles_panel,
     profiles_to_series,
     split_dates,
 )
-from meterflow.forecasting.settings import ForecastSettings
-from meterflow.schemas import Table, profile_slot_columns
+from meterflow.settings import AnomalyOptions, Environment, ForecastingOptions
 from meterflow.sources import diskspace
 from meterflow.sources.seriesfile import read_series_file
 
@@ -80,7 +75,7 @@ def input_series(
         return file.series, file.resolution_min, file.exog, None
     source_run = tracking.resolve_run(opts.profiles_run, "harmonization")
     run.set_tags({"input.profiles_run": source_run})
-    profiles = tracking.load_table(source_run, Table.PROFILES_ENERGY)
+    profiles = tracking.load_table(source_run, Table.PROFILES)
     meters = tracking.load_table(source_run, Table.METERS)
     resolution = MINUTES_PER_DAY // len(profile_slot_columns(profiles))
     return profiles_to_series(profiles), resolution, (), meters
@@ -128,7 +123,7 @@ def _forecast_meters(
     """Each meter of a harmonization run, its fleet built straight from the profile table."""
     source_run = tracking.resolve_run(opts.profiles_run, "harmonization")
     run.set_tags({"input.profiles_run": source_run})
-    profiles = tracking.load_table(source_run, Table.PROFILES_ENERGY)
+    profiles = tracking.load_table(source_run, Table.PROFILES)
     meters = tracking.load_table(source_run, Table.METERS)
     _require_space(profiles)
     resolution = MINUTES_PER_DAY // len(profile_slot_columns(profiles))

@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import logging
 import tempfile
-from pathlib import Path
 
 import pandas as pd
 
 from meterflow import tracking
-from meterflow.config import Environment, HarmonizationOptions
 from meterflow.errors import ConfigError
 from meterflow.profiles.dtw import dask_rows
 from meterflow.profiles.figures import harmonized_completeness_figure, source_coverage_figure
@@ -19,23 +17,25 @@ from meterflow.profiles.predictor import ProfileNormalizer
 from meterflow.profiles.resample import resample_profiles
 from meterflow.profiles.select import meter_days_mask
 from meterflow.schemas import PROFILE_KEYS, Table, profile_matrix, profile_slot_columns
+from meterflow.settings import Environment, HarmonizationOptions
 from meterflow.sources import diskspace
-from meterflow.sources.dtw_cache import DtwCache
+from meterflow.sources.dtw_store import DEFAULT_DTW_STORE, DtwStore, open_dtw_store, store_tags
+from meterflow.sources.registry import etl_step, source_names
 
 log = logging.getLogger(__name__)
 
-ETL_ENTRY_POINTS = ("etl_newmongo", "etl_sql", "etl_oldmongo")
-# Tables of the harmonization run, read by the downstream steps: PROFILES (normalised, what
-# clustering compares), PROFILES_ENERGY (Wh, what forecasting and anomaly detection model),
-# DTW_INDEX (rows of PROFILES in the DTW matrix) and METERS.
+# Tables of the harmonization run, read by the downstream steps: PROFILES (Wh, as in the ETL
+# runs: what forecasting and anomaly detection model), NORMALIZED_PROFILES (what clustering
+# compares), DTW_INDEX (rows of NORMALIZED_PROFILES in the DTW matrix) and METERS.
 
 
 def _etl_runs(option: str) -> list[str]:
     """The ETL runs to merge: the given ids (each checked), or the newest run of each ETL step."""
+    etl_entry_points = tuple(etl_step(name) for name in source_names())
     if option:
         ids = [s.strip() for s in option.split(",") if s.strip()]
-        return [tracking.resolve_run(run_id, ETL_ENTRY_POINTS) for run_id in ids]
-    runs = [tracking.finished_runs(ep, max_results=1) for ep in ETL_ENTRY_POINTS]
+        return [tracking.resolve_run(run_id, etl_entry_points) for run_id in ids]
+    runs = [tracking.finished_runs(ep, max_results=1) for ep in etl_entry_points]
     found = [r[0].info.run_id for r in runs if r]
     if not found:
         raise ConfigError("no finished ETL run found; run an etl_* step first or pass etl_runs")
@@ -56,7 +56,7 @@ def run_harmonization(opts: HarmonizationOptions, env: Environment) -> str:
         energy, carried = merged.profiles, 0
         if opts.previous_run:
             previous_run = tracking.resolve_run(opts.previous_run, "harmonization")
-            previous = tracking.load_table(previous_run, Table.PROFILES_ENERGY)
+            previous = tracking.load_table(previous_run, Table.PROFILES)
             energy, carried = _carry_over(energy, previous, opts.resolution)
         energy = energy.sort_values(["meter_id", "date"], ignore_index=True)
         normalized = normalize(energy, opts.normalization)
@@ -65,7 +65,8 @@ def run_harmonization(opts: HarmonizationOptions, env: Environment) -> str:
         subset = (
             _dtw_subset(normalized, meters, opts.dtw_max_profiles) if opts.compute_dtw else None
         )
-        cache = DtwCache(Path(opts.dtw_cache_dir) if opts.dtw_cache_dir else env.dtw_cache_dir)
+        location = opts.dtw_cache_dir or env.dtw_cache_dir
+        cache = open_dtw_store(DEFAULT_DTW_STORE, location)
         _require_space([energy, normalized, merged.losers, meters], subset, cache)
         _log_tables(run, energy, normalized, merged.losers, meters)
         metrics = _profile_metrics(energy, merged, carried)
@@ -83,8 +84,8 @@ def _log_tables(
     losers: pd.DataFrame,
     meters: pd.DataFrame,
 ) -> None:
-    run.log_table(energy, Table.PROFILES_ENERGY)
-    run.log_table(normalized, Table.PROFILES)
+    run.log_table(energy, Table.PROFILES)
+    run.log_table(normalized, Table.NORMALIZED_PROFILES)
     run.log_table(losers, Table.LOSERS)
     run.log_table(meters, Table.METERS)
     run.log_figure(source_coverage_figure(energy), "source_coverage")
@@ -133,7 +134,7 @@ def _dtw_subset(profiles: pd.DataFrame, meters: pd.DataFrame, max_profiles: int)
 
 
 def _require_space(
-    tables: list[pd.DataFrame], subset: pd.DataFrame | None, cache: DtwCache
+    tables: list[pd.DataFrame], subset: pd.DataFrame | None, cache: DtwStore
 ) -> None:
     """Refuse the step (``DiskFullError``) before it writes or computes anything when its tables
     (in the temporary folder, then the local tracking store) and the whole DTW matrix of
@@ -142,12 +143,12 @@ def _require_space(
     tables_bytes = diskspace.table_bytes(*tables)
     needs = [(tempfile.gettempdir(), tables_bytes), (tracking.tracking_uri(), tables_bytes)]
     if subset is not None:
-        needs.append((cache.directory, cache.matrix_bytes(len(subset))))
+        needs += cache.disk_needs(len(subset))
     diskspace.require_space(needs, "the harmonization outputs")
 
 
 def _update_dtw(
-    run: tracking.StepRun, subset: pd.DataFrame, cache: DtwCache, opts: HarmonizationOptions
+    run: tracking.StepRun, subset: pd.DataFrame, cache: DtwStore, opts: HarmonizationOptions
 ) -> dict[str, float]:
     with dask_rows(opts.dask_scheduler) as rows:
         matrix = cache.update(
@@ -158,13 +159,8 @@ def _update_dtw(
         )
     index = subset[list(PROFILE_KEYS)].reset_index(names="profile_row")
     run.log_table(index, Table.DTW_INDEX)
-    run.set_tags(
-        {
-            "dtw.cache_key": matrix.key,
-            "dtw.cache_path": str(matrix.path.resolve()),
-            "dtw.window": matrix.window,
-        }
-    )
+    # where the matrix is: clustering reopens the store through this run (store_tags)
+    run.set_tags({"dtw.cache_key": matrix.key, "dtw.window": matrix.window} | store_tags(cache))
     return {
         "dtw_profiles": len(subset),
         "dtw_matrix_rows": matrix.n,

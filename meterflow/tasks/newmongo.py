@@ -29,11 +29,11 @@ from typing import Any
 import pandas as pd
 
 from meterflow import tracking
-from meterflow.config import Environment, LoadNewMongoOptions, parse_utc
 from meterflow.etl import CleaningConfig
 from meterflow.etl.predictor import DocumentsTranslator
 from meterflow.redact import uri_host
 from meterflow.schemas import Table
+from meterflow.settings import Environment, LoadNewMongoOptions, parse_utc
 from meterflow.sources.meters import read_meters
 from meterflow.sources.mongo import lookback_since, read_mongo_documents, read_mongo_previous
 from meterflow.sources.mongo_changes import StoreMarks, store_marks, stored_since

@@ -8,8 +8,8 @@ import logging
 from pathlib import Path
 
 from meterflow import tracking
-from meterflow.config import Environment, ScoreOptions
 from meterflow.models.batch import FleetScore, score_fleet
+from meterflow.settings import Environment, ScoreOptions
 
 log = logging.getLogger(__name__)
 

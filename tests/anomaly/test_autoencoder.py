@@ -9,9 +9,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from meterflow.anomaly.autoencoder import SequenceAutoencoder
 from meterflow.anomaly.base import DetectorSettings
-from meterflow.forecasting.series import TEST, FleetSeries, build_panel, split_dates
+from meterflow.anomaly.lstm_autoencoder import LstmAutoencoder
+from meterflow.series.fleet import TEST, FleetSeries, build_panel, split_dates
 
 START = pd.Timestamp("2024-01-01")  # a Monday
 N_DAYS = 70
@@ -58,14 +58,14 @@ def _plant(df: pd.DataFrame, test_start: pd.Timestamp) -> tuple[pd.DataFrame, di
 
 
 @pytest.fixture(scope="module")
-def trained() -> tuple[pd.DataFrame, FleetSeries, SequenceAutoencoder, dict, float]:
+def trained() -> tuple[pd.DataFrame, FleetSeries, LstmAutoencoder, dict, float]:
     load = _clean_load()
     dates = split_dates(load["timestamp"], 0.7, 0.15)
     load, planted = _plant(load, dates.test_start)
     fleet = build_panel(load, 60, dates)
     settings = DetectorSettings(units=(16,), epochs=30, threads=1, seed=3)
     started = time.perf_counter()
-    detector = SequenceAutoencoder(settings).fit(fleet)
+    detector = LstmAutoencoder(settings).fit(fleet)
     return load, fleet, detector, planted, time.perf_counter() - started
 
 
@@ -101,7 +101,7 @@ def test_evidence_finite_on_complete_days_nan_on_incomplete(trained) -> None:
     assert incomplete.sum() == 21
     assert np.isnan(ev[incomplete]).all()
     assert np.isfinite(ev[~incomplete]).all()
-    example = detector.network_example(fleet)
+    example = detector.network_inputs(fleet)
     assert example[0].shape[1:] == (24, 4)
 
 
@@ -159,7 +159,7 @@ def test_unknown_meter_gets_nan(trained) -> None:
 
 
 def test_large_training_sets_get_a_larger_batch_and_a_matched_rate() -> None:
-    from meterflow.anomaly import autoencoder as ae
+    from meterflow.anomaly import lstm_autoencoder as ae
 
     # small sets keep the rate their smaller batches were tuned with
     assert ae.learning_rate(122) == ae.LEARNING_RATE

@@ -12,9 +12,9 @@ from meterflow import defaults
 from meterflow.anomaly import fleetparts
 from meterflow.anomaly.base import DetectorSettings
 from meterflow.anomaly.blocked import Blocking
-from meterflow.anomaly.detector import AnomalySettings, detect_anomalies
+from meterflow.anomaly.detection import AnomalySettings, detect_anomalies
 from meterflow.anomaly.fleetparts import readings_at, sample_meters, select_meters
-from meterflow.anomaly.iforest import DailyIsolationForest, day_matrix
+from meterflow.anomaly.isolation_forest import IsolationForest, day_matrix
 from meterflow.anomaly.planting import Planter, plant_anomalies
 from meterflow.anomaly.windowed import (
     SIMILARITY_GRID,
@@ -23,7 +23,7 @@ from meterflow.anomaly.windowed import (
     smallest_k,
     week_shapes,
 )
-from meterflow.forecasting.series import TRAIN, build_panel, fit_scaler, split_dates
+from meterflow.series.fleet import TRAIN, build_panel, fit_scaler, split_dates
 from tests.anomaly.synthetic import START, VAL_DAY, clean_series, planted
 
 FAST = DetectorSettings(epochs=2, units=(8,), max_train_windows=3000, threads=1)
@@ -132,7 +132,7 @@ def test_planting_block_by_block_is_one_planting():
 def test_isolation_forest_trains_on_the_same_sample_of_days_in_blocks(monkeypatch):
     fleet = fleet_of(clean_series(n_meters=7))
     settings = dataclasses.replace(FAST, max_train_windows=150)
-    forest = DailyIsolationForest(settings)
+    forest = IsolationForest(settings)
     forest.scaler = fit_scaler(fleet)
     everything, _, _ = day_matrix(fleet, forest.scaler, np.flatnonzero(fleet.split == TRAIN))
     keep = np.random.default_rng(settings.seed).choice(len(everything), 150, replace=False)

@@ -15,12 +15,12 @@ from sklearn.metrics import f1_score
 
 from meterflow import defaults
 from meterflow.anomaly.base import DetectorSettings
-from meterflow.anomaly.detector import AnomalySettings, detect_anomalies
+from meterflow.anomaly.detection import AnomalySettings, detect_anomalies
 from meterflow.anomaly.registry import DETECTORS, make_detector
 from meterflow.anomaly.scoring import COMPONENTS
 from meterflow.errors import ConfigError, SchemaError
-from meterflow.forecasting.series import build_panel, split_dates
-from meterflow.promotion import decide, holdout_score
+from meterflow.orchestration.decision import decide, holdout_score
+from meterflow.series.fleet import build_panel, split_dates
 from tests.anomaly.synthetic import CLEAN_METERS, TEST_DAY, clean_series, planted
 
 FAST = DetectorSettings(epochs=4, units=(16,), max_train_windows=3000, threads=1)
@@ -228,17 +228,22 @@ def test_an_unlabelled_run_can_promote_a_better_model_on_its_planted_holdout(fle
     assert not decide("anomaly", champion, challenger, 0.01).promote
 
 
-def test_residual_forecasts_come_in_unpadded_pieces(monkeypatch):
-    from meterflow.anomaly import residual
+class _PieceCounter:
+    """A bound network's ``point_forecasts``, recording the size of each call."""
 
-    sizes = []
+    def __init__(self) -> None:
+        self.sizes: list[int] = []
 
-    def fake(bound, pos, first):
-        sizes.append(len(pos))
+    def point_forecasts(self, pos: np.ndarray, first: np.ndarray) -> np.ndarray:
+        self.sizes.append(len(pos))
         return pos.astype(np.float64) * 2
 
-    monkeypatch.setattr(residual, "predict_positions", fake)
+
+def test_residual_forecasts_come_in_unpadded_pieces():
+    from meterflow.anomaly import lstm_residual as residual
+
+    bound = _PieceCounter()
     pos = np.arange(2400)
-    out = residual.predict_unpadded(None, pos, pos)
-    assert sizes == [2048, 256, 64, 32]  # 2 432 rows through the network, not 4 096
+    out = residual.predict_unpadded(bound, pos, pos)
+    assert bound.sizes == [2048, 256, 64, 32]  # 2 432 rows through the network, not 4 096
     np.testing.assert_array_equal(out, pos * 2.0)

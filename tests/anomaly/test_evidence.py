@@ -16,7 +16,7 @@ from meterflow.anomaly.windowed import (
     run_statistic,
     spike_excess,
 )
-from meterflow.forecasting.series import DateSplit, build_panel, split_dates
+from meterflow.series.fleet import DateSplit, build_panel, split_dates
 from tests.anomaly.synthetic import TEST_DAY, clean_series, planted
 
 

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from meterflow.anomaly.base import DetectorSettings
-from meterflow.anomaly.detector import AnomalySettings, detect_anomalies
+from meterflow.anomaly.detection import AnomalySettings, detect_anomalies
 
 SPD = 48
 START = pd.Timestamp("2014-01-01")

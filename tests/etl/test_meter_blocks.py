@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from meterflow.etl import CleaningConfig, clean_readings, make_readings
-from meterflow.etl.blocks import BlockResults, RowsByMeter, cut_blocks
+from meterflow.etl.blocks import BlockReadings, RowsByMeter, clean_in_blocks, cut_blocks
 from meterflow.etl.localtime import (
     combine_evidence,
     dst_evidence,
@@ -18,6 +18,7 @@ from meterflow.etl.localtime import (
     transitions,
     windows,
 )
+from meterflow.etl.readings import row_locator
 from meterflow.etl.result import merge_metrics
 from tests.etl.test_cleaning import local_day, meters_table
 
@@ -74,12 +75,19 @@ def _fleet() -> tuple[pd.DataFrame, pd.DataFrame]:
     return pd.concat(parts, ignore_index=True), meters_table(**caps)
 
 
-def _blocked(readings: pd.DataFrame, meters: pd.DataFrame, size: int):
-    done = BlockResults("test", readings["meter_id"].nunique())
-    for ids in cut_blocks(readings["meter_id"].astype(str), size):
-        part = readings[readings["meter_id"].astype(str).isin(ids)].reset_index(drop=True)
-        done.add(clean_readings(part, meters, CFG, source="sql"), len(ids))
-    return done.merged()
+def _blocked(readings: pd.DataFrame, meters: pd.DataFrame, size: int, seen: list | None = None):
+    """``readings`` cleaned by :func:`clean_in_blocks` ``size`` meters at a time; ``seen``
+    collects what each block read was handed."""
+    ids = readings["meter_id"].astype(str)
+
+    def read_block(index: int, meter_ids: list[str], block_meters: pd.DataFrame) -> BlockReadings:
+        if seen is not None:
+            seen.append((index, meter_ids, sorted(block_meters["meter_id"])))
+        part = readings[ids.isin(meter_ids).to_numpy()].reset_index(drop=True)
+        return BlockReadings(part, None, row_locator("sql"))
+
+    blocks = cut_blocks(ids, size)
+    return clean_in_blocks(blocks, read_block, meters=meters, config=CFG, source="sql")
 
 
 def assert_same_result(a, b) -> None:
@@ -101,7 +109,7 @@ def test_blocks_give_the_outputs_of_one_pass(size: int, caplog: pytest.LogCaptur
     caplog.clear()
     assert_same_result(_blocked(readings, meters, size), one)
     lines = [r.getMessage() for r in caplog.records if r.name == "meterflow.etl.blocks"]
-    assert len(lines) == -(-6 // size) and f"test: meters 1-{size} of 6 cleaned" in lines[0]
+    assert len(lines) == -(-6 // size) and f"etl_sql: meters 1-{size} of 6 cleaned" in lines[0]
     whole = clean_readings(readings, meters, CFG, source="sql")  # one call, no merge at all
     pd.testing.assert_frame_equal(one.profiles, whole.profiles)
     key = ["meter_id", "timestamp", "register", "action", "reason", "location"]
@@ -113,6 +121,17 @@ def test_blocks_give_the_outputs_of_one_pass(size: int, caplog: pytest.LogCaptur
     m = one.metrics
     assert m["readings_in"] == m["readings_kept"] + m["readings_quarantined"]
     assert {"quarantined_outlier", "quarantined_duplicate", "quarantined_unknown_meter"} <= set(m)
+
+
+def test_each_block_read_gets_its_index_and_only_its_meters_rows():
+    readings, meters = _fleet()
+    seen: list = []
+    _blocked(readings, meters, 2, seen)
+    assert seen == [
+        (0, ["GHOST", "M1"], ["M1"]),  # GHOST has no row in the meters table
+        (1, ["M2", "M3"], ["M2", "M3"]),
+        (2, ["M4", "M5"], ["M4", "M5"]),
+    ]
 
 
 def test_evidence_of_disjoint_series_adds_up():

@@ -14,7 +14,7 @@ from meterflow.forecasting import ForecastSettings, evaluate_forecaster
 from meterflow.forecasting.calibration import apply_scales, interval_scales
 from meterflow.forecasting.inputs import split_test_inputs
 from meterflow.forecasting.scope import aggregate, dominant_clusters, scoped_series
-from meterflow.forecasting.series import build_panel, split_dates
+from meterflow.series.fleet import build_panel, split_dates
 from meterflow.sources.seriesfile import read_series_file
 
 SPD = 24

@@ -11,21 +11,21 @@ import pandas as pd
 import pytest
 
 from meterflow.errors import ConfigError, SchemaError
-from meterflow.forecasting import ForecastSettings, profiles_to_series
+from meterflow.forecasting import ForecastSettings
 from meterflow.forecasting.features import seasonal_values
 from meterflow.forecasting.inputs import inputs_at, recent_stats
 from meterflow.forecasting.linear import LinearSteps
 from meterflow.forecasting.metrics import forecast_metrics, skill
 from meterflow.forecasting.naive import Climatology, climatology_table
-from meterflow.forecasting.series import TEST, TRAIN, VAL, build_fleet, fit_scaler
 from meterflow.forecasting.spatial import build_layout, grids_from_recent, recent_from_wide
-from meterflow.forecasting.windows import (
+from meterflow.schemas import slot_columns
+from meterflow.series.fleet import TEST, TRAIN, VAL, build_fleet, fit_scaler, profiles_to_series
+from meterflow.series.windows import (
     gather_windows,
     label_positions,
     sliding_windows,
     streaming_windows,
 )
-from meterflow.schemas import slot_columns
 from tests.forecasting.fleets import SPD, make_profiles
 
 # --- windows exactly as the notebook -------------------------------------------------------

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from meterflow.forecasting import ForecastSettings, evaluate, evaluate_forecaster
-from meterflow.forecasting.series import (
+from meterflow.series.fleet import (
     build_fleet,
     build_panel,
     profile_days,

@@ -17,8 +17,8 @@ import pytest
 from meterflow.errors import ConfigError
 from meterflow.forecasting import ForecastSettings, train_forecaster
 from meterflow.forecasting.inputs import split_test_inputs
-from meterflow.forecasting.registry import BASELINES, create
-from meterflow.forecasting.series import TEST, build_fleet, build_panel, split_dates
+from meterflow.forecasting.registry import BASELINES, make_forecaster
+from meterflow.series.fleet import TEST, build_fleet, build_panel, split_dates
 from tests.conftest import REPO
 from tests.forecasting.fleets import SPD, synthetic_fleet
 
@@ -107,7 +107,7 @@ def fresh_process(lstm_result, hybrid_result, fleet_tables, tmp_path_factory) ->
             sys.path.insert(0, {str(REPO)!r})
             from meterflow.forecasting import ForecastSettings, train_forecaster
             from meterflow.forecasting.inputs import split_test_inputs
-            from meterflow.forecasting.series import build_fleet
+            from meterflow.series.fleet import build_fleet
             from tests.forecasting.fleets import synthetic_fleet
             from tests.forecasting.test_models import DETERMINISM, NOTEBOOK
             folder = {str(folder)!r}
@@ -180,7 +180,7 @@ def test_recent_scaling_carries_a_change_of_level_into_test():
     errors = {}
     for scaling in ("recent", "meter"):
         cfg = ForecastSettings(model="lstm", horizon=SPD, scaling=scaling, **FAST)
-        model = create("lstm", cfg).fit(fleet)
+        model = make_forecaster("lstm", cfg).fit(fleet)
         test = split_test_inputs(fleet, cfg)
         errors[scaling] = np.abs(model.predict(test)[..., 1] - test.actual).mean()
     assert errors["recent"] < 0.5 * errors["meter"]

@@ -11,7 +11,7 @@ from meterflow.errors import SchemaError
 from meterflow.forecasting import ForecastSettings, evaluate_forecaster
 from meterflow.forecasting.holdout import CONTEXT_DAYS, holdout_tables, stratified_origins
 from meterflow.forecasting.report import report_of
-from meterflow.forecasting.series import build_panel, split_dates
+from meterflow.series.fleet import build_panel, split_dates
 
 SPD = 24
 QUICK = dict(epochs=2, max_train_windows=800, max_val_windows=300, threads=1, horizon=SPD)

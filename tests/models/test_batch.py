@@ -16,16 +16,16 @@ import pytest
 from meterflow import tracking
 from meterflow.cli import run_entry
 from meterflow.clustering.assign import CentroidAssigner
-from meterflow.config import Environment
 from meterflow.errors import MeterflowError, SchemaError
 from meterflow.forecasting.inputs import trained_series
-from meterflow.forecasting.registry import create
-from meterflow.forecasting.series import build_panel, split_dates
+from meterflow.forecasting.registry import make_forecaster
 from meterflow.forecasting.serving import ForecastService
 from meterflow.forecasting.settings import ForecastSettings
 from meterflow.models import batch
 from meterflow.models.pyfunc import PredictorModel
 from meterflow.schemas import slot_columns
+from meterflow.series.fleet import build_panel, split_dates
+from meterflow.settings import Environment
 
 SPD, DAYS, METERS, BLOCK = 24, 21, 11, 4
 
@@ -54,7 +54,7 @@ def seasonal_champion(rows: pd.DataFrame) -> ForecastService:
     """A day-ahead seasonal-naive forecaster (with residual quantiles), served from raw rows."""
     fleet = build_panel(rows, 60, split_dates(rows["timestamp"], 0.7, 0.1, None, 7))
     cfg = ForecastSettings(model="seasonal_naive_day", horizon=SPD)
-    fitted = create("seasonal_naive_day", cfg).fit(fleet)
+    fitted = make_forecaster("seasonal_naive_day", cfg).fit(fleet)
     known = tuple(fleet.series_meters[trained_series(fleet)].astype(str))
     example = rows.loc[rows["meter_id"] == "M000", ["meter_id", "timestamp", "value"]]
     example = example.tail(8 * SPD).reset_index(drop=True)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import logging
+
+import numba
 import numpy as np
 import pytest
 from dtaidistance import dtw as dtai
@@ -11,6 +14,7 @@ from meterflow.errors import ConfigError, SchemaError
 from meterflow.profiles.dtw import (
     band_cells,
     canonical_window,
+    compiled,
     condensed_index,
     condensed_to_square,
     dtw_condensed,
@@ -18,6 +22,9 @@ from meterflow.profiles.dtw import (
     dtw_distance,
     dtw_rows,
     n_pairs,
+    vector_kernels,
+    wdtw_cross,
+    wdtw_rows,
 )
 from meterflow.profiles.dtw.vector_kernels import column_pad
 
@@ -187,3 +194,36 @@ def test_every_kernel_is_bit_identical(length: int, window: int | None) -> None:
 def test_narrow_windows_use_the_register_kernel_only() -> None:
     assert [column_pad(96, w) for w in (1, 2, 3, 8, 9, 96)] == [0, 1, 2, 7, 0, 0]
     assert column_pad(3, 3) == 0  # a window as long as the profile is unconstrained
+
+
+@numba.njit
+def _uncompilable(*args):
+    return args[0].no_such_attribute  # a typing error: the compile fails on first use
+
+
+def test_a_vector_kernel_that_cannot_compile_falls_back_with_one_warning(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+):
+    """The plain numba kernel takes over, for DTW and WDTW, narrow and wide bands, parallel and
+    serial, with bit-identical distances and one warning for the whole process."""
+    x = np.random.default_rng(3).gamma(2.0, 50.0, size=(40, 24))
+    cases = [
+        lambda: dtw_rows(x, 0, 40, 3),
+        lambda: dtw_rows(x, 10, 40, None, parallel=False),
+        lambda: dtw_cross(x[:5], x, 12),
+        lambda: wdtw_rows(x, 0, 40, 4, g=0.2),
+        lambda: wdtw_rows(x, 7, 40, None, parallel=False),
+        lambda: wdtw_cross(x[:5], x, 2),
+    ]
+    vector = [case() for case in cases]
+    monkeypatch.setattr(compiled, "_failed", [])
+    for name in compiled.KERNELS:
+        monkeypatch.setattr(vector_kernels, name, _uncompilable)
+    with caplog.at_level(logging.WARNING, logger=compiled.__name__):
+        plain = [case() for case in cases]
+    assert compiled.vector_kernels_failed()
+    for got, expected in zip(plain, vector, strict=True):
+        assert np.array_equal(got, expected)
+    warnings = [r for r in caplog.records if r.name == compiled.__name__]
+    assert len(warnings) == 1 and "plain numba kernel" in warnings[0].getMessage()
+    assert "TypingError" in warnings[0].getMessage()

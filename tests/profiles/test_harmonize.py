@@ -7,14 +7,9 @@ import pandas as pd
 import pytest
 
 from meterflow.errors import ConfigError, SchemaError
-from meterflow.profiles import (
-    LOSER_COLUMNS,
-    harmonize,
-    normalize,
-    normalize_values,
-    profile_resolution,
-    resample_profiles,
-)
+from meterflow.profiles.harmonize import LOSER_COLUMNS, harmonize
+from meterflow.profiles.normalize import normalize, normalize_values
+from meterflow.profiles.resample import profile_resolution, resample_profiles
 from meterflow.schemas import slot_columns, validate_profiles
 
 

@@ -1,6 +1,7 @@
 """Anomaly alerts: one per event across runs, merged without a database (``merge_alerts``) and
 written to SQL (SQLite, PostgreSQL) and MongoDB, where a later run updates what an earlier one
-raised and a rerun changes nothing."""
+raised and a rerun changes nothing; the ``AlertSink`` contract checked on every registered sink
+and on a toy Parquet sink added in this module by one registry line."""
 
 from __future__ import annotations
 
@@ -14,15 +15,27 @@ import pymongo
 import pytest
 import sqlalchemy as sa
 
-import meterflow.sources.alerts as alerts_mod
-from meterflow.anomaly.alerts import ALERT_COLUMNS, RUN_ALERT_COLUMNS, alert_rows, merge_alerts
-from meterflow.errors import SourceError
-from meterflow.sources.alerts import (
-    ALERT_TABLE,
-    AlertWrite,
-    write_alerts_mongo,
-    write_alerts_sql,
+from meterflow.anomaly.alerts import (
+    ALERT_COLUMNS,
+    RUN_ALERT_COLUMNS,
+    alert_rows,
+    merge_alerts,
+    typed_alerts,
 )
+from meterflow.errors import MeterflowError, SourceError
+from meterflow.settings import Environment
+from meterflow.sources.alert_sinks import ALERT_SINKS, AlertSink
+from meterflow.sources.alert_sinks import mongo as mongo_sink
+from meterflow.sources.alert_sinks import sql as sql_sink
+from meterflow.sources.alert_sinks.base import (
+    ALERT_TABLE,
+    AlertRowsError,
+    AlertWrite,
+    checked_now,
+    stored_frame,
+)
+from meterflow.sources.alert_sinks.mongo import MongoAlertSink
+from meterflow.sources.alert_sinks.sql import SqlAlertSink
 from meterflow.sources.mongo_server import free_port
 
 T0 = pd.Timestamp("2024-03-31 01:45:00")  # a DST night, on the series' own naive clock
@@ -247,6 +260,7 @@ def check_across_runs(
     read: Callable[[], pd.DataFrame],
     acknowledge: Callable[[str], None],
     monkeypatch: pytest.MonkeyPatch,
+    module: Any,
 ) -> None:
     """Run A raises 2 alerts, an operator acknowledges one, run B continues it and raises a
     new one: 3 alerts; B again changes nothing. Alerts of other meters or long past are not
@@ -258,9 +272,9 @@ def check_across_runs(
     spike = "M1:spike:2024-03-31T01:45:00"
     acknowledge(spike)
     seen: list[set[str]] = []
-    merge = alerts_mod.merge_alerts
+    merge = module.merge_alerts
     spy = lambda ex, *a: seen.append(set(ex.get("alert_id", ()))) or merge(ex, *a)  # noqa: E731
-    monkeypatch.setattr(alerts_mod, "merge_alerts", spy)
+    monkeypatch.setattr(module, "merge_alerts", spy)
     assert write(run_b(), "B", NOW_B) == (1, 1)
     assert seen[-1] == {spike, "M1:unknown:2024-03-31T07:45:00"}  # only what can match
     after_b = read()
@@ -280,7 +294,7 @@ def check_across_runs(
     assert (new["first_seen_run"], new["last_seen_run"], new["status"]) == ("B", "B", "open")
     assert write(run_b(), "B", NOW_B2) == (0, 0)  # the rerun
     pd.testing.assert_frame_equal(read(), after_b)
-    with pytest.raises(ValueError, match="other than"):
+    with pytest.raises(AlertRowsError, match="other than"):
         write(run_b(), "A", NOW_B)
 
 
@@ -331,10 +345,11 @@ def acknowledge_mongo(uri: str, collection: str, alert_id: str) -> None:
 def test_sqlite_alerts_are_one_per_event_across_runs(tmp_path: Path, monkeypatch):
     url = f"sqlite:///{tmp_path / 'alerts.db'}"
     check_across_runs(
-        lambda alerts, run, now: write_alerts_sql(url, alerts, run, now=now),
+        lambda alerts, run, now: SqlAlertSink(url).write(alerts, run, now=now),
         lambda: read_sql(url),
         lambda alert_id: acknowledge_sql(url, alert_id),
         monkeypatch,
+        sql_sink,
     )
     engine = sa.create_engine(url)
     try:
@@ -348,22 +363,24 @@ def test_sqlite_alerts_are_one_per_event_across_runs(tmp_path: Path, monkeypatch
 def test_postgresql_alerts_are_one_per_event_across_runs(postgres_url: str, monkeypatch):
     table = f"alerts_{uuid.uuid4().hex[:8]}"
     check_across_runs(
-        lambda alerts, run, now: write_alerts_sql(postgres_url, alerts, run, table, now=now),
+        lambda alerts, run, now: SqlAlertSink(postgres_url, table).write(alerts, run, now=now),
         lambda: read_sql(postgres_url, table),
         lambda alert_id: acknowledge_sql(postgres_url, alert_id, table),
         monkeypatch,
+        sql_sink,
     )
 
 
 def test_mongo_alerts_are_one_per_event_across_runs(mongo_uri: str, monkeypatch):
     name = fresh_collection()
     check_across_runs(
-        lambda alerts, run, now: write_alerts_mongo(
-            mongo_uri, DATABASE, alerts, run, name, now=now
+        lambda alerts, run, now: MongoAlertSink(mongo_uri, DATABASE, name).write(
+            alerts, run, now=now
         ),
         lambda: read_mongo(mongo_uri, name),
         lambda alert_id: acknowledge_mongo(mongo_uri, name, alert_id),
         monkeypatch,
+        mongo_sink,
     )
     with pymongo.MongoClient(mongo_uri, serverSelectionTimeoutMS=5000) as client:
         coll = client[DATABASE][name]
@@ -378,8 +395,9 @@ def test_mongo_redoes_a_merge_when_an_operator_changed_a_status_meanwhile(
     mongo_uri: str, monkeypatch: pytest.MonkeyPatch
 ):
     name = fresh_collection()
-    assert write_alerts_mongo(mongo_uri, DATABASE, run_a(), "A", name, now=NOW_A) == (2, 0)
-    spike, read = "M1:spike:2024-03-31T01:45:00", alerts_mod._mongo_candidates
+    sink = MongoAlertSink(mongo_uri, DATABASE, name)
+    assert sink.write(run_a(), "A", now=NOW_A) == (2, 0)
+    spike, read = "M1:spike:2024-03-31T01:45:00", mongo_sink._candidates
     reads: list[int] = []
 
     def read_then_close(coll, new):
@@ -389,8 +407,8 @@ def test_mongo_redoes_a_merge_when_an_operator_changed_a_status_meanwhile(
         reads.append(len(docs))
         return docs
 
-    monkeypatch.setattr(alerts_mod, "_mongo_candidates", read_then_close)
-    assert write_alerts_mongo(mongo_uri, DATABASE, run_b(), "B", name, now=NOW_B) == (1, 1)
+    monkeypatch.setattr(mongo_sink, "_candidates", read_then_close)
+    assert sink.write(run_b(), "B", now=NOW_B) == (1, 1)
     assert reads == [2, 3]  # the redo saw the alert inserted by the first pass
     got = by_id(read_mongo(mongo_uri, name))[spike]
     assert (got["status"], got["last_seen_run"], pd.Timestamp(got["end"])) == (
@@ -422,7 +440,7 @@ def test_a_sql_table_of_the_old_layout_is_refused_untouched(tmp_path: Path):
     finally:
         engine.dispose()
     with pytest.raises(SourceError) as err:
-        write_alerts_sql(url, run_a(), "A", now=NOW_A)
+        SqlAlertSink(url).write(run_a(), "A", now=NOW_A)
     message = str(err.value)
     assert "'anomaly_alerts'" in message and "older layout" in message
     for col in ("status", "first_seen_run", "first_seen_at", "last_seen_run", "last_seen_at"):
@@ -444,18 +462,18 @@ def test_mongo_documents_of_the_old_layout_are_refused(mongo_uri: str):
     with pymongo.MongoClient(mongo_uri, serverSelectionTimeoutMS=5000) as client:
         client[DATABASE][name].insert_one(old)
     with pytest.raises(SourceError, match="older layout") as err:
-        write_alerts_mongo(mongo_uri, DATABASE, run_a(), "A", name, now=NOW_A)
+        MongoAlertSink(mongo_uri, DATABASE, name).write(run_a(), "A", now=NOW_A)
     assert f"{DATABASE}.{name}" in str(err.value) and "first_seen_run" in str(err.value)
 
 
 def test_unreachable_sql_error_hides_the_password():
     url = f"postgresql+psycopg2://meter:s3cr3t@127.0.0.1:{free_port()}/alerts"
     with pytest.raises(SourceError) as err:
-        write_alerts_sql(url, alert_rows(events(1), "r", "iforest"), "r")
+        SqlAlertSink(url).write(alert_rows(events(1), "r", "iforest"), "r")
     assert "s3cr3t" not in str(err.value) and "127.0.0.1" in str(err.value)
     with pytest.raises(SourceError) as err:
-        write_alerts_sql(
-            "nosuchdb://meter:s3cr3t@db.example/x", alert_rows(events(0), "r", "d"), "r"
+        SqlAlertSink("nosuchdb://meter:s3cr3t@db.example/x").write(
+            alert_rows(events(0), "r", "d"), "r"
         )
     assert "s3cr3t" not in str(err.value)
 
@@ -463,5 +481,119 @@ def test_unreachable_sql_error_hides_the_password():
 def test_unreachable_mongo_error_names_the_host_without_the_password():
     uri = f"mongodb://meter:s3cr3t@127.0.0.1:{free_port()}/"
     with pytest.raises(SourceError) as err:
-        write_alerts_mongo(uri, "db", alert_rows(events(1), "r", "d"), "r", timeout_ms=300)
+        MongoAlertSink(uri, "db", timeout_ms=300).write(alert_rows(events(1), "r", "d"), "r")
     assert "s3cr3t" not in str(err.value) and "127.0.0.1" in str(err.value)
+
+
+# --- the AlertSink contract, on every registered sink -------------------------------------------
+
+
+@pytest.fixture()
+def sink_env(tmp_path: Path, mongo_uri: str) -> Environment:
+    """An environment that configures a store for every registered sink."""
+    return Environment(
+        data_dir=tmp_path,
+        sql_url=f"sqlite:///{tmp_path / 'historian.db'}",
+        mongodb_uri=mongo_uri,
+        mongo_database=f"alerts_{uuid.uuid4().hex[:8]}",
+        experiment="alerts",
+    )
+
+
+def own_alerts(sink: AlertSink, meter: str) -> pd.DataFrame:
+    """What ``sink`` reads back of ``meter`` (a store may hold other tests' alerts), typed."""
+    stored = sink.read()
+    assert tuple(stored.columns) == ALERT_COLUMNS
+    assert stored["alert_id"].is_monotonic_increasing
+    return typed_alerts(stored[stored["meter_id"] == meter], ALERT_COLUMNS)
+
+
+def check_sink_contract(sink: AlertSink) -> None:
+    """Idempotent writes (one alert per event across runs, a rerun changes nothing), alerts
+    read back as merged, bad rows refused with a MeterflowError before anything is written."""
+    meter = f"C{uuid.uuid4().hex[:8]}"
+    a = run_alerts(
+        "A",
+        event(T0, T0 + 2 * H, meter_id=meter, peak_score=3.0, n_flagged=8),
+        event(T0 + 6 * H, T0 + 7 * H, None, meter_id=meter, peak_score=1.5),
+    )
+    b = run_alerts(
+        "B",
+        event(T0 + H, T0 + 4 * H, meter_id=meter, peak_score=2.0, n_flagged=6),
+        event(T0 + 9 * H, T0 + 12 * H, "level_shift", meter_id=meter),
+        detector="lstm",
+    )
+    with pytest.raises(MeterflowError, match="other than"):
+        sink.write(a, "B", now=NOW_A)
+    with pytest.raises(MeterflowError, match="lack column"):
+        sink.write(a.drop(columns="detector"), "A", now=NOW_A)
+    assert len(own_alerts(sink, meter)) == 0
+    expected = stored_after(NO_ALERTS, a, "A", NOW_A)
+    assert sink.write(a, "A", now=NOW_A) == (2, 0)
+    for _ in range(2):  # the rerun, and once more: nothing changes
+        assert sink.write(a, "A", now=NOW_B) == (0, 0)
+        pd.testing.assert_frame_equal(
+            own_alerts(sink, meter), typed_alerts(expected, ALERT_COLUMNS)
+        )
+    expected = stored_after(expected, b, "B", NOW_B)
+    assert sink.write(b, "B", now=NOW_B) == (1, 1)
+    assert sink.write(b, "B", now=NOW_B2) == (0, 0)
+    got = own_alerts(sink, meter)
+    pd.testing.assert_frame_equal(got, typed_alerts(expected, ALERT_COLUMNS))
+    assert len(got) == 3 and got["first_seen_run"].tolist().count("A") == 2
+    assert sink.write(alert_rows(events(0), "Z", "d"), "Z", now=NOW_A) == (0, 0)
+    assert isinstance(sink.describe(), str) and sink.name in ALERT_SINKS
+
+
+@pytest.mark.parametrize("name", sorted(ALERT_SINKS))
+def test_every_registered_sink_meets_the_contract(name: str, sink_env: Environment):
+    sink = ALERT_SINKS[name](sink_env)
+    assert sink is not None, f"{name} is not configured by an environment that sets every store"
+    check_sink_contract(sink)
+
+
+def test_the_mongo_sink_is_skipped_without_a_uri(sink_env: Environment):
+    assert ALERT_SINKS["mongo"](sink_env.model_copy(update={"mongodb_uri": None})) is None
+
+
+# A worked example: a new sink is one class and one registry line.
+
+
+class ParquetAlertSink:
+    """A toy sink: every alert in one Parquet file, rewritten whole by each write."""
+
+    name = "parquet"
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    @classmethod
+    def from_env(cls, env: Environment) -> ParquetAlertSink:
+        return cls(env.data_dir / "alerts.parquet")
+
+    def describe(self) -> str:
+        return str(self.path)
+
+    def read(self) -> pd.DataFrame:
+        if not self.path.exists():
+            return stored_frame([])
+        return stored_frame(pd.read_parquet(self.path).to_dict("records"))
+
+    def write(self, alerts: pd.DataFrame, run_id: str, *, now=None) -> AlertWrite:
+        when = checked_now(alerts, run_id, now)
+        stored = self.read()
+        to_update, to_insert = merge_alerts(stored, alerts, run_id, when)
+        kept = stored[~stored["alert_id"].isin(to_update["alert_id"])]
+        frames = [f for f in (kept, to_update, to_insert) if len(f)]
+        if frames:
+            typed_alerts(pd.concat(frames), ALERT_COLUMNS).to_parquet(self.path)
+        return AlertWrite(len(to_insert), len(to_update))
+
+
+def test_a_toy_parquet_sink_registered_by_one_line_meets_the_contract(
+    sink_env: Environment, monkeypatch: pytest.MonkeyPatch
+):
+    monkeypatch.setitem(ALERT_SINKS, "parquet", ParquetAlertSink.from_env)
+    sink = ALERT_SINKS["parquet"](sink_env)
+    check_sink_contract(sink)
+    assert sink.describe() == str(sink_env.data_dir / "alerts.parquet")

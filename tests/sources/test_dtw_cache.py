@@ -1,6 +1,7 @@
 """The DTW cache: incremental == full recompute, corruption never used, atomic writes, appends
 in place with per-block checksums, readers unaffected by appends. Recycled slots (the nightly
-slide) are tested in ``test_dtw_cache_slots.py``."""
+slide) are tested in ``test_dtw_cache_slots.py``; the ``DtwStore`` contract in
+``test_dtw_store.py``."""
 
 from __future__ import annotations
 
@@ -20,23 +21,12 @@ from meterflow.profiles.dtw import condensed_to_square, dtw_condensed, dtw_rows,
 from meterflow.sources import dtw_cache as cache_mod
 from meterflow.sources.dtw_cache import DtwCache
 from meterflow.sources.dtw_manifest import FORMAT_VERSION, manifest_digest
-
-WINDOW = 3
+from tests.sources.dtw_reference import WINDOW, assert_matches_full, random_profiles
 
 
 @pytest.fixture
 def profiles() -> np.ndarray:
-    return np.random.default_rng(42).gamma(2.0, 50.0, size=(60, 24))
-
-
-def full_square(x: np.ndarray, window: int | None = WINDOW) -> np.ndarray:
-    return condensed_to_square(dtw_condensed(x, window), len(x))
-
-
-def assert_matches_full(mat, x: np.ndarray, window: int | None = WINDOW) -> None:
-    got = mat.square()
-    assert got.shape == (len(x), len(x))
-    assert np.max(np.abs(got - full_square(x, window))) <= 1e-12
+    return random_profiles()
 
 
 def folder_of(cache: DtwCache, mat) -> Path:

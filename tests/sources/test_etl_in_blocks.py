@@ -16,7 +16,8 @@ from meterflow.etl import CleaningConfig
 from meterflow.sources.meters import read_meters
 from meterflow.sources.mongo import etl_newmongo, read_mongo_documents
 from meterflow.sources.oldexports import etl_oldexports
-from meterflow.sources.sql import etl_sql, historian_tags, tag_blocks
+from meterflow.sources.sql import etl_sql, tag_blocks
+from meterflow.sources.sql_historian import historian_tags
 from tests.etl.test_meter_blocks import assert_same_result
 from tests.sources import synthetic_fleet
 from tests.sources.corpus import test_mongo_cases as mongo_cases

@@ -11,7 +11,7 @@ import pytest
 from meterflow.errors import SourceError
 from meterflow.etl import CleaningConfig
 from meterflow.schemas import profile_matrix
-from meterflow.sources.oldexports import etl_oldexports, localise_by_order, read_export_file
+from meterflow.sources.oldexports import etl_oldexports, localise_by_order, read_oldexports_file
 
 TZ = "Europe/Rome"
 METERS = pd.DataFrame(
@@ -86,7 +86,7 @@ def test_spring_forward_file_and_a_row_at_a_skipped_time(tmp_path: Path):
 def test_missing_column_names_the_file(tmp_path: Path):
     (tmp_path / "M1.csv").write_text("meter_id,datetime,active_import\nM1,2024-01-01 00:00:00,1\n")
     with pytest.raises(SourceError, match=r"header lacks column.*active_export.*file=M1.csv"):
-        read_export_file(tmp_path / "M1.csv", timezone=TZ)
+        read_oldexports_file(tmp_path / "M1.csv", timezone=TZ)
 
 
 def test_truncated_file_names_file_and_line(tmp_path: Path):
@@ -94,7 +94,7 @@ def test_truncated_file_names_file_and_line(tmp_path: Path):
     text = path.read_text()
     path.write_text(text + "M1,2024-01-10 01:15:0")  # cut mid-line, no newline
     with pytest.raises(SourceError, match=r"truncated.*file=M1.csv, meter=M1, row=7"):
-        read_export_file(path, timezone=TZ)
+        read_oldexports_file(path, timezone=TZ)
 
 
 def test_wrong_type_raises_or_is_quarantined(tmp_path: Path):
@@ -105,7 +105,7 @@ def test_wrong_type_raises_or_is_quarantined(tmp_path: Path):
     with pytest.raises(
         SourceError, match=r"active_import is not a number: n/a.*file=M1.csv, meter=M1, row=5"
     ):
-        read_export_file(path, timezone=TZ)
+        read_oldexports_file(path, timezone=TZ)
     cfg = CleaningConfig(resolution_min=15)
     res = etl_oldexports(
         tmp_path, meters=METERS, config=cfg, detect_scale=False, on_error="quarantine"

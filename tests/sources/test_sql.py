@@ -14,9 +14,9 @@ from meterflow.etl import CleaningConfig
 from meterflow.schemas import profile_matrix
 from meterflow.sources.meters import read_meters
 from meterflow.sources.mongo_server import free_port
-from meterflow.sources.sql import (
+from meterflow.sources.sql import etl_sql
+from meterflow.sources.sql_historian import (
     adbc_target,
-    etl_sql,
     read_historian_arrow,
     read_historian_frame,
 )

@@ -13,10 +13,10 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 
-from meterflow.config import Environment
 from meterflow.errors import ConfigError, SourceError
 from meterflow.etl import CleaningConfig
 from meterflow.redact import ambiguous_credentials, password_pieces, scrub
+from meterflow.settings import Environment
 from meterflow.sources.meters import read_meters
 from meterflow.sources.mongo_server import free_port
 from meterflow.sources.sql import etl_sql

@@ -11,11 +11,12 @@ import pytest
 import sqlalchemy as sa
 from pydantic import ValidationError
 
-from meterflow.config import EtlSqlOptions, PipelineOptions
 from meterflow.errors import SourceError
 from meterflow.etl import CleaningConfig
 from meterflow.etl.localtime import AMBIGUOUS, LOCAL_OK, NONEXISTENT, localise
-from meterflow.sources.sql import etl_sql, historian_locator
+from meterflow.settings import EtlSqlOptions, PipelineOptions
+from meterflow.sources.sql import etl_sql
+from meterflow.sources.sql_translate import historian_locator
 
 TZ = "Europe/Rome"
 METER_IDS = ("M1", "M2", "M3", "M4")

@@ -10,8 +10,8 @@ from pathlib import Path
 import mlflow
 import pytest
 
-from meterflow.config import Environment
 from meterflow.demo import DemoSpec, build_fleet, write_fleet
+from meterflow.settings import Environment
 
 
 @contextmanager

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from meterflow import tracking
-from meterflow.config import AnomalyOptions, Environment
+from meterflow.settings import AnomalyOptions, Environment
 from meterflow.tasks.anomaly import run_anomaly
 from tests.anomaly.synthetic import clean_series, planted
 

@@ -16,9 +16,9 @@ import pandas as pd
 import pytest
 
 from meterflow import tracking
-from meterflow.config import Environment, HarmonizationOptions
 from meterflow.errors import DiskFullError, format_bytes
 from meterflow.schemas import slot_columns
+from meterflow.settings import Environment, HarmonizationOptions
 from meterflow.sources import diskspace
 from meterflow.sources.dtw_cache import DtwCache
 from meterflow.tasks.harmonization import run_harmonization
@@ -129,7 +129,7 @@ def test_the_dtw_matrix_is_what_does_not_fit(
     monkeypatch.setattr(DtwCache, "update", never)
     opts = HarmonizationOptions(etl_runs="etl-run", compute_dtw=False)
     assert run_harmonization(opts, environment(tmp_path)) == FakeRun.run_id
-    assert {"profiles_energy", "profiles", "meters", "model"} <= set(fake_tracking.logged)
+    assert {"profiles", "normalized_profiles", "meters", "model"} <= set(fake_tracking.logged)
 
 
 def test_harmonization_with_room_computes_the_matrix(

@@ -13,14 +13,14 @@ import pymongo
 import pytest
 
 from meterflow import tracking
-from meterflow.config import (
+from meterflow.demo import DemoSpec
+from meterflow.schemas import profile_slot_columns
+from meterflow.settings import (
     Environment,
     EtlNewMongoOptions,
     HarmonizationOptions,
     LoadNewMongoOptions,
 )
-from meterflow.demo import DemoSpec
-from meterflow.schemas import profile_slot_columns
 from meterflow.sources.formats import MONGO_COLLECTION
 from meterflow.sources.mongo import lookback_since
 from meterflow.tasks.etl import run_etl_newmongo
@@ -134,7 +134,7 @@ def test_etl_rebuilds_the_late_meter_day_and_harmonization_replaces_it(runs):
     slots = profile_slot_columns(rebuilt)
     assert rebuilt.loc[key, slots].notna().all()
     energy = {
-        run: tracking.load_table(runs[run], "profiles_energy").set_index(["meter_id", "date"])
+        run: tracking.load_table(runs[run], "profiles").set_index(["meter_id", "date"])
         for run in ("harm1", "harm2")
     }
     assert np.allclose(energy["harm2"].loc[key, slots], rebuilt.loc[key, slots])

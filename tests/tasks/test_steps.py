@@ -21,7 +21,11 @@ from mlflow.tracking import MlflowClient
 
 from meterflow import tracking
 from meterflow.clustering.auto import AUTO_CANDIDATES
-from meterflow.config import (
+from meterflow.demo import DemoSpec
+from meterflow.errors import SchemaError, SourceError
+from meterflow.orchestration.decision import holdout_score
+from meterflow.orchestration.registry import promote_step
+from meterflow.settings import (
     AnomalyOptions,
     ClusteringOptions,
     Environment,
@@ -32,9 +36,6 @@ from meterflow.config import (
     HarmonizationOptions,
     LoadNewMongoOptions,
 )
-from meterflow.demo import DemoSpec
-from meterflow.errors import SchemaError, SourceError
-from meterflow.promotion import holdout_score
 from meterflow.sources.formats import MONGO_COLLECTION
 from meterflow.tasks.anomaly import run_anomaly
 from meterflow.tasks.clustering import run_clustering
@@ -42,7 +43,6 @@ from meterflow.tasks.etl import run_etl_newmongo, run_etl_oldmongo, run_etl_sql
 from meterflow.tasks.forecasting import run_forecasting
 from meterflow.tasks.harmonization import run_harmonization
 from meterflow.tasks.newmongo import run_load_newmongo
-from meterflow.tasks.promote import promote_step
 from tests.conftest import subprocess_env
 from tests.tasks.conftest import demo_environment
 
@@ -136,14 +136,14 @@ def test_incremental_mongo_load_reads_only_new_documents(env, chain):
 
 
 def test_harmonization_carries_over_previous_meter_days(env, chain):
-    previous = tracking.load_table(chain["harmonization"], "profiles_energy")
+    previous = tracking.load_table(chain["harmonization"], "profiles")
     only_sql = run_harmonization(
         HarmonizationOptions(
             etl_runs=chain["etl_sql"], previous_run=chain["harmonization"], compute_dtw=False
         ),
         env,
     )
-    merged = tracking.load_table(only_sql, "profiles_energy")
+    merged = tracking.load_table(only_sql, "profiles")
     assert len(merged) == len(previous)
     keys = ["meter_id", "date"]
     assert (
@@ -241,7 +241,7 @@ def test_clustering_uses_the_dtw_window_of_its_harmonization_run(env, chain, clu
 @pytest.mark.parametrize(("which", "metric"), [("exclude", "dtw"), ("only", "euclidean")])
 def test_prosumer_filter_clusters_only_the_chosen_meters(env, chain, which, metric):
     meters = tracking.load_table(chain["harmonization"], "meters")
-    profiles = tracking.load_table(chain["harmonization"], "profiles")
+    profiles = tracking.load_table(chain["harmonization"], "normalized_profiles")
     pv = set(meters.loc[meters["production_kw"] > 0, "meter_id"])
     expected = profiles["meter_id"].isin(pv) == (which == "only")
     run_id = run_clustering(
@@ -268,7 +268,7 @@ def test_prosumer_filter_needs_a_meter_table(tmp_path):
 
 
 def test_every_clustering_model_reloads_in_a_fresh_process(env, chain, clustered):
-    profiles = tracking.load_table(chain["harmonization"], "profiles")
+    profiles = tracking.load_table(chain["harmonization"], "normalized_profiles")
     slots = [c for c in profiles.columns if c.startswith("slot_")]
     sample = profiles[slots].iloc[::7].reset_index(drop=True)
     path = env.data_dir / "sample.parquet"
@@ -576,7 +576,7 @@ def test_promotion_champion_then_challenger_and_failed_runs_move_nothing(env, ch
     one that may be worse (negative margin) is promoted. A reused run registers nothing; a run
     that did not finish is refused and leaves the aliases as they were."""
     from meterflow.errors import MeterflowError
-    from meterflow.tasks.promote import promote_models, promote_step
+    from meterflow.orchestration.registry import promote_models, promote_step
 
     def forecast(epochs: int) -> str:
         options = ForecastingOptions(profiles_run=chain["harmonization"], epochs=epochs)
@@ -724,7 +724,7 @@ def test_a_champion_whose_files_are_gone_is_replaced_by_the_best_loadable_versio
     that won its promotion and still loads; with none left, the alias is removed."""
     import shutil
 
-    from meterflow.tasks.promote import repair_champion
+    from meterflow.orchestration.registry import repair_champion
 
     tracking.configure(env)
     first, second, third = list(clustered.values())[:3]

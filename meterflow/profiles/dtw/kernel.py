@@ -24,7 +24,9 @@ Kernels
     ``vector_kernels.py``: per row profile, ``LANES`` column profiles at once, as vector LLVM IR;
     narrow windows (2 to 8) keep the band's cells in registers, wider ones scan a scratch row in
     L1 cache, visiting only the cells inside the band. Rows are spread over cores with
-    ``numba.prange`` and dynamic scheduling.
+    ``numba.prange`` and dynamic scheduling. Where they cannot be compiled, the same recurrence in
+    plain numba (``plain_kernels.py``) gives the same distances, after one warning
+    (``compiled.py``). Weighted DTW (``variants.py``) is the same template with cell weights.
 """
 
 from __future__ import annotations
@@ -42,8 +44,9 @@ from numba import njit, prange
 
 from meterflow.errors import ConfigError, SchemaError
 
+from .compiled import run_kernel
 from .lanes import lane_blocks
-from .vector_kernels import column_pad, cross_parallel, rows_parallel, rows_serial
+from .vector_kernels import column_pad
 
 log = logging.getLogger(__name__)
 
@@ -171,11 +174,11 @@ def dtw_rows(
     x = as_profile_array(X)
     band = band_width(window, x.shape[1])
     pad = column_pad(x.shape[1], band)
-    kernel = rows_parallel if parallel else rows_serial
+    kernel = "rows_parallel" if parallel else "rows_serial"
     columns = lane_blocks(x[: max(stop - 1, 1)], pad)
 
     def compute(r0: int, r1: int, target: np.ndarray) -> None:
-        kernel(x, columns, r0, r1, band, pad, target)
+        run_kernel(kernel, x, columns, r0, r1, band, pad, None, target)
 
     return fill_rows(
         x,
@@ -263,7 +266,7 @@ def dtw_cross(A: np.ndarray, B: np.ndarray, window: int | None = None) -> np.nda
     pad = column_pad(a.shape[1], band)
     if out.size:
         with numba.parallel_chunksize(1):
-            cross_parallel(a, lane_blocks(b, pad), b.shape[0], band, pad, out)
+            run_kernel("cross_parallel", a, lane_blocks(b, pad), b.shape[0], band, pad, None, out)
     return out
 
 

@@ -21,8 +21,9 @@ standard WDTW. For the derivative variants the band is on the derivative's indic
 value ``i`` sits at slot ``i + 1``, so the window still bounds the shift in slots, and any
 ``window >= m - 2`` is unconstrained.
 
-The weighted kernel is numba code vectorised across ``LANES`` column profiles (``lane_blocks``,
-slot-major): the weight of a cell depends only on ``|a - b|``, one scalar for all lanes.
+The weighted kernel is the DTW kernel's template with cell weights (``vector_kernels.py``, or
+its plain numba fallback): the weight of a cell depends only on ``|a - b|``, one scalar for all
+``LANES`` column profiles.
 """
 
 from __future__ import annotations
@@ -35,10 +36,10 @@ from numbers import Real
 
 import numba
 import numpy as np
-from numba import njit, prange
 
 from meterflow.errors import ConfigError, SchemaError
 
+from .compiled import run_kernel
 from .kernel import (
     RowComputer,
     as_profile_array,
@@ -48,7 +49,8 @@ from .kernel import (
     dtw_rows,
     fill_rows,
 )
-from .lanes import LANES, lane_blocks
+from .lanes import lane_blocks
+from .vector_kernels import column_pad
 
 DISTANCES = ("dtw", "ddtw", "wdtw", "wddtw")
 WDTW_G = 0.05  # Jeong et al. 2011; aeon's default
@@ -148,96 +150,6 @@ def _prepared(spec: Distance, X: np.ndarray, name: str = "X") -> np.ndarray:
     return derivative(x) if spec.derivative else x
 
 
-# --------------------------------------------------------------------------- numba kernels
-
-
-@njit(cache=True, nogil=True, fastmath={"nnan"}, boundscheck=False)
-def _lanes_wdtw(x, yt, band, wv, prev, cur, out):
-    """Weighted squared DTW of ``x`` against the ``LANES`` columns of ``yt`` into ``out``.
-
-    ``wv[k]`` weighs cells with ``|a - b| = k``; ``prev``/``cur`` are (slots + 1, LANES) scratch
-    rows, index ``b + 1`` holding column ``b``.
-    """
-    length = x.shape[0]
-    inf = np.inf
-    for b in range(length + 1):
-        for k in range(LANES):
-            prev[b, k] = inf
-    for k in range(LANES):
-        prev[0, k] = 0.0
-    for a in range(length):
-        xa = x[a]
-        lo = max(0, a - band + 1)
-        hi = min(length, a + band)
-        for k in range(LANES):
-            cur[lo, k] = inf
-        for b in range(lo, hi):
-            w = wv[abs(a - b)]
-            for k in range(LANES):
-                d = xa - yt[b, k]
-                m = min(prev[b, k], prev[b + 1, k])
-                m = min(m, cur[b, k])
-                cur[b + 1, k] = d * d * w + m
-        if hi < length:
-            for k in range(LANES):
-                cur[hi + 1, k] = inf
-        prev, cur = cur, prev
-    for k in range(LANES):
-        out[k] = prev[length, k]
-
-
-@njit(cache=True, nogil=True, boundscheck=False)
-def _row(x, xb, i, band, wv, out, base, prev, cur, sq):
-    """Row ``i`` (pairs ``(i, 0..i-1)``) into ``out[base : base + i]``."""
-    xi = x[i]
-    for cb in range((i + LANES - 1) // LANES):
-        _lanes_wdtw(xi, xb[cb], band, wv, prev, cur, sq)
-        j0 = cb * LANES
-        for k in range(min(LANES, i - j0)):
-            out[base + j0 + k] = np.sqrt(sq[k])
-
-
-@njit(parallel=True, cache=True, nogil=True, boundscheck=False)
-def _rows_par(x, xb, start, stop, band, wv, out):
-    """Rows ``start..stop-1`` of the lower triangle into ``out`` (offset ``n_pairs(start)``)."""
-    length = x.shape[1]
-    base0 = start * (start - 1) // 2
-    for p in prange(stop - start):
-        i = stop - 1 - p  # longest rows first: better dynamic balance
-        prev = np.empty((length + 1, LANES))
-        cur = np.empty((length + 1, LANES))
-        sq = np.empty(LANES)
-        _row(x, xb, i, band, wv, out, i * (i - 1) // 2 - base0, prev, cur, sq)
-
-
-@njit(cache=True, nogil=True, boundscheck=False)
-def _rows_ser(x, xb, start, stop, band, wv, out):
-    """Single-threaded ``_rows_par`` (for Dask workers, which parallelise across tasks)."""
-    length = x.shape[1]
-    base0 = start * (start - 1) // 2
-    prev = np.empty((length + 1, LANES))
-    cur = np.empty((length + 1, LANES))
-    sq = np.empty(LANES)
-    for i in range(start, stop):
-        _row(x, xb, i, band, wv, out, i * (i - 1) // 2 - base0, prev, cur, sq)
-
-
-@njit(parallel=True, cache=True, nogil=True, boundscheck=False)
-def _cross_par(a, bb, nb, band, wv, out):
-    """``out[i, j] = wdtw(a[i], b[j])`` for ``j < nb`` with ``bb = lane_blocks(b)``."""
-    length = a.shape[1]
-    for i in prange(a.shape[0]):
-        prev = np.empty((length + 1, LANES))
-        cur = np.empty((length + 1, LANES))
-        sq = np.empty(LANES)
-        ai = a[i]
-        for cb in range(bb.shape[0]):
-            _lanes_wdtw(ai, bb[cb], band, wv, prev, cur, sq)
-            j0 = cb * LANES
-            for k in range(min(LANES, nb - j0)):
-                out[i, j0 + k] = np.sqrt(sq[k])
-
-
 # --------------------------------------------------------------------------- weighted DTW
 
 
@@ -262,12 +174,13 @@ def wdtw_rows(
     x = as_profile_array(X)
     length = x.shape[1]
     band = band_width(window, length)
+    pad = column_pad(length, band)
     wv = wdtw_weights(length, g, w_max)
-    columns = lane_blocks(x[: max(stop - 1, 1)])
-    kernel = _rows_par if parallel else _rows_ser
+    columns = lane_blocks(x[: max(stop - 1, 1)], pad)
+    kernel = "rows_parallel" if parallel else "rows_serial"
 
     def compute(r0: int, r1: int, target: np.ndarray) -> None:
-        kernel(x, columns, r0, r1, band, wv, target)
+        run_kernel(kernel, x, columns, r0, r1, band, pad, wv, target)
 
     return fill_rows(
         x,
@@ -298,10 +211,11 @@ def wdtw_cross(
         raise SchemaError(f"wdtw_cross: A has {a.shape[1]} slots but B has {b.shape[1]}")
     out = np.empty((a.shape[0], b.shape[0]), dtype=np.float64)
     band = band_width(window, a.shape[1])
+    pad = column_pad(a.shape[1], band)
     if out.size:
         wv = wdtw_weights(a.shape[1], g, w_max)
         with numba.parallel_chunksize(1):
-            _cross_par(a, lane_blocks(b), b.shape[0], band, wv, out)
+            run_kernel("cross_parallel", a, lane_blocks(b, pad), b.shape[0], band, pad, wv, out)
     return out
 
 

@@ -6,6 +6,10 @@ doubles. Every cell is ``(x - y)**2`` plus the minimum of its three neighbours: 
 ``fadd`` without contraction and ``min`` as compare-and-select, the operations of dtaidistance in
 the same order, so the distances are bit-identical.
 
+One template, two distances: with weights ``wv`` (an array, not None) every cell costs
+``(x - y)**2 * wv[|a - b|]`` (weighted DTW, ``variants.py``), multiplied in that order; without,
+the plain DTW cell above. numba compiles the loops once per kind of ``wv``.
+
 Narrow band (window ``2..NARROW_MAX``): row ``a`` has at most ``2w - 1`` cells. By their offset
 ``d = b - a + w - 1`` the neighbours of cell ``(a, d)`` are the previous row's cells ``d``
 (diagonal) and ``d + 1`` (up) and this row's ``d - 1`` (left), so one row of state updated in
@@ -68,13 +72,23 @@ def _vector_at(builder: ir.IRBuilder, base: ir.Value, offset: ir.Value) -> ir.Va
     return builder.bitcast(builder.gep(base, [offset], inbounds=True), _VEC.as_pointer())
 
 
-def _cell(builder, xv, y, neighbours):
-    """``(x - y)**2 + min(neighbours)``."""
+def _cell(builder, xv, y, neighbours, weight=None):
+    """``(x - y)**2 + min(neighbours)``, or ``(x - y)**2 * weight + min(neighbours)``."""
     best = neighbours[0]
     for other in neighbours[1:]:
         best = _minimum(builder, best, other)
     diff = builder.fsub(xv, y)
-    return builder.fadd(builder.fmul(diff, diff), best)
+    cost = builder.fmul(diff, diff)
+    if weight is not None:
+        cost = builder.fmul(cost, weight)
+    return builder.fadd(cost, best)
+
+
+def _weight(builder: ir.IRBuilder, wv_ptr: ir.Value | None, shift: ir.Value) -> ir.Value | None:
+    """The weight of cells ``shift = |a - b|`` apart in every lane (None: unweighted)."""
+    if wv_ptr is None:
+        return None
+    return _splat(builder, builder.load(builder.gep(wv_ptr, [shift], inbounds=True)))
 
 
 def _loop(builder: ir.IRBuilder, name: str, start: ir.Value, stop: ir.Value, carried, body):
@@ -100,8 +114,9 @@ def _loop(builder: ir.IRBuilder, name: str, start: ir.Value, stop: ir.Value, car
     return following
 
 
-def _narrow_band(builder, x_ptr, y_ptr, out_ptr, length, w):
-    """The register kernel for window ``w`` over all lane groups (``y`` padded by ``w - 1``)."""
+def _narrow_band(builder, x_ptr, y_ptr, wv_ptr, out_ptr, length, w):
+    """The register kernel for window ``w`` over all lane groups (``y`` padded by ``w - 1``;
+    cell ``d`` of a row is ``|d - (w - 1)|`` slots off the diagonal)."""
     cells = 2 * w - 1
     for lane0 in range(0, LANES, GROUP):
 
@@ -109,6 +124,7 @@ def _narrow_band(builder, x_ptr, y_ptr, out_ptr, length, w):
             xv = _splat(builder, builder.load(builder.gep(x_ptr, [a], inbounds=True)))
             new: list[ir.Value] = []
             for d in range(cells):
+                weight = _weight(builder, wv_ptr, _int(abs(d - (w - 1))))
                 slot = builder.mul(builder.add(a, _int(d)), _int(LANES))
                 for v in range(VECTORS):
                     at = _vector_at(builder, y_ptr, builder.add(slot, _int(lane0 + v * VECTOR)))
@@ -117,7 +133,7 @@ def _narrow_band(builder, x_ptr, y_ptr, out_ptr, length, w):
                         near.append(state[(d + 1) * VECTORS + v])  # up
                     if d > 0:
                         near.append(new[(d - 1) * VECTORS + v])  # left
-                    new.append(_cell(builder, xv, builder.load(at, align=8), near))
+                    new.append(_cell(builder, xv, builder.load(at, align=8), near, weight))
             return new
 
         # before row 0 only the origin (-1, -1), at offset w - 1, is reachable
@@ -128,7 +144,7 @@ def _narrow_band(builder, x_ptr, y_ptr, out_ptr, length, w):
             builder.store(final[(w - 1) * VECTORS + v], at, align=8)
 
 
-def _wide_band(builder, x_ptr, y_ptr, row_ptr, out_ptr, length, band):
+def _wide_band(builder, x_ptr, y_ptr, wv_ptr, row_ptr, out_ptr, length, band):
     """The scratch-row kernel for any ``band`` (``y`` unpadded; ``row`` holds slots x LANES)."""
     vectors = LANES // VECTOR
 
@@ -157,11 +173,16 @@ def _wide_band(builder, x_ptr, y_ptr, row_ptr, out_ptr, length, band):
 
         def cell(b, carried):
             diag, left = carried[:vectors], carried[vectors:]
+            shift = builder.sub(a, b)
+            shift = builder.select(
+                builder.icmp_signed("<", shift, _int(0)), builder.neg(shift), shift
+            )
+            weight = _weight(builder, wv_ptr, shift)
             ups, news = [], []
             for v in range(vectors):
                 up = builder.load(at(row_ptr, b, v), align=8)
                 y = builder.load(at(y_ptr, b, v), align=8)
-                news.append(_cell(builder, xv, y, [diag[v], up, left[v]]))
+                news.append(_cell(builder, xv, y, [diag[v], up, left[v]], weight))
                 builder.store(news[-1], at(row_ptr, b, v), align=8)
                 ups.append(up)
             return ups + news
@@ -178,14 +199,19 @@ def _wide_band(builder, x_ptr, y_ptr, row_ptr, out_ptr, length, band):
 
 
 @intrinsic
-def _squared_dtw(typingctx, x, yb, band, pad, row, out):
+def _squared_dtw(typingctx, x, yb, band, pad, wv, row, out):
     """``out[k] = dtw(x, column k of yb)**2`` for the ``LANES`` columns of the lane block ``yb``
-    (padded by ``pad = column_pad(len(x), band)``); ``row`` is a (slots, LANES) scratch array."""
+    (padded by ``pad = column_pad(len(x), band)``), weighted by ``wv`` unless it is None;
+    ``row`` is a (slots, LANES) scratch array."""
+    weighted = not isinstance(wv, types.NoneType)
 
     def codegen(context, builder, signature, args):
         x_arr, y_arr, row_arr, out_arr = (
-            context.make_array(signature.args[k])(context, builder, args[k]) for k in (0, 1, 4, 5)
+            context.make_array(signature.args[k])(context, builder, args[k]) for k in (0, 1, 5, 6)
         )
+        wv_ptr = None
+        if weighted:
+            wv_ptr = context.make_array(signature.args[4])(context, builder, args[4]).data
         length = builder.extract_value(x_arr.shape, 0)
         band_value, pad_value = args[2], args[3]
         fn = builder.function
@@ -196,53 +222,55 @@ def _squared_dtw(typingctx, x, yb, band, pad, row, out):
             case = fn.append_basic_block(f"dtw_narrow{w}")
             switch.add_case(_int(w - 1), case)
             builder.position_at_end(case)
-            _narrow_band(builder, x_arr.data, y_arr.data, out_arr.data, length, w)
+            _narrow_band(builder, x_arr.data, y_arr.data, wv_ptr, out_arr.data, length, w)
             builder.branch(done)
         builder.position_at_end(wide)
-        _wide_band(builder, x_arr.data, y_arr.data, row_arr.data, out_arr.data, length, band_value)
+        _wide_band(
+            builder, x_arr.data, y_arr.data, wv_ptr, row_arr.data, out_arr.data, length, band_value
+        )
         builder.branch(done)
         builder.position_at_end(done)
         return context.get_dummy_value()
 
-    return types.void(x, yb, types.int64, types.int64, row, out), codegen
+    return types.void(x, yb, types.int64, types.int64, wv, row, out), codegen
 
 
 @njit(cache=True, nogil=True, boundscheck=False)
-def _row_pairs(xi, yb, i, band, pad, out, base, row, sq):
+def _row_pairs(xi, yb, i, band, pad, wv, out, base, row, sq):
     """Row ``i`` (pairs ``(i, 0..i-1)``) into ``out[base : base + i]``."""
     for cb in range((i + LANES - 1) // LANES):
-        _squared_dtw(xi, yb[cb], band, pad, row, sq)
+        _squared_dtw(xi, yb[cb], band, pad, wv, row, sq)
         j0 = cb * LANES
         for k in range(min(LANES, i - j0)):
             out[base + j0 + k] = np.sqrt(sq[k])
 
 
 @njit(parallel=True, cache=True, nogil=True, boundscheck=False)
-def rows_parallel(x, yb, start, stop, band, pad, out):
+def rows_parallel(x, yb, start, stop, band, pad, wv, out):
     """Rows ``start..stop-1`` of the lower triangle into ``out`` (offset ``n_pairs(start)``)."""
     base0 = start * (start - 1) // 2
     for p in prange(stop - start):
         i = stop - 1 - p  # longest rows first: better dynamic balance
         row, sq = np.empty((x.shape[1], LANES)), np.empty(LANES)
-        _row_pairs(x[i], yb, i, band, pad, out, i * (i - 1) // 2 - base0, row, sq)
+        _row_pairs(x[i], yb, i, band, pad, wv, out, i * (i - 1) // 2 - base0, row, sq)
 
 
 @njit(cache=True, nogil=True, boundscheck=False)
-def rows_serial(x, yb, start, stop, band, pad, out):
+def rows_serial(x, yb, start, stop, band, pad, wv, out):
     """Single-threaded ``rows_parallel`` (for Dask workers, which parallelise across tasks)."""
     base0 = start * (start - 1) // 2
     row, sq = np.empty((x.shape[1], LANES)), np.empty(LANES)
     for i in range(start, stop):
-        _row_pairs(x[i], yb, i, band, pad, out, i * (i - 1) // 2 - base0, row, sq)
+        _row_pairs(x[i], yb, i, band, pad, wv, out, i * (i - 1) // 2 - base0, row, sq)
 
 
 @njit(parallel=True, cache=True, nogil=True, boundscheck=False)
-def cross_parallel(a, bb, nb, band, pad, out):
+def cross_parallel(a, bb, nb, band, pad, wv, out):
     """``out[i, j] = dtw(a[i], b[j])`` for ``j < nb`` with ``bb = lane_blocks(b, pad)``."""
     for i in prange(a.shape[0]):
         row, sq = np.empty((a.shape[1], LANES)), np.empty(LANES)
         for cb in range(bb.shape[0]):
-            _squared_dtw(a[i], bb[cb], band, pad, row, sq)
+            _squared_dtw(a[i], bb[cb], band, pad, wv, row, sq)
             j0 = cb * LANES
             for k in range(min(LANES, nb - j0)):
                 out[i, j0 + k] = np.sqrt(sq[k])
