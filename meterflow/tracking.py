@@ -43,13 +43,14 @@ from mlflow.utils.mlflow_tags import (
 
 import meterflow
 from meterflow.errors import InputError, MeterflowError, SchemaError
-from meterflow.schemas import validate_table
+from meterflow.schemas import Table, validate_table
 from meterflow.settings import Environment
 
 log = logging.getLogger(__name__)
 
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
 TABLES_DIR = "tables"
+LEGACY_ENERGY_TABLE = "profiles_energy"  # harmonization runs before normalized_profiles
 PREVIEWS_DIR = "previews"
 PREVIEW_ROWS = 200
 SEARCH_PAGE = 1000  # runs per search: more than one experiment's RUNNING runs ever are
@@ -260,12 +261,15 @@ def process_usage() -> dict[str, float]:
     return {PEAK_RSS_METRIC: peak_kib / 1024, "process_cpu_seconds": cpu}
 
 
-def load_table(run_id: str, name: str) -> pd.DataFrame:
-    """Read the ``tables/<name>.parquet`` artifact of a run."""
+def load_table(run_id: str, name: str, *, stored_as: str = "") -> pd.DataFrame:
+    """Read the ``tables/<name>.parquet`` artifact of a run (``stored_as``: the file name an
+    older run used for that table), checked against the contract of ``name``."""
     try:
         with tempfile.TemporaryDirectory() as tmp:
             path = mlflow.artifacts.download_artifacts(
-                run_id=run_id, artifact_path=f"{TABLES_DIR}/{name}.parquet", dst_path=tmp
+                run_id=run_id,
+                artifact_path=f"{TABLES_DIR}/{stored_as or name}.parquet",
+                dst_path=tmp,
             )
             table = pd.read_parquet(path)
     except mlflow.exceptions.MlflowException as e:
@@ -274,6 +278,19 @@ def load_table(run_id: str, name: str) -> pd.DataFrame:
     if mlflow.active_run() is not None:
         _log_input(table, run_id, name)
     return table
+
+
+def harmonized_energy(run_id: str) -> pd.DataFrame:
+    """The Wh profiles of harmonization run ``run_id``. Runs logged before the normalised table
+    had its own name (``normalized_profiles``) hold the Wh ones as ``profiles_energy`` and the
+    normalised ones as ``profiles``: those are read from ``profiles_energy``, so a normalised
+    value is never taken for Wh."""
+    stored = {Path(a.path).name for a in MlflowClient().list_artifacts(run_id, TABLES_DIR)}
+    if f"{Table.NORMALIZED_PROFILES}.parquet" in stored:
+        return load_table(run_id, Table.PROFILES)
+    if f"{LEGACY_ENERGY_TABLE}.parquet" in stored:
+        return load_table(run_id, Table.PROFILES, stored_as=LEGACY_ENERGY_TABLE)
+    raise MeterflowError(f"run {run_id} is not a harmonization run: it has no profile tables")
 
 
 @contextmanager

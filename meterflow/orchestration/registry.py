@@ -147,8 +147,9 @@ def _champion_output(step: str, holdout: pd.DataFrame) -> pd.DataFrame | np.ndar
     """The champion's predictions of the held-out rows; None when it cannot read them."""
     try:
         return tracking.predict_with(tracking.champion_uri(step), _inputs(holdout))
-    except (MeterflowError, KeyError, ValueError, AttributeError) as e:
-        # e.g. a champion of an older version whose input schema the rows do not match
+    except (MeterflowError, KeyError, ValueError, AttributeError, ImportError) as e:
+        # a champion of an older version: its input schema, or the modules and classes its
+        # pickle names (moved since), no longer match
         log.warning("%s: the champion cannot score these held-out rows: %s", step, e)
         return None
 

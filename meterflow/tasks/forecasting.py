@@ -75,7 +75,7 @@ def input_series(
         return file.series, file.resolution_min, file.exog, None
     source_run = tracking.resolve_run(opts.profiles_run, "harmonization")
     run.set_tags({"input.profiles_run": source_run})
-    profiles = tracking.load_table(source_run, Table.PROFILES)
+    profiles = tracking.harmonized_energy(source_run)
     meters = tracking.load_table(source_run, Table.METERS)
     resolution = MINUTES_PER_DAY // len(profile_slot_columns(profiles))
     return profiles_to_series(profiles), resolution, (), meters
@@ -123,7 +123,7 @@ def _forecast_meters(
     """Each meter of a harmonization run, its fleet built straight from the profile table."""
     source_run = tracking.resolve_run(opts.profiles_run, "harmonization")
     run.set_tags({"input.profiles_run": source_run})
-    profiles = tracking.load_table(source_run, Table.PROFILES)
+    profiles = tracking.harmonized_energy(source_run)
     meters = tracking.load_table(source_run, Table.METERS)
     _require_space(profiles)
     resolution = MINUTES_PER_DAY // len(profile_slot_columns(profiles))

@@ -56,7 +56,7 @@ def run_harmonization(opts: HarmonizationOptions, env: Environment) -> str:
         energy, carried = merged.profiles, 0
         if opts.previous_run:
             previous_run = tracking.resolve_run(opts.previous_run, "harmonization")
-            previous = tracking.load_table(previous_run, Table.PROFILES)
+            previous = tracking.harmonized_energy(previous_run)
             energy, carried = _carry_over(energy, previous, opts.resolution)
         energy = energy.sort_values(["meter_id", "date"], ignore_index=True)
         normalized = normalize(energy, opts.normalization)

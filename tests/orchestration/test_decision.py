@@ -126,3 +126,20 @@ def test_a_model_step_cannot_log_a_holdout_that_breaks_its_contract() -> None:
     with pytest.raises(SchemaError, match=r"anomaly holdout table in run r1 lacks .*'label'"):
         StepRun("r1", entry_point="anomaly").log_table(rows, "holdout")
     assert validate_table("holdout", rows) is rows  # a step without a contract: any columns
+
+
+@pytest.mark.parametrize(
+    "error", [ModuleNotFoundError("meterflow.forecasting.series"), AttributeError("SeasonalNaiveZ")]
+)
+def test_a_champion_whose_pickled_classes_moved_is_kept_not_a_crash(monkeypatch, error) -> None:
+    """A champion logged by an older code version whose modules or classes were renamed cannot
+    be loaded: the night goes on and the champion is kept (promote by hand)."""
+    from meterflow import tracking
+    from meterflow.orchestration import registry
+
+    def unloadable(uri: str, rows: pd.DataFrame) -> None:
+        raise error
+
+    monkeypatch.setattr(tracking, "champion_uri", lambda step: f"models:/meterflow-{step}@champion")
+    monkeypatch.setattr(tracking, "predict_with", unloadable)
+    assert registry._champion_output("forecasting", pd.DataFrame({"meter_id": ["M1"]})) is None
