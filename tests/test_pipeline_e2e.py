@@ -55,7 +55,13 @@ ARGS = [
 
 
 def _mlflow_run(
-    project: Path, data_dir: Path, tracking: str, experiment: str, *, launch: bool = False
+    project: Path,
+    data_dir: Path,
+    tracking: str,
+    experiment: str,
+    *,
+    launch: bool = False,
+    extra: tuple[str, ...] = (),
 ) -> None:
     """``mlflow run`` as the README shows it, or (``launch``) as ``make demo`` starts it."""
     command = (
@@ -72,7 +78,7 @@ def _mlflow_run(
         ]
     )
     out = subprocess.run(
-        [sys.executable, "-m", *command, *ARGS],
+        [sys.executable, "-m", *command, *ARGS, *extra],
         cwd=project, capture_output=True, text=True, timeout=1500,
         env=subprocess_env(
             MLFLOW_TRACKING_URI=tracking, METERFLOW_DATA_DIR=str(data_dir),
@@ -284,3 +290,18 @@ def test_steps_record_the_tables_they_read_as_datasets(pipeline):
         run = client.get_run(parent.data.tags[f"meterflow.step.{step}"])
         names = {d.dataset.name.split(" ")[0] for d in run.inputs.dataset_inputs}
         assert expected <= names, (step, names)
+
+
+def test_a_reused_model_that_was_never_registered_is_registered(pipeline):
+    """A night that ended before promotion (here ``promote=false``) leaves a model run nobody
+    registered; the next night reuses the run and registers its model then."""
+    client = pipeline["client"]
+    run = (pipeline["project"], pipeline["data_dir"], pipeline["tracking"], "e2e")
+    _mlflow_run(*run, extra=("-P", "forecast_seed=7", "-P", "promote=false"))
+    versions = client.search_model_versions(f"name = '{PREFIX}-forecasting'")
+    assert [v.version for v in versions] == ["1"]
+    _mlflow_run(*run, extra=("-P", "forecast_seed=7"))
+    versions = client.search_model_versions(f"name = '{PREFIX}-forecasting'")
+    assert sorted(v.version for v in versions) == ["1", "2"]
+    for step in ("clustering", "anomaly"):  # reused and registered already: nothing new
+        assert len(client.search_model_versions(f"name = '{PREFIX}-{step}'")) == 1

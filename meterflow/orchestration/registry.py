@@ -29,6 +29,7 @@ BEATS_BASELINES = "beats_baselines"  # version tag: the model beat every baselin
 BEATS_BASELINES_RUN_TAG = "forecasting.beats_baselines"
 BECAME_CHAMPION = "became_champion"  # version tag: it won its promotion
 UNLOADABLE = "unloadable"  # version tag: why its model no longer loads
+TAG_MODEL_VERSION = "meterflow.model_version"  # run tag: the registered version of its model
 
 
 def repair_champion(step: str) -> str | None:
@@ -59,16 +60,17 @@ def repair_champion(step: str) -> str | None:
 def promote_models(
     steps: dict[str, tuple[str, bool]], margin: float, run: tracking.StepRun
 ) -> pd.DataFrame:
-    """Register and alias the new model of every model step of ``steps``; log and return the
-    decisions (an empty table when every model step was reused)."""
+    """Register and alias the new model of every model step of ``steps`` (a reused run too when
+    it was never registered: its night ended before promotion); log and return the decisions
+    (an empty table when every model step was reused and registered)."""
     rows = []
     for step in PROMOTED:
         run_id, reused = steps[step]
         replaced = repair_champion(step)
         if replaced:
             run.set_tags({f"meterflow.champion_repair.{step}": replaced})
-        if reused:
-            log.info("%s: run %s reused, nothing to register", step, run_id)
+        if reused and tracking.run_tag(run_id, TAG_MODEL_VERSION):
+            log.info("%s: run %s reused, registered already", step, run_id)
             continue
         rows.append(promote_step(step, run_id, margin).row())
     table = pd.DataFrame(rows, columns=list(Decision.__dataclass_fields__))
@@ -111,7 +113,7 @@ def promote_step(step: str, run_id: str, margin: float) -> Decision:
         {
             "meterflow.promotion": alias,
             "meterflow.promotion.reason": decision.reason,
-            "meterflow.model_version": f"{tracking.registered_name(step)}/{version}",
+            TAG_MODEL_VERSION: f"{tracking.registered_name(step)}/{version}",
             **({"meterflow.promotion.stability_ari": stability} if champion else {}),
         },
     )

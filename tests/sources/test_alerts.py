@@ -422,6 +422,7 @@ OLD_TABLE = """CREATE TABLE anomaly_alerts (
     alert_id VARCHAR(400) PRIMARY KEY, run_id VARCHAR(200) NOT NULL,
     detector VARCHAR(200) NOT NULL, meter_id VARCHAR(200) NOT NULL, start DATETIME NOT NULL,
     "end" DATETIME NOT NULL, kind VARCHAR(200), peak_score FLOAT, n_flagged INTEGER NOT NULL)"""
+OLD_INDEX = "CREATE INDEX ix_anomaly_alerts_meter_start ON anomaly_alerts (meter_id, start)"
 
 
 def test_a_sql_table_of_the_old_layout_is_refused_untouched(tmp_path: Path):
@@ -430,6 +431,7 @@ def test_a_sql_table_of_the_old_layout_is_refused_untouched(tmp_path: Path):
     try:
         with engine.begin() as conn:
             conn.execute(sa.text(OLD_TABLE))
+            conn.execute(sa.text(OLD_INDEX))
             conn.execute(
                 sa.text(
                     "INSERT INTO anomaly_alerts VALUES "
@@ -452,6 +454,23 @@ def test_a_sql_table_of_the_old_layout_is_refused_untouched(tmp_path: Path):
     finally:
         engine.dispose()
     assert rows == [("r:M1:x",)]
+
+
+def test_renaming_an_old_table_as_the_refusal_says_starts_afresh(tmp_path: Path):
+    """The old table renamed to ``<name>_v1`` keeps its rows and its indexes' names; the new
+    table is created beside it and written."""
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    engine = sa.create_engine(url)
+    try:
+        with engine.begin() as conn:
+            conn.execute(sa.text(OLD_TABLE))
+            conn.execute(sa.text(OLD_INDEX))
+            conn.execute(sa.text("ALTER TABLE anomaly_alerts RENAME TO anomaly_alerts_v1"))
+    finally:
+        engine.dispose()
+    sink = SqlAlertSink(url)
+    sink.write(run_a(), "A", now=NOW_A)
+    assert len(sink.read()) == len(run_a())
 
 
 def test_mongo_documents_of_the_old_layout_are_refused(mongo_uri: str):

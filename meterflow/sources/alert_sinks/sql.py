@@ -62,9 +62,11 @@ def alert_table(table: str = ALERT_TABLE, metadata: sa.MetaData | None = None) -
         sa.Column("first_seen_at", sa.DateTime(), nullable=False),
         text("last_seen_run"),
         sa.Column("last_seen_at", sa.DateTime(), nullable=False),
-        sa.Index(f"ix_{table}_meter_start", "meter_id", "start"),
-        sa.Index(f"ix_{table}_meter_end", "meter_id", "end"),
-        sa.Index(f"ix_{table}_last_seen_run", "last_seen_run"),
+        # named apart from the old layout's ix_<table>_* indexes, which keep their names when
+        # an old table is renamed to start afresh (SQLite and PostgreSQL alike)
+        sa.Index(f"{table}_by_meter_start", "meter_id", "start"),
+        sa.Index(f"{table}_by_meter_end", "meter_id", "end"),
+        sa.Index(f"{table}_by_last_seen_run", "last_seen_run"),
     )
 
 
