@@ -6,7 +6,7 @@ the demo fleet when asked) and stops it at the end. Each step is reused instead 
 finished run with the same parameters (including upstream run ids and source fingerprints) and
 the same code version exists (``reuse``). The runner walks the table of steps (``steps``): their
 inputs, what runs beside what, what is promoted; the children's options are the pipeline's own
-options forwarded to them (``step_options``).
+options forwarded to them (``meterflow.settings.step_options``).
 """
 
 from __future__ import annotations
@@ -26,10 +26,9 @@ from meterflow.orchestration.reconcile import end_abandoned_runs
 from meterflow.orchestration.registry import promote_models
 from meterflow.orchestration.runner import StepRunner, Steps
 from meterflow.orchestration.state import missing_from_store, read_state, refusal, write_state
-from meterflow.orchestration.step_options import step_options
 from meterflow.orchestration.steps import PROMOTED, Step, etl_runs, stages
 from meterflow.redact import redact_uri
-from meterflow.settings import Environment, Options, PipelineOptions, RetrainOptions
+from meterflow.settings import Environment, Options, PipelineOptions, RetrainOptions, step_options
 from meterflow.sources.mongo_server import LocalMongoServer
 
 log = logging.getLogger(__name__)
@@ -173,7 +172,7 @@ def _run_steps(opts: PipelineOptions, env: Environment, runner: StepRunner) -> S
 
     def prepare(step: Step, finished: Steps) -> Options:
         inputs = _inputs(step, opts, env, runner.experiment_id, {**done, **finished})
-        return step_options(step.name, opts, inputs)
+        return step_options(step.name, opts, **inputs)
 
     for lanes in stages():
         done |= runner.run_stage(lanes, prepare)
