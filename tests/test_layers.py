@@ -84,7 +84,12 @@ def test_pure_module_does_no_file_io_and_reads_no_environment(path: Path) -> Non
 
 
 def test_only_the_seam_and_the_model_wrappers_import_mlflow() -> None:
-    allowed = {"meterflow.tracking", "meterflow.models.pyfunc", "meterflow.models.predictor_model"}
+    allowed = {
+        "meterflow.tracking.__init__",
+        "meterflow.tracking.registry",
+        "meterflow.models.pyfunc",
+        "meterflow.models.predictor_model",
+    }
     offenders = []
     for path in PACKAGE.rglob("*.py"):
         module = ".".join(path.relative_to(PACKAGE.parent).with_suffix("").parts)

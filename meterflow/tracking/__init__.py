@@ -1,6 +1,7 @@
 """The seam to MLflow: runs, params, metrics, tables, figures, models and run lookup.
 
-Nothing else in the package imports mlflow except ``meterflow.models.pyfunc`` (the model wrapper).
+Nothing else in the package imports mlflow except ``meterflow.models.pyfunc`` (the model wrapper);
+``registry`` holds the Model Registry side.
 Tables travel between steps as Parquet artifacts under ``tables/`` of the producing run and are read
 back by run id, never through a path beside the code; each is checked against its contract
 (``meterflow.schemas.TABLES``) when it is logged and when it is loaded, and a small CSV head of it
@@ -42,9 +43,27 @@ from mlflow.utils.mlflow_tags import (
 )
 
 import meterflow
-from meterflow.errors import InputError, MeterflowError, SchemaError
+from meterflow.errors import InputError, MeterflowError
 from meterflow.schemas import Table, validate_table
 from meterflow.settings import Environment
+from meterflow.tracking import registry
+from meterflow.tracking.registry import (  # noqa: F401  (the seam's public names)
+    CHALLENGER,
+    CHAMPION,
+    MODEL_NAME,
+    alias_version,
+    champion_uri,
+    delete_alias,
+    load_pyfunc,
+    predict_with,
+    recent_versions,
+    register_version,
+    registered_name,
+    set_alias,
+    set_version_tag,
+    version_loads,
+    version_tag,
+)
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +74,6 @@ PREVIEWS_DIR = "previews"
 PREVIEW_ROWS = 200
 SEARCH_PAGE = 1000  # runs per search: more than one experiment's RUNNING runs ever are
 FIGURES_DIR = "figures"
-MODEL_NAME = "model"  # the project's pyfunc: raw history in, kWh / labels out
 NETWORK_NAME = "network"  # the Keras network inside it, Keras flavor: scaled tensors in and out
 TAG_VERSION = "meterflow.version"
 TAG_PID, TAG_HOST = "meterflow.pid", "meterflow.host"  # the process that executes a run
@@ -64,7 +82,6 @@ DESCRIPTION_TAG = "mlflow.note.content"  # the run's description in the MLflow U
 
 
 _project_experiment = DEFAULT_EXPERIMENT_NAME = "meterflow"
-_registry_prefix = "meterflow"
 
 
 def configure(env: Environment) -> None:
@@ -84,8 +101,7 @@ def connect(env: Environment) -> None:
     """Point MLflow at the environment's tracking store and registry prefix, with bounded HTTP
     calls; creates nothing in the store (unlike :func:`configure`, which also selects the
     experiment)."""
-    global _registry_prefix
-    _registry_prefix = env.registry_prefix
+    registry.use_prefix(env.registry_prefix)
     _bound_http_calls(env.tracking_timeout_s)
     mlflow.set_tracking_uri(env.tracking_uri or DEFAULT_TRACKING_URI)
 
@@ -486,98 +502,6 @@ def run_exists(run_id: str) -> bool:
     except mlflow.exceptions.MlflowException:
         return False
     return True
-
-
-# --- Model Registry: one registered model per step, aliases champion / challenger --------------
-
-CHAMPION, CHALLENGER = "champion", "challenger"
-
-
-def registered_name(step: str) -> str:
-    """The registered model of a step, e.g. ``meterflow-forecasting``
-    (``METERFLOW_REGISTRY_PREFIX`` replaces ``meterflow``)."""
-    return f"{_registry_prefix}-{step}"
-
-
-def champion_uri(step: str) -> str:
-    return f"models:/{registered_name(step)}@{CHAMPION}"
-
-
-def alias_version(step: str, alias: str) -> str | None:
-    """The version of the step's registered model behind ``alias``, if any."""
-    try:
-        return MlflowClient().get_model_version_by_alias(registered_name(step), alias).version
-    except mlflow.exceptions.MlflowException:
-        return None
-
-
-def register_version(step: str, run_id: str, tags: Mapping[str, Any], description: str = "") -> str:
-    """Register the run's ``model`` as a new version of the step's model, with ``tags`` and a
-    ``description``."""
-    version = mlflow.register_model(f"runs:/{run_id}/{MODEL_NAME}", registered_name(step))
-    client = MlflowClient()
-    for key, value in tags.items():
-        client.set_model_version_tag(registered_name(step), version.version, key, str(value))
-    if description:
-        client.update_model_version(registered_name(step), version.version, description)
-    return str(version.version)
-
-
-def version_tag(step: str, version: str, key: str) -> str | None:
-    """A tag of one version of the step's registered model."""
-    return MlflowClient().get_model_version(registered_name(step), version).tags.get(key)
-
-
-def recent_versions(step: str, limit: int = 20) -> list[Any]:
-    """The step's newest registered versions (at most ``limit``), newest first."""
-    return MlflowClient().search_model_versions(
-        f"name = '{registered_name(step)}'", order_by=["version_number DESC"], max_results=limit
-    )
-
-
-def version_loads(step: str, version: str) -> bool:
-    """Whether a version's model files are still there (its ``MLmodel`` can be fetched): cheap,
-    without loading the model."""
-    try:
-        uri = MlflowClient().get_model_version_download_uri(registered_name(step), version)
-        with tempfile.TemporaryDirectory() as tmp:
-            mlflow.artifacts.download_artifacts(
-                artifact_uri=f"{uri.rstrip('/')}/MLmodel", dst_path=tmp
-            )
-    except (mlflow.exceptions.MlflowException, OSError):
-        return False
-    return True
-
-
-def set_version_tag(step: str, version: str, key: str, value: Any) -> None:
-    MlflowClient().set_model_version_tag(registered_name(step), version, key, str(value))
-
-
-def delete_alias(step: str, alias: str) -> None:
-    MlflowClient().delete_registered_model_alias(registered_name(step), alias)
-
-
-def set_alias(step: str, alias: str, version: str) -> None:
-    MlflowClient().set_registered_model_alias(registered_name(step), alias, version)
-
-
-def load_pyfunc(uri: str) -> Any:
-    """A pyfunc model; MeterflowError naming the URI when it cannot be loaded."""
-    try:
-        return mlflow.pyfunc.load_model(uri)
-    except (mlflow.exceptions.MlflowException, OSError) as e:
-        raise MeterflowError(f"cannot load model {uri}: {e}") from None
-
-
-def predict_with(uri: str, rows: pd.DataFrame) -> Any:
-    """The predictions of the pyfunc model at ``uri`` for ``rows``; SchemaError (the reason in
-    MLflow's message, without the rows it prints) when the rows do not fit its input schema."""
-    model = load_pyfunc(uri)
-    try:
-        return model.predict(rows)
-    except mlflow.exceptions.MlflowException as e:
-        reason = str(e).rsplit("Error: ", 1)[-1].splitlines()[0][:300]
-        raise SchemaError(f"model {uri}: {reason}") from None
 
 
 def require_finished(run_id: str) -> None:
