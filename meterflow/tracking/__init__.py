@@ -79,6 +79,7 @@ TAG_VERSION = "meterflow.version"
 TAG_PID, TAG_HOST = "meterflow.pid", "meterflow.host"  # the process that executes a run
 TAG_FAILURE = "meterflow.failure"  # why a run failed or was ended by a later run, one line
 DESCRIPTION_TAG = "mlflow.note.content"  # the run's description in the MLflow UI
+EXPERIMENT_KIND_TAG, EXPERIMENT_KIND = "mlflow.experimentKind", "custom_model_development"
 
 
 _project_experiment = DEFAULT_EXPERIMENT_NAME = "meterflow"
@@ -95,6 +96,15 @@ def configure(env: Environment) -> None:
     _project_experiment = env.experiment
     if not os.environ.get("MLFLOW_RUN_ID") and not os.environ.get("MLFLOW_EXPERIMENT_ID"):
         mlflow.set_experiment(env.experiment)
+    mark_experiment_kind(_current_experiment())
+
+
+def mark_experiment_kind(experiment_id: str) -> None:
+    """Open the experiment in the MLflow UI's machine-learning view (runs, metrics, models)
+    rather than its GenAI view (traces), unless someone chose otherwise."""
+    client = MlflowClient()
+    if EXPERIMENT_KIND_TAG not in client.get_experiment(experiment_id).tags:
+        client.set_experiment_tag(experiment_id, EXPERIMENT_KIND_TAG, EXPERIMENT_KIND)
 
 
 def connect(env: Environment) -> None:
