@@ -25,7 +25,7 @@ import time
 import warnings
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -72,6 +72,7 @@ TABLES_DIR = "tables"
 LEGACY_ENERGY_TABLE = "profiles_energy"  # harmonization runs before normalized_profiles
 PREVIEWS_DIR = "previews"
 PREVIEW_ROWS = 200
+MAX_METRIC_KEYS = 20  # a run's headline numbers; families (per baseline, per kind…) are tables
 SEARCH_PAGE = 1000  # runs per search: more than one experiment's RUNNING runs ever are
 FIGURES_DIR = "figures"
 NETWORK_NAME = "network"  # the Keras network inside it, Keras flavor: scaled tensors in and out
@@ -176,15 +177,25 @@ class StepRun:
     run_id: str
     experiment_id: str = ""
     entry_point: str = ""  # whose table contracts apply (e.g. a model step's holdout columns)
+    metric_keys: set[str] = field(default_factory=set)  # logged so far, at most MAX_METRIC_KEYS
 
     def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:
-        """Log finite metrics; a non-finite value is a bug upstream and raises."""
+        """Log finite metrics; a non-finite value is a bug upstream and raises, and so does a
+        run's 21st metric key: families of numbers go to a table and a figure instead."""
         clean = {}
         for k, v in metrics.items():
             v = float(v)
             if not math.isfinite(v):
                 raise MeterflowError(f"metric {k} is not finite ({v})")
             clean[k] = v
+        keys = self.metric_keys | set(clean)
+        if len(keys) > MAX_METRIC_KEYS:
+            extra = sorted(keys - self.metric_keys)
+            raise MeterflowError(
+                f"run {self.run_id} ({self.entry_point}) would log {len(keys)} metric keys "
+                f"(at most {MAX_METRIC_KEYS}; new: {', '.join(extra[:8])}): log families as tables"
+            )
+        self.metric_keys = keys
         if clean:
             mlflow.log_metrics(clean, step=step)
 
@@ -270,8 +281,9 @@ def step_run(entry_point: str, options: Any) -> Iterator[StepRun]:
         if new:
             mlflow.log_params(new)
         log.info("%s: run %s", entry_point, run.info.run_id)
-        yield StepRun(run.info.run_id, run.info.experiment_id, entry_point)
-        mlflow.log_metrics(process_usage())
+        step = StepRun(run.info.run_id, run.info.experiment_id, entry_point)
+        yield step
+        step.log_metrics(process_usage())
 
 
 PEAK_RSS_METRIC = "process_peak_rss_mb"
