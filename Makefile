@@ -1,5 +1,6 @@
-# Two commands do all the set-up (README): `make demo` runs the whole pipeline on the demo fleet,
-# `make test` runs the tests. Both create/refresh the virtual environment first.
+# Two commands do all the set-up (README.md, docs/getting-started.md): `make demo` runs the whole
+# pipeline on the demo fleet, `make test` runs the tests. Both create/refresh the virtual
+# environment first.
 PYTHON ?= python3.11
 VENV ?= .venv
 STAMP := $(VENV)/.installed
@@ -18,12 +19,17 @@ ARGS ?=
 # known), every failure in one line: meterflow/orchestration/launch.py
 LAUNCH = python -m meterflow.orchestration.launch --experiment-name $(MLFLOW_EXPERIMENT_NAME)
 
-.PHONY: demo retrain test lint ui results benchmarks
+# `make ui PORT=5050` / `make serve STEP=anomaly PORT=5002` pick another port or step.
+PORT ?= 5000
+STEP ?= forecasting
+REGISTRY_PREFIX ?= $(or $(METERFLOW_REGISTRY_PREFIX),meterflow)
+
+.PHONY: demo retrain test lint ui serve results benchmarks docs
 
 demo: $(STAMP)
 	@$(LAUNCH) $(ARGS)
 
-# the nightly run: new data, changed steps, promotion (see README "Nightly operation")
+# the nightly run: new data, changed steps, promotion (docs/nightly-operation.md)
 retrain: $(STAMP)
 	@$(LAUNCH) -e retrain $(ARGS)
 
@@ -33,12 +39,28 @@ test: $(STAMP)
 lint: $(STAMP)
 	ruff check . && ruff format --check .
 
-# re-render results.ipynb from the newest `main` run of $(MLFLOW_EXPERIMENT_NAME)
+# render results.ipynb against the newest `main` run of $(MLFLOW_EXPERIMENT_NAME) into a copy,
+# results-latest.ipynb (gitignored); the committed results.ipynb stays as it is
 results: $(STAMP)
-	python -m nbconvert --to notebook --execute --inplace results.ipynb
+	python -m nbconvert --to notebook --execute results.ipynb --output results-latest.ipynb
 
+# the MLflow UI on the tracking store (docs/ui-tour.md)
 ui: $(STAMP)
-	mlflow ui --backend-store-uri $(MLFLOW_TRACKING_URI) --port 5000
+	mlflow ui --backend-store-uri $(MLFLOW_TRACKING_URI) --port $(PORT)
+
+# the champion of one step's registered model over REST (docs/use-a-champion.md)
+serve: $(STAMP)
+	mlflow models serve -m models:/$(REGISTRY_PREFIX)-$(STEP)@champion --port $(PORT) \
+		--env-manager local
+
+# every benchmark in benchmarks/ at full size (docs/benchmarks.md); ARGS="--quick" for the quick
+# sizes, or benchmark names; ARGS go to `python -m benchmarks`
+benchmarks: $(STAMP)
+	python -m benchmarks $(ARGS)
+
+# the documentation site (MkDocs) into site/ (gitignored)
+docs: $(STAMP)
+	mkdocs build --strict --site-dir site
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)

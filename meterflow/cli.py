@@ -17,6 +17,7 @@ import sqlite3
 import sys
 from collections.abc import Sequence
 from importlib import import_module
+from pathlib import Path
 from typing import TypeVar
 
 from pydantic import BaseModel, ValidationError
@@ -30,7 +31,9 @@ T = TypeVar("T", bound=BaseModel)
 
 # Libraries whose INFO lines are not progress of this project.
 QUIET_LOGGERS = (
+    "absl",
     "alembic",
+    "huey",
     "urllib3",
     "distributed",
     "numba",
@@ -38,6 +41,10 @@ QUIET_LOGGERS = (
     "pymongo",
     "mlflow",
 )
+# The loggers MLflow gives a handler of its own (another date format) when it is imported
+# without MLFLOW_CONFIGURE_LOGGING=false: their lines go through the root handler instead.
+MLFLOW_LOGGERS = ("mlflow", "alembic", "huey", "sqlalchemy.engine")
+LOG_DATE_FORMAT = "%H:%M:%S"
 
 
 def _validation_message(e: ValidationError) -> str:
@@ -79,13 +86,23 @@ def parse_options(model: type[T], argv: Sequence[str] | None = None, prog: str =
         raise ConfigError(_validation_message(e)) from None
 
 
-def setup_logging() -> None:
-    """Progress lines of this project at INFO; other libraries only from WARNING."""
-    logging.basicConfig(
-        level=logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        datefmt="%H:%M:%S",
-    )
+def log_format(step: str) -> str:
+    """``HH:MM:SS LEVEL [step] logger: message``."""
+    return f"%(asctime)s %(levelname)s [{step.replace('%', '%%')}] %(name)s: %(message)s"
+
+
+def setup_logging(step: str | None = None) -> None:
+    """Progress lines of this project at INFO, other libraries' (MLflow's included) from
+    WARNING, Python warnings as log lines: all in one format, tagged with ``step`` (the entry
+    point; default: the script's name), as a pipeline's steps run at once and interleave."""
+    os.environ.setdefault("MLFLOW_CONFIGURE_LOGGING", "false")  # read when MLflow is imported
+    step = step or Path(sys.argv[0]).stem or "meterflow"
+    logging.basicConfig(level=logging.INFO, format=log_format(step), datefmt=LOG_DATE_FORMAT)
+    logging.captureWarnings(True)
+    for name in MLFLOW_LOGGERS:  # already configured by an earlier import of MLflow
+        logger = logging.getLogger(name)
+        logger.handlers.clear()
+        logger.propagate = True
     for noisy in QUIET_LOGGERS:
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
@@ -98,7 +115,7 @@ def run_entry(entry_point: str, argv: Sequence[str] | None = None) -> int:
     from meterflow.entrypoints import entry_point as find_entry_point
 
     spec = find_entry_point(entry_point)
-    setup_logging()
+    setup_logging(entry_point)
     run_id = os.environ.get("MLFLOW_RUN_ID")  # MLflow unsets it when the run ends
     env: Environment | None = None
     label = "rejected options"

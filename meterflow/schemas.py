@@ -221,6 +221,7 @@ class Table(StrEnum):
     NORMALIZED_PROFILES = "normalized_profiles"
     LOSERS = "losers"
     DTW_INDEX = "dtw_index"
+    SOURCES = "sources"
     ASSIGNMENTS = "assignments"
     CENTERS = "centers"
     CLUSTER_SIZES = "cluster_sizes"
@@ -229,16 +230,23 @@ class Table(StrEnum):
     BY_MONTH = "by_month"
     K_SELECTION = "k_selection"
     AUTO_CANDIDATES = "auto_candidates"
+    VALIDATION = "validation"
     TEST_PREDICTIONS = "test_predictions"
     ERROR_BY_STEP = "error_by_step"
     CANDIDATES = "candidates"
+    FORECAST_TRAINING = "forecast_training"
+    FORECAST_GROUPS = "forecast_groups"
     SCORES = "scores"
     EVENTS = "events"
     ALERTS = "alerts"
     DETECTORS = "detectors"
+    SPLITS = "splits"
+    KINDS = "kinds"
+    THRESHOLDS = "thresholds"
     HOLDOUT = "holdout"
     HOLDOUT_TRUTH = "holdout_truth"
     PROMOTION = "promotion"
+    NIGHT_STEPS = "night_steps"
 
 
 # Every table a run logs (``tables/<name>.parquet``), by name, with the check it must pass when it
@@ -262,6 +270,7 @@ TABLES: dict[Table, Callable[..., pd.DataFrame]] = {
     Table.NORMALIZED_PROFILES: _profiles,
     Table.LOSERS: _columns("losers", "meter_id", "date", "source", "winner_source").validate,
     Table.DTW_INDEX: _columns("dtw_index", *PROFILE_KEYS, profile_row="int").validate,
+    Table.SOURCES: _columns("sources", "source", "etl_run", "meter_days_in", "kept").validate,
     # clustering runs
     Table.ASSIGNMENTS: _columns("assignments", meter_id="str", cluster="int").validate,
     Table.CENTERS: _columns("centers", cluster="int").validate,
@@ -273,11 +282,18 @@ TABLES: dict[Table, Callable[..., pd.DataFrame]] = {
     Table.AUTO_CANDIDATES: _columns(
         "auto_candidates", "candidate", "k", "silhouette_gap", "silhouette", "stability"
     ).validate,
+    Table.VALIDATION: _columns("validation", "metric", "value", "rows", "run_metric").validate,
     # forecasting runs
     Table.TEST_PREDICTIONS: _columns("test_predictions", "meter_id").validate,
     Table.ERROR_BY_STEP: _columns("error_by_step", "model", "step", "mae").validate,
     Table.CANDIDATES: _columns(
         "candidates", "candidate", "role", "kept", "val_mae", "test_mae"
+    ).validate,
+    Table.FORECAST_TRAINING: _columns(
+        "forecast_training", "network", "epoch", "train_loss", "val_loss"
+    ).validate,
+    Table.FORECAST_GROUPS: _columns(
+        "forecast_groups", "group", "model", "test_mae", "best_baseline_test_mae"
     ).validate,
     # model runs: held-out rows any later model is scored on; per step, ``HOLDOUT_COLUMNS``
     Table.HOLDOUT: _columns("holdout").validate,
@@ -285,6 +301,10 @@ TABLES: dict[Table, Callable[..., pd.DataFrame]] = {
     Table.HOLDOUT_TRUTH: _columns("holdout_truth", "forecast_id", "target_time", "actual").validate,
     # pipeline runs
     Table.PROMOTION: _columns("promotion", "step", "metric", "promote", "reason").validate,
+    # pipeline runs: each step of the night, run, reused or failed (``orchestration.story``)
+    Table.NIGHT_STEPS: _columns(
+        "night_steps", "step", "status", "run_id", "run_link", "headline", duration_s="float"
+    ).validate,
     # anomaly runs
     Table.SCORES: _columns("scores", "meter_id", "timestamp", "score", "flagged").validate,
     Table.EVENTS: _columns("events", "meter_id", "start", "end", "peak_score", "kind").validate,
@@ -294,6 +314,9 @@ TABLES: dict[Table, Callable[..., pd.DataFrame]] = {
     Table.DETECTORS: _columns(
         "detectors", "detector", "threshold_point", "val_planted_objective"
     ).validate,
+    Table.SPLITS: _columns("splits", "split").validate,
+    Table.KINDS: _columns("kinds", "split", "kind", "event_recall").validate,
+    Table.THRESHOLDS: _columns("thresholds", "component", "threshold_z").validate,
 }
 
 

@@ -83,3 +83,10 @@ def test_results_notebook_reads_only_known_run_tables():
     code = "\n".join(c.source for c in notebook.cells if c.cell_type == "code")
     names = re.findall(r"load_table\([^,]+,\s*\"(\w+)\"\)", code)
     assert names and set(names) <= set(TABLES)
+
+
+def test_readme_is_a_front_page_whose_links_resolve():
+    readme = (REPO / "README.md").read_text()
+    assert len(readme.splitlines()) <= 120, "README.md is the front page: details go to docs/"
+    links = re.findall(r"\]\(((?:docs/)[^)#]+)", readme)
+    assert links and all((REPO / link).is_file() for link in links), links

@@ -93,3 +93,69 @@ def score_histogram(scores: pd.DataFrame, threshold: float) -> Figure:
     ax.set(yscale="log", xlabel="score (largest normal deviate)", ylabel="points")
     ax.legend()
     return fig
+
+
+def _grouped_bars(ax, frame: pd.DataFrame) -> None:
+    """One group of bars per row of ``frame`` (its index on the x axis), one bar per column,
+    each labelled with its value (NaN bars left out)."""
+    width = 0.8 / max(1, len(frame.columns))
+    x = np.arange(len(frame))
+    for i, column in enumerate(frame.columns):
+        values = frame[column].to_numpy(dtype=np.float64)
+        bars = ax.bar(x + (i - (len(frame.columns) - 1) / 2) * width, values, width, label=column)
+        ax.bar_label(bars, labels=[f"{v:.2f}" if np.isfinite(v) else "" for v in values], size=7)
+    ax.set_xticks(x, [str(i) for i in frame.index], rotation=20, ha="right")
+    ax.set_ylim(0, 1.2)  # shares and scores, room for the legend above the bars
+    if len(frame.columns):
+        ax.legend(loc="upper left", ncols=len(frame.columns), fontsize="small")
+
+
+def detector_bars(comparison: pd.DataFrame, chosen: str) -> Figure:
+    """Each detector's F1 on the labels and on the planted test copy, and its validation
+    objective (what ``auto`` chooses on); the chosen detector is marked."""
+    columns = {
+        "f1": "F1, labels",
+        "planted_f1": "F1, planted test copy",
+        "val_planted_objective": "objective, validation",
+    }
+    table = comparison.set_index("detector")
+    frame = table[[c for c in columns if c in table.columns]].rename(columns=columns)
+    frame.index = [f"{d} (chosen)" if d == chosen else d for d in frame.index]
+    fig = Figure(figsize=(8, 4.5), layout="constrained")
+    ax = fig.add_subplot()
+    _grouped_bars(ax, frame)
+    ax.set(ylabel="score (higher is better)", title="detectors compared")
+    return fig
+
+
+def kind_bars(kinds: pd.DataFrame) -> Figure:
+    """The share of each kind of anomaly the chosen detector found, per split."""
+    frame = kinds.pivot_table(index="kind", columns="split", values="event_recall", sort=False)
+    fig = Figure(figsize=(9, 4.5), layout="constrained")
+    ax = fig.add_subplot()
+    _grouped_bars(ax, frame[[c for c in kinds["split"].unique() if c in frame.columns]])
+    ax.set(ylabel="anomalies found (event recall)", title="found, per kind")
+    return fig
+
+
+def split_bars(evaluation: pd.DataFrame) -> Figure:
+    """The chosen detector's precision, recall, F1 and event recall on each split."""
+    columns = ["precision", "recall", "f1", "event_recall"]
+    frame = evaluation.set_index("split").reindex(columns=columns)
+    fig = Figure(figsize=(8, 4.5), layout="constrained")
+    ax = fig.add_subplot()
+    _grouped_bars(ax, frame)
+    ax.set(ylabel="share", title="the chosen detector, per split")
+    return fig
+
+
+def threshold_bars(thresholds: pd.DataFrame) -> Figure:
+    """The threshold (z) of each evidence component, learned on validation."""
+    fig = Figure(figsize=(6.5, 0.6 * max(3, len(thresholds)) + 1), layout="constrained")
+    ax = fig.add_subplot()
+    bars = ax.barh(thresholds["component"], thresholds["threshold_z"], color="tab:red")
+    ax.bar_label(bars, fmt="%.2f", size=8)
+    ax.invert_yaxis()
+    ax.margins(x=0.12)  # room for the value labels
+    ax.set(xlabel="threshold (z)", title="thresholds per evidence component")
+    return fig

@@ -79,6 +79,15 @@ class AnomalyPredictor:
         fleet, _ = self.fleet(self.input_example())
         return self.detector.network_inputs(fleet)
 
+    def input_columns(self) -> list[tuple[str, str, bool]]:
+        """``(name, MLflow type, required)`` of the input rows (the model's signature)."""
+        return [
+            ("meter_id", "string", True),
+            ("timestamp", "datetime", True),
+            ("value", "double", True),
+            ("history", "boolean", False),
+        ]
+
     def input_example(self) -> pd.DataFrame:
         if self.example is None:
             raise InputError("this predictor was built without an input example")

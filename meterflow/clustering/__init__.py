@@ -5,6 +5,8 @@
 - ``assign``: the picklable predictors that assign new profiles to clusters
 - ``selection``: choose k by silhouette; ``metrics`` and ``peaks``: validation scores
 - ``composition``: post-hoc tables; ``figures``: matplotlib figures
+- ``naming``: cluster names from the centres' shapes; ``scores``: run metrics vs the
+  ``validation`` table; ``story``: the run's description
 
 Names are imported lazily, so unpickling an assigner or listing the algorithms does not load
 the fitting libraries.

@@ -257,6 +257,44 @@ class AutoencoderAssigner(Assigner):
         }
 
 
+@dataclass(eq=False)
+class NamedClusters:
+    """The logged clustering model: an assigner and the clusters' names (``naming``).
+
+    ``predict`` returns a table with the cluster index (``cluster``, int64) and its name
+    (``cluster_name``) of each profile. The input is a profile table: its signature lists the
+    slot columns ``slot_00``.. (required), or, for a model trained on a file with its own slot
+    column names, those and ``slot_00``.. (each optional: either layout; the assigner checks).
+    """
+
+    assigner: Assigner
+    names: tuple[str, ...]
+
+    def __post_init__(self) -> None:
+        if len(self.names) != self.assigner.n_clusters:
+            raise InputError(
+                f"{len(self.names)} cluster names for {self.assigner.n_clusters} clusters"
+            )
+        self.names = tuple(self.names)
+
+    def predict(self, X: Any) -> pd.DataFrame:
+        labels = self.assigner.predict(X)
+        return pd.DataFrame(
+            {"cluster": labels, "cluster_name": np.asarray(self.names, dtype=object)[labels]}
+        )
+
+    def input_example(self) -> pd.DataFrame:
+        return self.assigner.input_example()
+
+    def input_columns(self) -> list[tuple[str, str, bool]]:
+        """(name, MLflow type, required) of each input column (class doc)."""
+        own = list(self.assigner.slot_names)
+        standard = slot_columns(self.assigner.n_slots)
+        if not own or own == standard:
+            return [(name, "double", True) for name in standard]
+        return [(name, "double", False) for name in dict.fromkeys([*own, *standard])]
+
+
 def encode_lstm(weights: dict[str, np.ndarray], Z: np.ndarray) -> np.ndarray:
     """Single-layer LSTM over each row of ``Z`` (n, L) as a univariate sequence; returns the
     latent projection of [last hidden state, mean hidden state], float64 (n, D)."""

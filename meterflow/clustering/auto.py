@@ -139,6 +139,19 @@ def null_reference(X: np.ndarray, seed: int) -> np.ndarray:
     return np.ascontiguousarray(np.column_stack([rng.permutation(col) for col in X.T]))
 
 
+def null_silhouette(X: np.ndarray, k: int, seed: int) -> float:
+    """The reference for a Euclidean silhouette of ``X``: the silhouette of k-means with ``k``
+    clusters (2 restarts: shapeless data has no better optimum to find) on ``X`` with every slot
+    shuffled across rows (``null_reference``); NaN where it is undefined."""
+    null = null_reference(X, seed)
+    if not 2 <= k < len(null):
+        return float("nan")
+    labels = fit_clustering("kmeans", null, k=k, seed=seed, options={"n_init": 2}).labels
+    if not 2 <= len(np.unique(labels)) <= len(labels) - 1:
+        return float("nan")
+    return silhouette(null, labels, seed=seed)
+
+
 def _matrices_of(Xn: np.ndarray, window: int | None) -> Callable[[str], np.ndarray]:
     """``matrix(metric)`` for profiles not in any cache: computed in memory, once each."""
     found: dict[str, np.ndarray] = {}

@@ -259,7 +259,7 @@ def _warn_if_matrix_differs(
                 j,
                 dtw[i, j],
                 metric,
-                window,
+                window or "no band",
                 here,
             )
             return

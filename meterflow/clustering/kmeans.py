@@ -46,7 +46,8 @@ class KMeansClustering(ClusteringAlgorithm):
                 from tslearn.clustering import TimeSeriesKMeans  # slow import (numba)
 
             radius = sakoe_chiba_radius(ctx.window)
-            log.info("tslearn DTW k-means (DBA), sakoe_chiba_radius=%s", radius)
+            band = "no band" if radius is None else f"sakoe_chiba_radius={radius}"
+            log.info("tslearn DTW k-means (DBA), %s", band)
             model = TimeSeriesKMeans(
                 n_clusters=ctx.k,
                 metric="dtw",

@@ -50,6 +50,15 @@ class ReadingsCleaner:
         )
         return clean_readings(readings, self.meters, self.config, source=self.source).profiles
 
+    def input_columns(self) -> list[tuple[str, str, bool]]:
+        """``(name, MLflow type, required)`` of the input rows (the model's signature)."""
+        return [
+            ("meter_id", "string", True),
+            ("timestamp", "datetime", True),
+            ("energy_wh", "double", True),
+            ("register", "string", False),  # import | export; else the sign of energy_wh
+        ]
+
     def input_example(self) -> pd.DataFrame:
         meter, stamps = _example_day(self.meters, self.config)
         hours = (stamps.tz_convert(self.config.timezone).hour).to_numpy()
@@ -77,6 +86,16 @@ class DocumentsTranslator:
         out["meter_id"] = out["meter_id"].astype(str)
         out["register"] = out["register"].astype(str)
         return out.reset_index(drop=True)
+
+    def input_columns(self) -> list[tuple[str, str, bool]]:
+        """``(name, MLflow type, required)`` of the documents (the model's signature)."""
+        return [
+            ("_id", "string", False),
+            ("meter_id", "string", True),
+            ("ts", "datetime", True),
+            ("import_kwh", "double", True),
+            ("export_kwh", "double", True),
+        ]
 
     def input_example(self) -> pd.DataFrame:
         meter, stamps = _example_day(self.meters, self.config)

@@ -40,12 +40,8 @@ from meterflow.forecasting.inputs import (
 )
 from meterflow.forecasting.metrics import StepErrors, skill
 from meterflow.forecasting.settings import ForecastSettings
-from meterflow.forecasting.tables import (
-    candidates_table,
-    prediction_rows,
-    prediction_sample,
-    verdict_of,
-)
+from meterflow.forecasting.story import Outcome, outcome_of, verdict
+from meterflow.forecasting.tables import candidates_table, prediction_rows, prediction_sample
 from meterflow.series.fleet import TEST, DateSplit, FleetSeries, build_fleet
 
 log = logging.getLogger(__name__)
@@ -67,7 +63,7 @@ class ForecastResult:
     figures: dict[str, Figure]
     best_baseline: str
     beaten_by: tuple[str, ...]  # baselines with a lower test MAE than the model
-    verdict: str  # one line: the model against the best baseline on test
+    outcome: Outcome  # the model against the best baseline on test
     split: DateSplit
     test: ForecastInputs  # the test origins (for held-out rows)
     histories: dict[str, Any] = field(default_factory=dict)  # deep candidates' loss curves
@@ -75,14 +71,15 @@ class ForecastResult:
 
 def fit_candidates(
     fleet: FleetSeries, meters: pd.DataFrame | None, cfg: ForecastSettings
-) -> dict[str, Forecaster]:
-    """Every forecaster the run compares, fitted on the training split."""
-    fitted = {}
+) -> tuple[dict[str, Forecaster], dict[str, float]]:
+    """Every forecaster the run compares, fitted on the training split, and its fit seconds."""
+    fitted, seconds = {}, {}
     for name in registry.fitted_names(cfg.model, cfg.candidates):
         started = time.perf_counter()
         fitted[name] = registry.make_forecaster(name, cfg).fit(fleet, meters)
-        log.info("fitted %s in %.1f s", name, time.perf_counter() - started)
-    return fitted
+        seconds[name] = time.perf_counter() - started
+        log.info("fitted %s in %.1f s", name, seconds[name])
+    return fitted, seconds
 
 
 def keep_model(
@@ -124,8 +121,7 @@ def _evaluate(
     fleet: FleetSeries, meters: pd.DataFrame | None, cfg: ForecastSettings, scheduler: str
 ) -> ForecastResult:
     started = time.perf_counter()
-    fitted = fit_candidates(fleet, meters, cfg)
-    fit_seconds = time.perf_counter() - started
+    fitted, fit_seconds = fit_candidates(fleet, meters, cfg)
     model, choice = keep_model(fleet, fitted, cfg)
     for forecaster in fitted.values():  # validation has served: final fits on train + val
         forecaster.refit(fleet, meters)
@@ -134,25 +130,26 @@ def _evaluate(
         raise SchemaError("forecasting input has no test window (test split too short)")
     log.info("evaluating on %d test origins (%s padding)", len(test), cfg.test_padding)
     errors, predictions = _score_test(fleet, fitted, model, cfg, scheduler)
-    metrics, by_step, scores, best = _metrics(errors, choice, fitted, cfg)
+    metrics, by_step, scores, best = _metrics(errors, choice, fitted, cfg, fit_seconds)
     beaten_by = tuple(
         b
         for b in registry.BASELINES
         if b in fitted and metrics[f"baseline_{b}_mae"] < metrics["test_mae"]
     )
-    metrics.update(_size_metrics(fleet, fitted, test, fit_seconds, started))
+    metrics.update(_size_metrics(fleet, fitted, test, sum(fit_seconds.values()), started))
     histories = model.training_histories() or _deep_histories(fitted)
-    verdict = verdict_of(choice.name, metrics, best, beaten_by, registry.BASELINES)
-    log.info("%s", verdict)
+    outcome = outcome_of(choice, metrics, best, beaten_by)
+    log.info("%s", verdict(outcome, "per slot"))
     figs = {
         "test_predictions": figures.prediction_plot(predictions, choice.name),
         "error_by_step": figures.error_by_step(by_step, choice.name),
         "candidates": figures.candidate_scores(scores),
-        **{f"training_curves_{n}": figures.training_curves(h, n) for n, h in histories.items()},
     }
+    if histories:
+        figs["training_curves"] = figures.training_curves(histories)
     return ForecastResult(
         *(model, fitted, choice, metrics, predictions, by_step, scores, figs, best, beaten_by),
-        *(verdict, fleet.dates, test, histories),
+        *(outcome, fleet.dates, test, histories),
     )
 
 
@@ -249,9 +246,11 @@ def _metrics(
     choice: Choice,
     fitted: dict[str, Forecaster],
     cfg: ForecastSettings,
+    fit_seconds: dict[str, float],
 ) -> tuple[dict[str, float], pd.DataFrame, pd.DataFrame, str]:
-    """Run metrics (the model's ``test_*``, each baseline's ``baseline_<name>_*`` and skills),
-    the per-step table, the candidates table and the best baseline."""
+    """The evaluation's numbers (the model's ``test_*``, each baseline's ``baseline_<name>_*``
+    and skills; the run logs a headline of them, the tables hold the rest), the per-step table,
+    the candidates table and the best baseline."""
     model = errors[choice.name]
     metrics = {f"test_{k}": v for k, v in model.overall().items()}
     steps = model.by_step()
@@ -276,7 +275,7 @@ def _metrics(
     by_step = pd.concat(
         [errors[n].by_step().assign(model=n, step=cfg.steps) for n in names], ignore_index=True
     )
-    scores = candidates_table(errors, choice, set(baselines))
+    scores = candidates_table(errors, choice, set(baselines), fit_seconds)
     return metrics, by_step[["model", "step", "mae", "rmse", "mape", "smape"]], scores, best
 
 

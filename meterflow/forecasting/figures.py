@@ -12,17 +12,19 @@ if TYPE_CHECKING:
     from meterflow.nets.training import TrainingHistory
 
 
-def training_curves(history: TrainingHistory, name: str) -> Figure:
-    """Training and validation loss (scaled units) per epoch, the kept epoch marked."""
-    fig = Figure(figsize=(7, 4), layout="constrained")
-    ax = fig.add_subplot()
-    epochs = range(1, len(history.train_loss) + 1)
-    ax.plot(epochs, history.train_loss, marker="o", label="train")
-    ax.plot(epochs, history.val_loss, marker="o", label="validation")
-    if history.best_epoch:
-        ax.axvline(history.best_epoch, color="grey", ls="--", label="kept epoch")
-    ax.set(title=f"{name}: loss per epoch", xlabel="epoch", ylabel="loss (scaled)")
-    ax.legend()
+def training_curves(histories: dict[str, TrainingHistory]) -> Figure:
+    """Training and validation loss (scaled units) per epoch of each network, one panel each,
+    the kept epoch marked."""
+    fig = Figure(figsize=(7, 3.2 * max(1, len(histories))), layout="constrained")
+    axes = fig.subplots(max(1, len(histories)), 1, squeeze=False)[:, 0]
+    for ax, (name, history) in zip(axes, histories.items(), strict=False):
+        epochs = range(1, len(history.train_loss) + 1)
+        ax.plot(epochs, history.train_loss, marker="o", label="train")
+        ax.plot(epochs, history.val_loss, marker="o", label="validation")
+        if history.best_epoch:
+            ax.axvline(history.best_epoch, color="grey", ls="--", label="kept epoch")
+        ax.set(title=f"{name}: loss per epoch", xlabel="epoch", ylabel="loss (scaled)")
+        ax.legend()
     return fig
 
 
@@ -96,5 +98,20 @@ def candidate_scores(scores: pd.DataFrame) -> Figure:
     ]
     ax.set_yticks(y, labels)
     ax.set(title="candidates: chosen on validation, scored on test", xlabel="MAE (per slot)")
+    ax.legend(fontsize="small", loc="lower right")
+    return fig
+
+
+def group_scores(groups: pd.DataFrame) -> Figure:
+    """Test MAE of each group's (cluster's) model beside its best baseline's."""
+    fig = Figure(figsize=(9, 0.45 * len(groups) + 1.6), layout="constrained")
+    ax = fig.add_subplot()
+    order = groups.iloc[::-1].reset_index(drop=True)
+    y = np.arange(len(order))
+    ax.barh(y + 0.2, order["test_mae"], height=0.4, label="model test MAE")
+    ax.barh(y - 0.2, order["best_baseline_test_mae"], height=0.4, label="best baseline test MAE")
+    labels = [f"{g}  ({m})" for g, m in zip(order["group"], order["model"], strict=True)]
+    ax.set_yticks(y, labels)
+    ax.set(title="each cluster's model against its best baseline", xlabel="MAE (per slot)")
     ax.legend(fontsize="small", loc="lower right")
     return fig

@@ -1,15 +1,23 @@
-"""The forecasting step's tables and its one-line verdict, from the evaluation's results."""
+"""The forecasting step's tables, from the evaluation's results."""
 
 from __future__ import annotations
+
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
 from meterflow.forecasting.combine import COMBINATION, Choice
 from meterflow.forecasting.inputs import ForecastInputs
-from meterflow.forecasting.metrics import StepErrors
+from meterflow.forecasting.metrics import StepErrors, skill
 from meterflow.forecasting.settings import ForecastSettings
 from meterflow.series.fleet import FleetSeries
+
+if TYPE_CHECKING:
+    from meterflow.nets.training import TrainingHistory
+
+# each candidate's test errors in the candidates table (``test_<name>``; see the metrics module)
+TEST_COLUMNS = ("mae", "mape", "rmse", "smape", "wape", "pinball", "coverage", "coverage_nominal")
 
 
 def quantile_columns(quantiles: tuple[float, ...]) -> list[str]:
@@ -61,10 +69,15 @@ def prediction_rows(
 
 
 def candidates_table(
-    errors: dict[str, StepErrors], choice: Choice, baselines: set[str]
+    errors: dict[str, StepErrors],
+    choice: Choice,
+    baselines: set[str],
+    fit_seconds: dict[str, float],
 ) -> pd.DataFrame:
-    """One row per candidate (and the combination): role, weight in the kept model, validation
-    and test errors."""
+    """One row per candidate (and the combination): role, weight in the kept model, fit time,
+    validation and test errors, and ``model_skill``, the kept model's skill against it
+    (``1 - model MAE / its MAE``)."""
+    model_mae = errors[choice.name].overall().get("mae", np.nan)
     rows = []
     for name, err in errors.items():
         test = err.overall()
@@ -77,44 +90,31 @@ def candidates_table(
                 else ("baseline" if name in baselines else "model"),
                 "kept": name == choice.name,
                 "weight": float(np.mean(weight)) if weight is not None else 0.0,
+                "fit_seconds": fit_seconds.get(name, np.nan),
                 "val_mae": choice.val_mae.get(name, np.nan),
-                "test_mae": test.get("mae", np.nan),
-                "test_mape": test.get("mape", np.nan),
-                "test_rmse": test.get("rmse", np.nan),
-                "test_coverage": test.get("coverage", np.nan),
+                **{f"test_{k}": test.get(k, np.nan) for k in TEST_COLUMNS},
+                "model_skill": skill(model_mae, test["mae"]) if "mae" in test else np.nan,
             }
         )
     table = pd.DataFrame(rows)
     return table.sort_values(["kept", "val_mae"], ascending=[False, True], ignore_index=True)
 
 
-def verdict_of(
-    model: str,
-    metrics: dict[str, float],
-    best: str,
-    beaten_by: tuple[str, ...],
-    baselines: tuple[str, ...],
-) -> str:
-    """One line: the kept model's test error against the best baseline, and any baseline that
-    beats it."""
-    mae, base_mae = metrics["test_mae"], metrics[f"baseline_{best}_mae"]
-    mape = metrics.get("test_mape", np.nan)
-    head = f"{model}: test MAE {mae:.4g} (MAPE {mape:.3g} %)"
-    if model in baselines and not beaten_by:
-        others = [b for b in baselines if b != model and f"baseline_{b}_mae" in metrics]
-        runner = min(others, key=lambda b: metrics[f"baseline_{b}_mae"])
-        return (
-            f"{head}: the model is the baseline {model} itself (no candidate beat it on "
-            f"validation); the next baseline on test is {runner} (MAE "
-            f"{metrics[f'baseline_{runner}_mae']:.4g})"
+def training_table(histories: dict[str, TrainingHistory]) -> pd.DataFrame:
+    """One row per network and epoch: training and validation loss (scaled units), whether it
+    is the epoch kept, and the network's training seconds."""
+    parts = [
+        pd.DataFrame(
+            {
+                "network": name,
+                "epoch": np.arange(1, len(h.train_loss) + 1),
+                "train_loss": h.train_loss,
+                "val_loss": h.val_loss[: len(h.train_loss)],
+                "kept_epoch": np.arange(1, len(h.train_loss) + 1) == h.best_epoch,
+                "train_seconds": h.seconds,
+            }
         )
-    if beaten_by:
-        names = ", ".join(beaten_by)
-        return (
-            f"{head} LOSES to the baseline(s) {names} on test (best: {best}, MAE "
-            f"{base_mae:.4g}, skill {metrics['skill_vs_best_baseline']:+.3f})"
-        )
-    return (
-        f"{head} beats every baseline on test (best: {best}, MAE {base_mae:.4g}, skill "
-        f"{metrics['skill_vs_best_baseline']:+.3f})"
-    )
+        for name, h in histories.items()
+    ]
+    columns = ["network", "epoch", "train_loss", "val_loss", "kept_epoch", "train_seconds"]
+    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=columns)

@@ -66,22 +66,23 @@ def _requirements(names: Sequence[str] = _RUNTIME) -> list[str]:
 
 
 def _signature(predictor: Any, example: pd.DataFrame) -> ModelSignature | bool | None:
-    """The model's signature: none for a predictor with ``schema_free_input = True`` (it checks
-    its own input, which comes in more than one layout); the columns a predictor lists in
-    ``input_columns()`` (``(name, MLflow type, required)``, so optional columns are kept);
-    else inferred from the input example (None)."""
+    """The model's signature: the columns a predictor lists in ``input_columns()`` (``(name,
+    MLflow type, required)``, so optional columns are kept) and the outputs of its example;
+    none for a predictor with ``schema_free_input = True`` (it checks its own input, which comes
+    in more than one layout); else inferred from the input example (None)."""
+    columns = getattr(predictor, "input_columns", None)
+    if columns is not None:
+        inputs = Schema([ColSpec(kind, name, required=req) for name, kind, req in columns()])
+        outputs = infer_signature(predictor.predict(example)).inputs
+        return ModelSignature(inputs=inputs, outputs=outputs)
     if getattr(predictor, "schema_free_input", False):
         return False
-    columns = getattr(predictor, "input_columns", None)
-    if columns is None:
-        return None
-    inputs = Schema([ColSpec(kind, name, required=required) for name, kind, required in columns()])
-    return ModelSignature(inputs=inputs, outputs=infer_signature(predictor.predict(example)).inputs)
+    return None
 
 
-def log_predictor(predictor: Any, *, name: str) -> str:
-    """Log ``predictor`` into the active run as pyfunc model ``name`` with its input example
-    and signature (``_signature``); return its model URI."""
+def log_predictor(predictor: Any, *, name: str, step: int = 0) -> Any:
+    """Log ``predictor`` into the active run as pyfunc model ``name`` (at model ``step``) with
+    its input example and signature (``_signature``); return MLflow's ``ModelInfo``."""
     example = predictor.input_example()
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "predictor.pkl"
@@ -99,30 +100,54 @@ def log_predictor(predictor: Any, *, name: str) -> str:
                 signature=_signature(predictor, example),
                 pip_requirements=_requirements(),
                 metadata={"predictor": type(predictor).__name__},
+                step=step,
             )
-    return info.model_uri
+    return info
 
 
-def log_keras_network(network: Any, example_inputs: Sequence[np.ndarray], *, name: str) -> str:
-    """Log a Keras network with MLflow's Keras flavor (which adds ``python_function``) and an
-    explicit tensor signature from ``example_inputs``; return its model URI. (MLflow 3.17's Keras
-    flavor fails with ``input_example``, hence the signature alone.)"""
+EXAMPLE_ROWS = 5  # rows of a network's input example
+
+
+class _KerasFlavor:
+    """``mlflow.keras`` as a flavor for ``Model.log``, with the model folder made first: MLflow
+    3.17's ``mlflow.keras.save_model`` writes the input example into that folder before it
+    creates it (FileNotFoundError ``…/model/input_example.json``)."""
+
+    @staticmethod
+    def save_model(path: str, **kwargs: Any) -> None:
+        Path(path).mkdir(parents=True, exist_ok=True)
+        mlflow.keras.save_model(path=path, **kwargs)
+
+
+def log_keras_network(
+    network: Any, example_inputs: Sequence[np.ndarray], *, name: str, step: int = 0
+) -> Any:
+    """Log a Keras network with MLflow's Keras flavor (which adds ``python_function``), an
+    explicit tensor signature and the first rows of ``example_inputs`` as its input example (one
+    array, or one per named input); return MLflow's ``ModelInfo``."""
     outputs = np.asarray(network.predict_on_batch(_keras_inputs(example_inputs)))
+    names = [str(tensor.name) for tensor in network.inputs]
     specs = [
-        TensorSpec(np.dtype(np.float32), (-1, *a.shape[1:]), name=str(tensor.name))
-        for a, tensor in zip(example_inputs, network.inputs, strict=True)
+        TensorSpec(np.dtype(np.float32), (-1, *a.shape[1:]), name=n)
+        for a, n in zip(example_inputs, names, strict=True)
     ]
     signature = ModelSignature(
         inputs=Schema(specs),
         outputs=Schema([TensorSpec(np.dtype(np.float32), (-1, *outputs.shape[1:]))]),
     )
-    info = mlflow.keras.log_model(
-        network,
+    rows = [np.asarray(a[:EXAMPLE_ROWS], dtype=np.float32) for a in example_inputs]
+    example = rows[0] if len(rows) == 1 else dict(zip(names, rows, strict=True))
+    return mlflow.models.Model.log(
+        artifact_path=None,
         name=name,
+        flavor=_KerasFlavor,
+        flavor_name="mlflow.keras",
+        model=network,
         signature=signature,
+        input_example=example,
         pip_requirements=_requirements(("tensorflow-cpu", "keras", "numpy")),
+        step=step,
     )
-    return info.model_uri
 
 
 def _keras_inputs(arrays: Sequence[np.ndarray]) -> np.ndarray | list[np.ndarray]:

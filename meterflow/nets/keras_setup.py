@@ -17,13 +17,18 @@ _threads: int | None = None
 
 
 def configure_keras(threads: int) -> None:
-    """Use ``threads`` CPU threads per op (and between ops) and deterministic op kernels."""
+    """Use ``threads`` CPU threads per op (and between ops) and deterministic op kernels; Keras
+    progress bars (a ``predict`` that MLflow runs on an input example) go to ``absl`` logging,
+    below the level the entry points show, not to stdout."""
     global _threads
     if _threads is not None:
         if threads != _threads:
             log.info("TensorFlow already uses %d thread(s) in this process", _threads)
         return
+    import keras
     import tensorflow as tf
+
+    keras.config.disable_interactive_logging()
 
     try:
         tf.config.threading.set_intra_op_parallelism_threads(threads)

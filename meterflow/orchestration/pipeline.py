@@ -1,5 +1,7 @@
 """The ``main`` and ``retrain`` entry points: chain every step as child runs of one parent run,
-then promote the new models that beat their champion (``meterflow.orchestration.registry``).
+then promote the new models that beat their champion (``meterflow.orchestration.registry``),
+and tell the night on the parent run, finished or failed: its description, the ``night_steps``
+table and ``report.html`` (``meterflow.orchestration.night``).
 
 Starts what the run needs (the local MongoDB wire-protocol server when ``MONGODB_URI`` is unset,
 the demo fleet when asked) and stops it at the end. Each step is reused instead of rerun when a
@@ -21,6 +23,7 @@ from pathlib import Path
 from meterflow import tracking
 from meterflow.errors import ConfigError
 from meterflow.orchestration.lock import RunLock
+from meterflow.orchestration.night import gather, tell
 from meterflow.orchestration.preflight import check_sqlite_store, sqlite_path
 from meterflow.orchestration.reconcile import end_abandoned_runs
 from meterflow.orchestration.registry import promote_models
@@ -28,6 +31,7 @@ from meterflow.orchestration.runner import StepRunner, Steps
 from meterflow.orchestration.state import missing_from_store, read_state, refusal, write_state
 from meterflow.orchestration.steps import PROMOTED, Step, etl_runs, stages
 from meterflow.redact import redact_uri
+from meterflow.report.collect import RunTables
 from meterflow.settings import Environment, Options, PipelineOptions, RetrainOptions, step_options
 from meterflow.sources.mongo_server import LocalMongoServer
 
@@ -75,12 +79,40 @@ def run_pipeline(opts: PipelineOptions, env: Environment) -> str:
                     run.experiment_id,
                     child_env={"MONGODB_URI": mongo_uri},
                 )
-                steps = _run_steps(opts, env, runner)
-                if opts.promote:
-                    promote_models(steps, opts.promotion_margin, run)
+                try:
+                    steps = _run_steps(opts, env, runner)
+                    promotion = (
+                        promote_models(steps, opts.promotion_margin, run) if opts.promote else None
+                    )
+                except Exception as e:
+                    _tell_failure(run, runner, opts, time.monotonic() - started, e)
+                    raise
                 _log_summary(run, steps, time.monotonic() - started)
+                tables = RunTables()
+                night = gather(
+                    entry_point, runner, tables, promotion=promotion, promote=opts.promote,
+                    duration_s=time.monotonic() - started,
+                )  # fmt: skip
+                tell(run, night, tables)
                 _record_state(env, run.run_id, entry_point)
                 return run.run_id
+
+
+def _tell_failure(
+    run: tracking.StepRun, runner: StepRunner, opts: PipelineOptions, took: float, e: Exception
+) -> None:
+    """Tell a failed night on its parent run (which step failed and why, what ran before it),
+    best effort: the failure itself is what the caller reports."""
+    reason = " ".join(str(e).split())[:500] or type(e).__name__
+    try:
+        tables = RunTables()
+        night = gather(
+            run.entry_point, runner, tables, promotion=None, promote=opts.promote,
+            duration_s=took, failure=reason,
+        )  # fmt: skip
+        tell(run, night, tables)
+    except Exception as told:  # the night's own failure must reach the caller, not this one
+        log.warning("the failed night's story was not logged: %s: %s", type(told).__name__, told)
 
 
 def check_state(env: Environment, *, start_over: bool) -> None:
@@ -134,7 +166,6 @@ HEADLINES = (
     ("forecasting", "test_mae", "forecast_test_mae"),
     ("forecasting", "skill_vs_best_baseline", "forecast_skill_vs_best_baseline"),
     ("anomaly", "f1", "anomaly_f1"),
-    ("anomaly", "auc_roc", "anomaly_auc_roc"),
     ("anomaly", "auc_pr", "anomaly_auc_pr"),
     ("anomaly", "event_recall", "anomaly_event_recall"),
     ("anomaly", "planted_f1", "anomaly_planted_f1"),
@@ -159,11 +190,9 @@ def _log_summary(run: tracking.StepRun, steps: Steps, duration_s: float) -> None
         {"steps_run": len(steps) - reused, "steps_reused": reused, "duration_s": duration_s}
     )
     run.log_metrics(_headline_metrics(steps))
-    run.log_dict(
-        {k: {"run_id": rid, "reused": r} for k, (rid, r) in steps.items()},
-        "pipeline_steps.json",
+    log.info(
+        "pipeline finished: %d of %d steps run, %d reused", len(steps) - reused, len(steps), reused
     )
-    log.info("pipeline finished: %d steps run, %d reused", len(steps) - reused, reused)
 
 
 def _run_steps(opts: PipelineOptions, env: Environment, runner: StepRunner) -> Steps:

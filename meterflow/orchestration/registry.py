@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from meterflow import tracking
+from meterflow.clustering.holdout import cluster_labels
 from meterflow.errors import MeterflowError
 from meterflow.orchestration.decision import CRITERIA, Decision, agreement, decide, holdout_score
 from meterflow.orchestration.steps import PROMOTED
@@ -87,7 +88,7 @@ def promote_step(step: str, run_id: str, margin: float) -> Decision:
     )
     with_truth = CRITERIA[step].with_truth
     truth = tracking.load_table(run_id, Table.HOLDOUT_TRUTH) if with_truth else None
-    new_output = tracking.predict_with(f"runs:/{run_id}/model", _inputs(holdout))
+    new_output = tracking.predict_with(tracking.logged_model_uri(run_id, step), _inputs(holdout))
     score = holdout_score(step, holdout, new_output, truth)
     champion = tracking.alias_version(step, tracking.CHAMPION)
     champion_score, stability = None, math.nan
@@ -97,7 +98,7 @@ def promote_step(step: str, run_id: str, margin: float) -> Decision:
         if champion_output is not None:
             champion_score = holdout_score(step, holdout, champion_output, truth)
             if step == "clustering":
-                stability = agreement(np.asarray(new_output), np.asarray(champion_output))
+                stability = agreement(cluster_labels(new_output), cluster_labels(champion_output))
     beats = (_beats_baselines(run_id), _champion_beats_baselines(step, champion))
     decision = decide(step, score, champion_score, margin, beats)
     tags = {
@@ -105,7 +106,8 @@ def promote_step(step: str, run_id: str, margin: float) -> Decision:
         BEATS_BASELINES: str(beats[0]).lower(),
         BECAME_CHAMPION: str(decision.promote).lower(),
     }
-    version = tracking.register_version(step, run_id, tags, _version_description(holdout))
+    text = version_description(holdout, decision, tracking.registered_name(step), champion)
+    version = tracking.register_version(step, run_id, tags, text, ABOUT[step])
     alias = tracking.CHAMPION if decision.promote else tracking.CHALLENGER
     tracking.set_alias(step, alias, version)
     tracking.tag_run(
@@ -133,16 +135,108 @@ def _champion_beats_baselines(step: str, version: str | None) -> bool:
     return tracking.version_tag(step, version, BEATS_BASELINES) != "false"
 
 
-def _version_description(holdout: pd.DataFrame) -> str:
-    """What the version was scored on: held-out forecasts, meters and days (forecasting)."""
-    if "forecast_id" not in holdout.columns:
-        return ""
-    last = holdout.loc[holdout["value"].notna()].groupby("forecast_id")["timestamp"].max()
-    return (
-        f"Scored on {len(last)} held-out day-ahead forecasts of {holdout['meter_id'].nunique()} "
-        f"series over {last.dt.normalize().nunique()} test days ({last.min()} .. {last.max()}), "
-        "each with its history as raw readings: tables `holdout` and `holdout_truth` of the run."
+OUTPUTS = {
+    "forecasting": "`prediction` (the median) and the quantiles `q10`, `q50`, `q90` of each "
+    "target slot after a meter's last reading, in Wh per slot (the units of its training "
+    "readings)",
+    "anomaly": "`score` per reading (1 or more: flagged), `flagged`, `component` (the evidence "
+    "that decided) and each component's z; no unit",
+    "clustering": "the cluster index (an integer) of each daily profile",
+}
+SCORES = {"forecasting": ("MAE", " Wh"), "anomaly": ("F1", ""), "clustering": ("silhouette", "")}
+ABOUT = {
+    "forecasting": "Day-ahead forecaster of smart-meter consumption. Input: raw readings, one "
+    "row per meter and slot (`meter_id`, `timestamp` = the slot start, `value` in Wh per slot; "
+    "optional `forecast_id` to send several histories of one meter), with the history the "
+    "model needs before the forecast origin. Output: one row per meter and target slot after "
+    "its last reading: `target_time`, `step`, `prediction` (the median, Wh per slot) and the "
+    "quantiles `q10`, `q50`, `q90`. A version becomes `@champion` when its MAE on its run's "
+    "held-out forecasts beats the champion's on the same rows; otherwise `@challenger`.",
+    "anomaly": "Anomaly detector of smart-meter readings. Input: raw readings (`meter_id`, "
+    "`timestamp`, `value` in Wh per slot; optional `history` = true for rows that only give "
+    "context), with the days of history the detector needs before the rows to score. Output: "
+    "row by row, `score` (1 or more: flagged), `flagged`, `component` (the evidence that "
+    "decided) and each component's z. A version becomes `@champion` when its F1 on its run's "
+    "held-out labelled readings beats the champion's on the same rows; otherwise `@challenger`.",
+    "clustering": "Clusterer of daily load profiles. Input: one row per meter and day with the "
+    "slot columns `slot_00`, `slot_01`, … (the harmonization step's `normalized_profiles`). "
+    "Output: the cluster index (an integer) of each row. A version becomes `@champion` when its "
+    "silhouette on its run's held-out profiles beats the champion's on the same rows; "
+    "otherwise `@challenger`.",
+}
+
+
+def version_description(
+    holdout: pd.DataFrame, decision: Decision, registered: str, champion_version: str | None
+) -> str:
+    """The Markdown description of a new registered version: its held-out score against the
+    champion it was compared with (``champion_version``), what it outputs, what the holdout
+    covers and how to load it. Pure."""
+    metric, unit = SCORES[decision.step]
+    against = (
+        f"vs {_num(decision.champion, unit)} for champion version {champion_version} on the "
+        "same rows"
+        if math.isfinite(decision.champion)
+        else "(no champion score to compare with)"
     )
+    champion = f"models:/{registered}@{tracking.CHAMPION}"
+    use = (
+        f'`mlflow.pyfunc.load_model("{champion}")`: this version, until a later one beats it'
+        if decision.promote
+        else f"`models:/{registered}@{tracking.CHALLENGER}` while it is the newest challenger; "
+        f"the model in use is `{champion}`"
+    )
+    role = tracking.CHAMPION if decision.promote else tracking.CHALLENGER
+    return "\n".join(
+        [
+            f"**{role.capitalize()}: held-out {metric} {_num(decision.challenger, unit)} "
+            f"{against}.**",
+            "",
+            f"- **Output:** {OUTPUTS[decision.step]}.",
+            f"- **Holdout:** {holdout_coverage(decision.step, holdout)}.",
+            f"- **Decision:** {decision.reason}.",
+            f"- **Use:** {use}.",
+        ]
+    )
+
+
+def holdout_coverage(step: str, holdout: pd.DataFrame) -> str:
+    """What the held-out rows of ``step`` cover: forecasts or readings, meters, days, dates."""
+    if step == "forecasting":
+        last = holdout.loc[holdout["value"].notna()].groupby("forecast_id")["timestamp"].max()
+        return (
+            f"{len(last):,} held-out day-ahead forecasts of {holdout['meter_id'].nunique()} series "
+            f"over {last.dt.normalize().nunique()} test days ({_dates(last)}), each with its "
+            "history as raw readings: tables `holdout` and `holdout_truth` of the run"
+        )
+    if step == "anomaly":
+        scored = holdout.loc[~holdout["history"].astype(bool)]
+        labelled = scored["label"].notna()
+        planted = int(scored.loc[labelled, "label"].astype(bool).sum())
+        return (
+            f"{len(scored):,} held-out readings of {scored['meter_id'].nunique()} meters over "
+            f"{scored['timestamp'].dt.normalize().nunique()} days ({_dates(scored['timestamp'])}),"
+            f" {int(labelled.sum()):,} of them labelled ({planted:,} anomalous), after their"
+            " history: table `holdout` of the run"
+        )
+    meters = f" of {holdout['meter_id'].nunique()} meters" if "meter_id" in holdout else ""
+    dates = f" ({_dates(holdout['date'])})" if "date" in holdout else ""
+    return f"{len(holdout):,} held-out daily profiles{meters}{dates}: table `holdout` of the run"
+
+
+def _dates(stamps: pd.Series) -> str:
+    if stamps.empty:
+        return "no dates"
+    return f"{stamps.min():%Y-%m-%d} .. {stamps.max():%Y-%m-%d}"
+
+
+def _num(value: float, unit: str = "") -> str:
+    """``value`` with three significant digits and its unit; ``n/a`` when it is not finite."""
+    if not math.isfinite(value):
+        return "n/a"
+    if abs(value) >= 1000:
+        return f"{round(value, 3 - len(str(int(abs(value))))):,.0f}{unit}"
+    return f"{value:.3g}{unit}"
 
 
 def _champion_output(step: str, holdout: pd.DataFrame) -> pd.DataFrame | np.ndarray | None:

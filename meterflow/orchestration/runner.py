@@ -17,6 +17,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
@@ -33,6 +34,7 @@ from meterflow.orchestration.reuse import (
     reuse_key,
 )
 from meterflow.orchestration.steps import Lane, Step
+from meterflow.orchestration.story import FAILED, REUSED, RUN, StepOutcome
 from meterflow.settings import Options
 
 log = logging.getLogger(__name__)
@@ -61,13 +63,20 @@ def _die_with_parent() -> None:
 
 
 def run_name(entry_point: str, options: Options) -> str:
-    """A name a person can read in the runs list, e.g. ``clustering kmeans euclidean k=0``."""
+    """A name a person can read in the runs list, e.g. ``clustering kmeans euclidean k=auto``
+    (the clustering step renames its run to the k it chose when it finishes)."""
     params = options.params()
-    shown = [
-        params[k] if k in ("model", "distance_metric", "normalization") else f"{k}={params[k]}"
-        for k in _NAME_OPTIONS.get(entry_point, ())
-    ]
-    return " ".join([entry_point, *shown])
+    return " ".join(
+        [entry_point, *(_shown(k, params[k]) for k in _NAME_OPTIONS.get(entry_point, ()))]
+    )
+
+
+def _shown(option: str, value: object) -> str:
+    if option in ("model", "distance_metric", "normalization"):
+        return str(value)
+    if option == "number_of_clusters":
+        return f"k={value if str(value) != '0' else 'auto'}"
+    return f"{option}={value}"
 
 
 def available_memory_mb() -> float:
@@ -119,11 +128,14 @@ class StepRunner:
     parent_run_id: str
     experiment_id: str
     child_env: Mapping[str, str] = field(default_factory=dict)  # e.g. MONGODB_URI
+    # what became of each step this night (run, reused, failed), shared by the lanes' threads
+    record: dict[str, StepOutcome] = field(default_factory=dict)
 
     def run(
         self, entry_point: str, options: Options, *, ignore: tuple[str, ...] = ()
     ) -> tuple[str, bool]:
         """Run one step; return (run id, reused)."""
+        started = time.monotonic()
         version = code_version(self.project_dir)
         key = reuse_key(entry_point, options.params(), version, ignore)
         if self.reuse:
@@ -131,12 +143,20 @@ class StepRunner:
             if found:
                 log.info("%s: reusing finished run %s (same inputs)", entry_point, found)
                 tracking.tag_run(self.parent_run_id, {f"meterflow.step.{entry_point}": found})
+                self._record(entry_point, REUSED, found, started)
                 return found, True
         run_id = self._start_child(
-            entry_point, options, {TAG_CODE_VERSION: version, TAG_REUSE_KEY: key}
+            entry_point, options, {TAG_CODE_VERSION: version, TAG_REUSE_KEY: key}, started
         )
         tracking.tag_run(self.parent_run_id, {f"meterflow.step.{entry_point}": run_id})
+        self._record(entry_point, RUN, run_id, started)
         return run_id, False
+
+    def _record(
+        self, entry_point: str, status: str, run_id: str, started: float, reason: str = ""
+    ) -> None:
+        took = time.monotonic() - started
+        self.record[entry_point] = StepOutcome(entry_point, status, run_id, took, reason)
 
     def run_stage(self, lanes: Sequence[Lane], prepare: Prepare) -> Steps:
         """Run one stage of the table: its lanes at the same time (one thread each), the steps
@@ -157,7 +177,11 @@ class StepRunner:
     def _run_lane(self, lane: Lane, prepare: Prepare) -> Steps:
         finished: Steps = {}
         for step in lane:
-            options = prepare(step, finished)
+            try:
+                options = prepare(step, finished)
+            except MeterflowError as e:  # e.g. an input the step needs is missing
+                self._record(step.name, FAILED, "", time.monotonic(), str(e))
+                raise
             finished[step.name] = self.run(step.name, options, ignore=step.reuse_ignores)
         return finished
 
@@ -187,7 +211,9 @@ class StepRunner:
         runs = tracking.finished_runs(entry_point, max_results=1, experiment_id=self.experiment_id)
         return runs[0].data.metrics.get(tracking.PEAK_RSS_METRIC) if runs else None
 
-    def _start_child(self, entry_point: str, options: Options, tags: Mapping[str, str]) -> str:
+    def _start_child(
+        self, entry_point: str, options: Options, tags: Mapping[str, str], started: float
+    ) -> str:
         run_id = tracking.create_child_run(
             entry_point,
             experiment_id=self.experiment_id,
@@ -205,7 +231,10 @@ class StepRunner:
         )
         if returncode != 0:
             tracking.mark_failed(run_id)
-            reason = tracking.run_tag(run_id, tracking.TAG_FAILURE) or "see its log above"
+            reason = tracking.run_tag(run_id, tracking.TAG_FAILURE) or (
+                f"exit code {returncode}, no reason recorded (see the step's log)"
+            )
+            self._record(entry_point, FAILED, run_id, started, reason)
             raise MeterflowError(f"step {entry_point} failed (run {run_id}): {reason}")
         return run_id
 

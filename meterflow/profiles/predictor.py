@@ -14,6 +14,8 @@ from meterflow.schemas import MINUTES_PER_DAY, profile_slot_columns, slot_column
 
 from .normalize import normalize_values
 
+FINEST_INPUT_MIN = 5  # the finest input slot length the model's signature lists
+
 
 @dataclass(frozen=True)
 class ProfileNormalizer:
@@ -32,6 +34,17 @@ class ProfileNormalizer:
         )
         out = normalize_values(values, self.normalization)
         return pd.DataFrame(out, columns=slot_columns(out.shape[1]), index=df.index)
+
+    def input_columns(self) -> list[tuple[str, str, bool]]:
+        """``(name, MLflow type, required)`` of the input (the model's signature): the slot
+        columns of every grid it takes (slot lengths dividing ``resolution_min``, down to
+        ``FINEST_INPUT_MIN`` minutes), each optional, since a table holds the slots of one."""
+        finest = min(FINEST_INPUT_MIN, self.resolution_min)
+        lengths = [
+            m for m in range(self.resolution_min, finest - 1, -1) if self.resolution_min % m == 0
+        ]
+        names = dict.fromkeys(c for m in lengths for c in slot_columns(MINUTES_PER_DAY // m))
+        return [(name, "double", False) for name in names]
 
     def input_example(self) -> pd.DataFrame:
         n = MINUTES_PER_DAY // self.resolution_min

@@ -20,7 +20,7 @@ DEFAULT_TRACKING_TIMEOUT_S = 120
 
 
 class Environment(BaseModel):
-    """Store locations, from environment variables (see README "Configuration")."""
+    """Store locations, from environment variables (see docs/configuration.md)."""
 
     model_config = ConfigDict(frozen=True)
 

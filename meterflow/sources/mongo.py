@@ -314,16 +314,22 @@ def read_mongo_documents(
     docs = docs[~docs["_id"].duplicated()].reset_index(drop=True)  # array meter ids: 2 blocks
     docs.attrs["mongo_collection"] = collection
     log.info(
-        "newmongo: %d documents (ts in (%s, %s]) via %s in %.1fs; %d with an issue, %d coerced",
+        "newmongo: %d documents (ts %s) via %s in %.1fs; %d with an issue, %d coerced",
         len(docs),
-        lo,
-        hi,
+        _window_words(lo, hi),
         use,
         time.perf_counter() - t0,
         int((docs["issue"] != "").sum()),
         int((docs["coercions"] != "").sum()),
     )
     return docs
+
+
+def _window_words(lo: pd.Timestamp | None, hi: pd.Timestamp | None) -> str:
+    """The read window ``(lo, hi]`` in words: ``from the start`` for no lower bound, ``to the
+    end`` for no upper one."""
+    start = "from the start" if lo is None else f"after {lo}"
+    return f"{start}, {'to the end' if hi is None else f'up to {hi}'}"
 
 
 def lookback_since(watermark: TimeLike, days: int, timezone: str) -> pd.Timestamp:

@@ -1,6 +1,8 @@
 """The ``anomaly`` step: the chosen detector and its baselines on each meter's load (or any
 series file), thresholds chosen on validation, evaluated on labelled anomalies when a label
-file is given; alerts written to the SQL and MongoDB stores and logged with the run."""
+file is given; alerts written to the SQL and MongoDB stores and logged with the run. The run
+logs its headlines as metrics (``summary.headline_metrics``), every family of numbers as one
+table and one figure (``families``) and its story as the description (``summary.describe``)."""
 
 from __future__ import annotations
 
@@ -14,7 +16,14 @@ from meterflow.anomaly.alerts import alert_rows
 from meterflow.anomaly.base import DetectorSettings
 from meterflow.anomaly.blocked import Blocking
 from meterflow.anomaly.detection import AnomalyResult, AnomalySettings, detect_anomalies
-from meterflow.anomaly.summary import describe, headline
+from meterflow.anomaly.families import families
+from meterflow.anomaly.summary import (
+    AlertsRaised,
+    RunContext,
+    describe,
+    headline,
+    headline_metrics,
+)
 from meterflow.domain import LOCAL_TIMEZONE
 from meterflow.params import column_names, lstm_units
 from meterflow.schemas import Table
@@ -62,13 +71,23 @@ def run_anomaly(opts: AnomalyOptions, env: Environment) -> str:
         labels, warnings = _labels(opts, series, settings.timezone)
         result = detect_anomalies(series, resolution, labels, settings, meters)
         run.set_tags({**headline(result), "anomaly.test_start": result.split.test_start})
-        run.describe(describe(result, settings.alarm_budget, warnings))
         _log_result(run, result)
         alerts = alert_rows(result.events, run.run_id, result.chosen)
         run.log_table(alerts, Table.ALERTS)
-        if opts.write_alerts:
-            _write_back(alerts, env, run)
+        raised = _write_back(alerts, env, run) if opts.write_alerts else AlertsRaised(len(alerts))
+        run.log_metrics(headline_metrics(result, raised))
+        context = RunContext(
+            _source(opts, run), resolution, settings.alarm_budget, raised, tuple(warnings)
+        )
+        run.describe(describe(result, context))
         return run.run_id
+
+
+def _source(opts: AnomalyOptions, run: tracking.StepRun) -> str:
+    """What the step read, for the description."""
+    if opts.in_series:
+        return f"series file `{Path(opts.in_series).name}`"
+    return f"profiles run `{tracking.run_tag(run.run_id, 'input.profiles_run')}`"
 
 
 def _labels(
@@ -91,36 +110,41 @@ def _labels(
 
 
 def _log_result(run: tracking.StepRun, result: AnomalyResult) -> None:
-    run.log_metrics(result.metrics)
+    """The tables, figures and model of the result (its headline metrics come after the
+    alerts are written)."""
     if result.history is not None:
         log_history(run, result.history)
-    run.log_table(result.comparison, Table.DETECTORS)
+    family = families(result.metrics, result.comparison, result.chosen)
+    for table_name, table in family.tables.items():
+        run.log_table(table, table_name)
+    for name, fig in (family.figures | result.figures).items():
+        run.log_figure(fig, name)
     run.log_table(result.scores, Table.SCORES)
     run.log_table(result.events, Table.EVENTS)
     run.log_table(result.holdout, Table.HOLDOUT)
-    for name, fig in result.figures.items():
-        run.log_figure(fig, name)
     run.log_model(result.predictor)
 
 
-def _write_back(alerts: pd.DataFrame, env: Environment, run: tracking.StepRun) -> None:
+def _write_back(alerts: pd.DataFrame, env: Environment, run: tracking.StepRun) -> AlertsRaised:
     """Alerts into every alert sink the environment configures (``ALERT_SINKS``): one alert
     per event across runs (an event an earlier run raised is updated, not repeated; a rerun of
-    the same run changes nothing)."""
+    the same run changes nothing). Returns what the first store's write did and where each
+    store writes."""
     now = pd.Timestamp.now(tz="UTC")  # the same last_seen_at in every store
-    targets, written = {}, []
+    sinks, written = [], []
     for name, factory in ALERT_SINKS.items():
         sink = factory(env)
         if sink is None:
             log.warning("no %s store is configured: alerts are not written to it", name)
             continue
         written.append(sink.write(alerts, run.run_id, now=now))
-        targets[f"anomaly.alerts_{name}"] = sink.describe()
-    run.set_tags(targets)
+        sinks.append((name, sink.describe()))
+    run.set_tags({f"anomaly.alerts_{name}": where for name, where in sinks})
+    new, updated = written[0] if written else (None, None)
+    raised = AlertsRaised(len(alerts), new, updated, tuple(sinks))
     log.info(
-        "%d alert(s) found: %d new and %d updated in the first store, the rest already there (%s)",
-        len(alerts),
-        written[0].inserted if written else 0,
-        written[0].updated if written else 0,
-        ", ".join(targets.values()),
+        "%d alert(s) found: %s new and %s updated in the first store, the rest already there (%s)",
+        *(raised.raised, raised.new, raised.updated),
+        ", ".join(where for _, where in sinks),
     )
+    return raised

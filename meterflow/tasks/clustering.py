@@ -1,4 +1,5 @@
-"""The ``clustering`` step: cluster daily profiles, validate, log assignments, figures and a model.
+"""The ``clustering`` step: cluster daily profiles, validate, name the clusters, log assignments,
+figures, a model and a description.
 
 Input is a harmonization run (``profiles_run``, default the newest) or a profile table file
 (``in_profiles``: CSV/Parquet with an id column, optional date and label columns, one numeric
@@ -11,25 +12,42 @@ Which profiles the model is fitted on (``clustering_input``):
   days). Their DDTW/WDTW matrices are cached next to the DTW one.
 - Euclidean methods: every profile, or a seeded random sample of ``max_profiles``.
 The fitted model then assigns every profile, so the assignment table covers the whole input, and
-ARI/NMI are computed on all of it (on the fitted sample too, as ``*_fitted``).
+ARI/NMI are computed on all of it (on the fitted sample too, as ``*_fitted``, in the
+``validation`` table with every other score: ``clustering.scores``).
+
+Each cluster is named from its centre's shape, its days and its sign (``clustering.naming``);
+the names are in the tables, the figures and the model's output (``cluster_name``).
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
 from meterflow import tracking
 from meterflow.clustering import all_metrics, fit_clustering, known_options, select_k
-from meterflow.clustering.assign import assign_all
-from meterflow.clustering.auto import choose_configuration
+from meterflow.clustering.assign import NamedClusters, assign_all
+from meterflow.clustering.auto import choose_configuration, null_silhouette
+from meterflow.clustering.base import ClusteringResult
 from meterflow.clustering.composition import assignment_table, composition_tables
-from meterflow.clustering.figures import plot_cluster_members, plot_cluster_sizes, plot_som_map
+from meterflow.clustering.figures import (
+    plot_auto_candidates,
+    plot_cluster_members,
+    plot_cluster_sizes,
+    plot_k_selection,
+    plot_som_map,
+    plot_validation,
+)
 from meterflow.clustering.metrics import TRUTH_METRICS, silhouette_dtw, truth_metrics
+from meterflow.clustering.naming import keeps_sign, name_clusters, weekend_shares
 from meterflow.clustering.registry import AUTO_MODEL, DTW_FAMILY
+from meterflow.clustering.scores import COUNTS, run_metrics, validation_table
+from meterflow.clustering.selection import LOWER_IS_BETTER
+from meterflow.clustering.story import Summary, describe
 from meterflow.errors import ConfigError
 from meterflow.schemas import Table, slot_columns
 from meterflow.settings import ClusteringOptions, Environment
@@ -40,10 +58,21 @@ from meterflow.tasks.clustering_input import (
     input_from_file,
     input_from_run,
     known_classes,
+    needs_matrix,
     rows_to_fit,
 )
 
 log = logging.getLogger(__name__)
+
+
+@dataclass
+class KChoice:
+    """How k came about: the k table (None with a given k), the criterion ('' = given) and the
+    configuration ``model=auto`` kept ('' otherwise)."""
+
+    table: pd.DataFrame | None = None
+    criterion: str = ""
+    auto: str = ""
 
 
 def _options(opts: ClusteringOptions) -> dict[str, object]:
@@ -55,10 +84,9 @@ def _options(opts: ClusteringOptions) -> dict[str, object]:
 
 
 def _fit(
-    opts: ClusteringOptions, X_fit: np.ndarray, matrices: Matrices | None, window: int, run
-) -> tuple[object, pd.DataFrame | None]:
-    """Fit the model with the given k, or choose k (logging the curve); return the result and
-    the k-selection table (None with a given k)."""
+    opts: ClusteringOptions, X_fit: np.ndarray, matrices: Matrices | None, window: int
+) -> tuple[ClusteringResult, KChoice]:
+    """Fit the model with the given k, or choose k; return the result and how k was chosen."""
     metric = opts.distance_metric
     uses_matrix = metric in DTW_FAMILY and matrices is not None
     common = {
@@ -77,14 +105,12 @@ def _fit(
             criterion=opts.k_criterion,
             **common,
         )
-        run.log_figure(chosen.figure, "k_selection")
-        run.set_tags({"clustering.k_criterion": chosen.criterion})
-        return chosen.result, chosen.table
+        return chosen.result, KChoice(chosen.table, chosen.criterion)
     k = opts.number_of_clusters
     if opts.som_grid:
         rows, cols = (int(v) for v in opts.som_grid.split("x"))
         k = rows * cols
-    return fit_clustering(opts.model, X_fit, k=k, **common), None
+    return fit_clustering(opts.model, X_fit, k=k, **common), KChoice()
 
 
 def _fit_auto(
@@ -94,9 +120,9 @@ def _fit_auto(
     window: int,
     truth: np.ndarray | None,
     run: tracking.StepRun,
-) -> tuple[object, pd.DataFrame | None]:
+) -> tuple[ClusteringResult, KChoice]:
     """``model=auto``: fit every candidate configuration, log each as a child run, keep the one
-    that scores best without labels; return it and its k-selection table (if k was chosen)."""
+    that scores best without labels; return it and how its k was chosen."""
     if matrices is None:
         raise ConfigError("model=auto needs the harmonization step's DTW matrix")
     best, scored = choose_configuration(
@@ -119,57 +145,84 @@ def _fit_auto(
         rows.append(row)
         metrics = {k: v for k, v in row.items() if k not in ("candidate", "chosen")}
         run.log_child(f"candidate {s.candidate.name}", s.result.options, metrics)
-    run.log_table(pd.DataFrame(rows), Table.AUTO_CANDIDATES)
+    table = pd.DataFrame(rows)
+    run.log_table(table, Table.AUTO_CANDIDATES)
+    run.log_figure(plot_auto_candidates(table), "auto_candidates")
     run.set_tags({"clustering.auto_choice": best.candidate.name})
     log.info("auto: chose %s (silhouette gap %.3f)", best.candidate.name, best.gap)
-    return best.result, None if best.k_selection is None else best.k_selection.table
+    if best.k_selection is None:
+        return best.result, KChoice(auto=best.candidate.name)
+    chosen = best.k_selection
+    return best.result, KChoice(chosen.table, chosen.criterion, best.candidate.name)
+
+
+def _input(
+    opts: ClusteringOptions, env: Environment, run: tracking.StepRun
+) -> tuple[ClusteringInput, np.ndarray, np.ndarray, Matrices | None]:
+    """The input, its profiles as an array, the rows to fit and the distance matrices."""
+    data = input_from_file(opts, env) if opts.in_profiles else input_from_run(opts, run, env)
+    needed = diskspace.model_step_bytes(data.profiles, models=1)
+    diskspace.require_output_space(needed, tracking.tracking_uri(), "the clustering outputs")
+    slots = [c for c in data.profiles.columns if c.startswith("slot_")]
+    X = np.ascontiguousarray(data.profiles[slots].to_numpy(dtype=np.float64))
+    fit_rows = rows_to_fit(data.profiles, data.dtw_rows, opts)
+    matrices = None
+    if data.dtw_rows is not None:  # the matrix methods fit exactly these rows
+        matrices = Matrices(
+            X[data.dtw_rows], data.dtw_store, data.window, data.normalization, opts.dask_scheduler
+        )
+        matrices("dtw")
+    return data, X, fit_rows, matrices
 
 
 def run_clustering(opts: ClusteringOptions, env: Environment) -> str:
     tracking.configure(env)
     with tracking.step_run("clustering", opts) as run:
-        data = input_from_file(opts, env) if opts.in_profiles else input_from_run(opts, run, env)
-        needed = diskspace.model_step_bytes(data.profiles, models=1)
-        diskspace.require_output_space(needed, tracking.tracking_uri(), "the clustering outputs")
-        slots = [c for c in data.profiles.columns if c.startswith("slot_")]
-        X = np.ascontiguousarray(data.profiles[slots].to_numpy(dtype=np.float64))
-        fit_rows = rows_to_fit(data.profiles, data.dtw_rows, opts)
-        matrices = None
-        if data.dtw_rows is not None:  # the matrix methods fit exactly these rows
-            matrices = Matrices(
-                X[data.dtw_rows],
-                data.dtw_store,
-                data.window,
-                data.normalization,
-                opts.dask_scheduler,
-            )
-            matrices("dtw")
+        data, X, fit_rows, matrices = _input(opts, env, run)
         started = time.monotonic()
         if opts.model == AUTO_MODEL:
             truth = known_classes(data.profiles, data.meters)[0]
             truth = None if truth is None else truth[fit_rows]
-            result, k_table = _fit_auto(opts, X[fit_rows], matrices, data.window, truth, run)
+            result, choice = _fit_auto(opts, X[fit_rows], matrices, data.window, truth, run)
         else:
-            result, k_table = _fit(opts, X[fit_rows], matrices, data.window, run)
+            result, choice = _fit(opts, X[fit_rows], matrices, data.window)
         labels = assign_all(result.assigner, X, opts.dask_scheduler)
-        metrics = _metrics(data, X, labels, fit_rows, result, matrices, opts.seed)
-        metrics["fit_seconds"] = time.monotonic() - started
-        run.log_metrics(metrics)
+        scores = _metrics(data, X, labels, fit_rows, result, matrices, opts.seed)
+        scores["fit_seconds"] = time.monotonic() - started
+        scores["silhouette_null"] = null_silhouette(X[fit_rows], len(result.centers), opts.seed)
+        scores = {k: v for k, v in scores.items() if np.isfinite(v)}
+        run.log_metrics(run_metrics(scores))
         run.log_params({f"algo.{key}": value for key, value in result.options.items()})
         run.log_params({"dtw_window_used": data.window})
         truth_name = known_classes(data.profiles, data.meters)[1]
         run.set_tags({"clustering.center_kind": result.center_kind, "clustering.truth": truth_name})
-        _log_outputs(run, data, X[fit_rows], labels, fit_rows, result, k_table)
+        if choice.criterion:
+            run.set_tags({"clustering.k_criterion": choice.criterion})
+        assign = assignment_table(data.profiles, labels)
+        names = _names(result, assign, data.normalization)
+        figures = _log_outputs(run, data, (X, labels, fit_rows, assign), result, choice, names)
+        _log_scores(run, scores)
         if result.network is not None:  # the LSTM autoencoder's encoder (Keras flavor)
             run.log_keras(result.network, [result.network_example])
         result.assigner.slot_names = data.slot_names
-        run.log_model(result.assigner)
-        shown = ", ".join(f"{k}={metrics[k]:.3g}" for k in SUMMARY_METRICS if k in metrics)
-        log.info("clustering: k=%d, %s", len(result.centers), shown)
+        run.log_model(NamedClusters(result.assigner, tuple(names)))
+        summary = _summary(opts, data, result, choice, names, labels, scores, figures)
+        run.describe(describe(summary))
+        run.set_tags({"mlflow.runName": run_name(result, choice)})
+        shown = ", ".join(f"{k}={scores[k]:.3g}" for k in SUMMARY_METRICS if k in scores)
+        log.info("clustering: k=%d (%s), %s", len(names), "; ".join(names), shown)
         return run.run_id
 
 
-SUMMARY_METRICS = ("silhouette", "silhouette_dtw", "davies_bouldin", "ari", "peak_match")
+SUMMARY_METRICS = ("silhouette", "silhouette_null", "silhouette_dtw", "davies_bouldin", "ari")
+
+
+def run_name(result: ClusteringResult, choice: KChoice) -> str:
+    """The run's name in the runs list, e.g. ``clustering kmeans euclidean k=2 (silhouette)``:
+    what was fitted and how k came about (the step's options only say ``number_of_clusters=0``)."""
+    auto = "auto: " if choice.auto else ""
+    how = f" ({choice.criterion})" if choice.criterion else ""
+    return f"clustering {auto}{result.name} {result.distance_metric} k={result.k}{how}"
 
 
 def _metrics(
@@ -177,7 +230,7 @@ def _metrics(
     X: np.ndarray,
     labels: np.ndarray,
     fit_rows: np.ndarray,
-    result,
+    result: ClusteringResult,
     matrices: Matrices | None,
     seed: int,
 ) -> dict[str, float]:
@@ -203,6 +256,24 @@ def _metrics(
     return metrics
 
 
+def _names(result: ClusteringResult, assign: pd.DataFrame, normalization: str) -> list[str]:
+    """The clusters' names from their centres (in the space the model normalised them to),
+    their members' weekend share and, where the values keep their sign, export."""
+    k = len(result.centers)
+    shares, base = weekend_shares(assign, k)
+    signed = keeps_sign(normalization, result.assigner.normalize)
+    return name_clusters(
+        result.centers, signed=signed, weekend_shares=shares, base_weekend_share=base
+    )
+
+
+def _log_scores(run: tracking.StepRun, scores: dict[str, float]) -> None:
+    """Every score in the ``validation`` table and its figure (the run metrics are a subset)."""
+    table = validation_table(scores)
+    run.log_table(table, Table.VALIDATION)
+    run.log_figure(plot_validation(table, skip=COUNTS), "validation")
+
+
 HOLDOUT_ROWS = 5000  # fitted profiles kept to compare a model with the registry's champion
 
 
@@ -212,26 +283,114 @@ def _holdout(profiles: pd.DataFrame, fit_rows: np.ndarray) -> pd.DataFrame:
     return profiles.iloc[np.sort(fit_rows)[::step][:HOLDOUT_ROWS]].reset_index(drop=True)
 
 
-def _log_outputs(run, data, X_fit, labels, fit_rows, result, k_table) -> None:
-    """Assignments, centres, composition tables and figures."""
-    assign = assignment_table(data.profiles, labels)
-    run.log_table(assign, Table.ASSIGNMENTS)
+def _named(table: pd.DataFrame, names: list[str]) -> pd.DataFrame:
+    """``table`` with the ``cluster_name`` of its ``cluster`` column beside it."""
+    out = table.copy()
+    at = list(out.columns).index("cluster") + 1
+    out.insert(at, "cluster_name", np.asarray(names, dtype=object)[out["cluster"].to_numpy()])
+    return out
+
+
+def _log_outputs(
+    run: tracking.StepRun,
+    data: ClusteringInput,
+    arrays: tuple[np.ndarray, np.ndarray, np.ndarray, pd.DataFrame],
+    result: ClusteringResult,
+    choice: KChoice,
+    names: list[str],
+) -> list[str]:
+    """Assignments, centres, composition tables and figures (sizes count every assigned
+    profile in each figure); return the figures' artifact paths."""
+    X, labels, fit_rows, assign = arrays
+    run.log_table(_named(assign, names), Table.ASSIGNMENTS)
     centers = pd.DataFrame(result.centers, columns=slot_columns(result.centers.shape[1]))
     centers.insert(0, "cluster", np.arange(len(centers)))
-    run.log_table(centers, Table.CENTERS)
+    run.log_table(_named(centers, names), Table.CENTERS)
     k = len(result.centers)
     for name, table in composition_tables(assign, data.meters, k=k).items():
-        run.log_table(table if table.index.name is None else table.reset_index(), name)
-    if k_table is not None:
-        run.log_table(k_table, Table.K_SELECTION)
+        run.log_table(
+            _named(table if table.index.name is None else table.reset_index(), names), name
+        )
     run.log_table(_holdout(data.profiles, fit_rows), Table.HOLDOUT)
-    members = plot_cluster_members(
-        result.assigner.normalized(X_fit),
-        labels[fit_rows],
-        result.centers,
-        center_kind=result.center_kind,
-    )
-    run.log_figure(members, "cluster_members")
-    run.log_figure(plot_cluster_sizes(labels, k), "cluster_sizes")
+    figures = {
+        "cluster_members": plot_cluster_members(
+            result.assigner.normalized(X[fit_rows]),
+            labels[fit_rows],
+            result.centers,
+            names=names,
+            assigned=labels,
+            center_kind=result.center_kind,
+        ),
+        "cluster_sizes": plot_cluster_sizes(labels, k, names=names),
+    }
+    if choice.table is not None:
+        run.log_table(choice.table, Table.K_SELECTION)
+        figures["k_selection"] = plot_k_selection(choice.table, chosen=k, names=names)
     if hasattr(result.assigner, "weights_grid"):
-        run.log_figure(plot_som_map(result.assigner.weights_grid, labels[fit_rows]), "som_map")
+        figures["som_map"] = plot_som_map(result.assigner.weights_grid, labels, names)
+    for name, fig in figures.items():
+        run.log_figure(fig, name)
+    return [f"figures/{name}.png" for name in figures]
+
+
+def _runner_up(choice: KChoice, k: int) -> tuple[int, float] | None:
+    """The next best k of the k table and its score."""
+    table = choice.table
+    if table is None or len(table) < 2:
+        return None
+    others = table.loc[(table["k"] != k) & np.isfinite(table["score"])]
+    if others.empty:
+        return None
+    lower = choice.criterion in LOWER_IS_BETTER
+    row = others.sort_values("score", ascending=lower).iloc[0]
+    return int(row["k"]), float(row["score"])
+
+
+def _summary(
+    opts: ClusteringOptions,
+    data: ClusteringInput,
+    result: ClusteringResult,
+    choice: KChoice,
+    names: list[str],
+    labels: np.ndarray,
+    scores: dict[str, float],
+    figures: list[str],
+) -> Summary:
+    """What the description tells, from the run's parts."""
+    k = len(names)
+    dates = data.profiles["date"] if "date" in data.profiles.columns else None
+    period = None
+    if dates is not None and len(dates):
+        period = tuple(f"{pd.Timestamp(d):%Y-%m-%d}" for d in (dates.min(), dates.max()))
+    truth = {"meter_type": "the meter types", "label_column": "the file's labels"}
+    fitted_on = (
+        "the rows of the DTW matrix: the most recent whole days"
+        if needs_matrix(opts)
+        else "all of them"
+        if scores.get("profiles_fitted") == scores.get("profiles")
+        else f"a seeded random sample of max_profiles={opts.max_profiles}"
+    )
+    return Summary(
+        model=result.name,
+        distance_metric=result.distance_metric,
+        k=k,
+        names=names,
+        shares=list(np.bincount(labels, minlength=k) / max(len(labels), 1)),
+        metrics=scores,
+        source=data.source or "the input",
+        fitted_on=fitted_on,
+        k_choice=choice.criterion,
+        k_range=(opts.k_min, opts.k_max) if choice.criterion else None,
+        runner_up=_runner_up(choice, k),
+        auto_choice=choice.auto,
+        meters=int(data.profiles["meter_id"].nunique()),
+        period=period,
+        truth=truth.get(known_classes(data.profiles, data.meters)[1], ""),
+        look_next=[
+            *figures,
+            *(["figures/auto_candidates.png"] if choice.auto else []),
+            "figures/validation.png",
+            "previews/centers.csv",
+            "previews/validation.csv",
+        ],
+    )

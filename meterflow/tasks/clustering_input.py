@@ -159,6 +159,7 @@ class ClusteringInput:
     window: int
     dtw_store: DtwStore
     slot_names: tuple[str, ...] = ()  # the file's names of the slot columns ('' = slot_NN)
+    source: str = ""  # where the profiles come from, for people: "harmonization run `…`"
 
 
 def input_from_file(opts: ClusteringOptions, env: Environment) -> ClusteringInput:
@@ -172,7 +173,8 @@ def input_from_file(opts: ClusteringOptions, env: Environment) -> ClusteringInpu
     rows = file_dtw_rows(profiles, opts.max_profiles, opts.seed) if needs_matrix(opts) else None
     window = HarmonizationParams.default("dtw_window") if opts.dtw_window < 0 else opts.dtw_window
     store = open_dtw_store(DEFAULT_DTW_STORE, env.dtw_cache_dir)
-    return ClusteringInput(profiles, None, "external", rows, window, store, file.slot_names)
+    source = f"file `{Path(opts.in_profiles).name}`"
+    return ClusteringInput(profiles, None, "external", rows, window, store, file.slot_names, source)
 
 
 def input_from_run(
@@ -194,4 +196,5 @@ def input_from_run(
     if opts.prosumers != "include":
         profiles, dtw_rows = select_prosumers(profiles, meters, dtw_rows, opts.prosumers)
     norm, store = params.get("normalization", "none"), dtw_store_of_run(source_run, env)
-    return ClusteringInput(profiles, meters, norm, dtw_rows, window, store)
+    source = f"harmonization run `{source_run[:8]}`"
+    return ClusteringInput(profiles, meters, norm, dtw_rows, window, store, source=source)

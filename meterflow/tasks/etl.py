@@ -4,8 +4,9 @@ Every run logs the tables ``profiles``, ``quarantine`` (every dropped, corrected
 reading with its reason and store location), ``quality`` (per meter of the meter table, also
 those without readings), ``corrections_summary``, ``scale_corrections``, ``reasons`` (what each
 reason code means), ``files`` (file sources: every file found and whether it was read) and
-``meters``, the reconciled counts (readings_in = readings_kept + readings_quarantined) and a
-``ReadingsCleaner`` model.
+``meters``, the reconciled counts (readings_in = readings_kept + readings_quarantined), a
+``ReadingsCleaner`` model and a description (``etl.story``): the per-reason counts are the
+``corrections_summary`` table and the ``quarantine_reasons`` figure, not metrics.
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ from meterflow.etl.params import CleaningParams
 from meterflow.etl.predictor import ReadingsCleaner
 from meterflow.etl.quality import quality_with_every_meter
 from meterflow.etl.quarantine import reasons_table
+from meterflow.etl.story import EtlStory, etl_description, headline_metrics
+from meterflow.redact import redact_uri, uri_host
 from meterflow.schemas import Table
 from meterflow.settings import (
     Environment,
@@ -37,6 +40,7 @@ from meterflow.sources.mongo import etl_newmongo
 from meterflow.sources.oldexports import etl_oldexports
 from meterflow.sources.registry import etl_step, source_class
 from meterflow.sources.sql import etl_sql
+from meterflow.tasks.newmongo import TAG_HOST
 
 log = logging.getLogger(__name__)
 
@@ -59,9 +63,15 @@ def cleaning_config(opts: CleaningParams) -> CleaningConfig:
 
 
 def log_result(
-    run: tracking.StepRun, result: EtlResult, meters, config: CleaningConfig, source: str
+    run: tracking.StepRun,
+    result: EtlResult,
+    meters,
+    config: CleaningConfig,
+    source: tuple[str, str],
 ) -> None:
-    """Log an ETL result: tables, reconciled counts, figures, model."""
+    """Log an ETL result: tables, reconciled counts, figures, model and the description;
+    ``source``: the source's name and where its store is (no credentials)."""
+    source, store = source
     m = result.metrics
     if m["readings_in"] != m["readings_kept"] + m["readings_quarantined"]:
         raise MeterflowError(
@@ -78,13 +88,27 @@ def log_result(
         run.log_table(result.files, Table.FILES)
     run.log_table(reasons_table(), Table.REASONS)
     run.log_table(meters, Table.METERS)
-    run.log_metrics(m)
+    run.log_metrics(headline_metrics(m, result.quality))
     run.log_figure(quarantine_reasons_figure(result.quarantine), "quarantine_reasons")
     run.log_figure(completeness_figure(result.profiles), "completeness")
     run.log_model(ReadingsCleaner(meters, config, source))
+    title = source_class(source).title
+    run.describe(etl_description(result, EtlStory(title, store, len(meters))))
     counts = (m["readings_in"], m["readings_kept"], m["readings_quarantined"])
     log.info("%s: %d readings in, %d kept, %d quarantined", source, *counts)
     log.info("%s: %d meter-days out", source, m["meter_days_out"])
+
+
+def store_location(source: str, env: Environment) -> str:
+    """Where the store of a registered source is, without credentials."""
+    if source == domain.SOURCE_SQL:
+        return redact_uri(env.sql_url)
+    if source == domain.SOURCE_OLDMONGO:
+        return str(env.exports_dir)
+    if source == domain.SOURCE_NEWMONGO:
+        uri = env.require_mongodb_uri()
+        return f"{uri_host(uri).rstrip('/')} database {env.mongo_database}"
+    return "the store of its environment"
 
 
 def run_etl_sql(opts: EtlSqlOptions, env: Environment) -> str:
@@ -102,7 +126,8 @@ def run_etl_sql(opts: EtlSqlOptions, env: Environment) -> str:
             table=opts.table,
             historian_timezone=opts.historian_timezone,
         )
-        log_result(run, result, meters, config, domain.SOURCE_SQL)
+        store = f"{redact_uri(env.sql_url)}, table {opts.table}"
+        log_result(run, result, meters, config, (domain.SOURCE_SQL, store))
         return run.run_id
 
 
@@ -123,7 +148,7 @@ def run_etl_oldmongo(opts: EtlOldMongoOptions, env: Environment) -> str:
             reference_profiles=reference,
             on_error="quarantine" if opts.on_bad_file == "quarantine" else "raise",
         )
-        log_result(run, result, meters, config, domain.SOURCE_OLDMONGO)
+        log_result(run, result, meters, config, (domain.SOURCE_OLDMONGO, str(folder)))
         return run.run_id
 
 
@@ -140,7 +165,9 @@ def run_etl_newmongo(opts: EtlNewMongoOptions, env: Environment) -> str:
             result = etl_newmongo(
                 documents, meters=meters, config=config, previous=context, collection=collection
             )
-        log_result(run, result, meters, config, domain.SOURCE_NEWMONGO)
+        host = (tracking.run_tag(raw_run, TAG_HOST) or "MongoDB").rstrip("/")
+        store = f"{host} collection {collection}, loaded by run {raw_run}"
+        log_result(run, result, meters, config, (domain.SOURCE_NEWMONGO, store))
         return run.run_id
 
 
@@ -160,5 +187,5 @@ def run_etl_source(opts: EtlSourceOptions, env: Environment) -> str:
             reference = tracking.load_table(reference_run, Table.PROFILES)
         adapter = source.from_stores(env, config)
         result = etl_source(adapter, meters=meters, reference_profiles=reference)
-        log_result(run, result, meters, config, opts.source)
+        log_result(run, result, meters, config, (opts.source, store_location(opts.source, env)))
         return run.run_id

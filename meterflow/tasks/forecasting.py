@@ -2,7 +2,9 @@
 cluster's total or the fleet's total from a harmonization run, or of any series file. Every
 candidate and baseline is fitted on the training split, the kept model is earned on validation
 (``model=auto``) and everything is scored on the chronological test split, which decides
-nothing. The run's description says whether the model beats every baseline."""
+nothing. The run logs a headline of metrics and the loss curves (``report.logged_metrics``,
+``report.loss_curves``), every family of numbers as a table and a figure, and a description
+whose first line says whether the model beats every baseline."""
 
 from __future__ import annotations
 
@@ -15,7 +17,16 @@ from meterflow import tracking
 from meterflow.domain import LOCAL_TIMEZONE, MINUTES_PER_DAY
 from meterflow.forecasting.evaluate import evaluate_forecaster
 from meterflow.forecasting.params import forecast_quantiles
-from meterflow.forecasting.report import StepReport, merge_reports, report_of
+from meterflow.forecasting.report import (
+    LOOK_FIGURES,
+    LOOK_TABLES,
+    StepReport,
+    description,
+    logged_metrics,
+    loss_curves,
+    merge_reports,
+    report_of,
+)
 from meterflow.forecasting.scope import scoped_series
 from meterflow.forecasting.settings import ForecastSettings
 from meterflow.params import column_names, lstm_units
@@ -34,6 +45,7 @@ from meterflow.sources.seriesfile import read_series_file
 log = logging.getLogger(__name__)
 
 CANDIDATES_MODEL = "candidates"  # every fitted candidate, served side by side
+UNIT = "Wh"  # of the harmonized profiles' values (a series file's are its own)
 
 
 def log_history(run: tracking.StepRun, history, prefix: str = "") -> None:
@@ -103,7 +115,7 @@ def run_forecasting(opts: ForecastingOptions, env: Environment) -> str:
                 "forecasting.resolution_min": str(resolution),
             }
         )
-        run.log_metrics({**counts, "resolution_min": float(resolution)})
+        run.log_metrics({**logged_metrics(report), **counts})
         _log_report(run, report, opts)
         return run.run_id
 
@@ -135,7 +147,7 @@ def _forecast_meters(
     fleet = profiles_panel(profiles, dates)
     del profiles
     result = evaluate_forecaster(fleet, meters, settings, opts.dask_scheduler)
-    return report_of(result, fleet, settings, LOCAL_TIMEZONE), settings, resolution, {}
+    return report_of(result, fleet, settings, LOCAL_TIMEZONE, UNIT), settings, resolution, {}
 
 
 def _forecast_series(
@@ -151,44 +163,42 @@ def _forecast_series(
         series["timestamp"],
         *(settings.train_frac, settings.val_frac, _test_start(opts), settings.min_val_days),
     )
-    timezone = "UTC" if opts.in_series else LOCAL_TIMEZONE
+    timezone, unit = ("UTC", "") if opts.in_series else (LOCAL_TIMEZONE, UNIT)
     if opts.scope != "cluster":
         fleet = build_panel(series, resolution, dates, exog)
         result = evaluate_forecaster(fleet, meters, settings, opts.dask_scheduler)
-        return report_of(result, fleet, settings, timezone), settings, resolution, counts
+        return report_of(result, fleet, settings, timezone, unit), settings, resolution, counts
     groups = {g: part for g, part in series.groupby("meter_id", sort=True)}
     log.info("scope=cluster: one model for each of %d clusters", len(groups))
     reports = {}
     for g, part in groups.items():  # one model per cluster
         fleet = build_panel(part, resolution, dates)
         result = evaluate_forecaster(fleet, None, settings, opts.dask_scheduler)
-        reports[g] = report_of(result, fleet, settings, timezone)
+        reports[g] = report_of(result, fleet, settings, timezone, unit)
     return merge_reports(reports), settings, resolution, counts
 
 
 def _log_report(run: tracking.StepRun, report: StepReport, opts: ForecastingOptions) -> None:
-    run.log_metrics(report.metrics)
-    for name, history in report.histories.items():
-        log_history(run, history, prefix=f"{name}/")
+    for prefix, history in loss_curves(report.histories).items():
+        log_history(run, history, prefix=prefix)
     for name, table in report.tables.items():
         run.log_table(table, name)
     for name, fig in report.figures.items():
         run.log_figure(fig, name)
     run.log_model(report.model)
-    run.log_model(report.candidates, name=CANDIDATES_MODEL, with_network=False)
-    run.describe(description(report, opts))
+    run.log_model(report.candidates, role=CANDIDATES_MODEL, with_network=False)
+    look_next = (
+        *(f"{tracking.FIGURES_DIR}/{n}.png" for n in LOOK_FIGURES if n in report.figures),
+        *(f"{tracking.PREVIEWS_DIR}/{n}.csv" for n in LOOK_TABLES if n in report.tables),
+    )
+    run.describe(description(report, opts.scope, _source(opts, run), look_next))
 
 
-def description(report: StepReport, opts: ForecastingOptions) -> str:
-    """The run's description: what was forecast, the kept model and why, the verdict."""
-    what = f"series file `{opts.in_series}`" if opts.in_series else "the harmonized profiles"
-    choice = report.tags.get("forecasting.choice", report.tags["forecasting.model"])
-    lines = [
-        f"Day-ahead forecasts ({opts.scope} scope) of {what}, test from "
-        f"{report.tags['forecasting.test_start']}.",
-        f"**Model**: {choice}.",
-        f"**Verdict**: {report.verdict}.",
-        "Look at `figures/candidates.png` (every candidate on validation and test), "
-        "`figures/error_by_step.png` and the `candidates` table.",
-    ]
-    return "\n\n".join(lines)
+def _source(opts: ForecastingOptions, run: tracking.StepRun) -> str:
+    """Where the forecast series came from, for the description."""
+    if opts.in_series:
+        return f"series file `{Path(opts.in_series).name}`"
+    text = f"harmonization run `{tracking.run_tag(run.run_id, 'input.profiles_run')}`"
+    if opts.scope == "cluster":
+        text += f" and clustering run `{tracking.run_tag(run.run_id, 'input.clustering_run')}`"
+    return text

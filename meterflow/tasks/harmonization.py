@@ -1,4 +1,7 @@
-"""The ``harmonization`` step: one profile table from every ETL run, plus the cached DTW matrix."""
+"""The ``harmonization`` step: one profile table from every ETL run, plus the cached DTW matrix.
+
+The run says what it merged in its description (``profiles.story``); what each source brought,
+kept and lost is the ``sources`` table and the ``source_coverage`` figure."""
 
 from __future__ import annotations
 
@@ -16,10 +19,22 @@ from meterflow.profiles.normalize import normalize
 from meterflow.profiles.predictor import ProfileNormalizer
 from meterflow.profiles.resample import resample_profiles
 from meterflow.profiles.select import meter_days_mask
+from meterflow.profiles.story import (
+    DtwStory,
+    HarmonizationStory,
+    harmonization_description,
+    source_table,
+)
 from meterflow.schemas import PROFILE_KEYS, Table, profile_matrix, profile_slot_columns
 from meterflow.settings import Environment, HarmonizationOptions
 from meterflow.sources import diskspace
-from meterflow.sources.dtw_store import DEFAULT_DTW_STORE, DtwStore, open_dtw_store, store_tags
+from meterflow.sources.dtw_store import (
+    DEFAULT_DTW_STORE,
+    DtwMatrixView,
+    DtwStore,
+    open_dtw_store,
+    store_tags,
+)
 from meterflow.sources.registry import etl_step, source_names
 
 log = logging.getLogger(__name__)
@@ -46,13 +61,12 @@ def run_harmonization(opts: HarmonizationOptions, env: Environment) -> str:
     tracking.configure(env)
     with tracking.step_run("harmonization", opts) as run:
         run_ids = _etl_runs(opts.etl_runs)
-        tables = [tracking.load_table(r, Table.PROFILES) for r in run_ids]
-        tables = [t for t in tables if len(t)]
+        inputs = [(r, tracking.load_table(r, Table.PROFILES)) for r in run_ids]
+        tables = [t for _, t in inputs if len(t)]
         if not tables:
             raise ConfigError(f"the ETL runs {run_ids} produced no profiles")
-        merged = harmonize(
-            tables, resolution_min=opts.resolution, priority=opts.priority.split(",")
-        )
+        priority = tuple(opts.priority.split(","))
+        merged = harmonize(tables, resolution_min=opts.resolution, priority=priority)
         energy, carried = merged.profiles, 0
         if opts.previous_run:
             previous_run = tracking.resolve_run(opts.previous_run, "harmonization")
@@ -69,11 +83,24 @@ def run_harmonization(opts: HarmonizationOptions, env: Environment) -> str:
         cache = open_dtw_store(DEFAULT_DTW_STORE, location)
         _require_space([energy, normalized, merged.losers, meters], subset, cache)
         _log_tables(run, energy, normalized, merged.losers, meters)
+        sources = source_table(inputs, merged.losers)
+        run.log_table(sources, Table.SOURCES)
         metrics = _profile_metrics(energy, merged, carried)
+        dtw = None
         if subset is not None:
-            metrics.update(_update_dtw(run, subset, cache, opts))
+            matrix = _update_dtw(run, subset, cache, opts)
+            metrics.update(_dtw_metrics(matrix, len(subset)))
+            dtw = DtwStory(
+                len(subset), matrix.pairs_computed, matrix.pairs_reused, matrix.window,
+                cache.location(),
+            )  # fmt: skip
         run.log_metrics(metrics)
         run.log_model(ProfileNormalizer(opts.resolution, opts.normalization))
+        story = HarmonizationStory(
+            sources, energy, len(merged.losers), merged.overlaps, carried, opts.resolution,
+            opts.normalization, priority, dtw,
+        )  # fmt: skip
+        run.describe(harmonization_description(story))
         return run.run_id
 
 
@@ -149,7 +176,8 @@ def _require_space(
 
 def _update_dtw(
     run: tracking.StepRun, subset: pd.DataFrame, cache: DtwStore, opts: HarmonizationOptions
-) -> dict[str, float]:
+) -> DtwMatrixView:
+    """Compute (or take from ``cache``) the DTW matrix of ``subset`` and log its index."""
     with dask_rows(opts.dask_scheduler) as rows:
         matrix = cache.update(
             profile_matrix(subset),
@@ -161,8 +189,12 @@ def _update_dtw(
     run.log_table(index, Table.DTW_INDEX)
     # where the matrix is: clustering reopens the store through this run (store_tags)
     run.set_tags({"dtw.cache_key": matrix.key, "dtw.window": matrix.window} | store_tags(cache))
+    return matrix
+
+
+def _dtw_metrics(matrix: DtwMatrixView, profiles: int) -> dict[str, float]:
     return {
-        "dtw_profiles": len(subset),
+        "dtw_profiles": profiles,
         "dtw_matrix_rows": matrix.n,
         "dtw_matrix_bytes": matrix.nbytes,
         "dtw_pairs_computed": matrix.pairs_computed,

@@ -31,6 +31,7 @@ import pandas as pd
 from meterflow import tracking
 from meterflow.etl import CleaningConfig
 from meterflow.etl.predictor import DocumentsTranslator
+from meterflow.etl.story import LoadStory, after, load_description, when
 from meterflow.redact import uri_host
 from meterflow.schemas import Table
 from meterflow.settings import Environment, LoadNewMongoOptions, parse_utc
@@ -42,6 +43,7 @@ log = logging.getLogger(__name__)
 
 TAG_WATERMARK = "meterflow.watermark"
 TAG_TARGET = "meterflow.mongo_target"
+TAG_HOST = "meterflow.mongo_host"  # host:port/ of the server read, no credentials
 TAG_SINCE = "meterflow.since"
 TAG_LOOKBACK = "meterflow.lookback_since"
 TAG_STORE_COUNT = "meterflow.store_count"  # the collection's marks before the read
@@ -282,7 +284,7 @@ def run_load_newmongo(opts: LoadNewMongoOptions, env: Environment) -> str:
         run.set_tags(
             {
                 TAG_TARGET: target,
-                "meterflow.mongo_host": uri_host(uri),
+                TAG_HOST: uri_host(uri),
                 TAG_SINCE: _iso(since),
                 TAG_LOOKBACK: _iso(got.read_since) if got.read_since != since else "",
                 TAG_WATERMARK: _iso(watermark),
@@ -296,26 +298,48 @@ def run_load_newmongo(opts: LoadNewMongoOptions, env: Environment) -> str:
         run.log_metrics(_metrics(got, context))
         config = CleaningConfig(timezone=opts.timezone)
         run.log_model(DocumentsTranslator(meters, config))
-        _log_summary(len(got.documents) - got.late, got.late, (since, got.read_since), watermark)
+        store = f"{uri_host(uri).rstrip('/')} database {database}, collection {opts.collection}"
+        story = _story(store, got, context, (since, watermark), opts.since == "watermark")
+        run.describe(load_description(story))
+        _log_summary(story)
         return run.run_id
 
 
-def _log_summary(
-    new: int,
-    late: int,
-    bounds: tuple[pd.Timestamp | None, pd.Timestamp | None],
-    watermark: pd.Timestamp | None,
-) -> None:
-    since, read_since = bounds
-    log.info("load_newmongo: %d documents after %s", new, since)
-    if read_since != since:
+def _story(
+    store: str,
+    got: _Read,
+    context: pd.DataFrame,
+    marks: tuple[pd.Timestamp | None, pd.Timestamp | None],
+    after_watermark: bool,
+) -> LoadStory:
+    """What the description says of this load; ``marks``: ``(since, watermark)``."""
+    since, watermark = marks
+    documents = got.documents
+    return LoadStory(
+        store=store,
+        documents=len(documents),
+        late=got.late,
+        meters=int(documents["meter_id"].nunique()),
+        context=len(context),
+        with_issue=int((documents["issue"] != "").sum()),
+        since=since,
+        read_since=got.read_since,
+        watermark=watermark,
+        incremental=after_watermark and since is not None,
+    )
+
+
+def _log_summary(story: LoadStory) -> None:
+    new = story.documents - story.late
+    log.info("load_newmongo: %d new documents %s", new, after(story.since))
+    if story.read_since != story.since:
         log.info(
             "load_newmongo: %d late document(s) merged from the look-back window (%s, %s]",
-            late,
-            read_since,
-            since,
+            story.late,
+            when(story.read_since),
+            when(story.since),
         )
-    log.info("load_newmongo: watermark now %s", watermark)
+    log.info("load_newmongo: watermark now %s", when(story.watermark, "n/a"))
 
 
 def _metrics(got: _Read, context: pd.DataFrame) -> dict[str, float]:

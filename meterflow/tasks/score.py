@@ -8,6 +8,7 @@ import logging
 from pathlib import Path
 
 from meterflow import tracking
+from meterflow.etl.story import count, seconds
 from meterflow.models.batch import FleetScore, score_fleet
 from meterflow.settings import Environment, ScoreOptions
 
@@ -31,8 +32,13 @@ def run_score(opts: ScoreOptions, env: Environment) -> str:
         run.log_metrics(result.metrics())
         run.set_tags(_tags(result))
         run.log_dict(result.listing(), LISTING)
-        run.describe(_description(result))
-        log.info("score: %s", _description(result))
+        run.describe(score_description(result, str(opts.readings)))
+        log.info(
+            "score: %d meters scored in %.1f s, output in %s",
+            result.metrics()["meters_scored"],
+            result.seconds,
+            result.out,
+        )
         return run.run_id
 
 
@@ -44,10 +50,21 @@ def _tags(result: FleetScore) -> dict[str, str]:
     }
 
 
-def _description(result: FleetScore) -> str:
+def score_description(result: FleetScore, readings: str) -> str:
+    """The Markdown description of a score run (pure): verdict, data, model, output."""
     m = result.metrics()
-    return (
-        f"{m['meters_scored']:.0f} meters scored by {result.model_uri} ({result.fixed_uri}) in "
-        f"{m['blocks']:.0f} blocks, {m['seconds']:.1f} s: {m['rows_out']:.0f} rows in "
-        f"{result.out}"
-    )
+    model = result.fixed_uri + (f" (run `{result.model_run}`)" if result.model_run else "")
+    asked = "" if result.model_uri == result.fixed_uri else f", resolved from {result.model_uri}"
+    lines = [
+        f"**Scored {count(m['meters_scored'])} meters with {result.model_uri} in "
+        f"{seconds(m['seconds'])} ({m['meters_per_second']:.3g} meters/s): "
+        f"{count(m['rows_out'])} rows out of {count(m['rows_in'])} in.**",
+        "",
+        f"- **Data:** readings at {readings}",
+        f"- **Chosen:** model {model}{asked}",
+        f"- **Result:** {count(m['blocks'])} blocks of at most {count(m['max_block_meters'])} "
+        f"meters, one Parquet file each, in {result.out}",
+        f"- **Look next:** `{LISTING}` (the output folder and each block's file, meters, rows, "
+        "seconds)",
+    ]
+    return "\n".join(lines)

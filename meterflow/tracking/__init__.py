@@ -1,7 +1,8 @@
 """The seam to MLflow: runs, params, metrics, tables, figures, models and run lookup.
 
 Nothing else in the package imports mlflow except ``meterflow.models.pyfunc`` (the model wrapper);
-``registry`` holds the Model Registry side.
+``registry`` holds the Model Registry side, ``models`` the names of the logged models and which
+of them a run's metrics belong to.
 Tables travel between steps as Parquet artifacts under ``tables/`` of the producing run and are read
 back by run id, never through a path beside the code; each is checked against its contract
 (``meterflow.schemas.TABLES``) when it is logged and when it is loaded, and a small CSV head of it
@@ -46,11 +47,15 @@ import meterflow
 from meterflow.errors import InputError, MeterflowError
 from meterflow.schemas import Table, validate_table
 from meterflow.settings import Environment
-from meterflow.tracking import registry
+from meterflow.tracking import models, registry
+from meterflow.tracking.models import (  # noqa: F401  (the seam's public names)
+    LEGACY_MODEL_NAME,
+    logged_model_uri,
+    model_name,
+)
 from meterflow.tracking.registry import (  # noqa: F401  (the seam's public names)
     CHALLENGER,
     CHAMPION,
-    MODEL_NAME,
     alias_version,
     champion_uri,
     delete_alias,
@@ -75,7 +80,6 @@ PREVIEW_ROWS = 200
 MAX_METRIC_KEYS = 20  # a run's headline numbers; families (per baseline, per kind…) are tables
 SEARCH_PAGE = 1000  # runs per search: more than one experiment's RUNNING runs ever are
 FIGURES_DIR = "figures"
-NETWORK_NAME = "network"  # the Keras network inside it, Keras flavor: scaled tensors in and out
 TAG_VERSION = "meterflow.version"
 TAG_PID, TAG_HOST = "meterflow.pid", "meterflow.host"  # the process that executes a run
 TAG_FAILURE = "meterflow.failure"  # why a run failed or was ended by a later run, one line
@@ -104,8 +108,11 @@ def mark_experiment_kind(experiment_id: str) -> None:
     """Open the experiment in the MLflow UI's machine-learning view (runs, metrics, models)
     rather than its GenAI view (traces), unless someone chose otherwise."""
     client = MlflowClient()
-    if EXPERIMENT_KIND_TAG not in client.get_experiment(experiment_id).tags:
-        client.set_experiment_tag(experiment_id, EXPERIMENT_KIND_TAG, EXPERIMENT_KIND)
+    try:
+        if EXPERIMENT_KIND_TAG not in client.get_experiment(experiment_id).tags:
+            client.set_experiment_tag(experiment_id, EXPERIMENT_KIND_TAG, EXPERIMENT_KIND)
+    except mlflow.exceptions.MlflowException as e:  # a view setting: the run goes on without it
+        log.warning("experiment %s: could not set its UI view: %s", experiment_id, e)
 
 
 def connect(env: Environment) -> None:
@@ -178,10 +185,12 @@ class StepRun:
     experiment_id: str = ""
     entry_point: str = ""  # whose table contracts apply (e.g. a model step's holdout columns)
     metric_keys: set[str] = field(default_factory=set)  # logged so far, at most MAX_METRIC_KEYS
+    model_id: str | None = None  # of its family model once logged: its metrics belong to it
 
     def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:
-        """Log finite metrics; a non-finite value is a bug upstream and raises, and so does a
-        run's 21st metric key: families of numbers go to a table and a figure instead."""
+        """Log finite metrics, linked to the step's family model once it is logged (never to
+        another model: ``models.log_metrics``); a non-finite value is a bug upstream and raises,
+        and so does a run's 21st metric key: families of numbers go to a table and a figure."""
         clean = {}
         for k, v in metrics.items():
             v = float(v)
@@ -197,7 +206,7 @@ class StepRun:
             )
         self.metric_keys = keys
         if clean:
-            mlflow.log_metrics(clean, step=step)
+            models.log_metrics(self.run_id, clean, step=step or 0, model_id=self.model_id)
 
     def log_params(self, params: Mapping[str, Any]) -> None:
         mlflow.log_params({k: str(v) for k, v in params.items()})
@@ -235,30 +244,35 @@ class StepRun:
             mlflow.log_params({k: str(v) for k, v in params.items()})
             finite = {k: float(v) for k, v in metrics.items() if math.isfinite(float(v))}
             if finite:
-                mlflow.log_metrics(finite)
+                models.log_metrics(child.info.run_id, finite, step=0, model_id=None)
         return child.info.run_id
 
-    def log_model(
-        self, predictor: Any, *, name: str = MODEL_NAME, with_network: bool = True
-    ) -> str:
-        """Log a predictor (``predict(DataFrame)`` + ``input_example()``) as a pyfunc model; a
-        predictor with a Keras ``network`` also gets it logged as ``network`` (Keras flavor)
-        unless ``with_network`` is False."""
+    def log_model(self, predictor: Any, *, role: str = "", with_network: bool = True) -> str:
+        """Log a predictor (``predict(DataFrame)`` + ``input_example()``) as the step's family
+        pyfunc model (``models.model_name``), or as its auxiliary model ``<family>_<role>``;
+        a predictor with a Keras ``network`` also gets it logged as ``<family>_network`` (Keras
+        flavor) unless ``with_network`` is False. Returns the model URI."""
         from meterflow.models.pyfunc import log_predictor
 
+        name = models.model_name(self.entry_point, role)
+        info = log_predictor(predictor, name=name, step=models.AUX_STEP if role else 0)
+        if not role:
+            self.model_id = info.model_id
         if with_network and getattr(predictor, "network", None) is not None:
             self.log_keras(predictor.network, predictor.network_example())
-        return log_predictor(predictor, name=name)
+        return info.model_uri
 
     def describe(self, text: str) -> None:
         """The run's description in the MLflow UI (markdown)."""
         mlflow.set_tag(DESCRIPTION_TAG, text)
 
-    def log_keras(self, network: Any, example_inputs: Any, *, name: str = NETWORK_NAME) -> str:
-        """Log a Keras network with MLflow's Keras flavor and an explicit signature."""
+    def log_keras(self, network: Any, example_inputs: Any) -> str:
+        """Log a Keras network as the step's ``<family>_network`` model (Keras flavor), with an
+        explicit signature and an input example."""
         from meterflow.models.pyfunc import log_keras_network
 
-        return log_keras_network(network, example_inputs, name=name)
+        name = models.model_name(self.entry_point, models.NETWORK_ROLE)
+        return log_keras_network(network, example_inputs, name=name, step=models.AUX_STEP).model_uri
 
 
 @contextmanager
@@ -282,7 +296,13 @@ def step_run(entry_point: str, options: Any) -> Iterator[StepRun]:
             mlflow.log_params(new)
         log.info("%s: run %s", entry_point, run.info.run_id)
         step = StepRun(run.info.run_id, run.info.experiment_id, entry_point)
-        yield step
+        try:
+            yield step
+        except Exception as e:
+            if not os.environ.get("MLFLOW_RUN_ID"):  # else the command line describes it
+                reason = next((s for s in str(e).splitlines() if s.strip()), type(e).__name__)
+                describe_failure(run.info.run_id, tracking_uri(), entry_point, reason[:300])
+            raise
         step.log_metrics(process_usage())
 
 
@@ -496,7 +516,18 @@ def describe_failure(
     client = MlflowClient(tracking_uri or DEFAULT_TRACKING_URI)
     client.set_tag(run_id, TAG_FAILURE, reason[:5000])
     client.set_tag(run_id, MLFLOW_RUN_NAME, f"{entry_point}: {label}")
-    client.set_tag(run_id, DESCRIPTION_TAG, f"**{entry_point} {label}.** {reason}")
+    told = client.get_run(run_id).data.tags.get(DESCRIPTION_TAG, "")
+    client.set_tag(run_id, DESCRIPTION_TAG, failure_description(entry_point, label, reason, told))
+
+
+def failure_description(entry_point: str, label: str, reason: str, told: str = "") -> str:
+    """A failed run's description: its one-line reason first; what the run had already written
+    (``told``) stays below it, unless that already opens with the failure (a night's story)."""
+    first_line = told.strip().splitlines()[0] if told.strip() else ""
+    if first_line.startswith("**") and f" {label}" in first_line:
+        return told
+    line = f"**{entry_point} {label}.** {reason}"
+    return f"{line}\n\n---\n\n{told}" if told.strip() else line
 
 
 def running_runs(experiment_id: str) -> list[Any]:

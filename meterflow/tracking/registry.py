@@ -12,8 +12,8 @@ import pandas as pd
 from mlflow.tracking import MlflowClient
 
 from meterflow.errors import MeterflowError, SchemaError
+from meterflow.tracking.models import logged_model_uri
 
-MODEL_NAME = "model"  # the project's pyfunc: raw history in, kWh / labels out
 _registry_prefix = "meterflow"
 
 
@@ -44,16 +44,35 @@ def alias_version(step: str, alias: str) -> str | None:
         return None
 
 
-def register_version(step: str, run_id: str, tags: Mapping[str, Any], description: str = "") -> str:
-    """Register the run's ``model`` as a new version of the step's model, with ``tags`` and a
-    ``description``."""
-    version = mlflow.register_model(f"runs:/{run_id}/{MODEL_NAME}", registered_name(step))
+def register_version(
+    step: str, run_id: str, tags: Mapping[str, Any], description: str = "", about: str = ""
+) -> str:
+    """Register the run's family model (``models.logged_model_uri``) as a new version of the
+    step's registered model, with ``tags`` and a ``description``; ``about`` describes the
+    registered model itself, set when it has no description yet."""
+    name = registered_name(step)
     client = MlflowClient()
-    for key, value in tags.items():
-        client.set_model_version_tag(registered_name(step), version.version, key, str(value))
-    if description:
-        client.update_model_version(registered_name(step), version.version, description)
+    _ensure_registered_model(client, name)
+    # by the model's own URI and through the client: mlflow.register_model prints to stderr
+    source = logged_model_uri(run_id, step)
+    version = client.create_model_version(
+        name,
+        source,
+        run_id=run_id,
+        tags={key: str(value) for key, value in tags.items()},
+        description=description or None,
+        model_id=source.removeprefix("models:/"),
+    )
+    if about and not client.get_registered_model(name).description:
+        client.update_registered_model(name, about)
     return str(version.version)
+
+
+def _ensure_registered_model(client: MlflowClient, name: str) -> None:
+    try:
+        client.get_registered_model(name)
+    except mlflow.exceptions.MlflowException:
+        client.create_registered_model(name)
 
 
 def version_tag(step: str, version: str, key: str) -> str | None:

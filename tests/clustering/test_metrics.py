@@ -265,14 +265,32 @@ def test_figures():
     X5 = np.vstack([X, X[:3] + 0.5])
     labels = np.concatenate([truth, [4, 4, 4]])
     centers = np.stack([X5[labels == c].mean(axis=0) for c in range(5)])
-    fig = plot_cluster_members(X5, labels, centers, max_members=4, title="test")
+    fig = plot_cluster_members(X5, labels, centers, max_members=4)
     visible = [ax for ax in fig.axes if ax.get_visible()]
     assert len(fig.axes) == 6 and len(visible) == 5
     assert [len(ax.lines) for ax in visible] == [5, 5, 5, 5, 4]  # <= 4 members + centre
+    assert visible[4].get_title() == "cluster 4\n3 days (11.1 %)"
     assert _png(fig).startswith(b"\x89PNG")
     sizes = plot_cluster_sizes(labels, k=6)
     heights = [bar.get_height() for bar in sizes.axes[0].patches]
     assert heights == [6, 6, 6, 6, 3, 0]
+
+
+def test_both_size_figures_count_every_assigned_profile_and_show_the_names():
+    """The members figure draws fitted profiles only, but its panel titles count the same
+    profiles as the size bars: every assigned one."""
+    X, truth = four_shapes(6)
+    centers = np.stack([X[truth == c].mean(axis=0) for c in range(4)])
+    assigned = np.concatenate([truth, [0] * 10])  # 10 more days assigned to cluster 0
+    names = ["evening peak", "night load", "flat (baseload)", "midday peak"]
+    members = plot_cluster_members(X, truth, centers, names=names, assigned=assigned)
+    titles = [ax.get_title() for ax in members.axes if ax.get_visible()]
+    assert titles[0] == "evening peak\n16 days (47.1 %)"
+    assert "all 34 assigned profiles" in members.get_suptitle()
+    bars = plot_cluster_sizes(assigned, 4, names=names).axes[0]
+    assert [b.get_height() for b in bars.patches] == [16, 6, 6, 6]
+    assert [label.get_text() for label in bars.get_xticklabels()] == names
+    assert "all 34 assigned" in bars.get_title()
     som = fit_clustering("som", X, k=4, options={"som_grid": "2x2", "som_epochs": 3})
     som_fig = plot_som_map(som.assigner.weights_grid, som.labels)
     hits = som_fig.axes[0].images[0].get_array()

@@ -98,7 +98,7 @@ def champion(env: Environment) -> ForecastService:
     """A forecaster logged and registered as ``<prefix>-forecasting@champion``."""
     service = seasonal_champion(readings())
     with mlflow.start_run() as run:
-        tracking.StepRun(run.info.run_id).log_model(service)
+        tracking.StepRun(run.info.run_id, entry_point="forecasting").log_model(service)
     version = tracking.register_version("forecasting", run.info.run_id, {})
     tracking.set_alias("forecasting", tracking.CHAMPION, version)
     return service
@@ -173,7 +173,7 @@ def test_profiles_are_assigned_row_by_row_beside_their_keys(env, tmp_path):
         n_slots=SPD, example_rows=profiles[slots].to_numpy()[:2], centers=rng.random((3, SPD))
     )
     with mlflow.start_run() as run:
-        uri = tracking.StepRun(run.info.run_id).log_model(assigner)
+        uri = tracking.StepRun(run.info.run_id, entry_point="clustering").log_model(assigner)
     profiles.to_parquet(tmp_path / "profiles.parquet", index=False)  # one file, not a folder
     batch.score_fleet(uri, tmp_path / "profiles.parquet", tmp_path / "out", block_meters=3)
     out = pd.read_parquet(tmp_path / "out").sort_values(["meter_id", "date"], ignore_index=True)

@@ -38,8 +38,9 @@ def _finished_run(
 
 def test_run_names_tell_siblings_apart() -> None:
     options = ClusteringOptions(model="kmedoids", distance_metric="dtw", number_of_clusters=4)
-    assert run_name("clustering", options) == "clustering kmedoids dtw number_of_clusters=4"
+    assert run_name("clustering", options) == "clustering kmedoids dtw k=4"
     assert run_name("harmonization", HarmonizationOptions()) == "harmonization resolution=60 l2"
+    assert run_name("clustering", ClusteringOptions()).endswith(" k=auto")
 
 
 def test_child_environment_is_explicit_and_the_parent_is_untouched(
@@ -250,5 +251,24 @@ def test_a_stage_runs_a_lane_in_order_each_step_given_the_runs_before_it(
     ]
     done = steps.run_stage(lanes, lambda step, finished: options[step.name](finished))
     assert done == {"etl_sql": (sql, True), "etl_oldmongo": (old, True), "anomaly": (anomaly, True)}
+    assert {o.step: (o.run_id, o.status) for o in steps.record.values()} == {
+        "etl_sql": (sql, "reused"), "etl_oldmongo": (old, "reused"), "anomaly": (anomaly, "reused")
+    }  # fmt: skip
     tags = MlflowClient().get_run(parent).data.tags
     assert tags["meterflow.step.etl_oldmongo"] == old
+
+
+def test_a_step_whose_inputs_cannot_be_prepared_is_recorded_as_failed_with_why() -> None:
+    """The night's story names the step that failed even when no run of it was made."""
+    from meterflow.errors import InputError
+    from meterflow.orchestration.steps import Step
+
+    def prepare(step, finished):
+        raise InputError("no labels file")
+
+    steps = StepRunner(Path("."), reuse=True, parent_run_id="p", experiment_id="1")
+    with pytest.raises(InputError):
+        steps.run_stage([[Step("anomaly", 2)]], prepare)
+    (outcome,) = steps.record.values()
+    assert (outcome.step, outcome.status, outcome.run_id) == ("anomaly", "failed", "")
+    assert outcome.reason == "no labels file"

@@ -51,6 +51,9 @@ class FakeRun:
     def set_tags(self, tags) -> None:
         self.logged.append("tags")
 
+    def describe(self, text: str) -> None:
+        self.logged.append("description")
+
 
 def etl_tables() -> dict[str, pd.DataFrame]:
     rng = np.random.default_rng(3)

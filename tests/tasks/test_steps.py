@@ -224,9 +224,11 @@ def test_each_algorithm_on_demo_profiles_beats_chance(clustered, model, metric):
     m = metrics(clustered[(model, metric)])
     for name in ("davies_bouldin", "silhouette", "silhouette_dtw", "peak_match", "ari", "nmi"):
         assert np.isfinite(m[name]), name
-    assert m["k"] == 3
+    assert m["k"] == 3 and len(m) <= tracking.MAX_METRIC_KEYS
     # meter types (household / commercial / agricultural) are recovered better than chance
     assert m["ari"] > 0.02, m["ari"]
+    centers = tracking.load_table(clustered[(model, metric)], "centers")
+    assert centers["cluster_name"].is_unique and centers["cluster_name"].str.len().gt(0).all()
 
 
 def test_clustering_uses_the_dtw_window_of_its_harmonization_run(env, chain, clustered):
@@ -273,11 +275,14 @@ def test_every_clustering_model_reloads_in_a_fresh_process(env, chain, clustered
     sample = profiles[slots].iloc[::7].reset_index(drop=True)
     path = env.data_dir / "sample.parquet"
     sample.to_parquet(path)
-    uris = {f"{m}/{d}": f"runs:/{rid}/model" for (m, d), rid in clustered.items()}
+    uris = {
+        f"{m}/{d}": tracking.logged_model_uri(rid, "clustering")
+        for (m, d), rid in clustered.items()
+    }
     script = (
         "import json, sys, mlflow, pandas as pd\n"
         "x = pd.read_parquet(sys.argv[2])\n"
-        "out = {k: mlflow.pyfunc.load_model(u).predict(x).tolist()"
+        "out = {k: mlflow.pyfunc.load_model(u).predict(x).to_dict('list')"
         " for k, u in json.loads(sys.argv[1]).items()}\n"
         "print(json.dumps(out))\n"
     )
@@ -291,8 +296,10 @@ def test_every_clustering_model_reloads_in_a_fresh_process(env, chain, clustered
     assert res.returncode == 0, res.stderr[-4000:]
     fresh = json.loads(res.stdout.strip().splitlines()[-1])
     for (model, metric), run_id in clustered.items():
-        assigned = tracking.load_table(run_id, "assignments")["cluster"].to_numpy()[::7]
-        assert fresh[f"{model}/{metric}"] == assigned.tolist(), (model, metric)
+        assigned = tracking.load_table(run_id, "assignments").iloc[::7]
+        got = fresh[f"{model}/{metric}"]
+        assert got["cluster"] == assigned["cluster"].tolist(), (model, metric)
+        assert got["cluster_name"] == assigned["cluster_name"].tolist(), (model, metric)
 
 
 def test_labelled_96_slot_file_and_automatic_k(env, tmp_path):
@@ -329,17 +336,34 @@ def test_labelled_96_slot_file_and_automatic_k(env, tmp_path):
     m = metrics(run_id)
     assert m["k"] == 3 and m["profiles_fitted"] == 60 and m["profiles"] == 120
     assert m["ari"] > 0.9 and m["nmi"] > 0.9 and m["rand_index"] > 0.9  # every assigned row
-    assert m["ari_fitted"] > 0.9  # the fitted sample alone
+    scores = tracking.load_table(run_id, "validation").set_index("metric")
+    assert scores.loc["ari_fitted", "value"] > 0.9  # the fitted sample alone
+    assert scores.loc["ari_fitted", "rows"] == "fitted" and scores.loc["ari", "rows"] == "all"
     assert "silhouette_dtw" not in m  # no DTW matrix for a Euclidean run on a file
     k_table = tracking.load_table(run_id, "k_selection")
     assert list(k_table["k"]) == [2, 3, 4, 5, 6]
-    # the logged model takes the very file it was trained on, and plain arrays
-    model = mlflow.pyfunc.load_model(f"runs:/{run_id}/model")
-    assigned = tracking.load_table(run_id, "assignments")["cluster"].to_numpy()
+    # each shape is named for what it is, in every table and in the model's output
+    centers = tracking.load_table(run_id, "centers")
+    assert set(centers["cluster_name"]) == {"evening peak", "daytime plateau", "night load"}
+    run = mlflow.get_run(run_id)
+    assert run.info.run_name == "clustering kmeans euclidean k=3 (silhouette)"
+    assert run.data.tags["mlflow.note.content"].startswith("**3 clusters: ")
+    # the logged model takes the very file it was trained on, and slot_NN columns
+    uri = tracking.logged_model_uri(run_id, "clustering")
+    model = mlflow.pyfunc.load_model(uri)
+    inputs = model.metadata.get_input_schema().input_names()
+    assert inputs[:2] == ["h0", "h1"] and "slot_95" in inputs
+    assert model.metadata.get_output_schema().input_names() == ["cluster", "cluster_name"]
+    assigned = tracking.load_table(run_id, "assignments")
     table = pd.read_csv(path)
-    np.testing.assert_array_equal(np.asarray(model.predict(table)), assigned)
+    out = model.predict(table)
+    np.testing.assert_array_equal(out["cluster"], assigned["cluster"])
+    np.testing.assert_array_equal(out["cluster_name"], assigned["cluster_name"])
     values = table.drop(columns=["id", "label"]).to_numpy()
-    np.testing.assert_array_equal(np.asarray(model.predict(values)), assigned)
+    slots = pd.DataFrame(values, columns=[f"slot_{j:02d}" for j in range(96)])
+    np.testing.assert_array_equal(model.predict(slots)["cluster"], assigned["cluster"])
+    predictor = model.unwrap_python_model().predictor  # plain arrays: the predictor itself
+    np.testing.assert_array_equal(predictor.predict(values)["cluster"], assigned["cluster"])
 
 
 def test_auto_tries_every_candidate_as_a_child_run(env, chain):
@@ -370,15 +394,13 @@ def test_hybrid_forecaster_against_baselines(env, chain):
         ForecastingOptions(profiles_run=chain["harmonization"], model="hybrid", epochs=2), env
     )
     m = metrics(run_id)
-    for name in (
-        "test_mae",
-        "test_mape",
-        "test_mape_h24",
-        "baseline_persistence_mae",
-        "baseline_seasonal_naive_week_mae",
-        "baseline_dshw_mape",
-    ):
+    for name in ("test_mae", "test_mape", "best_baseline_test_mae", "best_baseline_test_mape"):
         assert np.isfinite(m[name]) and m[name] >= 0, name
+    candidates = tracking.load_table(run_id, "candidates").set_index("candidate")
+    for name in ("persistence", "seasonal_naive_week", "dshw"):
+        assert np.isfinite(candidates.loc[name, ["test_mae", "test_mape"]]).all(), name
+    by_step = tracking.load_table(run_id, "error_by_step").query("model == 'hybrid'")
+    assert np.isfinite(by_step.loc[by_step["step"] == 24, "mape"]).all()
     predictions = tracking.load_table(run_id, "test_predictions")
     assert sorted(predictions["step"].unique()) == list(range(1, 25))  # day-ahead at 60 min
     assert_keras_network_is_the_models(run_id)
@@ -391,12 +413,12 @@ def _reloaded_matches_logged(run_id: str) -> pd.DataFrame:
     truth = tracking.load_table(run_id, "holdout_truth")
     ids = holdout["forecast_id"].unique()[:12]
     rows = holdout.loc[holdout["forecast_id"].isin(ids)]
-    out = mlflow.pyfunc.load_model(f"runs:/{run_id}/model").predict(rows)
+    out = mlflow.pyfunc.load_model(tracking.logged_model_uri(run_id, "forecasting")).predict(rows)
     joined = truth.merge(out, on=["forecast_id", "target_time"])
     assert len(joined) == truth["forecast_id"].isin(ids).sum() == len(out)
     assert np.isfinite(joined[["prediction", "q10", "q90"]]).all().all()
     assert (out["q10"] <= out["prediction"]).all() and (out["prediction"] <= out["q90"]).all()
-    candidates = mlflow.pyfunc.load_model(f"runs:/{run_id}/candidates").predict(rows)
+    candidates = mlflow.pyfunc.load_model(f"runs:/{run_id}/forecaster_candidates").predict(rows)
     assert len(candidates) == len(out) and "seasonal_naive_week" in candidates
     return out
 
@@ -414,10 +436,10 @@ def test_fleet_and_cluster_scopes(env, chain, clustered):
     )
     run_id = run_forecasting(options, env)
     m = metrics(run_id)
-    groups = {k.split("/")[0] for k in m if k.startswith("cluster_")}
+    groups = tracking.load_table(run_id, "forecast_groups")
     assignments = tracking.load_table(k_means, "assignments")
     assert len(groups) == assignments["cluster"].nunique() == m["n_series"]  # a model each
-    assert all(np.isfinite(m[f"{g}/test_mape"]) for g in groups)
+    assert np.isfinite(groups["test_mape"]).all() and len(m) <= tracking.MAX_METRIC_KEYS
     _reloaded_matches_logged(run_id)
 
 
@@ -433,8 +455,9 @@ def test_series_file_with_test_start_and_inputs(env, tmp_path: Path):
     run_id = run_forecasting(
         ForecastingOptions(in_series=str(path), test_start="2024-02-05", epochs=2), env
     )
-    m = metrics(run_id)
-    assert m["resolution_min"] == 30 and "test_mape_h48" in m
+    run = mlflow.get_run(run_id)
+    assert run.data.tags["forecasting.resolution_min"] == "30"
+    assert 48 in set(tracking.load_table(run_id, "error_by_step")["step"])
     predictions = tracking.load_table(run_id, "test_predictions")
     assert predictions["timestamp"].min() >= pd.Timestamp("2024-02-05")
     rows = _reloaded_matches_logged(run_id)
@@ -452,10 +475,11 @@ def test_anomaly_step_scores_labels_and_writes_alerts_back(env, chain):
     )
     run_id = run_anomaly(options, env)
     m = metrics(run_id)
-    for name in ("precision", "recall", "f1", "auc_roc", "auc_pr", "other_robust_z_f1"):
+    for name in ("precision", "recall", "f1", "auc_pr", "baseline_f1", "baseline_planted_f1"):
         assert 0 <= m[name] <= 1, name
-    assert 0 <= m["planted_f1"] <= 1 and m["val_planted_events"] > 0
-    assert m["auc_roc"] > 0.5
+    splits = tracking.load_table(run_id, "splits").set_index("split")
+    assert 0 <= m["planted_f1"] <= 1 and splits.loc["validation copies", "n_label_events"] > 0
+    assert splits.loc["labels", "auc_roc"] > 0.5
     scores = tracking.load_table(run_id, "scores")
     assert scores["label"].fillna(False).astype(bool).any()
     assert list(tracking.load_table(run_id, "detectors")["detector"]) == [
@@ -464,12 +488,12 @@ def test_anomaly_step_scores_labels_and_writes_alerts_back(env, chain):
     ]
     assert_keras_network_is_the_models(run_id)
     alerts = tracking.load_table(run_id, "alerts")
-    assert len(alerts) == m["n_events"] > 0 and (alerts["run_id"] == run_id).all()
+    assert len(alerts) == m["alerts_raised"] > 0 and (alerts["run_id"] == run_id).all()
     assert_alerts_stored(env, run_id, alerts)
     # the promotion's held-out rows (the planted test copy) score through the reloaded model
     # as in the run: no labels needed
     holdout = tracking.load_table(run_id, "holdout")
-    out = mlflow.pyfunc.load_model(f"runs:/{run_id}/model").predict(holdout)
+    out = mlflow.pyfunc.load_model(tracking.logged_model_uri(run_id, "anomaly")).predict(holdout)
     score = holdout_score("anomaly", holdout, out)
     assert score == pytest.approx(m["planted_f1"], abs=0.02)
     description = mlflow.get_run(run_id).data.tags["mlflow.note.content"]
@@ -477,7 +501,7 @@ def test_anomaly_step_scores_labels_and_writes_alerts_back(env, chain):
     # rows of another layout (an older champion's) are a SchemaError, which promotion reports
     other = pd.DataFrame({"meter_id": ["MTR0001"], "window_end": [pd.Timestamp("2024-01-01")]})
     with pytest.raises(SchemaError, match="missing inputs"):
-        tracking.predict_with(f"runs:/{run_id}/model", other)
+        tracking.predict_with(tracking.logged_model_uri(run_id, "anomaly"), other)
 
 
 def assert_alerts_stored(env: Environment, run_id: str, alerts: pd.DataFrame) -> None:
@@ -522,7 +546,8 @@ def test_anomaly_step_runs_on_a_series_file(env, tmp_path: Path):
     )
     run_id = run_anomaly(options, env)
     m = metrics(run_id)
-    assert m["event_recall_level_shift"] == 1.0 and m["precision"] > 0.5
+    kinds = tracking.load_table(run_id, "kinds").set_index(["split", "kind"])
+    assert kinds.loc[("labels", "level_shift"), "event_recall"] == 1.0 and m["precision"] > 0.5
     events = tracking.load_table(run_id, "events")
     assert (events["meter_id"] == "series").all()
     # tomorrow's run over an overlapping window updates the alert instead of adding a copy
@@ -542,13 +567,15 @@ def test_anomaly_step_runs_on_a_series_file(env, tmp_path: Path):
 
 
 def assert_keras_network_is_the_models(run_id: str) -> None:
-    """The run's ``network`` is logged with the Keras flavor (plus python_function) and, reloaded,
-    predicts what the network inside the project's pyfunc ``model`` predicts."""
+    """The run's ``<family>_network`` is logged with the Keras flavor (plus python_function)
+    and, reloaded, predicts what the network inside the step's family pyfunc model predicts."""
     from mlflow.models import Model
 
-    uri = f"runs:/{run_id}/network"
+    step = mlflow.get_run(run_id).data.tags["mlflow.project.entryPoint"]
+    uri = f"runs:/{run_id}/{tracking.model_name(step, 'network')}"
     assert set(Model.load(uri).flavors) == {"keras", "python_function"}
-    predictor = mlflow.pyfunc.load_model(f"runs:/{run_id}/model").unwrap_python_model().predictor
+    family = mlflow.pyfunc.load_model(tracking.logged_model_uri(run_id, step))
+    predictor = family.unwrap_python_model().predictor
     inputs = predictor.network_example()
     x = inputs[0] if len(inputs) == 1 else inputs
     reloaded = mlflow.keras.load_model(uri).predict_on_batch(x)
@@ -558,7 +585,7 @@ def assert_keras_network_is_the_models(run_id: str) -> None:
 def test_autoencoder_encoder_is_logged_with_the_keras_flavor(clustered):
     from mlflow.models import Model
 
-    uri = f"runs:/{clustered[('lstm_autoencoder', 'euclidean')]}/network"
+    uri = f"runs:/{clustered[('lstm_autoencoder', 'euclidean')]}/clusterer_network"
     assert set(Model.load(uri).flavors) == {"keras", "python_function"}
     encoder = mlflow.keras.load_model(uri)
     assert encoder.output_shape[-1] == 8  # the latent codes k-means clusters

@@ -1,0 +1,161 @@
+"""The parent run's story of a night: what ran or was reused (linked), new data, promotions,
+alerts, headline numbers; a failed night names its step and reason first."""
+
+from __future__ import annotations
+
+import re
+
+import pandas as pd
+import pytest
+
+from meterflow.orchestration.steps import PROMOTED, pipeline_steps
+from meterflow.orchestration.story import (
+    FAILED,
+    REUSED,
+    RUN,
+    ChildRun,
+    Night,
+    StepOutcome,
+    describe_night,
+    night_steps,
+    num,
+    promotions,
+    step_headline,
+)
+from meterflow.schemas import Table, validate_table
+
+STEPS = tuple(s.name for s in pipeline_steps())
+CHILDREN = {
+    "load_newmongo": ChildRun({"documents": 303239.0}),
+    "etl_newmongo": ChildRun(
+        {"readings_in": 606478, "readings_kept": 598560, "readings_quarantined": 7918,
+         "meter_days_out": 3122}
+    ),
+    "etl_sql": ChildRun(
+        {"readings_in": 6960568, "readings_kept": 6889075, "readings_quarantined": 71493,
+         "meter_days_out": 35965}
+    ),
+    "etl_oldmongo": ChildRun({"readings_in": 7003794.0, "meter_days_out": 36216.0}),
+    "harmonization": ChildRun({"profiles": 74527.0, "meters": 200.0}),
+    "clustering": ChildRun({"k": 2.0, "silhouette": 0.6854}),
+    "forecasting": ChildRun(
+        {"test_mae": 382.02, "skill_vs_best_baseline": 0.01497},
+        {"forecasting.best_baseline": "dshw"},
+    ),
+    "anomaly": ChildRun({"f1": 0.632, "n_events": 110.0}),
+}  # fmt: skip
+
+
+def _night(statuses: dict[str, str], **kwargs) -> Night:
+    outcomes = tuple(
+        StepOutcome(s, statuses.get(s, RUN), f"{i:032x}", 10.0 + i) for i, s in enumerate(STEPS)
+    )
+    promotion = pd.DataFrame(
+        [("forecasting", True, "first version"), ("anomaly", False, "f1 0.44 does not beat")],
+        columns=["step", "promote", "reason"],
+    )
+    args = {
+        "entry_point": "retrain",
+        "experiment_id": "3",
+        "day": "2026-12-07",
+        "outcomes": outcomes,
+        "planned": STEPS,
+        "children": CHILDREN,
+        "promotions": promotions(promotion, PROMOTED, outcomes, promote=True),
+        "alerts": 110,
+        "duration_s": 304.1,
+    }
+    return Night(**{**args, **kwargs})
+
+
+def test_numbers_have_three_significant_digits_and_units() -> None:
+    assert num(382.02, "Wh") == "382 Wh"
+    assert num(0.68546) == "0.685"
+    assert num(36216) == "36.2 k" and num(14433181) == "14.4 M"
+    assert num(1500, "Wh") == "1.5 kWh" and num(1.497, "%") == "1.5 %"
+    assert num(float("nan"), "Wh") == num(None) == "n/a"
+
+
+def test_a_night_with_reused_steps_links_them_and_tells_what_came_of_it() -> None:
+    night = _night({"etl_sql": REUSED, "etl_oldmongo": REUSED, "clustering": REUSED})
+    text = describe_night(night)
+    first = text.splitlines()[0]
+    assert first.startswith("**The retrain night of 2026-12-07: 5 of 8 steps run, 3 reused")
+    assert "promoted forecasting" in first and "110 alerts raised" in first
+    assert "MAE 382 Wh vs dshw 388 Wh (1.5 % better)" in first
+    for step in ("etl_sql", "etl_oldmongo", "clustering"):
+        run_id = night.outcome(step).run_id
+        assert f"[{step}](#/experiments/3/runs/{run_id})" in text
+    assert "303 k documents loaded" in text and "sql 36 k (reused)" in text
+    assert "clustering champion kept (run reused, registered already)" in text
+    assert "anomaly challenger (f1 0.44 does not beat)" in text
+    assert "`report.html`" in text and "`previews/night_steps.csv`" in text
+    assert len(text) <= 1500
+    assert not re.search(r"\bnan\b|\bNone\b", text)
+
+
+def test_every_step_reused_still_fits_and_says_no_new_alerts() -> None:
+    night = _night(dict.fromkeys(STEPS, REUSED), alerts=None)
+    night = Night(**{**night.__dict__, "promotions": promotions(None, PROMOTED, night.outcomes,
+                                                                promote=True)})  # fmt: skip
+    text = describe_night(night)
+    assert "0 of 8 steps run, 8 reused" in text and "no model promoted" in text
+    assert "none new: [anomaly](#/experiments/3/runs/" in text
+    assert "newmongo: no new documents (load reused)" in text
+    assert len(text) <= 1500
+
+
+def test_a_failed_night_names_the_step_and_why_in_its_first_line() -> None:
+    outcomes = (
+        StepOutcome("etl_sql", RUN, "a" * 32, 30.0),
+        StepOutcome("forecasting", FAILED, "b" * 32, 12.0, "forecasting: no profiles in window"),
+    )
+    night = _night({}, outcomes=outcomes, promotions=(), alerts=None, failure="step failed")
+    text = describe_night(night)
+    assert text.splitlines()[0] == (
+        "**The retrain night failed at step forecasting: forecasting: no profiles in window.**"
+    )
+    assert f"[forecasting](#/experiments/3/runs/{'b' * 32})" in text
+    assert "not reached: load_newmongo" in text
+    table = night_steps(night)
+    assert table.loc[1, "status"] == FAILED and "no profiles" in table.loc[1, "headline"]
+
+
+def test_a_night_that_failed_outside_a_step_says_why() -> None:
+    night = _night({}, outcomes=(), promotions=(), failure="tracking store unreachable")
+    assert describe_night(night).startswith(
+        "**The retrain night failed: tracking store unreachable.**"
+    )
+
+
+def test_a_forecaster_that_loses_to_its_baseline_says_so() -> None:
+    child = ChildRun(
+        {"test_mae": 382.0, "skill_vs_best_baseline": -0.0822},
+        {"forecasting.best_baseline": "dshw"},
+    )
+    assert step_headline("forecasting", child) == "MAE 382 Wh, 8.22 % worse than dshw (353 Wh)"
+
+
+def test_the_night_steps_table_keeps_its_contract_and_links_every_run() -> None:
+    night = _night({"etl_sql": REUSED})
+    table = validate_table(Table.NIGHT_STEPS, night_steps(night))
+    assert list(table["step"]) == list(STEPS)
+    assert table.loc[table["step"] == "etl_sql", "status"].item() == REUSED
+    assert table["run_link"].str.startswith("#/experiments/3/runs/").all()
+    assert table.set_index("step").loc["forecasting", "headline"].startswith("MAE 382 Wh")
+    assert table.set_index("step").loc["etl_newmongo", "headline"] == (
+        "599 k readings kept, 1.31 % quarantined, 3.12 k meter-days"
+    )
+
+
+@pytest.mark.parametrize(
+    ("status", "promote", "expected"),
+    [
+        (RUN, False, "not registered"),
+        (FAILED, True, "not reached"),
+        (REUSED, True, "champion kept"),
+    ],
+)
+def test_promotions_say_what_became_of_each_model(status: str, promote: bool, expected: str):
+    outcomes = [StepOutcome(step, status, "r", 1.0) for step in PROMOTED]
+    assert {p.outcome for p in promotions(None, PROMOTED, outcomes, promote=promote)} == {expected}
