@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import pandas as pd
 
 from meterflow.anomaly.detection import AnomalyResult
+from meterflow.prose import count, num, percent
 
 BASELINES = ("robust_z", "isolation_forest")  # the simple detectors a learned one must beat
 # the chosen detector's metrics logged under their own names (the pipeline run and the Model
@@ -117,26 +118,6 @@ def weak_kinds(recall_by_kind: dict[str, float]) -> list[str]:
     return sorted(k for k, v in recall_by_kind.items() if pd.notna(v) and v < WEAK_RECALL)
 
 
-def num(x: float | None) -> str:
-    """``x`` to 3 significant digits (whole numbers from 1 000 on); "n/a" for None or NaN."""
-    if x is None or not math.isfinite(x):
-        return "n/a"
-    if abs(x) >= 1000:
-        return f"{x:,.0f}"
-    text = f"{x:#.3g}"
-    return text[:-1] if text.endswith(".") else text
-
-
-def count(x: float | None) -> str:
-    """A count as a whole number, "n/a" when unknown."""
-    return "n/a" if x is None or not math.isfinite(x) else f"{round(x):,}"
-
-
-def pct(share: float | None) -> str:
-    """A share as a percentage (3 significant digits), "n/a" when unknown."""
-    return "n/a" if share is None or not math.isfinite(share) else f"{num(100 * share)} %"
-
-
 def describe(result: AnomalyResult, ctx: RunContext) -> str:
     """Markdown for the run's description (see the module docstring)."""
     lines = [
@@ -165,11 +146,11 @@ def verdict(result: AnomalyResult) -> str:
     if num(mine) == num(rival.value):  # equal to the digits shown
         return f"{chosen} only ties the simple baseline {rival.name}: {scores}."
     if mine > rival.value:
-        return (
-            f"{chosen} beats the best simple baseline {rival.name}: {scores} ({pct(gap)} higher)."
-        )
+        higher = f"({percent(gap)} higher)"
+        return f"{chosen} beats the best simple baseline {rival.name}: {scores} {higher}."
     return (
-        f"{chosen} does not beat the simple baseline {rival.name}: {scores} ({pct(-gap)} lower); "
+        f"{chosen} does not beat the simple baseline {rival.name}: {scores} "
+        f"({percent(-gap)} lower); "
         f"{rival.name} is the better detector on this data."
     )
 
@@ -191,7 +172,7 @@ def _result(result: AnomalyResult) -> str:
         labelled = (
             f"on {count(m.get('n_label_events'))} labelled anomalies F1 {num(m['f1'])}, precision "
             f"{num(m.get('precision'))}, recall {num(m.get('recall'))}, "
-            f"{pct(m.get('event_recall'))} of them found, "
+            f"{percent(m.get('event_recall'))} of them found, "
             f"{num(m.get('false_alarms_per_meter_month'))} false alarms per meter-month"
         )
     else:
@@ -205,8 +186,8 @@ def _result(result: AnomalyResult) -> str:
         f"{labelled}; on {count(m.get('planted_n_label_events'))} anomalies planted into a copy of "
         f"the test days (the Model Registry's holdout) F1 {num(m.get('planted_f1'))}{beside}, "
         f"precision {num(m.get('planted_precision'))}, "
-        f"{pct(m.get('planted_event_recall'))} found{missed}; "
-        f"{pct(m.get('flagged_share'))} of the test readings flagged."
+        f"{percent(m.get('planted_event_recall'))} found{missed}; "
+        f"{percent(m.get('flagged_share'))} of the test readings flagged."
     )
 
 

@@ -257,6 +257,14 @@ class AutoencoderAssigner(Assigner):
         }
 
 
+# the key columns of a profile table, accepted and ignored, so its rows go in as they are
+PROFILE_KEYS = (
+    ("meter_id", "string", False),
+    ("date", "datetime", False),
+    ("source", "string", False),
+)
+
+
 @dataclass(eq=False)
 class NamedClusters:
     """The logged clustering model: an assigner and the clusters' names (``naming``).
@@ -264,7 +272,8 @@ class NamedClusters:
     ``predict`` returns a table with the cluster index (``cluster``, int64) and its name
     (``cluster_name``) of each profile. The input is a profile table: its signature lists the
     slot columns ``slot_00``.. (required), or, for a model trained on a file with its own slot
-    column names, those and ``slot_00``.. (each optional: either layout; the assigner checks).
+    column names, those and ``slot_00``.. (each optional: either layout; the assigner checks),
+    and the profile table's keys ``meter_id``, ``date``, ``source`` (optional, ignored).
     """
 
     assigner: Assigner
@@ -291,8 +300,11 @@ class NamedClusters:
         own = list(self.assigner.slot_names)
         standard = slot_columns(self.assigner.n_slots)
         if not own or own == standard:
-            return [(name, "double", True) for name in standard]
-        return [(name, "double", False) for name in dict.fromkeys([*own, *standard])]
+            slots = [(name, "double", True) for name in standard]
+        else:
+            slots = [(name, "double", False) for name in dict.fromkeys([*own, *standard])]
+        taken = {name for name, _, _ in slots}
+        return slots + [key for key in PROFILE_KEYS if key[0] not in taken]
 
 
 def encode_lstm(weights: dict[str, np.ndarray], Z: np.ndarray) -> np.ndarray:

@@ -12,6 +12,8 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
+from meterflow.prose import num, percent
+
 MAX_LISTED = 6  # clusters named in the verdict; the others are counted
 
 
@@ -37,17 +39,6 @@ class Summary:
     look_next: Sequence[str] = field(default_factory=tuple)
 
 
-def fmt(value: float | None, unit: str = "") -> str:
-    """3 significant digits with the unit; ``n/a`` for a missing or non-finite number."""
-    if value is None or not math.isfinite(value):
-        return "n/a"
-    return f"{value:.3g}{' ' + unit if unit else ''}"
-
-
-def percent(share: float | None) -> str:
-    return "n/a" if share is None or not math.isfinite(share) else f"{100 * share:.3g} %"
-
-
 def clusters_line(names: Sequence[str], shares: Sequence[float]) -> str:
     """``midday export (PV) 16.9 % of days; daytime plateau 83.1 %``, largest first."""
     order = sorted(range(len(names)), key=lambda c: (-shares[c], c))
@@ -63,14 +54,14 @@ def verdict(s: Summary) -> str:
     clusters = clusters_line(s.names, s.shares)
     reference = "k-means with the same k on shapeless (slot-shuffled) days"
     if sil is None or null is None or not (math.isfinite(sil) and math.isfinite(null)):
-        return f"**{s.k} clusters: {clusters}; silhouette {fmt(sil)}.**"
+        return f"**{s.k} clusters: {clusters}; silhouette {num(sil)}.**"
     if sil <= null:
         return (
             f"**The {s.k} clusters are no better separated than shapeless data (silhouette "
-            f"{fmt(sil)} vs {fmt(null)} for {reference}): read them as rough groups. "
+            f"{num(sil)} vs {num(null)} for {reference}): read them as rough groups. "
             f"{clusters}.**"
         )
-    return f"**{s.k} clusters: {clusters}; silhouette {fmt(sil)} vs {fmt(null)} for {reference}.**"
+    return f"**{s.k} clusters: {clusters}; silhouette {num(sil)} vs {num(null)} for {reference}.**"
 
 
 def _data(s: Summary) -> str:
@@ -87,19 +78,19 @@ def _data(s: Summary) -> str:
 
 def _result(s: Summary) -> str:
     m = s.metrics
-    parts = [f"silhouette {fmt(m.get('silhouette'))} (Euclidean, fitted days)"]
+    parts = [f"silhouette {num(m.get('silhouette'))} (Euclidean, fitted days)"]
     matrix = [
-        f"{key.removeprefix('silhouette_').upper()} {fmt(value)}"
+        f"{key.removeprefix('silhouette_').upper()} {num(value)}"
         for key, value in sorted(m.items())
         if key.startswith("silhouette_") and key != "silhouette_null"
     ]
     if matrix:
         parts.append(f"silhouette on the distance matrix: {', '.join(matrix)}")
-    parts.append(f"Davies-Bouldin {fmt(m.get('davies_bouldin'))} (lower is better)")
+    parts.append(f"Davies-Bouldin {num(m.get('davies_bouldin'))} (lower is better)")
     parts.append(f"{percent(m.get('peak_match'))} of days peak in their centre's peak slot")
     if s.truth:
         parts.append(
-            f"agreement with {s.truth}: ARI {fmt(m.get('ari'))}, NMI {fmt(m.get('nmi'))} "
+            f"agreement with {s.truth}: ARI {num(m.get('ari'))}, NMI {num(m.get('nmi'))} "
             "(0 = chance)"
         )
     return "; ".join(parts)
@@ -114,7 +105,7 @@ def _chosen(s: Summary) -> str:
     span = f" among k={s.k_range[0]}..{s.k_range[1]}" if s.k_range else ""
     why = f"{what}, chosen by {s.k_choice}{span}"
     if s.runner_up is not None:
-        why += f" (next best k={s.runner_up[0]}: {fmt(s.runner_up[1])})"
+        why += f" (next best k={s.runner_up[0]}: {num(s.runner_up[1])})"
     return why
 
 

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import pandas as pd
 
 from meterflow.etl.result import EtlResult
+from meterflow.prose import count, percent, seconds
 from meterflow.schemas import Action
 
 # per-(action, reason) counts of the shared cleaning: a family, logged as a table instead
@@ -20,38 +21,6 @@ TOP_REASONS = 3  # reasons named in a description
 QUARANTINE_FILES = (
     "`tables/quarantine.parquet` (every record; first rows in `previews/quarantine.csv`)"
 )
-
-
-def count(n: float) -> str:
-    """A count for people: exact with spaced thousands below a million (``52 100``), three
-    significant digits above (``6.96 M``); ``n/a`` when not finite."""
-    if not math.isfinite(n):
-        return "n/a"
-    for size, unit in ((1e9, "G"), (1e6, "M")):
-        if abs(n) >= size:
-            return f"{n / size:.3g} {unit}"
-    return f"{round(n):,}".replace(",", " ")
-
-
-def percent(share: float) -> str:
-    """A share (0..1) in percent, three significant digits (``99.2 %``); a share just below 1
-    never reads 100 % and a tiny positive one reads ``< 0.01 %``."""
-    if not math.isfinite(share):
-        return "n/a"
-    value = 100 * share
-    if 0 < value < 0.01:
-        return "< 0.01 %"
-    digits = 3
-    text = f"{value:.{digits}g}"
-    while text == "100" and value < 100 and digits < 6:
-        digits += 1
-        text = f"{value:.{digits}g}"
-    return f"{text} %"
-
-
-def seconds(s: float) -> str:
-    """A duration in seconds, three significant digits."""
-    return f"{s:.3g} s" if math.isfinite(s) else "n/a"
 
 
 def share_of(part: float, whole: float) -> float:

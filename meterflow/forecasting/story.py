@@ -1,9 +1,10 @@
 """The forecasting run's story: its verdict against the best baseline and its Markdown
 description (pure: facts in, text out; the task module logs it).
 
-Numbers have three significant digits and their unit (``Wh`` per slot for harmonized profiles,
-the series' own units for a series file); a missing number reads ``n/a``. When the kept model
-loses to a baseline on test, the first line says so and names the better forecaster.
+Numbers read as ``meterflow.prose`` writes them, with their unit (``Wh`` per slot for
+harmonized profiles, the series' own units for a series file); a missing number reads ``n/a``.
+When the kept model loses to a baseline on test, the first line says so and names the better
+forecaster.
 """
 
 from __future__ import annotations
@@ -14,8 +15,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from meterflow.forecasting.combine import COMBINATION, Choice
+from meterflow.prose import NA, num, percent
 
-NA = "n/a"
 PER_CLUSTER = "per-cluster models"  # the kept "model" of a scope=cluster run
 MAX_LISTED = 4  # names listed in one sentence before "and n more"
 
@@ -56,30 +57,12 @@ class DataFacts:
     unit: str  # "Wh" or "" (the series' own units)
 
 
-def sig3(x: float | None) -> str:
-    """``x`` to three significant digits (thousands separated), ``n/a`` when missing."""
-    if x is None or not math.isfinite(x):
-        return NA
-    if x == 0:
-        return "0"
-    digits = 2 - math.floor(math.log10(abs(x)))
-    rounded = round(x, digits)
-    if digits <= 0:
-        return f"{rounded:,.0f}"
-    return f"{rounded:.{digits}f}".rstrip("0").rstrip(".")
-
-
 def amount(x: float | None, unit: str) -> str:
     """A number with its unit (``Wh``), or marked as in the series' units."""
-    text = sig3(x)
+    text = num(x)
     if text == NA:
         return text
     return f"{text} {unit}" if unit else f"{text} (series units)"
-
-
-def percent(x: float | None) -> str:
-    text = sig3(x)
-    return text if text == NA else f"{text} %"
 
 
 def listed(names: tuple[str, ...] | list[str]) -> str:
@@ -133,7 +116,7 @@ def _verb(outcome: Outcome, singular: str, plural: str) -> str:
 
 def _relative(a: float, b: float) -> str:
     """How much ``a`` differs from ``b``, in percent of ``b`` (no sign)."""
-    return percent(abs(a / b - 1) * 100) if b > 0 else NA
+    return percent(abs(a / b - 1)) if b > 0 else NA
 
 
 def verdict(outcome: Outcome, unit: str) -> str:
@@ -146,7 +129,7 @@ def verdict(outcome: Outcome, unit: str) -> str:
         tail = f" (also better: {listed(also)})" if also else ""
         return (
             f"{label} {_verb(o, 'is', 'are')} {worse} worse than {o.best_baseline} on test (MAE "
-            f"{sig3(o.test_mae)} vs {base}); {o.best_baseline} is the better forecaster on this "
+            f"{num(o.test_mae)} vs {base}); {o.best_baseline} is the better forecaster on this "
             f"data{tail}"
         )
     if o.runner_up is not None:
@@ -169,7 +152,7 @@ def chosen(choice: Choice, unit: str, asked: bool, pool: tuple[str, ...] = ()) -
     mae = choice.val_mae
     if choice.name == COMBINATION:
         shares = ", ".join(
-            f"{n} {sig3(float(np.mean(w)))}"
+            f"{n} {num(float(np.mean(w)))}"
             for n, w in sorted(choice.weights.items(), key=lambda kv: -float(np.mean(kv[1])))
         )
         single = min((n for n in mae if n in (pool or choice.weights)), key=mae.get)
@@ -202,16 +185,13 @@ def describe(
     o, unit = outcome, data.unit
     n_train, n_val, n_test = data.days
     result = (
-        f"test MAE {amount(o.test_mae, unit)}, MAPE {percent(o.test_mape)}; best baseline "
+        f"test MAE {amount(o.test_mae, unit)}, MAPE {percent(o.test_mape / 100)}; best baseline "
         f"{o.best_baseline} MAE {amount(o.baseline_mae, unit)}, MAPE "
-        f"{percent(o.baseline_mape)}; skill vs the best baseline {_signed(o.skill)}"
+        f"{percent(o.baseline_mape / 100)}; skill vs the best baseline {_signed(o.skill)}"
     )
     coverage, nominal = numbers.get("test_coverage"), numbers.get("test_coverage_nominal")
     if coverage is not None and nominal is not None:
-        result += (
-            f"; the {percent(100 * nominal)} interval holds {percent(100 * coverage)} of the "
-            "actuals"
-        )
+        result += f"; the {percent(nominal)} interval holds {percent(coverage)} of the actuals"
     lines = [
         f"**{verdict(o, unit)}.**",
         "",
@@ -226,5 +206,5 @@ def describe(
 
 
 def _signed(x: float) -> str:
-    text = sig3(x)
+    text = num(x)
     return f"+{text}" if text != NA and x > 0 else text

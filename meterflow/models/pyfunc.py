@@ -127,8 +127,10 @@ def log_keras_network(
     array, or one per named input); return MLflow's ``ModelInfo``."""
     outputs = np.asarray(network.predict_on_batch(_keras_inputs(example_inputs)))
     names = [str(tensor.name) for tensor in network.inputs]
+    # one input: unnamed, so MLflow hands Keras the array itself (a named one goes in a list,
+    # which Keras warns about at every predict)
     specs = [
-        TensorSpec(np.dtype(np.float32), (-1, *a.shape[1:]), name=n)
+        TensorSpec(np.dtype(np.float32), (-1, *a.shape[1:]), name=n if len(names) > 1 else None)
         for a, n in zip(example_inputs, names, strict=True)
     ]
     signature = ModelSignature(

@@ -21,6 +21,7 @@ from meterflow.clustering.holdout import cluster_labels
 from meterflow.errors import MeterflowError
 from meterflow.orchestration.decision import CRITERIA, Decision, agreement, decide, holdout_score
 from meterflow.orchestration.steps import PROMOTED
+from meterflow.prose import num
 from meterflow.schemas import Table, validate_holdout
 
 log = logging.getLogger(__name__)
@@ -143,7 +144,7 @@ OUTPUTS = {
     "that decided) and each component's z; no unit",
     "clustering": "the cluster index (an integer) of each daily profile",
 }
-SCORES = {"forecasting": ("MAE", " Wh"), "anomaly": ("F1", ""), "clustering": ("silhouette", "")}
+SCORES = {"forecasting": ("MAE", "Wh"), "anomaly": ("F1", ""), "clustering": ("silhouette", "")}
 ABOUT = {
     "forecasting": "Day-ahead forecaster of smart-meter consumption. Input: raw readings, one "
     "row per meter and slot (`meter_id`, `timestamp` = the slot start, `value` in Wh per slot; "
@@ -174,7 +175,7 @@ def version_description(
     covers and how to load it. Pure."""
     metric, unit = SCORES[decision.step]
     against = (
-        f"vs {_num(decision.champion, unit)} for champion version {champion_version} on the "
+        f"vs {num(decision.champion, unit)} for champion version {champion_version} on the "
         "same rows"
         if math.isfinite(decision.champion)
         else "(no champion score to compare with)"
@@ -189,7 +190,7 @@ def version_description(
     role = tracking.CHAMPION if decision.promote else tracking.CHALLENGER
     return "\n".join(
         [
-            f"**{role.capitalize()}: held-out {metric} {_num(decision.challenger, unit)} "
+            f"**{role.capitalize()}: held-out {metric} {num(decision.challenger, unit)} "
             f"{against}.**",
             "",
             f"- **Output:** {OUTPUTS[decision.step]}.",
@@ -228,15 +229,6 @@ def _dates(stamps: pd.Series) -> str:
     if stamps.empty:
         return "no dates"
     return f"{stamps.min():%Y-%m-%d} .. {stamps.max():%Y-%m-%d}"
-
-
-def _num(value: float, unit: str = "") -> str:
-    """``value`` with three significant digits and its unit; ``n/a`` when it is not finite."""
-    if not math.isfinite(value):
-        return "n/a"
-    if abs(value) >= 1000:
-        return f"{round(value, 3 - len(str(int(abs(value))))):,.0f}{unit}"
-    return f"{value:.3g}{unit}"
 
 
 def _champion_output(step: str, holdout: pd.DataFrame) -> pd.DataFrame | np.ndarray | None:

@@ -14,8 +14,9 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-import numpy as np
 import pandas as pd
+
+from meterflow.prose import count, num, percent, seconds
 
 RUN, REUSED, FAILED = "run", "reused", "failed"  # a step's status in the night
 REPORT_FILE = "report.html"  # at the artifact root of the parent run
@@ -74,27 +75,6 @@ class Night:
         return self.children.get(step, ChildRun())
 
 
-def num(value: float | None, unit: str = "") -> str:
-    """``value`` with 3 significant digits (k, M, G above 1000) and its unit; "n/a" when it is
-    missing or not finite."""
-    if value is None or not math.isfinite(float(value)):
-        return "n/a"
-    value, prefix = float(value), ""
-    for scale, name in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
-        if abs(value) >= scale * 0.9995:
-            value, prefix = value / scale, name
-            break
-    text = np.format_float_positional(value, precision=3, unique=False, fractional=False, trim="-")
-    return " ".join(p for p in (text, prefix + unit) if p)
-
-
-def seconds(value: float | None) -> str:
-    """A duration: seconds below 10 minutes, minutes above."""
-    if value is not None and math.isfinite(value) and value >= 600:
-        return num(value / 60, "min")
-    return num(value, "s")
-
-
 def run_link(experiment_id: str, run_id: str) -> str:
     """The MLflow UI's route to a run (relative: works on whatever host serves the UI)."""
     return f"#/experiments/{experiment_id}/runs/{run_id}"
@@ -128,9 +108,9 @@ def forecast_phrase(child: ChildRun) -> str:
         return f"MAE {num(mae, 'Wh')}"
     base = mae / (1 - skill)
     if skill >= 0:
-        return f"MAE {num(mae, 'Wh')} vs {best} {num(base, 'Wh')} ({num(skill * 100, '%')} better)"
-    worse = (mae / base - 1) * 100
-    return f"MAE {num(mae, 'Wh')}, {num(worse, '%')} worse than {best} ({num(base, 'Wh')})"
+        return f"MAE {num(mae, 'Wh')} vs {best} {num(base, 'Wh')} ({percent(skill)} better)"
+    worse = mae / base - 1
+    return f"MAE {num(mae, 'Wh')}, {percent(worse)} worse than {best} ({num(base, 'Wh')})"
 
 
 def step_headline(step: str, child: ChildRun) -> str:
@@ -139,20 +119,20 @@ def step_headline(step: str, child: ChildRun) -> str:
     m = child.metrics
     if step.startswith("load_"):
         docs = _metric(child, "documents", "documents_loaded")
-        return "" if docs is None else f"{num(docs)} documents"
+        return "" if docs is None else f"{count(docs)} documents"
     if step.startswith("etl_"):
         kept, days = _metric(child, "readings_kept"), _metric(child, "meter_days_out")
-        parts = [f"{num(kept)} readings kept" if kept is not None else ""]
+        parts = [f"{count(kept)} readings kept" if kept is not None else ""]
         share = quarantined_share(child)
-        parts.append(f"{num(share * 100, '%')} quarantined" if share is not None else "")
-        parts.append(f"{num(days)} meter-days" if days is not None else "")
+        parts.append(f"{percent(share)} quarantined" if share is not None else "")
+        parts.append(f"{count(days)} meter-days" if days is not None else "")
         return ", ".join(p for p in parts if p)
     if step == "harmonization":
         profiles = _metric(child, "profiles")
-        meters = f" of {num(m['meters'])} meters" if "meters" in m else ""
-        return "" if profiles is None else f"{num(profiles)} daily profiles{meters}"
+        meters = f" of {count(m['meters'])} meters" if "meters" in m else ""
+        return "" if profiles is None else f"{count(profiles)} daily profiles{meters}"
     if step == "clustering":
-        parts = [f"k = {num(m['k'])}" if "k" in m else ""]
+        parts = [f"k = {count(m['k'])}" if "k" in m else ""]
         parts.append(f"silhouette {num(m['silhouette'])}" if "silhouette" in m else "")
         return ", ".join(p for p in parts if p)
     if step == "forecasting":
@@ -163,7 +143,7 @@ def step_headline(step: str, child: ChildRun) -> str:
             f1 = f"F1 {num(m['planted_f1'])} on planted anomalies"
         alerts = _metric(child, "alerts_raised", "n_events")
         return ", ".join(
-            p for p in (f1, f"{num(alerts)} alerts" if alerts is not None else "") if p
+            p for p in (f1, f"{count(alerts)} alerts" if alerts is not None else "") if p
         )
     return ""
 
@@ -256,9 +236,9 @@ def _data_line(night: Night) -> str:
             if o.status == REUSED:
                 parts.append(f"{source_of(o.step)}: no new documents (load reused)")
             else:
-                parts.append(f"{source_of(o.step)}: {num(docs)} documents loaded")
+                parts.append(f"{source_of(o.step)}: {count(docs)} documents loaded")
     days = [
-        f"{source_of(o.step)} {num(_metric(night.child(o.step), 'meter_days_out'))}"
+        f"{source_of(o.step)} {count(_metric(night.child(o.step), 'meter_days_out'))}"
         + (" (reused)" if o.status == REUSED else "")
         for o in night.outcomes
         if o.step.startswith("etl_") and o.status != FAILED

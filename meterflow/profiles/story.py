@@ -8,8 +8,9 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from meterflow.etl.story import count, percent, period, share_of
+from meterflow.etl.story import period, share_of
 from meterflow.profiles.harmonize import REASON_INCOMPLETE, REASON_LOWER_PRIORITY
+from meterflow.prose import count, percent
 
 SOURCE_COLUMNS = (
     "source", "etl_run", "meter_days_in", "kept", "lost_lower_priority", "lost_incomplete",

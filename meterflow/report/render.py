@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from meterflow.orchestration.story import num
+from meterflow.prose import NA, count, num
 
 CSS = """
 body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; margin: 1.5rem auto;
@@ -76,11 +76,11 @@ def _cell(value: object) -> tuple[str, bool]:
     if isinstance(value, np.generic):
         value = value.item()
     if value is None or value is pd.NaT or (isinstance(value, float) and math.isnan(value)):
-        return "n/a", False
+        return NA, False
     if isinstance(value, bool):
         return ("yes" if value else "no"), False
     if isinstance(value, int):
-        return f"{value:,}", True
+        return count(value), True
     if isinstance(value, float):
         return num(value), True
     if isinstance(value, pd.Timestamp):

@@ -16,12 +16,11 @@ from meterflow.orchestration.story import (
     Night,
     forecast_phrase,
     night_steps,
-    num,
     quarantined_share,
-    seconds,
     source_of,
     verdict,
 )
+from meterflow.prose import count, num, percent, seconds
 from meterflow.report.figures import (
     centroids_figure,
     forecast_figure,
@@ -106,10 +105,10 @@ def quality_section(night: Night, reasons: pd.DataFrame | None) -> Section:
     if totals.empty:
         return Section(QUALITY, missing="not available in this run: no ETL step finished")
     read, quarantined = totals["readings_in"].sum(), totals["readings_quarantined"].sum()
-    share = quarantined / read * 100 if read else None
+    share = quarantined / read if read else None
     lines = [
-        f"{num(read)} readings read from {len(totals)} sources, {num(quarantined)} quarantined "
-        f"({num(share, '%')}); per-reason detail in each ETL run's quarantine table."
+        f"{count(read)} readings read from {len(totals)} sources, {count(quarantined)} quarantined "
+        f"({percent(share)}); per-reason detail in each ETL run's quarantine table."
     ]
     tables = [Table("Readings per source", totals)]
     figures: list[Figure] = []
@@ -145,7 +144,7 @@ def clusters_section(
         shown["share_%"] = shown["share"] * 100
     shown = _present(shown, ("cluster", "name", "profiles", "meters", "share_%"))
     k = metrics.get("k", float(len(sizes)))
-    lines = [f"{num(k)} clusters, silhouette {num(metrics.get('silhouette'))}."]
+    lines = [f"{count(k)} clusters, silhouette {num(metrics.get('silhouette'))}."]
     figures = ()
     if centers is not None:
         figures = (Figure("Cluster centroids over the day", png(centroids_figure(centers, names))),)

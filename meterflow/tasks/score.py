@@ -8,8 +8,8 @@ import logging
 from pathlib import Path
 
 from meterflow import tracking
-from meterflow.etl.story import count, seconds
 from meterflow.models.batch import FleetScore, score_fleet
+from meterflow.prose import count, num, seconds
 from meterflow.settings import Environment, ScoreOptions
 
 log = logging.getLogger(__name__)
@@ -57,7 +57,7 @@ def score_description(result: FleetScore, readings: str) -> str:
     asked = "" if result.model_uri == result.fixed_uri else f", resolved from {result.model_uri}"
     lines = [
         f"**Scored {count(m['meters_scored'])} meters with {result.model_uri} in "
-        f"{seconds(m['seconds'])} ({m['meters_per_second']:.3g} meters/s): "
+        f"{seconds(m['seconds'])} ({num(m['meters_per_second'], 'meters/s')}): "
         f"{count(m['rows_out'])} rows out of {count(m['rows_in'])} in.**",
         "",
         f"- **Data:** readings at {readings}",

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import pytest
 
@@ -13,11 +12,9 @@ from meterflow.etl.result import EtlResult
 from meterflow.etl.story import (
     EtlStory,
     LoadStory,
-    count,
     etl_description,
     headline_metrics,
     load_description,
-    percent,
 )
 from meterflow.models.batch import BlockResult, FleetScore
 from meterflow.profiles.story import (
@@ -62,22 +59,6 @@ SQL_SUMMARY = [
 ]  # fmt: skip
 
 
-@pytest.mark.parametrize(
-    ("n", "text"),
-    [(52_100, "52 100"), (6_960_568, "6.96 M"), (999, "999"), (2.5e9, "2.5 G"), (np.nan, "n/a")],
-)
-def test_counts_read_as_people_write_them(n, text):
-    assert count(n) == text
-
-
-@pytest.mark.parametrize(
-    ("share", "text"),
-    [(0.992, "99.2 %"), (0.99991, "99.99 %"), (1.0, "100 %"), (1e-6, "< 0.01 %"), (0.0, "0 %")],
-)
-def test_percentages_keep_three_digits_and_never_round_a_loss_away(share, text):
-    assert percent(share) == text
-
-
 def test_headline_metrics_leave_the_reason_family_to_the_table():
     result = etl_result(SQL_METRICS, SQL_SUMMARY)
     logged = headline_metrics(result.metrics, result.quality)
@@ -92,12 +73,12 @@ def test_the_etl_description_gives_the_verdict_first_with_the_top_reasons():
     text = etl_description(result, EtlStory("SQL historian", "sqlite:///h.db, table t", 3))
     first = text.splitlines()[0]
     assert first == (
-        "**Kept 99 % of 6.96 M readings from the SQL historian; 71 493 quarantined "
+        "**Kept 99 % of 6,960,568 readings from the SQL historian; 71,493 quarantined "
         "(81.5 % incomplete_day, 12.4 % bad_quality); 19 meter-days out, 95 % of the days "
         "spanned complete.**"
     )
     assert "2 of 3 meters" in text and "2025-01-01 to 2025-01-10 (10 days)" in text
-    assert "4 388 duplicate (6.14 %)" in text and "16 205 filled: 16 205 gap" in text
+    assert "4,388 duplicate (6.14 %)" in text and "16,205 filled: 16,205 gap" in text
     assert "`previews/quarantine.csv`" in text and "`figures/quarantine_reasons.png`" in text
     assert "None" not in text and "nan" not in text and len(text) <= 1500
 
@@ -123,7 +104,7 @@ def load(**changes) -> LoadStory:
 def test_a_first_load_reads_from_the_start_not_after_none():
     text = load_description(load())
     assert text.startswith(
-        "**Loaded 303 239 documents of 200 meters from the start (full read); "
+        "**Loaded 303,239 documents of 200 meters from the start (full read); "
         "watermark now 2025-10-14 22:00 UTC.**"
     )
     assert "None" not in text

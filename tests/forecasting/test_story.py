@@ -16,7 +16,6 @@ from meterflow.forecasting.story import (
     chosen,
     describe,
     outcome_of,
-    sig3,
     verdict,
 )
 
@@ -90,23 +89,6 @@ def test_several_better_baselines_are_all_named():
         "dshw is the better forecaster on this data (also better: linear)"
     )
     assert "MAE 600 vs 353 (series units)" in verdict(outcome, "")
-
-
-@pytest.mark.parametrize(
-    ("x", "text"),
-    [
-        (382.02, "382"),
-        (1080.64, "1,080"),
-        (8.104, "8.1"),
-        (0.014974, "0.015"),
-        (-0.0321, "-0.0321"),
-        (0.0, "0"),
-        (math.nan, "n/a"),
-        (None, "n/a"),
-    ],
-)
-def test_three_significant_digits(x, text):
-    assert sig3(x) == text
 
 
 def test_a_missing_amount_has_no_unit():

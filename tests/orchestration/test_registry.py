@@ -7,10 +7,9 @@ import math
 
 import numpy as np
 import pandas as pd
-import pytest
 
 from meterflow.orchestration.decision import decide
-from meterflow.orchestration.registry import ABOUT, _num, version_description
+from meterflow.orchestration.registry import ABOUT, version_description
 from meterflow.orchestration.steps import PROMOTED
 from meterflow.schemas import slot_columns
 
@@ -76,15 +75,6 @@ def test_a_first_version_has_no_champion_to_compare_with() -> None:
     text = _checked(version_description(profiles, decision, "meterflow-clustering", None))
     assert text.startswith("**Champion: held-out silhouette n/a (no champion score to compare")
     assert "3 held-out daily profiles of 2 meters" in text and "first version" in text
-
-
-@pytest.mark.parametrize(
-    ("value", "unit", "text"),
-    [(1234.5, " Wh", "1,230 Wh"), (352.44, " Wh", "352 Wh"), (0.012345, "", "0.0123"),
-     (math.nan, " Wh", "n/a"), (-98765.0, "", "-98,800")],
-)  # fmt: skip
-def test_numbers_have_three_significant_digits(value: float, unit: str, text: str) -> None:
-    assert _num(value, unit) == text
 
 
 def test_every_promoted_step_has_a_registered_model_description() -> None:

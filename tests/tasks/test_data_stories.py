@@ -15,7 +15,7 @@ from mlflow.tracking import MlflowClient
 
 from meterflow.cli import run_entry
 from meterflow.demo import DemoSpec
-from meterflow.etl.story import count
+from meterflow.prose import count
 from meterflow.settings import (
     Environment,
     EtlNewMongoOptions,
