@@ -8,12 +8,16 @@
 - a duration: seconds below 10 minutes, minutes from there on (``12.3 s``, ``15 min``);
 - ``n/a`` for anything missing (None, NaN, infinite).
 
+A run's description (``description``): the verdict in bold, a blank line, then one
+``- **Label:** text`` bullet each.
+
 Pure: strings from numbers, no I/O.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 NA = "n/a"
 DIGITS = 3  # significant digits of a measure or a share
@@ -69,3 +73,10 @@ def seconds(value: float | None) -> str:
     if value is not None and math.isfinite(value) and value >= MINUTES_FROM_S:
         return num(value / 60, "min")
     return num(value, "s")
+
+
+def description(verdict: str, bullets: Sequence[tuple[str, str]]) -> str:
+    """A run's Markdown description: ``verdict`` in bold (given without the asterisks), a blank
+    line, then a ``- **Label:** text`` line for each ``(label, text)`` bullet, in order."""
+    lines = [f"**{verdict}**", "", *(f"- **{label}:** {text}" for label, text in bullets)]
+    return "\n".join(lines)

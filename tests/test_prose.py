@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from meterflow.prose import count, num, percent, seconds
+from meterflow.prose import count, description, num, percent, seconds
 
 
 @pytest.mark.parametrize(
@@ -103,3 +103,9 @@ def test_a_share_reads_in_percent_and_never_rounds_a_loss_away(share, text) -> N
 )
 def test_a_duration_reads_in_seconds_then_minutes(value, text) -> None:
     assert seconds(value) == text
+
+
+def test_description_bolds_the_verdict_and_lists_the_bullets_in_order() -> None:
+    text = description("Loaded 3 meters.", [("Data", "a store"), ("Look next", "`x.csv`.")])
+    assert text == "**Loaded 3 meters.**\n\n- **Data:** a store\n- **Look next:** `x.csv`."
+    assert description("Nothing.", []) == "**Nothing.**\n"

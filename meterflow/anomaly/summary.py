@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import pandas as pd
 
 from meterflow.anomaly.detection import AnomalyResult
-from meterflow.prose import count, num, percent
+from meterflow.prose import count, description, num, percent
 
 BASELINES = ("robust_z", "isolation_forest")  # the simple detectors a learned one must beat
 # the chosen detector's metrics logged under their own names (the pipeline run and the Model
@@ -120,17 +120,15 @@ def weak_kinds(recall_by_kind: dict[str, float]) -> list[str]:
 
 def describe(result: AnomalyResult, ctx: RunContext) -> str:
     """Markdown for the run's description (see the module docstring)."""
-    lines = [
-        f"**{verdict(result)}**",
-        "",
-        f"- **Data:** {_data(result, ctx)}",
-        f"- **Result:** {_result(result)}",
-        f"- **Alerts:** {_alerts(ctx.alerts)}",
-        f"- **Chosen:** {_chosen(result, ctx.budget)}",
-        f"- **Look next:** {', '.join(LOOK_NEXT)}.",
-        *(f"- **Warning:** {w}" for w in ctx.warnings),
+    bullets = [
+        ("Data", _data(result, ctx)),
+        ("Result", _result(result)),
+        ("Alerts", _alerts(ctx.alerts)),
+        ("Chosen", _chosen(result, ctx.budget)),
+        ("Look next", f"{', '.join(LOOK_NEXT)}."),
+        *(("Warning", w) for w in ctx.warnings),
     ]
-    return "\n".join(lines)
+    return description(verdict(result), bullets)
 
 
 def verdict(result: AnomalyResult) -> str:

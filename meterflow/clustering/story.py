@@ -12,7 +12,7 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from meterflow.prose import num, percent
+from meterflow.prose import description, num, percent
 
 MAX_LISTED = 6  # clusters named in the verdict; the others are counted
 
@@ -54,14 +54,14 @@ def verdict(s: Summary) -> str:
     clusters = clusters_line(s.names, s.shares)
     reference = "k-means with the same k on shapeless (slot-shuffled) days"
     if sil is None or null is None or not (math.isfinite(sil) and math.isfinite(null)):
-        return f"**{s.k} clusters: {clusters}; silhouette {num(sil)}.**"
+        return f"{s.k} clusters: {clusters}; silhouette {num(sil)}."
     if sil <= null:
         return (
-            f"**The {s.k} clusters are no better separated than shapeless data (silhouette "
+            f"The {s.k} clusters are no better separated than shapeless data (silhouette "
             f"{num(sil)} vs {num(null)} for {reference}): read them as rough groups. "
-            f"{clusters}.**"
+            f"{clusters}."
         )
-    return f"**{s.k} clusters: {clusters}; silhouette {num(sil)} vs {num(null)} for {reference}.**"
+    return f"{s.k} clusters: {clusters}; silhouette {num(sil)} vs {num(null)} for {reference}."
 
 
 def _data(s: Summary) -> str:
@@ -112,13 +112,10 @@ def _chosen(s: Summary) -> str:
 def describe(s: Summary) -> str:
     """The run's Markdown description (module doc)."""
     look = ", ".join(f"`{path}`" for path in s.look_next) or "n/a"
-    return "\n".join(
-        [
-            verdict(s),
-            "",
-            f"- **Data:** {_data(s)}.",
-            f"- **Result:** {_result(s)}.",
-            f"- **Chosen:** {_chosen(s)}.",
-            f"- **Look next:** {look}.",
-        ]
-    )
+    bullets = [
+        ("Data", f"{_data(s)}."),
+        ("Result", f"{_result(s)}."),
+        ("Chosen", f"{_chosen(s)}."),
+        ("Look next", f"{look}."),
+    ]
+    return description(verdict(s), bullets)

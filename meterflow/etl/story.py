@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import pandas as pd
 
 from meterflow.etl.result import EtlResult
-from meterflow.prose import count, percent, seconds
+from meterflow.prose import count, description, percent, seconds
 from meterflow.schemas import Action
 
 # per-(action, reason) counts of the shared cleaning: a family, logged as a table instead
@@ -118,18 +118,18 @@ def _data_line(result: EtlResult, story: EtlStory) -> str:
         extra.append(f"{count(m['rows_read'])} rows read in {seconds(m['read_seconds'])}")
     detail = "; ".join(extra)
     return (
-        f"- **Data:** {story.title} at {story.store}; {period(result.profiles)}; "
+        f"{story.title} at {story.store}; {period(result.profiles)}; "
         f"{count(m.get('meters_out', 0))} of {count(story.meters_known)} meters with profiles"
         + (f"; {detail}" if detail else "")
     )
 
 
-def _changes(result: EtlResult) -> list[str]:
+def _changes(result: EtlResult) -> list[tuple[str, str]]:
     m = result.metrics
     summary = result.corrections_summary
     n_quar = m["readings_quarantined"]
     dropped = _reason_list(summary, str(Action.DROPPED), n_quar)
-    lines = [f"- **Rejected:** {count(n_quar)} readings" + (f": {dropped}" if dropped else "")]
+    rejected = f"{count(n_quar)} readings" + (f": {dropped}" if dropped else "")
     changed = []
     kinds = ((Action.CORRECTED, "readings_corrected"), (Action.FILLED, "readings_filled"))
     for action, key in kinds:
@@ -138,8 +138,7 @@ def _changes(result: EtlResult) -> list[str]:
             changed.append(f"{count(m[key])} {action}" + (f": {reasons}" if reasons else ""))
     if m.get("scale_corrections"):
         changed.append(f"{count(m['scale_corrections'])} scale corrections")
-    lines.append("- **Changed:** " + ("; ".join(changed) if changed else "nothing"))
-    return lines
+    return [("Rejected", rejected), ("Changed", "; ".join(changed) if changed else "nothing")]
 
 
 def _look_next(result: EtlResult) -> str:
@@ -150,16 +149,18 @@ def _look_next(result: EtlResult) -> str:
         where.append("`previews/scale_corrections.csv`")
     if m.get("files_not_read"):
         where.append("`previews/files.csv` (why files were not read)")
-    return "- **Look next:** " + "; ".join(where) + "; reason codes in `previews/reasons.csv`"
+    return "; ".join(where) + "; reason codes in `previews/reasons.csv`"
 
 
 def etl_description(result: EtlResult, story: EtlStory) -> str:
     """The Markdown description of an ETL run: verdict, data, what was rejected or changed and
     why, where to look next."""
-    lines = [f"**{etl_verdict(result, story)}**", "", _data_line(result, story)]
-    lines += _changes(result)
-    lines.append(_look_next(result))
-    return "\n".join(lines)
+    bullets = [
+        ("Data", _data_line(result, story)),
+        *_changes(result),
+        ("Look next", _look_next(result)),
+    ]
+    return description(etl_verdict(result, story), bullets)
 
 
 @dataclass(frozen=True)
@@ -211,15 +212,19 @@ def load_description(load: LoadStory) -> str:
     else:
         stays = when(load.watermark, "n/a")
         verdict = f"No new documents {window} ({how}); watermark stays {stays}."
-    lines = [
-        f"**{verdict}**",
-        "",
-        f"- **Data:** MongoDB {load.store}; read window from {when(load.read_since)}",
-        f"- **Result:** {count(load.documents - load.late)} new, {count(load.late)} late "
-        f"(stored after an earlier load read their time), {count(load.context)} context "
-        f"documents for differencing across the boundary, {count(load.with_issue)} with an "
-        "issue (the ETL quarantines or corrects them)",
-        "- **Look next:** `previews/documents.csv`, `previews/context.csv`; the "
-        "`etl_newmongo` run that reads this load",
+    result = (
+        f"{count(load.documents - load.late)} new, {count(load.late)} late (stored after an "
+        f"earlier load read their time), {count(load.context)} context documents for "
+        f"differencing across the boundary, {count(load.with_issue)} with an issue (the ETL "
+        "quarantines or corrects them)"
+    )
+    bullets = [
+        ("Data", f"MongoDB {load.store}; read window from {when(load.read_since)}"),
+        ("Result", result),
+        (
+            "Look next",
+            "`previews/documents.csv`, `previews/context.csv`; the `etl_newmongo` run that "
+            "reads this load",
+        ),
     ]
-    return "\n".join(lines)
+    return description(verdict, bullets)

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from meterflow.forecasting.combine import COMBINATION, Choice
-from meterflow.prose import NA, num, percent
+from meterflow.prose import NA, description, num, percent
 
 PER_CLUSTER = "per-cluster models"  # the kept "model" of a scope=cluster run
 MAX_LISTED = 4  # names listed in one sentence before "and n more"
@@ -192,17 +192,18 @@ def describe(
     coverage, nominal = numbers.get("test_coverage"), numbers.get("test_coverage_nominal")
     if coverage is not None and nominal is not None:
         result += f"; the {percent(nominal)} interval holds {percent(coverage)} of the actuals"
-    lines = [
-        f"**{verdict(o, unit)}.**",
-        "",
-        f"- **Data:** {data.subject} from {data.source}, {sum(data.days)} days "
-        f"{data.first_day} to {data.last_day}: train {n_train} d, validation {n_val} d from "
-        f"{data.val_start}, test {n_test} d from {data.test_start} (test decides nothing).",
-        f"- **Result:** {'; '.join([result, *notes])}.",
-        f"- **Chosen:** {why}.",
-        f"- **Look next:** {', '.join(f'`{p}`' for p in look_next)}.",
+    data_text = (
+        f"{data.subject} from {data.source}, {sum(data.days)} days {data.first_day} to "
+        f"{data.last_day}: train {n_train} d, validation {n_val} d from {data.val_start}, test "
+        f"{n_test} d from {data.test_start} (test decides nothing)."
+    )
+    bullets = [
+        ("Data", data_text),
+        ("Result", f"{'; '.join([result, *notes])}."),
+        ("Chosen", f"{why}."),
+        ("Look next", f"{', '.join(f'`{p}`' for p in look_next)}."),
     ]
-    return "\n".join(lines)
+    return description(f"{verdict(o, unit)}.", bullets)
 
 
 def _signed(x: float) -> str:

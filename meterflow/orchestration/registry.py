@@ -21,7 +21,7 @@ from meterflow.clustering.holdout import cluster_labels
 from meterflow.errors import MeterflowError
 from meterflow.orchestration.decision import CRITERIA, Decision, agreement, decide, holdout_score
 from meterflow.orchestration.steps import PROMOTED
-from meterflow.prose import num
+from meterflow.prose import description, num
 from meterflow.schemas import Table, validate_holdout
 
 log = logging.getLogger(__name__)
@@ -188,16 +188,14 @@ def version_description(
         f"the model in use is `{champion}`"
     )
     role = tracking.CHAMPION if decision.promote else tracking.CHALLENGER
-    return "\n".join(
+    return description(
+        f"{role.capitalize()}: held-out {metric} {num(decision.challenger, unit)} {against}.",
         [
-            f"**{role.capitalize()}: held-out {metric} {num(decision.challenger, unit)} "
-            f"{against}.**",
-            "",
-            f"- **Output:** {OUTPUTS[decision.step]}.",
-            f"- **Holdout:** {holdout_coverage(decision.step, holdout)}.",
-            f"- **Decision:** {decision.reason}.",
-            f"- **Use:** {use}.",
-        ]
+            ("Output", f"{OUTPUTS[decision.step]}."),
+            ("Holdout", f"{holdout_coverage(decision.step, holdout)}."),
+            ("Decision", f"{decision.reason}."),
+            ("Use", f"{use}."),
+        ],
     )
 
 

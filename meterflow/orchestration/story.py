@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-from meterflow.prose import count, num, percent, seconds
+from meterflow.prose import count, description, num, percent, seconds
 
 RUN, REUSED, FAILED = "run", "reused", "failed"  # a step's status in the night
 REPORT_FILE = "report.html"  # at the artifact root of the parent run
@@ -292,21 +292,21 @@ def _alerts_line(night: Night) -> str:
 
 def describe_night(night: Night) -> str:
     """The parent run's description (Markdown, about 1500 characters at most)."""
-    lines = [f"**{verdict(night)}.**", ""]
+    bullets: list[tuple[str, str]] = []
     failed = _failed(night)
     if failed is not None and failed.run_id:
-        lines.append(f"- **Failed run:** {_linked(night, failed)} (its description and log)")
-    lines += [
-        f"- **Data:** {_data_line(night)}",
-        f"- **Steps:** {_steps_line(night)}; the night took {seconds(night.duration_s)}",
-        f"- **Result:** {_result_line(night)}",
+        bullets.append(("Failed run", f"{_linked(night, failed)} (its description and log)"))
+    bullets += [
+        ("Data", _data_line(night)),
+        ("Steps", f"{_steps_line(night)}; the night took {seconds(night.duration_s)}"),
+        ("Result", _result_line(night)),
     ]
     if night.promotions:
-        lines.append(f"- **Chosen:** {_chosen_line(night)}")
-    lines.append(f"- **Alerts:** {_alerts_line(night)}")
+        bullets.append(("Chosen", _chosen_line(night)))
+    bullets.append(("Alerts", _alerts_line(night)))
     look = [f"`{REPORT_FILE}` (the night on one page)", "`previews/night_steps.csv`"]
     if any(p.outcome in ("promoted", "challenger") for p in night.promotions):
         look.append("`previews/promotion.csv`")
     look.append(f"`figures/{DURATIONS_FIGURE}.png`")
-    lines.append(f"- **Look next:** {', '.join(look)}")
-    return "\n".join(lines)
+    bullets.append(("Look next", ", ".join(look)))
+    return description(f"{verdict(night)}.", bullets)

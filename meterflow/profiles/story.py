@@ -10,7 +10,7 @@ import pandas as pd
 
 from meterflow.etl.story import period, share_of
 from meterflow.profiles.harmonize import REASON_INCOMPLETE, REASON_LOWER_PRIORITY
-from meterflow.prose import count, percent
+from meterflow.prose import count, description, percent
 
 SOURCE_COLUMNS = (
     "source", "etl_run", "meter_days_in", "kept", "lost_lower_priority", "lost_incomplete",
@@ -77,13 +77,13 @@ def _sources_line(sources: pd.DataFrame) -> str:
     return "; ".join(shown) if shown else "none"
 
 
-def _dtw_line(dtw: DtwStory | None) -> str:
+def _dtw_text(dtw: DtwStory | None) -> str:
     if dtw is None:
-        return "- **DTW:** not computed (compute_dtw=false)"
+        return "not computed (compute_dtw=false)"
     pairs = dtw.computed + dtw.reused
     window = "unconstrained" if dtw.window == 0 else f"window {dtw.window}"
     return (
-        f"- **DTW:** {count(dtw.profiles)} profiles, {window}: {count(dtw.computed)} pairs "
+        f"{count(dtw.profiles)} profiles, {window}: {count(dtw.computed)} pairs "
         f"computed, {count(dtw.reused)} reused from the cache "
         f"({percent(share_of(dtw.reused, pairs))}); matrix at {dtw.location}"
     )
@@ -93,20 +93,27 @@ def harmonization_description(story: HarmonizationStory) -> str:
     """The Markdown description of a harmonization run."""
     lost = story.sources[["lost_lower_priority", "lost_incomplete"]].sum()
     carried = f"; {count(story.carried)} meter-days carried over from the previous run"
-    lines = [
-        f"**{_verdict(story)}**",
-        "",
-        f"- **Data:** {_sources_line(story.sources)}; {period(story.profiles)}",
-        f"- **Chosen:** per meter-day a complete profile before an incomplete one, then "
-        f"priority {' > '.join(story.priority)}: {count(lost['lost_lower_priority'])} lost to "
-        f"a higher-priority source, {count(lost['lost_incomplete'])} for being incomplete"
-        + (carried if story.carried else ""),
-        f"- **Result:** {story.resolution_min}-min slots in Wh (`tables/profiles.parquet`), "
+    chosen = (
+        f"per meter-day a complete profile before an incomplete one, then priority "
+        f"{' > '.join(story.priority)}: {count(lost['lost_lower_priority'])} lost to a "
+        f"higher-priority source, {count(lost['lost_incomplete'])} for being incomplete"
+        + (carried if story.carried else "")
+    )
+    result = (
+        f"{story.resolution_min}-min slots in Wh (`tables/profiles.parquet`), "
         f"{story.normalization}-normalized shapes for clustering "
-        "(`tables/normalized_profiles.parquet`)",
-        _dtw_line(story.dtw),
-        "- **Look next:** `previews/sources.csv` (per source), `figures/source_coverage.png`, "
+        "(`tables/normalized_profiles.parquet`)"
+    )
+    look = (
+        "`previews/sources.csv` (per source), `figures/source_coverage.png`, "
         "`figures/completeness.png`, `previews/losers.csv` (every losing candidate and how far "
-        "it was from the winner)",
+        "it was from the winner)"
+    )
+    bullets = [
+        ("Data", f"{_sources_line(story.sources)}; {period(story.profiles)}"),
+        ("Chosen", chosen),
+        ("Result", result),
+        ("DTW", _dtw_text(story.dtw)),
+        ("Look next", look),
     ]
-    return "\n".join(lines)
+    return description(_verdict(story), bullets)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from meterflow import tracking
 from meterflow.models.batch import FleetScore, score_fleet
-from meterflow.prose import count, num, seconds
+from meterflow.prose import count, description, num, seconds
 from meterflow.settings import Environment, ScoreOptions
 
 log = logging.getLogger(__name__)
@@ -55,16 +55,22 @@ def score_description(result: FleetScore, readings: str) -> str:
     m = result.metrics()
     model = result.fixed_uri + (f" (run `{result.model_run}`)" if result.model_run else "")
     asked = "" if result.model_uri == result.fixed_uri else f", resolved from {result.model_uri}"
-    lines = [
-        f"**Scored {count(m['meters_scored'])} meters with {result.model_uri} in "
+    verdict = (
+        f"Scored {count(m['meters_scored'])} meters with {result.model_uri} in "
         f"{seconds(m['seconds'])} ({num(m['meters_per_second'], 'meters/s')}): "
-        f"{count(m['rows_out'])} rows out of {count(m['rows_in'])} in.**",
-        "",
-        f"- **Data:** readings at {readings}",
-        f"- **Chosen:** model {model}{asked}",
-        f"- **Result:** {count(m['blocks'])} blocks of at most {count(m['max_block_meters'])} "
-        f"meters, one Parquet file each, in {result.out}",
-        f"- **Look next:** `{LISTING}` (the output folder and each block's file, meters, rows, "
-        "seconds)",
+        f"{count(m['rows_out'])} rows out of {count(m['rows_in'])} in."
+    )
+    bullets = [
+        ("Data", f"readings at {readings}"),
+        ("Chosen", f"model {model}{asked}"),
+        (
+            "Result",
+            f"{count(m['blocks'])} blocks of at most {count(m['max_block_meters'])} meters, one "
+            f"Parquet file each, in {result.out}",
+        ),
+        (
+            "Look next",
+            f"`{LISTING}` (the output folder and each block's file, meters, rows, seconds)",
+        ),
     ]
-    return "\n".join(lines)
+    return description(verdict, bullets)

@@ -29,6 +29,7 @@ BUDGET_S = 12 * 60  # every example of every page, `make demo` included, on 2 co
 READER_UNSET = (  # a reader's fresh shell has none of these: the pages' defaults apply
     "MLFLOW_TRACKING_URI", "MLFLOW_EXPERIMENT_NAME", "METERFLOW_DATA_DIR", "MONGODB_URI",
     "METERFLOW_SQL_URL", "METERFLOW_REGISTRY_PREFIX", "VIRTUAL_ENV",
+    "MAKELEVEL", "MAKEFLAGS", "MFLAGS",  # under `make test`: a nested make says where it is
 )  # fmt: skip
 SHELL_FENCES = {"bash", "sh", "shell", "zsh"}
 

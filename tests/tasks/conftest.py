@@ -47,3 +47,26 @@ def demo_environment(
         yield env
     finally:
         mp.undo()
+
+
+@pytest.fixture()
+def store_free_env(
+    tmp_path: Path, tracking_server: str, monkeypatch: pytest.MonkeyPatch, request
+) -> Environment:
+    """An environment for a step that reads a series file, not the stores: the tracking server,
+    an experiment and registry prefix of the test's own, MLflow's run variables cleared."""
+    stamp = time.time_ns()
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", tracking_server)
+    monkeypatch.delenv("MLFLOW_RUN_ID", raising=False)
+    monkeypatch.delenv("MLFLOW_EXPERIMENT_ID", raising=False)
+    mlflow.set_tracking_uri(tracking_server)
+    name = request.module.__name__.rsplit(".", 1)[-1].removeprefix("test_").replace("_", "-")
+    return Environment(
+        data_dir=tmp_path,
+        sql_url=f"sqlite:///{tmp_path / 'stores.db'}",
+        mongodb_uri=None,
+        mongo_database="unused",
+        experiment=f"{name}-{stamp}",
+        tracking_uri=tracking_server,
+        registry_prefix=f"{name.replace('-', '')}{stamp}",
+    )

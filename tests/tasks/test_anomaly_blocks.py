@@ -4,9 +4,6 @@ here; a learned detector's run keeps to its metric budget and tells its story.""
 
 from __future__ import annotations
 
-import time
-from pathlib import Path
-
 import mlflow
 import pandas as pd
 import pytest
@@ -22,21 +19,8 @@ pytestmark = pytest.mark.slow  # end to end through MLflow: `pytest -m 'not slow
 
 
 @pytest.fixture()
-def env(tmp_path: Path, tracking_server: str, monkeypatch: pytest.MonkeyPatch) -> Environment:
-    stamp = time.time_ns()
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", tracking_server)
-    monkeypatch.delenv("MLFLOW_RUN_ID", raising=False)
-    monkeypatch.delenv("MLFLOW_EXPERIMENT_ID", raising=False)
-    mlflow.set_tracking_uri(tracking_server)
-    return Environment(
-        data_dir=tmp_path,
-        sql_url=f"sqlite:///{tmp_path / 'alerts.db'}",
-        mongodb_uri=None,
-        mongo_database="unused",
-        experiment=f"anomaly-blocks-{stamp}",
-        tracking_uri=tracking_server,
-        registry_prefix=f"blocks{stamp}",
-    )
+def env(store_free_env: Environment) -> Environment:
+    return store_free_env
 
 
 def results(metrics: dict[str, float]) -> dict[str, float]:

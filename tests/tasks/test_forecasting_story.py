@@ -4,9 +4,6 @@ a figure, and a description whose first line is the verdict against the best bas
 
 from __future__ import annotations
 
-import time
-from pathlib import Path
-
 import mlflow
 import pytest
 from mlflow.tracking import MlflowClient
@@ -23,21 +20,8 @@ COUNTS = {"aggregate_slots", "aggregate_estimated_slots", "aggregate_gap_slots"}
 
 
 @pytest.fixture()
-def env(tmp_path: Path, tracking_server: str, monkeypatch: pytest.MonkeyPatch) -> Environment:
-    stamp = time.time_ns()
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", tracking_server)
-    monkeypatch.delenv("MLFLOW_RUN_ID", raising=False)
-    monkeypatch.delenv("MLFLOW_EXPERIMENT_ID", raising=False)
-    mlflow.set_tracking_uri(tracking_server)
-    return Environment(
-        data_dir=tmp_path,
-        sql_url=f"sqlite:///{tmp_path / 'unused.db'}",
-        mongodb_uri=None,
-        mongo_database="unused",
-        experiment=f"forecasting-story-{stamp}",
-        tracking_uri=tracking_server,
-        registry_prefix=f"story{stamp}",
-    )
+def env(store_free_env: Environment) -> Environment:
+    return store_free_env
 
 
 def test_the_fleet_run_logs_a_headline_tables_figures_and_its_verdict(env, tmp_path):
