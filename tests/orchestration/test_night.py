@@ -18,7 +18,7 @@ from meterflow.orchestration.story import FAILED, REUSED, RUN, StepOutcome
 from meterflow.report.collect import RunTables
 from meterflow.schemas import Table
 from meterflow.settings import RetrainOptions
-from tests.report import nights
+from tests import demo_night as nights
 from tests.report.browser import open_in_chromium
 
 

@@ -13,7 +13,7 @@ from meterflow.report.collect import RunTables, build_report
 from meterflow.report.figures import durations_figure, png
 from meterflow.report.render import render
 from meterflow.report.sections import ALERTS, CLUSTERS, FORECASTS, NIGHT, QUALITY
-from tests.report import nights
+from tests import demo_night as nights
 from tests.report.browser import open_in_chromium
 
 SECTIONS = [NIGHT, QUALITY, CLUSTERS, FORECASTS, ALERTS]
