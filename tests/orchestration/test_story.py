@@ -8,7 +8,7 @@ import re
 import pandas as pd
 import pytest
 
-from meterflow.orchestration.steps import PROMOTED, pipeline_steps
+from meterflow.orchestration.steps import PROMOTED
 from meterflow.orchestration.story import (
     FAILED,
     REUSED,
@@ -22,27 +22,7 @@ from meterflow.orchestration.story import (
     step_headline,
 )
 from meterflow.schemas import Table, validate_table
-
-STEPS = tuple(s.name for s in pipeline_steps())
-CHILDREN = {
-    "load_newmongo": ChildRun({"documents": 303239.0}),
-    "etl_newmongo": ChildRun(
-        {"readings_in": 606478, "readings_kept": 598560, "readings_quarantined": 7918,
-         "meter_days_out": 3122}
-    ),
-    "etl_sql": ChildRun(
-        {"readings_in": 6960568, "readings_kept": 6889075, "readings_quarantined": 71493,
-         "meter_days_out": 35965}
-    ),
-    "etl_oldmongo": ChildRun({"readings_in": 7003794.0, "meter_days_out": 36216.0}),
-    "harmonization": ChildRun({"profiles": 74527.0, "meters": 200.0}),
-    "clustering": ChildRun({"k": 2.0, "silhouette": 0.6854}),
-    "forecasting": ChildRun(
-        {"test_mae": 382.02, "skill_vs_best_baseline": 0.01497},
-        {"forecasting.best_baseline": "dshw"},
-    ),
-    "anomaly": ChildRun({"f1": 0.632, "n_events": 110.0}),
-}  # fmt: skip
+from tests.demo_night import CHILDREN, STEPS  # the 200-meter demo night
 
 
 def _night(statuses: dict[str, str], **kwargs) -> Night:
