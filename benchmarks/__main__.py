@@ -71,8 +71,12 @@ SUITE: dict[str, Benchmark] = {
         quick=("--detectors", "robust_z,isolation_forest"),
         needs={"mlflow.db": DEMO_RUN, "data/ground_truth/anomalies.csv": DEMO_RUN},
     ),
+    "clustering_defaults": Benchmark(
+        quick=("--sets", "ItalyPowerDemand", "--max-profiles", "200"),  # shipped with sktime
+        full_needs={"data/public": FETCH_PROFILES},
+    ),
     "clustering_public": Benchmark(
-        quick=("--sets", "ItalyPowerDemand", "--max-profiles", "400"),  # shipped with sktime
+        quick=("--sets", "ItalyPowerDemand", "--max-profiles", "150"),
         full_needs={"data/public": FETCH_PROFILES},
     ),
     "forecast_public": Benchmark(

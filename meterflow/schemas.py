@@ -230,6 +230,9 @@ class Table(StrEnum):
     BY_MONTH = "by_month"
     K_SELECTION = "k_selection"
     AUTO_CANDIDATES = "auto_candidates"
+    METER_CLUSTERS = "meter_clusters"
+    METER_COMPOSITION = "meter_composition"
+    AUTO_STRUCTURES = "auto_structures"
     VALIDATION = "validation"
     TEST_PREDICTIONS = "test_predictions"
     ERROR_BY_STEP = "error_by_step"
@@ -282,7 +285,14 @@ TABLES: dict[Table, Callable[..., pd.DataFrame]] = {
     Table.AUTO_CANDIDATES: _columns(
         "auto_candidates", "candidate", "k", "silhouette_gap", "silhouette", "stability"
     ).validate,
+    Table.AUTO_STRUCTURES: _columns(
+        "auto_structures", "rank", "configuration", "k", "gap", "stability", "consensus"
+    ).validate,
     Table.VALIDATION: _columns("validation", "metric", "value", "rows", "run_metric").validate,
+    Table.METER_CLUSTERS: _columns("meter_clusters", meter_id="str", cluster="int").validate,
+    Table.METER_COMPOSITION: _columns(
+        "meter_composition", "cluster", "cluster_name", "meters"
+    ).validate,
     # forecasting runs
     Table.TEST_PREDICTIONS: _columns("test_predictions", "meter_id").validate,
     Table.ERROR_BY_STEP: _columns("error_by_step", "model", "step", "mae").validate,

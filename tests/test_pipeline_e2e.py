@@ -31,6 +31,7 @@ REQUIRED_METRICS = {
     "harmonization": ("profiles", "dtw_pairs_computed", "dtw_pairs_reused"),
     "clustering": (
         "davies_bouldin", "silhouette", "silhouette_null", "silhouette_dtw", "ari", "peak_match",
+        "meter_k",
     ),
     "forecasting": ("test_mae", "best_baseline_test_mae", "skill_vs_best_baseline", "train_loss"),
     "anomaly": ("planted_f1", "flagged_share", "alerts_raised", "baseline_planted_f1"),
@@ -49,7 +50,7 @@ ARGS = [
     "-P",
     "dtw_max_profiles=300",
     "-P",
-    "dtw_window=5",
+    "dtw_window=0.2",
 ]
 
 
@@ -163,14 +164,15 @@ def test_etl_counts_reconcile_and_harmonization_covers_all_sources(pipeline):
 
 
 def test_clustering_uses_the_window_the_pipeline_harmonized_with(pipeline):
-    """-P dtw_window=5 reaches harmonization, and clustering reads that run's matrix with that
-    window: no second matrix with the clustering default is computed."""
+    """-P dtw_window=0.2 reaches harmonization (band 5 of 24 slots), and clustering reads that
+    run's window: no matrix for the clustering default's window is computed."""
     client, exp = pipeline["client"], pipeline["exp"]
     (harm,) = _runs(client, exp, "tags.`mlflow.project.entryPoint` = 'harmonization'")
     (clus,) = _runs(client, exp, "tags.`mlflow.project.entryPoint` = 'clustering'")
-    assert harm.data.params["dtw_window"] == clus.data.params["dtw_window_used"] == "5"
+    assert harm.data.params["dtw_window"] == clus.data.params["dtw_window_used"] == "0.2"
+    assert harm.data.params["dtw_window_slots"] == clus.data.params["dtw_window_slots_used"] == "5"
     cache = pipeline["data_dir"] / "cache" / "dtw"
-    assert [p.name.split("-")[1] for p in cache.iterdir() if p.is_dir()] == ["w5"]
+    assert {p.name.split("-")[1] for p in cache.iterdir() if p.is_dir()} == {"w5"}
 
 
 def test_every_model_loads_in_a_fresh_process_and_predicts(pipeline):

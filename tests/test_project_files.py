@@ -22,11 +22,11 @@ def test_mlproject_matches_options_models():
     assert set(spec["entry_points"]) == set(ENTRY_POINTS)
     clustering = spec["entry_points"]["clustering"]["parameters"]
     assert clustering["number_of_clusters"] == {"type": "int", "default": 0}
-    assert clustering["model"]["default"] == "kmeans"
+    assert clustering["model"]["default"] == "kmedoids"
     for name in ("in_profiles", "label_column", "distance_metric"):
         assert name in clustering
     main = spec["entry_points"]["main"]["parameters"]
-    assert main["cluster_model"]["default"] == "kmeans"
+    assert main["cluster_model"]["default"] == "kmedoids"
     assert main["anomaly_epochs"] == {"type": "int", "default": 8}
     assert "model" not in main and "epochs" not in main
     for spec in ENTRY_POINTS.values():

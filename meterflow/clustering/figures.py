@@ -199,5 +199,7 @@ def plot_auto_candidates(table: pd.DataFrame) -> Figure:
     ax.margins(x=0.4)
     ax.tick_params(axis="y", labelsize=8)
     ax.set_xlabel("silhouette gap: silhouette on the profiles minus on slot-shuffled profiles")
-    ax.set_title("model=auto: candidates, the kept one dark (largest gap)", fontsize=9)
+    ax.set_title(
+        "model=auto: candidates, the kept one dark (credible, most agreed with)", fontsize=9
+    )
     return fig

@@ -23,9 +23,10 @@ if TYPE_CHECKING:
 
 AUTO_MODEL = "auto"  # the step's model that tries several configurations (``auto.py``)
 # name -> "module:Class"; the class's ``name`` equals its key
-# DTW and its derivative / weighted variants (``meterflow.profiles.dtw.variants``): the matrix
-# methods cluster on their precomputed matrix, and new profiles are assigned with the same one
-DTW_FAMILY = ("dtw", "ddtw", "wdtw", "wddtw")
+# DTW, its derivative / weighted variants and the elastic distances ERP, MSM, TWE, shape-DTW
+# (``meterflow.profiles.dtw.variants``, ``.elastic``): the matrix methods cluster on their
+# precomputed matrix, and new profiles are assigned with the same one
+DTW_FAMILY = ("dtw", "ddtw", "wdtw", "wddtw", "erp", "msm", "twe", "shape_dtw")
 DISTANCE_METRICS = ("euclidean", *DTW_FAMILY)  # distances the algorithms are offered with
 
 ALGORITHMS: dict[str, str] = {
@@ -34,6 +35,8 @@ ALGORITHMS: dict[str, str] = {
     "agglomerative": "meterflow.clustering.agglomerative:AgglomerativeClustering",
     "som": "meterflow.clustering.som:SOMClustering",
     "kshape": "meterflow.clustering.kshape:KShapeClustering",
+    "dba": "meterflow.clustering.dba:DBAClustering",
+    "shape_dba": "meterflow.clustering.shape_dba:ShapeDBAClustering",
     "lstm_autoencoder": "meterflow.clustering.lstm_autoencoder:LSTMAutoencoderClustering",
 }
 

@@ -36,6 +36,7 @@ class Summary:
     meters: int | None = None
     period: tuple[str, str] | None = None  # first and last day
     truth: str = ""  # what ARI/NMI compare with ("" = no known classes)
+    meter_level: str = ""  # what the meter-level clustering found, or why it was skipped
     look_next: Sequence[str] = field(default_factory=tuple)
 
 
@@ -99,7 +100,8 @@ def _result(s: Summary) -> str:
 def _chosen(s: Summary) -> str:
     what = f"{s.model} with {s.distance_metric} distance, k={s.k}"
     if s.auto_choice:
-        what += f"; model=auto kept {s.auto_choice} (largest silhouette gap to shapeless data)"
+        what += f"; model=auto kept {s.auto_choice} (beyond shapeless data, stable, and the one"
+        what += " the other distance families agree with most)"
     if not s.k_choice:
         return what + " (given)"
     span = f" among k={s.k_range[0]}..{s.k_range[1]}" if s.k_range else ""
@@ -116,6 +118,7 @@ def describe(s: Summary) -> str:
         ("Data", f"{_data(s)}."),
         ("Result", f"{_result(s)}."),
         ("Chosen", f"{_chosen(s)}."),
+        *([("Meters", s.meter_level)] if s.meter_level else []),
         ("Look next", f"{look}."),
     ]
     return description(verdict(s), bullets)

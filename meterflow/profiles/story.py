@@ -81,7 +81,7 @@ def _dtw_text(dtw: DtwStory | None) -> str:
     if dtw is None:
         return "not computed (compute_dtw=false)"
     pairs = dtw.computed + dtw.reused
-    window = "unconstrained" if dtw.window == 0 else f"window {dtw.window}"
+    window = "unconstrained" if dtw.window == 0 else f"shifts of up to {dtw.window - 1} slots"
     return (
         f"{count(dtw.profiles)} profiles, {window}: {count(dtw.computed)} pairs "
         f"computed, {count(dtw.reused)} reused from the cache "

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
@@ -31,7 +31,15 @@ import pandas as pd
 from meterflow import tracking
 from meterflow.clustering import all_metrics, fit_clustering, known_options, select_k
 from meterflow.clustering.assign import NamedClusters, assign_all
-from meterflow.clustering.auto import choose_configuration, null_silhouette
+from meterflow.clustering.auto import (
+    AUTO_CRITERION,
+    AUTO_K_RANGE,
+    best_per_candidate,
+    candidates_table,
+    choose_configuration,
+    null_silhouette,
+    structures_table,
+)
 from meterflow.clustering.base import ClusteringResult
 from meterflow.clustering.composition import assignment_table, composition_tables
 from meterflow.clustering.figures import (
@@ -48,7 +56,9 @@ from meterflow.clustering.registry import AUTO_MODEL, DTW_FAMILY
 from meterflow.clustering.scores import COUNTS, run_metrics, validation_table
 from meterflow.clustering.selection import LOWER_IS_BETTER
 from meterflow.clustering.story import Summary, describe
+from meterflow.clustering.structure_figures import plot_structures
 from meterflow.errors import ConfigError
+from meterflow.profiles.normalize import normalize_values
 from meterflow.schemas import Table, slot_columns
 from meterflow.settings import ClusteringOptions, Environment
 from meterflow.sources import diskspace
@@ -61,6 +71,7 @@ from meterflow.tasks.clustering_input import (
     needs_matrix,
     rows_to_fit,
 )
+from meterflow.tasks.clustering_meters import log_meter_level
 
 log = logging.getLogger(__name__)
 
@@ -121,39 +132,42 @@ def _fit_auto(
     truth: np.ndarray | None,
     run: tracking.StepRun,
 ) -> tuple[ClusteringResult, KChoice]:
-    """``model=auto``: fit every candidate configuration, log each as a child run, keep the one
-    that scores best without labels; return it and how its k was chosen."""
+    """``model=auto``: screen every candidate configuration at every k (``clustering.auto``),
+    log the partitions (a child run per configuration, at its best k), the top distinct
+    structures (table and figure); return the chosen one refitted on every fitted profile."""
     if matrices is None:
         raise ConfigError("model=auto needs the harmonization step's DTW matrix")
-    best, scored = choose_configuration(
+    k_range = (opts.k_min, max(opts.k_min, min(opts.k_max, AUTO_K_RANGE[1])))
+    if not opts.number_of_clusters and k_range[1] < opts.k_max:
+        log.info("auto: k_max capped at %d (each k is fitted for every candidate)", k_range[1])
+    options = _options(opts)
+    choice = choose_configuration(
         X_fit,
         matrices,
         k=opts.number_of_clusters,
         window=window,
         seed=opts.seed,
-        options=_options(opts),
-        k_range=(opts.k_min, opts.k_max),
-        k_criterion=opts.k_criterion,
+        options=options,
+        k_range=k_range,
     )
-    rows = []
-    for s in scored:
-        row = {"candidate": s.candidate.name, "k": s.result.k, "silhouette_gap": s.gap}
-        row |= {"silhouette": s.silhouette, "null_silhouette": s.null_silhouette}
-        row |= {"stability": s.stability, "consensus": s.consensus, "chosen": s is best}
-        if truth is not None:
-            row |= truth_metrics(truth, s.result.labels)
-        rows.append(row)
-        metrics = {k: v for k, v in row.items() if k not in ("candidate", "chosen")}
-        run.log_child(f"candidate {s.candidate.name}", s.result.options, metrics)
-    table = pd.DataFrame(rows)
+    table = candidates_table(choice, None if truth is None else truth[choice.rows])
     run.log_table(table, Table.AUTO_CANDIDATES)
-    run.log_figure(plot_auto_candidates(table), "auto_candidates")
-    run.set_tags({"clustering.auto_choice": best.candidate.name})
-    log.info("auto: chose %s (silhouette gap %.3f)", best.candidate.name, best.gap)
-    if best.k_selection is None:
-        return best.result, KChoice(auto=best.candidate.name)
-    chosen = best.k_selection
-    return best.result, KChoice(chosen.table, chosen.criterion, best.candidate.name)
+    tops = best_per_candidate(choice)
+    for i, row in table.iloc[tops].iterrows():
+        metrics = {k: float(v) for k, v in row.items() if k not in ("candidate", "chosen")}
+        run.log_child(f"candidate {row['candidate']}", choice.scored[i].result.options, metrics)
+    run.log_figure(plot_auto_candidates(table.iloc[tops]), "auto_candidates")
+    structures = structures_table(choice)
+    run.log_table(structures, Table.AUTO_STRUCTURES)
+    leaders = [choice.scored[i].result.labels for i in choice.structures.leaders]
+    titles = [f"{c} k={k}" for c, k in structures[["configuration", "k"]].itertuples(index=False)]
+    screened = normalize_values(X_fit[choice.rows], str(options.get("normalize") or "none"))
+    figure = plot_structures(screened, leaders, titles, choice.structures.agreement)
+    run.log_figure(figure, "auto_structures")
+    name = choice.chosen.candidate.name
+    run.set_tags({"clustering.auto_choice": name})
+    criterion = "" if opts.number_of_clusters else AUTO_CRITERION
+    return choice.result, KChoice(criterion=criterion, auto=name)
 
 
 def _input(
@@ -169,7 +183,12 @@ def _input(
     matrices = None
     if data.dtw_rows is not None:  # the matrix methods fit exactly these rows
         matrices = Matrices(
-            X[data.dtw_rows], data.dtw_store, data.window, data.normalization, opts.dask_scheduler
+            X[data.dtw_rows],
+            data.dtw_store,
+            data.window,
+            data.normalization,
+            opts.dask_scheduler,
+            normalize=opts.normalize,  # the matrices of the profiles as the fit sees them
         )
         matrices("dtw")
     return data, X, fit_rows, matrices
@@ -193,7 +212,9 @@ def run_clustering(opts: ClusteringOptions, env: Environment) -> str:
         scores = {k: v for k, v in scores.items() if np.isfinite(v)}
         run.log_metrics(run_metrics(scores))
         run.log_params({f"algo.{key}": value for key, value in result.options.items()})
-        run.log_params({"dtw_window_used": data.window})
+        run.log_params(
+            {"dtw_window_used": data.window_fraction, "dtw_window_slots_used": data.window}
+        )
         truth_name = known_classes(data.profiles, data.meters)[1]
         run.set_tags({"clustering.center_kind": result.center_kind, "clustering.truth": truth_name})
         if choice.criterion:
@@ -202,12 +223,13 @@ def run_clustering(opts: ClusteringOptions, env: Environment) -> str:
         names = _names(result, assign, data.normalization)
         figures = _log_outputs(run, data, (X, labels, fit_rows, assign), result, choice, names)
         _log_scores(run, scores)
+        meter_view = log_meter_level(run, opts, data)
         if result.network is not None:  # the LSTM autoencoder's encoder (Keras flavor)
             run.log_keras(result.network, [result.network_example])
         result.assigner.slot_names = data.slot_names
         run.log_model(NamedClusters(result.assigner, tuple(names)))
         summary = _summary(opts, data, result, choice, names, labels, scores, figures)
-        run.describe(describe(summary))
+        run.describe(describe(replace(summary, meter_level=meter_view)))
         run.set_tags({"mlflow.runName": run_name(result, choice)})
         shown = ", ".join(f"{k}={scores[k]:.3g}" for k in SUMMARY_METRICS if k in scores)
         log.info("clustering: k=%d (%s), %s", len(names), "; ".join(names), shown)

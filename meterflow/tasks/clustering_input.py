@@ -14,7 +14,8 @@ import pandas as pd
 from meterflow import tracking
 from meterflow.clustering.registry import AUTO_MODEL, DTW_FAMILY
 from meterflow.errors import ConfigError
-from meterflow.profiles.dtw import cache_tag, dask_rows, row_computer
+from meterflow.profiles.dtw import cache_tag, dask_rows, row_computer, window_slots
+from meterflow.profiles.normalize import normalize_values
 from meterflow.profiles.params import HarmonizationParams
 from meterflow.profiles.select import meter_days_mask, sample_rows
 from meterflow.schemas import Table
@@ -125,23 +126,28 @@ def _distance_square(
 @dataclass
 class Matrices:
     """Square distance matrices of the profiles in the DTW matrix's rows, by metric, read from
-    (or added to) the DTW store when first asked for."""
+    (or added to) the DTW store when first asked for. ``normalize``: the clustering step's
+    normalisation of the profiles (already ``normalization``-ed by their source): the matrices
+    are of ``normalize_values(X, normalize)``, cached apart from the source's; ``none`` or the
+    source's own normalisation (each is idempotent) reads the source's matrices."""
 
     X: np.ndarray
     store: DtwStore
     window: int
     normalization: str
     scheduler: str
+    normalize: str = "none"
     found: dict[str, np.ndarray] = field(default_factory=dict)
 
     def __call__(self, metric: str) -> np.ndarray:
         if metric not in self.found:
+            plain = self.normalize in ("none", self.normalization)
             self.found[metric] = _distance_square(
                 metric,
-                self.X,
+                self.X if plain else normalize_values(self.X, self.normalize),
                 self.store,
                 window=self.window,
-                norm=self.normalization,
+                norm=self.normalization if plain else f"{self.normalization}-{self.normalize}",
                 scheduler=self.scheduler,
             )
         return self.found[metric]
@@ -150,13 +156,15 @@ class Matrices:
 @dataclass
 class ClusteringInput:
     """What the step clusters: profiles, the meter table (from a run), the profiles'
-    normalisation, their rows in the DTW matrix (if any), the DTW window and the DTW store."""
+    normalisation, their rows in the DTW matrix (if any), the DTW window (the kernels' band in
+    slots, ``window_slots``, and the fraction of the day it came from) and the DTW store."""
 
     profiles: pd.DataFrame
     meters: pd.DataFrame | None
     normalization: str
     dtw_rows: np.ndarray | None
     window: int
+    window_fraction: float
     dtw_store: DtwStore
     slot_names: tuple[str, ...] = ()  # the file's names of the slot columns ('' = slot_NN)
     source: str = ""  # where the profiles come from, for people: "harmonization run `…`"
@@ -171,24 +179,50 @@ def input_from_file(opts: ClusteringOptions, env: Environment) -> ClusteringInpu
     )
     profiles = file.table
     rows = file_dtw_rows(profiles, opts.max_profiles, opts.seed) if needs_matrix(opts) else None
-    window = HarmonizationParams.default("dtw_window") if opts.dtw_window < 0 else opts.dtw_window
+    fraction = HarmonizationParams.default("dtw_window") if opts.dtw_window < 0 else opts.dtw_window
+    window = window_slots(fraction, _slots(profiles))
     store = open_dtw_store(DEFAULT_DTW_STORE, env.dtw_cache_dir)
     source = f"file `{Path(opts.in_profiles).name}`"
-    return ClusteringInput(profiles, None, "external", rows, window, store, file.slot_names, source)
+    return ClusteringInput(
+        profiles, None, "external", rows, window, fraction, store, file.slot_names, source
+    )
+
+
+def _slots(profiles: pd.DataFrame) -> int:
+    return sum(c.startswith("slot_") for c in profiles.columns)
+
+
+def run_window(params: dict[str, str], slots: int) -> tuple[int, float]:
+    """The DTW window of a harmonization run with ``params`` on profiles of ``slots`` slots:
+    the band in slots and the fraction of the day. A run since issue 29 logged the fraction
+    (``dtw_window``) and, with a DTW matrix, its band (``dtw_window_slots``); an older run
+    logged the band as ``dtw_window`` (an integer), read as slots (fraction: its largest shift
+    over ``slots``, 0 when unconstrained)."""
+    if "dtw_window" not in params:
+        fraction = HarmonizationParams.default("dtw_window")
+        return window_slots(fraction, slots), fraction
+    value = params["dtw_window"]
+    if "dtw_window_slots" in params:
+        return int(params["dtw_window_slots"]), float(value)
+    if value.lstrip("-").isdigit():  # logged before issue 29: slots
+        band = int(value)
+        return band, (band - 1) / slots if band > 0 else 0.0
+    return window_slots(float(value), slots), float(value)
 
 
 def input_from_run(
     opts: ClusteringOptions, run: tracking.StepRun, env: Environment
 ) -> ClusteringInput:
     """The harmonization run's profiles, meters, DTW rows and DTW store; the DTW window is the
-    run's unless the option sets another one."""
+    run's (``run_window``) unless the option sets another fraction."""
     source_run = tracking.resolve_run(opts.profiles_run, "harmonization")
     run.set_tags({"input.profiles_run": source_run})
     profiles = tracking.load_table(source_run, Table.NORMALIZED_PROFILES)
     meters = tracking.load_table(source_run, Table.METERS)
     params = tracking.run_params(source_run)
-    window = int(params.get("dtw_window", HarmonizationParams.default("dtw_window")))
-    window = window if opts.dtw_window < 0 else opts.dtw_window
+    window, fraction = run_window(params, _slots(profiles))
+    if opts.dtw_window >= 0:
+        window, fraction = window_slots(opts.dtw_window, _slots(profiles)), opts.dtw_window
     dtw_rows = None
     if tracking.run_tag(source_run, "dtw.cache_key"):
         index = tracking.load_table(source_run, Table.DTW_INDEX)
@@ -197,4 +231,4 @@ def input_from_run(
         profiles, dtw_rows = select_prosumers(profiles, meters, dtw_rows, opts.prosumers)
     norm, store = params.get("normalization", "none"), dtw_store_of_run(source_run, env)
     source = f"harmonization run `{source_run[:8]}`"
-    return ClusteringInput(profiles, meters, norm, dtw_rows, window, store, source=source)
+    return ClusteringInput(profiles, meters, norm, dtw_rows, window, fraction, store, source=source)

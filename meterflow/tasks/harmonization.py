@@ -12,7 +12,7 @@ import pandas as pd
 
 from meterflow import tracking
 from meterflow.errors import ConfigError
-from meterflow.profiles.dtw import dask_rows
+from meterflow.profiles.dtw import dask_rows, window_slots
 from meterflow.profiles.figures import harmonized_completeness_figure, source_coverage_figure
 from meterflow.profiles.harmonize import Harmonized, harmonize
 from meterflow.profiles.normalize import normalize
@@ -177,11 +177,16 @@ def _require_space(
 def _update_dtw(
     run: tracking.StepRun, subset: pd.DataFrame, cache: DtwStore, opts: HarmonizationOptions
 ) -> DtwMatrixView:
-    """Compute (or take from ``cache``) the DTW matrix of ``subset`` and log its index."""
+    """Compute (or take from ``cache``) the DTW matrix of ``subset`` and log its index and its
+    window in slots (``dtw_window_slots``: the store keeps bands in slots)."""
+    X = profile_matrix(subset)
+    window = window_slots(opts.dtw_window, X.shape[1])
+    log.info("DTW window %g of the day = band %d of %d slots", opts.dtw_window, window, X.shape[1])
+    run.log_params({"dtw_window_slots": window})
     with dask_rows(opts.dask_scheduler) as rows:
         matrix = cache.update(
-            profile_matrix(subset),
-            window=opts.dtw_window,
+            X,
+            window=window,
             normalization=opts.normalization,
             rows=rows,
         )

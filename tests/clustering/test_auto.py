@@ -1,23 +1,47 @@
-"""model=auto: every candidate is fitted and scored without labels; the planted structure wins."""
+"""model=auto: every candidate is screened at every k without labels; the planted structure
+wins, k included, and the chosen partition is refitted on every profile."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
+from sklearn.metrics import adjusted_rand_score
 
 from meterflow.clustering.auto import (
     AUTO_CANDIDATES,
+    PARSIMONY,
+    STABLE,
     Candidate,
+    Scored,
+    _refit,
+    best_per_candidate,
+    candidates_table,
+    choose,
     choose_configuration,
     null_reference,
+    screening_rows,
+    structures_table,
 )
-from meterflow.clustering.metrics import ari, nmi
+from meterflow.clustering.fit import fit_clustering
+from meterflow.clustering.metrics import ari
+from meterflow.clustering.registry import ALGORITHMS, DISTANCE_METRICS
 from meterflow.profiles.dtw import condensed_to_square, distance_condensed
 from tests.clustering.test_models import make_profiles
 
+FEW = (
+    Candidate("kmeans"),
+    Candidate("kmedoids", "dtw"),
+    Candidate("kmeans", representation="shape"),
+)
 
-def matrices(X: np.ndarray, window: int):
+
+def matrices(X: np.ndarray, window: int, asked: list[str] | None = None):
     def matrix(metric: str) -> np.ndarray:
+        if asked is not None:
+            asked.append(metric)
         return condensed_to_square(distance_condensed(metric, X, window), len(X))
 
     return matrix
@@ -31,27 +55,89 @@ def planted() -> tuple[np.ndarray, np.ndarray]:
 
 def test_auto_picks_a_configuration_that_recovers_the_planted_clusters(planted):
     X, truth = planted
-    best, scored = choose_configuration(X, matrices(X, 3), k=4, window=3, seed=0)
-    assert [s.candidate for s in scored] == list(AUTO_CANDIDATES)
-    assert best.gap == max(s.gap for s in scored)
-    assert ari(truth, best.result.labels) > 0.9
-    assert best.silhouette > best.null_silhouette
-    for s in scored:  # every candidate fitted at k and scored in its own space
+    choice = choose_configuration(X, matrices(X, 3), k=4, window=3, seed=0)
+    assert [s.candidate for s in choice.scored] == list(AUTO_CANDIDATES)
+    assert ari(truth, choice.result.labels) > 0.85  # the elastic configurations: 0.87-1.0 here
+    assert choice.chosen.credible and choice.chosen.gap > 0
+    for s in choice.scored:  # every candidate fitted at k and scored in its own space
         assert s.result.k == 4 and -1 <= s.stability <= 1 and np.isfinite(s.gap)
 
 
-def test_auto_chooses_k_per_candidate_when_k_is_not_given(planted):
+def test_auto_chooses_k_too(planted):
     X, truth = planted
-    few = (
-        Candidate("kmeans"),
-        Candidate("kmedoids", "dtw"),
-        Candidate("kmeans", representation="shape"),
+    choice = choose_configuration(X, matrices(X, 3), candidates=FEW, window=3, k_range=(2, 6))
+    assert sorted({s.result.k for s in choice.scored}) == [2, 3, 4, 5, 6]
+    assert len(choice.scored) == len(FEW) * 5
+    assert choice.result.k == 4 and ari(truth, choice.result.labels) > 0.85
+
+
+def test_screening_on_a_sample_then_the_chosen_one_is_refitted_on_every_profile(planted):
+    X, truth = planted
+    asked: list[str] = []
+    choice = choose_configuration(
+        X, matrices(X, 3, asked), candidates=FEW, k=4, window=3, screen_rows=40
     )
-    best, scored = choose_configuration(
-        X, matrices(X, 3), candidates=few, k=0, window=3, seed=0, k_range=(2, 6)
-    )
-    assert all(s.k_selection is not None for s in scored)
-    assert best.result.k == 4 and ari(truth, best.result.labels) > 0.9
+    assert len(choice.rows) == 40 and len(choice.chosen.result.labels) == 40
+    assert len(choice.result.labels) == len(X) and ari(truth, choice.result.labels) > 0.9
+    metric = choice.chosen.candidate.distance_metric  # only the chosen metric, if any
+    assert asked == ([metric] if metric == "dtw" else [])
+
+
+def test_screening_rows_are_a_seeded_sample_or_all():
+    np.testing.assert_array_equal(screening_rows(5, 10, 0), np.arange(5))
+    rows = screening_rows(100, 30, 1)
+    assert len(np.unique(rows)) == 30 and np.all(np.diff(rows) > 0)
+    np.testing.assert_array_equal(rows, screening_rows(100, 30, 1))
+
+
+def test_candidates_are_registered_configurations():
+    assert AUTO_CANDIDATES and all(c.registered() for c in AUTO_CANDIDATES)
+    assert all(c.model in ALGORITHMS and c.distance_metric in DISTANCE_METRICS for c in FEW)
+    assert not Candidate("kmedoids", "no_such_metric").registered()
+
+
+def _scored(name: str, labels: list[int], gap: float, steady: float) -> Scored:
+    result = SimpleNamespace(k=len(set(labels)), labels=np.array(labels))
+    return Scored(Candidate(name), result, steady, gap, 0.0)  # silhouette = gap, null 0
+
+
+def test_each_configuration_proposes_its_k_and_the_proposal_the_ensemble_agrees_with_wins():
+    two, three = [0, 0, 0, 1, 1, 1], [0, 0, 1, 1, 2, 2]
+    scored = [
+        _scored("kmeans", two, gap=0.5, steady=0.9),
+        _scored("kmeans", three, gap=0.9, steady=STABLE - 0.2),  # larger gap, unstable
+        _scored("kmedoids", two, gap=0.2, steady=0.95),
+        _scored("kmedoids", three, gap=0.3, steady=0.9),  # kmedoids proposes k=3
+        _scored("kshape", two, gap=0.1, steady=0.8),
+        _scored("som", [0, 1, 0, 1, 0, 1], gap=-0.1, steady=1.0),  # not beyond the null
+    ]
+    order, structures = choose(scored)
+    assert [s.credible for s in scored] == [True, False, True, True, True, False]
+    assert [s.proposed for s in scored] == [True, False, False, True, True, True]
+    assert order[:4] == [0, 4, 3, 5]  # kmeans and kshape agree; som is not credible
+    assert order[4:] == [2, 1]  # then the rest, credible first
+    assert structures.leaders == [0, 3, 5] and structures.sizes == [3, 2, 1]
+    # the credible partitions of the other configurations vote, one vote per family: kmedoids'
+    # two (Euclidean, as kmeans) and kshape's (shape-based distance)
+    expected = np.mean([np.mean([1.0, adjusted_rand_score(two, three)]), 1.0])
+    assert scored[0].consensus == pytest.approx(expected)
+
+
+def test_tables_list_every_partition_and_the_distinct_structures(planted):
+    X, truth = planted
+    choice = choose_configuration(X, matrices(X, 3), candidates=FEW, window=3, k_range=(2, 5))
+    table = candidates_table(choice, truth)
+    assert len(table) == len(choice.scored) and table["chosen"].sum() == 1
+    assert {"ari", "nmi", "credible", "proposed", "consensus"} <= set(table.columns)
+    tops = best_per_candidate(choice)
+    assert sorted(table.iloc[tops]["candidate"]) == sorted(c.name for c in FEW)
+    assert choice.order[0] in tops
+    found = structures_table(choice)
+    assert found["rank"].tolist() == list(range(1, len(found) + 1))
+    assert found.loc[0, "configuration"] == choice.chosen.candidate.name
+    assert found.loc[0, "agreement_with_1"] == pytest.approx(1.0)
+    assert (found["agreement_with_1"].iloc[1:] < 0.5).all()  # distinct from #1
+    assert found["largest_cluster"].between(0, 1).all() and found["partitions"].ge(1).all()
 
 
 def test_shape_features_cluster_shapeless_data_too_so_they_do_not_win_by_silhouette(planted):
@@ -59,7 +145,7 @@ def test_shape_features_cluster_shapeless_data_too_so_they_do_not_win_by_silhoue
     profiles as well, so their gap stays small."""
     X, _ = planted
     shape = (Candidate("kmeans", representation="shape"),)
-    (scored,) = choose_configuration(X, matrices(X, 3), candidates=shape, k=4, seed=0)[1]
+    (scored,) = choose_configuration(X, matrices(X, 3), candidates=shape, k=4).scored
     assert scored.null_silhouette > 0.3
 
 
@@ -71,10 +157,28 @@ def test_null_reference_keeps_each_slots_values_and_breaks_the_shapes(planted):
     np.testing.assert_array_equal(null, null_reference(X, seed=1))
 
 
-def test_consensus_is_each_candidates_mean_nmi_with_the_others(planted):
+def test_a_configuration_proposes_its_smallest_k_whose_gap_is_near_its_best():
+    two, three, four = [0, 0, 0, 1, 1, 1], [0, 0, 1, 1, 2, 2], [0, 0, 1, 2, 3, 3]
+    near = 1.0 - PARSIMONY / 2  # within PARSIMONY of the best gap (1.0)
+    scored = [
+        _scored("kmeans", two, gap=near, steady=0.9),
+        _scored("kmeans", three, gap=1.0, steady=0.9),
+        _scored("kmedoids", two, gap=1.0 - 2 * PARSIMONY, steady=0.9),  # too far below
+        _scored("kmedoids", four, gap=1.0, steady=0.9),
+    ]
+    choose(scored)
+    assert [s.proposed for s in scored] == [True, False, False, True]
+
+
+def test_the_screened_model_is_kept_where_the_refit_finds_another_structure(planted):
     X, _ = planted
-    few = (Candidate("kmeans"), Candidate("kmedoids", "dtw"), Candidate("kshape"))
-    _, scored = choose_configuration(X, matrices(X, 3), candidates=few, k=4, seed=0)
-    for s in scored:
-        others = [nmi(s.result.labels, o.result.labels) for o in scored if o is not s]
-        assert s.consensus == pytest.approx(np.mean(others)) and 0 <= s.consensus <= 1
+    rows = np.arange(len(X))
+    screened = fit_clustering("kmeans", X, k=4, seed=0)
+    other = np.random.default_rng(0).integers(0, 4, len(X))  # what the screening "found"
+    chosen = Scored(Candidate("kmeans"), replace(screened, labels=other), 0.9, 0.5, 0.0)
+    kept = _refit(chosen, X, rows, matrices(X, 3), (3, 0, None, range(4, 5)))
+    assert kept.centers is screened.centers  # the screened model, not a refit
+    np.testing.assert_array_equal(kept.labels, screened.assigner.predict(X))
+    agreeing = Scored(Candidate("kmeans"), screened, 0.9, 0.5, 0.0)
+    refit = _refit(agreeing, X, rows, matrices(X, 3), (3, 0, None, range(4, 5)))
+    assert refit.centers is not screened.centers and ari(screened.labels, refit.labels) > 0.9

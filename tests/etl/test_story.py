@@ -142,6 +142,7 @@ def test_the_source_table_splits_each_input_into_kept_and_lost():
         "4 meter-days covered by several sources resolved, 4 losing candidates listed.**"
     )
     assert "3 lost to a higher-priority source, 1 for being incomplete" in text
+    assert "6 profiles, shifts of up to 2 slots: 10 pairs computed, 5 reused" in text
     assert "10 pairs computed, 5 reused from the cache (33.3 %)" in text
     assert "60-min slots" in text and "l2-normalized" in text
 

@@ -50,7 +50,7 @@ def runs(env) -> dict[str, mlflow.entities.Run]:
     ids["etl_sql"] = run_etl_sql(EtlSqlOptions(), env)
     ids["etl_oldmongo"] = run_etl_oldmongo(EtlOldMongoOptions(reference_run=ids["etl_sql"]), env)
     etl = ",".join(ids[k] for k in ETL_STEPS)
-    harmonization = HarmonizationOptions(etl_runs=etl, dtw_max_profiles=60, dtw_window=3)
+    harmonization = HarmonizationOptions(etl_runs=etl, dtw_max_profiles=60, dtw_window=0.1)
     ids["harmonization"] = run_harmonization(harmonization, env)
     return {step: mlflow.get_run(run_id) for step, run_id in ids.items()}
 

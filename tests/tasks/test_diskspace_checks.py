@@ -48,6 +48,9 @@ class FakeRun:
     def log_metrics(self, metrics, step=None) -> None:
         self.logged.append("metrics")
 
+    def log_params(self, params) -> None:
+        self.logged.extend(params)
+
     def set_tags(self, tags) -> None:
         self.logged.append("tags")
 
@@ -141,6 +144,6 @@ def test_harmonization_with_room_computes_the_matrix(
     free_space(monkeypatch, diskspace.SAFETY_MARGIN_BYTES + 3 * 10**6)
     opts = HarmonizationOptions(etl_runs="etl-run")
     run_harmonization(opts, environment(tmp_path))
-    assert "dtw_index" in fake_tracking.logged
+    assert {"dtw_index", "dtw_window_slots"} <= set(fake_tracking.logged)
     (matrix,) = (tmp_path / "cache" / "dtw").glob("*/matrix-*.bin")
     assert matrix.stat().st_size == DtwCache(tmp_path).matrix_bytes(METERS * DAYS)

@@ -81,14 +81,18 @@ def test_clustering_reuses_the_matrix_of_a_non_default_cache_folder(
     monkeypatch.setattr(dtw_cache, "_compute_rows", counted)
     monkeypatch.setattr(dtw_cache, "recycle_pairs", counted_recycle)
     elsewhere = tmp_path / "elsewhere"
-    opts = HarmonizationOptions(etl_runs=etl_run(), dtw_cache_dir=str(elsewhere), dtw_window=2)
+    opts = HarmonizationOptions(etl_runs=etl_run(), dtw_cache_dir=str(elsewhere), dtw_window=0.05)
     harmonized = run_harmonization(opts, env)
     assert sum(computed) == METERS * DAYS  # the whole matrix, once
     assert tracking_tags(harmonized) == ("disk", str(elsewhere.resolve()))
     computed.clear()
     clustered = run_clustering(
         ClusteringOptions(
-            profiles_run=harmonized, model="kmedoids", distance_metric="dtw", number_of_clusters=2
+            profiles_run=harmonized,
+            model="kmedoids",
+            distance_metric="dtw",
+            number_of_clusters=2,
+            normalize="none",  # the profiles as harmonized: the harmonization's matrix serves
         ),
         env,
     )

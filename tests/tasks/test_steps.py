@@ -71,7 +71,7 @@ def chain(env) -> dict[str, str]:
     ids["etl_oldmongo"] = run_etl_oldmongo(EtlOldMongoOptions(reference_run=ids["etl_sql"]), env)
     etl = ",".join(ids[k] for k in ("etl_newmongo", "etl_sql", "etl_oldmongo"))
     ids["harmonization"] = run_harmonization(
-        HarmonizationOptions(etl_runs=etl, dtw_max_profiles=400, dtw_window=5), env
+        HarmonizationOptions(etl_runs=etl, dtw_max_profiles=400, dtw_window=0.2), env
     )
     return ids
 
@@ -172,7 +172,7 @@ def test_harmonization_on_a_dask_cluster_writes_identical_bytes(env, chain, tmp_
         opts = HarmonizationOptions(
             etl_runs=etl,
             dtw_max_profiles=max_profiles,
-            dtw_window=5,
+            dtw_window=0.2,
             dtw_cache_dir=str(folder),
             dask_scheduler=scheduler,
         )
@@ -232,10 +232,13 @@ def test_each_algorithm_on_demo_profiles_beats_chance(clustered, model, metric):
 
 
 def test_clustering_uses_the_dtw_window_of_its_harmonization_run(env, chain, clustered):
-    """The harmonization run cached its matrix with window 5; clustering reads that window
-    instead of its own default and computes no second matrix."""
-    used = mlflow.get_run(clustered[("kmedoids", "dtw")]).data.params["dtw_window_used"]
-    assert used == mlflow.get_run(chain["harmonization"]).data.params["dtw_window"] == "5"
+    """The harmonization run cached its matrix with window 0.2 of the day (band 5 of 24
+    slots); clustering reads that window instead of its own default and computes no matrix
+    for another window."""
+    used = mlflow.get_run(clustered[("kmedoids", "dtw")]).data.params
+    harmonized = mlflow.get_run(chain["harmonization"]).data.params
+    assert used["dtw_window_used"] == harmonized["dtw_window"] == "0.2"
+    assert used["dtw_window_slots_used"] == harmonized["dtw_window_slots"] == "5"
     windows = {p.name.split("-")[1] for p in env.dtw_cache_dir.iterdir() if p.is_dir()}
     assert windows == {"w5"}
 
@@ -327,6 +330,8 @@ def test_labelled_96_slot_file_and_automatic_k(env, tmp_path):
             in_profiles=str(path),
             date_column="",
             label_column="label",
+            model="kmeans",
+            distance_metric="euclidean",
             number_of_clusters=0,
             k_max=6,
             max_profiles=60,
@@ -366,16 +371,45 @@ def test_labelled_96_slot_file_and_automatic_k(env, tmp_path):
     np.testing.assert_array_equal(predictor.predict(values)["cluster"], assigned["cluster"])
 
 
+def test_meters_are_clustered_on_their_typical_days_beside_the_days(env, chain):
+    run_id = run_clustering(
+        ClusteringOptions(profiles_run=chain["harmonization"], number_of_clusters=3), env
+    )
+    meters = tracking.load_table(chain["harmonization"], "meters")
+    clusters = tracking.load_table(run_id, "meter_clusters")
+    assert sorted(clusters["meter_id"]) == sorted(meters["meter_id"])  # one row per meter
+    assert {"cluster", "cluster_name", "meter_type", "prosumer"} <= set(clusters.columns)
+    table = tracking.load_table(run_id, "meter_composition")
+    types = sorted(meters["type"].unique())
+    assert table["meters"].sum() == len(meters)
+    assert (table[types].sum(axis=1) == table["meters"]).all()
+    assert table["prosumer_share"].between(0, 1).all()
+    m = metrics(run_id)
+    assert m["meter_k"] == len(table) and -1 <= m["meter_ari"] <= 1
+    assert m["k"] == 3 and len(m) <= tracking.MAX_METRIC_KEYS  # the day level is unchanged
+    artifacts = {a.path for a in MlflowClient().list_artifacts(run_id, "figures")}
+    assert "figures/meter_level_clusters.png" in artifacts
+    note = mlflow.get_run(run_id).data.tags["mlflow.note.content"]
+    assert f"- **Meters:** {len(meters)} meters clustered on their typical weekday" in note
+    off = run_clustering(
+        ClusteringOptions(
+            profiles_run=chain["harmonization"], number_of_clusters=3, meter_level="off"
+        ),
+        env,
+    )
+    assert "meter_k" not in metrics(off)
+
+
 def test_auto_tries_every_candidate_as_a_child_run(env, chain):
     run_id = run_clustering(
         ClusteringOptions(profiles_run=chain["harmonization"], model="auto", number_of_clusters=3),
         env,
     )
     table = tracking.load_table(run_id, "auto_candidates")
-    assert table["candidate"].tolist() == [c.name for c in AUTO_CANDIDATES]
+    assert table["candidate"].tolist() == [c.name for c in AUTO_CANDIDATES]  # k given: one each
     assert table["chosen"].sum() == 1 and np.isfinite(table["ari"]).all()  # meter types known
     chosen = table.loc[table["chosen"], "candidate"].item()
-    assert chosen == table.loc[table["silhouette_gap"].idxmax(), "candidate"]
+    assert table.loc[table["chosen"], "proposed"].item()
     run = mlflow.get_run(run_id)
     assert run.data.tags["clustering.auto_choice"] == chosen
     assert chosen.startswith(run.data.params["algo.model"])
@@ -386,7 +420,11 @@ def test_auto_tries_every_candidate_as_a_child_run(env, chain):
         f"candidate {c.name}" for c in AUTO_CANDIDATES
     )
     assert all({"silhouette_gap", "consensus"} <= set(c.data.metrics) for c in children)
-    assert table["consensus"].between(0, 1).all()
+    structures = tracking.load_table(run_id, "auto_structures")
+    assert structures.loc[0, "configuration"] == chosen
+    assert structures["rank"].tolist() == list(range(1, len(structures) + 1))
+    artifacts = {a.path for a in MlflowClient().list_artifacts(run_id, "figures")}
+    assert "figures/auto_structures.png" in artifacts
 
 
 def test_hybrid_forecaster_against_baselines(env, chain):

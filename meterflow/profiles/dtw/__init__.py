@@ -1,5 +1,6 @@
-"""DTW engine: exact numba kernel and Dask row blocks (the on-disk cache is a store:
-``meterflow.sources.dtw_cache``).
+"""DTW engine: exact numba kernel and Dask row blocks, DTW variants and the elastic distances
+ERP, MSM, TWE and shape-DTW (``variants.py``, ``elastic.py``); the on-disk cache is a store:
+``meterflow.sources.dtw_cache``.
 
 ``window`` everywhere has dtaidistance's meaning (``|i - j| < window``; None/0 = unconstrained;
 tslearn ``sakoe_chiba_radius = window - 1``). Matrices are condensed lower triangles: pair
@@ -7,6 +8,8 @@ tslearn ``sakoe_chiba_radius = window - 1``). Matrices are condensed lower trian
 """
 
 from .distributed import dask_client, dask_rows, dtw_condensed_dask, dtw_rows_dask
+from .elastic import ELASTIC, elastic_cross, elastic_rows
+from .erp import ERP_G
 from .kernel import (
     RowComputer,
     band_cells,
@@ -20,6 +23,9 @@ from .kernel import (
     n_pairs,
     square_from_condensed,
 )
+from .msm import MSM_C
+from .shape_dtw import SHAPE_REACH, shape_descriptors
+from .twe import TWE_LMBDA, TWE_NU
 from .variants import (
     DISTANCES,
     W_MAX,
@@ -36,9 +42,16 @@ from .variants import (
     wdtw_rows,
     wdtw_weights,
 )
+from .window import window_slots
 
 __all__ = [
     "DISTANCES",
+    "ELASTIC",
+    "ERP_G",
+    "MSM_C",
+    "SHAPE_REACH",
+    "TWE_LMBDA",
+    "TWE_NU",
     "WDTW_G",
     "W_MAX",
     "Distance",
@@ -61,10 +74,14 @@ __all__ = [
     "dtw_distance",
     "dtw_rows",
     "dtw_rows_dask",
+    "elastic_cross",
+    "elastic_rows",
     "n_pairs",
     "row_computer",
+    "shape_descriptors",
     "square_from_condensed",
     "wdtw_cross",
     "wdtw_rows",
     "wdtw_weights",
+    "window_slots",
 ]

@@ -1,5 +1,6 @@
 """DTW variants: derivative DTW (DDTW), weighted DTW (WDTW) and both (WDDTW), plus a dispatch by
-name over them and plain DTW, in the condensed lower-triangle layout of ``kernel.py``.
+name over them, plain DTW and the elastic distances of ``elastic.py`` (ERP, MSM, TWE, shape-DTW),
+in the condensed lower-triangle layout of ``kernel.py``.
 
 Distances (``DISTANCES``), all with the square root of our DTW (``sqrt`` of the accumulated cost;
 aeon and the papers report the unrooted cost, so ours is its square root):
@@ -12,6 +13,10 @@ aeon and the papers report the unrooted cost, so ours is its square root):
   ``w(k) = w_max / (1 + exp(-g * (k - L/2)))``, ``L`` the length of the series compared;
   ``g`` defaults to ``WDTW_G = 0.05`` (the paper's value and aeon's default), ``w_max`` to 1.
 - ``wddtw``: WDTW of the derivatives (``L = m - 2`` in the weight, as aeon does).
+
+- ``erp``, ``msm``, ``twe``, ``shape_dtw``: ``elastic.py`` (definitions, parameters and how
+  each value relates to aeon's in ``erp.py``, ``msm.py``, ``twe.py``, ``shape_dtw.py``: ERP, MSM
+  and TWE are L1 costs returned as they are, shape-DTW the square root like our DTW).
 
 Callers always pass raw profiles (``m`` slots); the derivative is taken inside.
 
@@ -40,6 +45,8 @@ import numpy as np
 from meterflow.errors import ConfigError, SchemaError
 
 from .compiled import run_kernel
+from .elastic import ELASTIC, elastic_cross, elastic_rows
+from .erp import ERP_G
 from .kernel import (
     RowComputer,
     as_profile_array,
@@ -50,9 +57,12 @@ from .kernel import (
     fill_rows,
 )
 from .lanes import lane_blocks
+from .msm import MSM_C
+from .shape_dtw import SHAPE_REACH, check_reach
+from .twe import TWE_LMBDA, TWE_NU
 from .vector_kernels import column_pad
 
-DISTANCES = ("dtw", "ddtw", "wdtw", "wddtw")
+DISTANCES = ("dtw", "ddtw", "wdtw", "wddtw", *ELASTIC)
 WDTW_G = 0.05  # Jeong et al. 2011; aeon's default
 W_MAX = 1.0
 _TAG = re.compile(r"[A-Za-z0-9_.-]+")
@@ -63,19 +73,30 @@ _TAG = re.compile(r"[A-Za-z0-9_.-]+")
 
 @dataclass(frozen=True)
 class Distance:
-    """One distance of ``DISTANCES``; ``g`` and ``w_max`` matter only for the weighted ones."""
+    """One distance of ``DISTANCES`` with its parameters, each used by one distance only:
+    ``g`` and ``w_max`` the weighted ones', ``erp_g`` ERP's gap value, ``msm_c`` MSM's split /
+    merge cost, ``twe_nu`` and ``twe_lmbda`` TWE's stiffness and edit penalty, ``reach``
+    shape-DTW's descriptor half-width (defaults: aeon's)."""
 
     name: str
     g: float = WDTW_G
     w_max: float = W_MAX
+    erp_g: float = ERP_G
+    msm_c: float = MSM_C
+    twe_nu: float = TWE_NU
+    twe_lmbda: float = TWE_LMBDA
+    reach: int = SHAPE_REACH
 
     def __post_init__(self) -> None:
         if self.name not in DISTANCES:
             raise ConfigError(f"unknown DTW distance {self.name!r}; choose one of {DISTANCES}")
-        if not (_is_real(self.g) and math.isfinite(self.g) and self.g >= 0):
-            raise ConfigError(f"WDTW steepness g must be finite and >= 0, got {self.g!r}")
-        if not (_is_real(self.w_max) and math.isfinite(self.w_max) and self.w_max > 0):
-            raise ConfigError(f"WDTW w_max must be finite and > 0, got {self.w_max!r}")
+        _check_real("WDTW steepness g", self.g, low=0.0)
+        _check_real("WDTW w_max", self.w_max, low=0.0, strict=True)
+        _check_real("ERP gap value erp_g", self.erp_g)
+        _check_real("MSM cost msm_c", self.msm_c, low=0.0)
+        _check_real("TWE stiffness twe_nu", self.twe_nu, low=0.0)
+        _check_real("TWE penalty twe_lmbda", self.twe_lmbda, low=0.0)
+        check_reach(self.reach)
 
     @property
     def derivative(self) -> bool:
@@ -88,19 +109,51 @@ class Distance:
         return self.name in ("wdtw", "wddtw")
 
     @property
+    def elastic(self) -> bool:
+        """Whether it is one of ``elastic.ELASTIC`` (its own kernel, not DTW's)."""
+        return self.name in ELASTIC
+
+    @property
+    def params(self) -> np.ndarray:
+        """The elastic kernel's parameters (``elastic.py``), float64."""
+        by_name = {
+            "erp": [self.erp_g],
+            "msm": [self.msm_c],
+            "twe": [self.twe_nu, self.twe_lmbda],
+            "shape_dtw": [self.reach],
+        }
+        return np.array(by_name.get(self.name, []), dtype=np.float64)
+
+    @property
     def tag(self) -> str:
-        """Short name with its parameters, e.g. ``wddtw-g0.05`` (empty for plain ``dtw``)."""
-        if self.name == "dtw":
-            return ""
-        if not self.weighted:
-            return self.name
-        tag = f"{self.name}-g{float(self.g)!r}"
-        return tag if self.w_max == W_MAX else f"{tag}-wmax{float(self.w_max)!r}"
+        """Short name with its parameters, e.g. ``wddtw-g0.05``, ``msm-c1.0`` (empty for
+        plain ``dtw``)."""
+        if self.name in ("dtw", "ddtw"):
+            return "" if self.name == "dtw" else self.name
+        if self.weighted:
+            tag = f"{self.name}-g{float(self.g)!r}"
+            return tag if self.w_max == W_MAX else f"{tag}-wmax{float(self.w_max)!r}"
+        return {
+            "erp": f"erp-g{float(self.erp_g)!r}",
+            "msm": f"msm-c{float(self.msm_c)!r}",
+            "twe": f"twe-nu{float(self.twe_nu)!r}-l{float(self.twe_lmbda)!r}",
+            "shape_dtw": f"shape_dtw-r{int(self.reach)}",
+        }[self.name]
 
 
 def _is_real(value: object) -> bool:
     """A real number, not a bool."""
     return isinstance(value, Real) and not isinstance(value, bool)
+
+
+def _check_real(what: str, value: object, low: float | None = None, strict: bool = False) -> None:
+    """ConfigError unless ``value`` is a finite real, ``>= low`` (``> low`` if ``strict``)."""
+    ok = _is_real(value) and math.isfinite(value)
+    if ok and low is not None:
+        ok = value > low if strict else value >= low
+    if not ok:
+        bound = "" if low is None else f" and {'>' if strict else '>='} {low:g}"
+        raise ConfigError(f"{what} must be finite{bound}, got {value!r}")
 
 
 def distance_spec(metric: str | Distance) -> Distance:
@@ -238,6 +291,8 @@ def distance_rows(
     spec = distance_spec(metric)
     x = _prepared(spec, X)
     kwargs = {"out": out, "parallel": parallel, "progress": progress}
+    if spec.elastic:
+        return elastic_rows(spec.name, spec.params, x, start, stop, window, **kwargs)
     if spec.weighted:
         return wdtw_rows(x, start, stop, window, g=spec.g, w_max=spec.w_max, **kwargs)
     return dtw_rows(x, start, stop, window, **kwargs)
@@ -253,6 +308,8 @@ def distance_cross(
     if a.shape[1] != b.shape[1]:
         raise SchemaError(f"distance_cross: A has {a.shape[1]} slots but B has {b.shape[1]}")
     a, b = _prepared(spec, a, "A"), _prepared(spec, b, "B")
+    if spec.elastic:
+        return elastic_cross(spec.name, spec.params, a, b, window)
     if spec.weighted:
         return wdtw_cross(a, b, window, g=spec.g, w_max=spec.w_max)
     return dtw_cross(a, b, window)
