@@ -64,6 +64,7 @@ SUITE: dict[str, Benchmark] = {
         quick=("--synthetic", "--train-weeks", "4", "--test-weeks", "1", "--m1", "24"),
     ),
     "dtw_matrix": Benchmark(quick=("--quick",)),
+    "auto_cost": Benchmark(quick=("--quick",)),
     "etl_throughput": Benchmark(quick=("--quick",)),
     "lstm_training": Benchmark(quick=("--epochs", "2")),
     "anomaly_memory": Benchmark(full=("scoring", "100", "200", "400"), quick=("scoring", "40")),

@@ -38,7 +38,10 @@ class KShapeClustering(ClusteringAlgorithm):
 
     @dataclass(frozen=True)
     class Options:
-        n_init: int = 3
+        # one run, as aeon's KShape and the KASBA tables: on the development sets the restart
+        # of lowest inertia is not the better partition (ItalyPowerDemand 0.005 ARI with 3
+        # restarts, 0.20 with one, aeon 0.21; PowerCons 0.24 with 3, 0.14 with one, aeon 0.14)
+        n_init: int = 1
         max_iter: int = 100
         tol: float = 1e-6
 

@@ -55,17 +55,20 @@ def consensus(
     owners: Sequence[object],
     families: Sequence[object],
     voters: Sequence[int],
+    strata: Sequence[object] | None = None,
 ) -> np.ndarray:
     """Each partition's consensus: its agreement with the ``voters`` (indices of partitions, the
     ensemble) of every OTHER owner (configuration), averaged within each family of owners and
     then over the families: one vote per family, so that near-duplicate owners do not outvote
-    the others. NaN when no other owner has a voter."""
+    the others. With ``strata`` (e.g. each partition's k), only voters of the partition's own
+    stratum vote. NaN when no other owner has a voter."""
     names, kinds = [str(o) for o in owners], [str(f) for f in families]
+    levels = list(strata) if strata is not None else [None] * len(names)
     out = np.full(len(names), np.nan)
     for i, own in enumerate(names):
         votes: dict[str, list[float]] = {}
         for j in voters:
-            if names[j] != own:
+            if names[j] != own and levels[j] == levels[i]:
                 votes.setdefault(kinds[j], []).append(float(agreement[i, j]))
         if votes:
             out[i] = float(np.mean([np.mean(v) for v in votes.values()]))

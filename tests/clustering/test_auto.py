@@ -12,7 +12,6 @@ from sklearn.metrics import adjusted_rand_score
 
 from meterflow.clustering.auto import (
     AUTO_CANDIDATES,
-    PARSIMONY,
     STABLE,
     Candidate,
     Scored,
@@ -98,29 +97,35 @@ def test_candidates_are_registered_configurations():
 
 def _scored(name: str, labels: list[int], gap: float, steady: float) -> Scored:
     result = SimpleNamespace(k=len(set(labels)), labels=np.array(labels))
-    return Scored(Candidate(name), result, steady, gap, 0.0)  # silhouette = gap, null 0
+    model, _, metric = name.partition("/")
+    candidate = Candidate(model, metric or "euclidean")
+    return Scored(candidate, result, steady, gap, 0.0)  # silhouette = gap, null 0
 
 
-def test_each_configuration_proposes_its_k_and_the_proposal_the_ensemble_agrees_with_wins():
-    two, three = [0, 0, 0, 1, 1, 1], [0, 0, 1, 1, 2, 2]
+def test_the_k_the_configurations_agree_on_most_wins_then_its_most_central_partition():
+    two, other_two = [0, 0, 0, 1, 1, 1], [0, 1, 0, 1, 0, 1]
+    three, near_three = [0, 0, 1, 1, 2, 2], [0, 0, 0, 1, 2, 2]
     scored = [
-        _scored("kmeans", two, gap=0.5, steady=0.9),
-        _scored("kmeans", three, gap=0.9, steady=STABLE - 0.2),  # larger gap, unstable
-        _scored("kmedoids", two, gap=0.2, steady=0.95),
-        _scored("kmedoids", three, gap=0.3, steady=0.9),  # kmedoids proposes k=3
-        _scored("kshape", two, gap=0.1, steady=0.8),
-        _scored("som", [0, 1, 0, 1, 0, 1], gap=-0.1, steady=1.0),  # not beyond the null
+        _scored("kmeans", two, gap=0.9, steady=0.95),  # its largest gap, but the others differ
+        _scored("kmeans", three, gap=0.5, steady=0.9),
+        _scored("kmedoids/dtw", other_two, gap=0.6, steady=0.9),
+        _scored("kmedoids/dtw", three, gap=0.6, steady=0.9),
+        _scored("kshape", two, gap=0.4, steady=0.8),
+        _scored("kshape", near_three, gap=0.4, steady=0.8),
+        _scored("som", three, gap=-0.1, steady=1.0),  # not beyond the null: no vote
     ]
     order, structures = choose(scored)
-    assert [s.credible for s in scored] == [True, False, True, True, True, False]
-    assert [s.proposed for s in scored] == [True, False, False, True, True, True]
-    assert order[:4] == [0, 4, 3, 5]  # kmeans and kshape agree; som is not credible
-    assert order[4:] == [2, 1]  # then the rest, credible first
-    assert structures.leaders == [0, 3, 5] and structures.sizes == [3, 2, 1]
-    # the credible partitions of the other configurations vote, one vote per family: kmedoids'
-    # two (Euclidean, as kmeans) and kshape's (shape-based distance)
-    expected = np.mean([np.mean([1.0, adjusted_rand_score(two, three)]), 1.0])
+    assert [s.credible for s in scored] == [True] * 6 + [False]
+    # k=3: kmeans and kmedoids/dtw agree, k-Shape nearly; k=2: kmedoids/dtw disagrees
+    assert order[:3] == [3, 1, 5]  # tied consensus at k=3: the larger gap first
+    assert order[3:] == [0, 4, 2, 6]  # then k=2 by consensus; the non-credible one last
+    assert [s.proposed for s in scored] == [s.result.k == 3 for s in scored]
+    # only the credible partitions of the other configurations at the same k vote, one vote
+    # per family: kmedoids/dtw's (DTW) and k-Shape's (shape-based distance)
+    expected = np.mean([adjusted_rand_score(two, other_two), 1.0])
     assert scored[0].consensus == pytest.approx(expected)
+    assert structures.leaders == [3, 0, 2]  # the choice, then the two k=2 structures
+    assert structures.sizes == [3, 3, 1]  # "three" thrice (som's too); "two" and both k-Shape's
 
 
 def test_tables_list_every_partition_and_the_distinct_structures(planted):
@@ -157,17 +162,17 @@ def test_null_reference_keeps_each_slots_values_and_breaks_the_shapes(planted):
     np.testing.assert_array_equal(null, null_reference(X, seed=1))
 
 
-def test_a_configuration_proposes_its_smallest_k_whose_gap_is_near_its_best():
-    two, three, four = [0, 0, 0, 1, 1, 1], [0, 0, 1, 1, 2, 2], [0, 0, 1, 2, 3, 3]
-    near = 1.0 - PARSIMONY / 2  # within PARSIMONY of the best gap (1.0)
+def test_without_a_consensus_the_largest_gap_wins():
+    """One configuration alone has no ensemble to agree with: its credible partition with the
+    largest gap is chosen."""
+    two, three = [0, 0, 0, 1, 1, 1], [0, 0, 1, 1, 2, 2]
     scored = [
-        _scored("kmeans", two, gap=near, steady=0.9),
-        _scored("kmeans", three, gap=1.0, steady=0.9),
-        _scored("kmedoids", two, gap=1.0 - 2 * PARSIMONY, steady=0.9),  # too far below
-        _scored("kmedoids", four, gap=1.0, steady=0.9),
+        _scored("kmeans", two, gap=0.4, steady=0.9),
+        _scored("kmeans", three, gap=0.7, steady=0.9),
+        _scored("kmeans", [0, 0, 1, 2, 3, 3], gap=0.9, steady=STABLE - 0.1),  # unstable
     ]
-    choose(scored)
-    assert [s.proposed for s in scored] == [True, False, False, True]
+    order, _ = choose(scored)
+    assert order == [1, 0, 2] and all(np.isnan(s.consensus) for s in scored)
 
 
 def test_the_screened_model_is_kept_where_the_refit_finds_another_structure(planted):

@@ -19,11 +19,15 @@ from meterflow.clustering.barycentre import (
     BarycentreOptions,
     Members,
     _fill_empty,
+    _one_run,
+    _plus_plus,
     aligned_sums,
+    barycentre_kmeans,
     refine,
 )
+from meterflow.clustering.dba import DBAClustering
 from meterflow.clustering.distances import sakoe_chiba_radius
-from meterflow.clustering.shape_dba import DESCRIPTORS
+from meterflow.clustering.shape_dba import DESCRIPTORS, ShapeDBAClustering
 from meterflow.errors import ConfigError
 from meterflow.profiles.dtw.kernel import band_width
 from meterflow.profiles.dtw.shape_dtw import shape_descriptors
@@ -272,3 +276,45 @@ def test_shape_dba_steps_never_end_on_a_costlier_average(seed: int) -> None:
         centre, _ = refine(members, owner, start, band=24, max_iter=steps, tol=0.0)
         costs.append(aligned_sums(members, owner, centre, 24, active)[2][0])
     assert np.all(np.diff(costs) <= 1e-9 * costs[0])
+
+
+def test_one_run_by_default_and_shape_dba_updates_from_the_mean() -> None:
+    dba, shape = DBAClustering.Options(), ShapeDBAClustering.Options()
+    assert dba.n_init == shape.n_init == 1
+    assert not dba.ba_from_mean and shape.ba_from_mean
+
+
+@pytest.mark.parametrize("from_mean", [False, True])
+def test_updates_start_from_the_members_mean_when_asked(monkeypatch, from_mean: bool) -> None:
+    X = random_walks(20, 24, seed=2)
+    starts: list[tuple[np.ndarray, np.ndarray]] = []
+
+    def spy_refine(members, labels, centres, **kwargs):
+        starts.append((labels.copy(), centres.copy()))
+        return refine(members, labels, centres, **kwargs)
+
+    monkeypatch.setattr(barycentre, "refine", spy_refine)
+    distances = partial(distance_cross, "dtw", window=4)
+    settings = BarycentreOptions(ba_from_mean=from_mean, max_iter=3)
+    _one_run(Members(X, VALUES), X[[0, 10]].copy(), distances, 4, settings)
+    for labels, centres in starts:
+        means = np.array([X[labels == c].mean(axis=0) for c in range(2)])
+        assert np.allclose(centres, means) == from_mean
+
+
+def test_restarts_keep_the_run_of_lowest_inertia() -> None:
+    X = random_walks(30, 24, seed=5)
+    distances = partial(distance_cross, "dtw", window=4)
+    settings = BarycentreOptions(n_init=4)
+    best = barycentre_kmeans(
+        Members(X, VALUES), 3, distances=distances, band=4, settings=settings, seed=11
+    )
+    rng = np.random.default_rng(11)  # the four runs, one after the other from the same state
+    runs = [
+        _one_run(Members(X, VALUES), _plus_plus(X, 3, distances, rng), distances, 4, settings)
+        for _ in range(4)
+    ]
+    inertias = [run.inertia for run in runs]
+    assert max(inertias) > min(inertias)  # the restarts differ
+    assert best.inertia == min(inertias)
+    np.testing.assert_array_equal(best.labels, runs[int(np.argmin(inertias))].labels)

@@ -53,6 +53,23 @@ def test_consensus_gives_one_vote_per_family_of_the_other_owners_voters():
     assert np.isnan(consensus(A[:2, :2], ["a", "a"], ["f", "f"], [0, 1])).all()
 
 
+def test_consensus_with_strata_counts_only_the_voters_of_the_same_stratum():
+    A = np.array(
+        [
+            [1.0, 0.2, 0.8, 0.1],
+            [0.2, 1.0, 0.3, 0.5],
+            [0.8, 0.3, 1.0, 0.4],
+            [0.1, 0.5, 0.4, 1.0],
+        ]
+    )
+    owners, families = ["a", "a", "b", "c"], ["f", "f", "g", "h"]
+    ks = [2, 3, 2, 3]  # a's k=2 partition meets only b's, its k=3 one only c's
+    got = consensus(A, owners, families, [0, 1, 2, 3], strata=ks)
+    np.testing.assert_allclose(got, [0.8, 0.5, 0.8, 0.5])
+    alone = consensus(A, owners, families, [0, 1, 2, 3], strata=[2, 3, 4, 5])
+    assert np.isnan(alone).all()  # no other owner at the same k
+
+
 def test_distinct_structures_keep_the_best_of_each_agreeing_group():
     A = np.array(
         [
